@@ -1,0 +1,128 @@
+//! Physical storage: the [`Backend`] trait and its implementations. A backend is dumb: bytes in,
+//! bytes out, keyed by `/`-separated paths. Everything above it is encrypted by the barrier.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+pub mod memory;
+pub mod postgres;
+pub mod sqlite;
+pub(crate) mod view;
+
+pub use memory::MemoryBackend;
+pub use postgres::PostgresBackend;
+pub use sqlite::SqliteBackend;
+
+/// One operation inside a [`Backend::transaction`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    /// Write `value` at `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The bytes to store.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (no error when it does not exist).
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Precondition: the transaction fails with [`crate::ErrorCode::Conflict`] and writes nothing
+    /// unless `key` currently holds exactly `expected` (`None` = the key must not exist).
+    Check {
+        /// The key.
+        key: String,
+        /// The value the key must hold.
+        expected: Option<Vec<u8>>,
+    },
+}
+
+impl std::fmt::Debug for TxnOp {
+    // Values may be secrets (below the barrier they are ciphertext, above it they are not).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxnOp::Put { key, value } => write!(f, "Put({key}, {} bytes)", value.len()),
+            TxnOp::Delete { key } => write!(f, "Delete({key})"),
+            TxnOp::Check { key, .. } => write!(f, "Check({key})"),
+        }
+    }
+}
+
+/// Pagination for [`Backend::list`] and [`Backend::scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Only return entries that sort strictly after this one (an entry as returned, relative to
+    /// the prefix).
+    pub after: Option<String>,
+    /// Return at most this many entries.
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    /// Everything.
+    pub fn all() -> Page {
+        Page::default()
+    }
+}
+
+/// A storage backend. Keys are UTF-8 paths without a leading `/`; values are opaque bytes.
+/// Implementations must be safe to share between threads and, for the persistent ones,
+/// between processes: an acknowledged `put` or `transaction` survives `kill -9`.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The value at `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Write `value` at `key`, replacing what was there.
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Remove `key`; removing a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// The immediate children of `prefix` in byte order, as Vault lists them: a key directly
+    /// under the prefix is returned as its last segment (`"a"`), a deeper one as its first
+    /// segment with a trailing `/` (`"dir/"`), once. `prefix` is usually empty or ends in `/`.
+    async fn list(&self, prefix: &str, page: &Page) -> Result<Vec<String>>;
+
+    /// Every key under `prefix` at any depth, in byte order, relative to `prefix`.
+    async fn scan(&self, prefix: &str, page: &Page) -> Result<Vec<String>>;
+
+    /// Apply every operation atomically: all or nothing. `Check` operations are evaluated
+    /// against the state before the transaction.
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()>;
+
+    /// A number that changes whenever another process (or connection) may have changed the
+    /// store, so caches above know when to drop what they hold. `None` means this backend is
+    /// only ever changed through this handle.
+    async fn change_marker(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// A short name for diagnostics: `inmem`, `sqlite`, `postgresql`.
+    fn kind(&self) -> &'static str;
+}
+
+/// The smallest string greater than every string that starts with `prefix` (for range scans),
+/// or `None` when there is none.
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            return Some(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    None
+}
+
+/// Fold the full keys under `prefix` (in order) into Vault's list shape: children, folders
+/// once with a trailing `/`. Used by backends that can only range-scan.
+pub(crate) fn child_of(prefix: &str, key: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?;
+    match rest.find('/') {
+        Some(i) => Some(format!("{}/", rest.get(..i)?)),
+        None => Some(rest.to_string()),
+    }
+}

@@ -1,0 +1,5 @@
+//! PostgreSQL backend (being written).
+
+/// PostgreSQL backend.
+#[derive(Debug)]
+pub struct PostgresBackend;

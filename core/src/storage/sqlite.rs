@@ -1,0 +1,5 @@
+//! SQLite backend (being written).
+
+/// SQLite backend.
+#[derive(Debug)]
+pub struct SqliteBackend;

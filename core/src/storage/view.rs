@@ -1,0 +1,92 @@
+//! A prefix-scoped view of a [`Backend`]: each mount sees only its own subtree
+//! (`logical/<mount uuid>/`), and cannot address anything outside it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Backend, Page, TxnOp};
+use crate::error::{Error, Result};
+
+/// A [`Backend`] restricted to the keys under `prefix`.
+#[derive(Clone)]
+pub(crate) struct View {
+    inner: Arc<dyn Backend>,
+    prefix: String,
+}
+
+impl View {
+    /// A view of `inner` under `prefix` (which should end in `/`).
+    pub(crate) fn new(inner: Arc<dyn Backend>, prefix: impl Into<String>) -> View {
+        View {
+            inner,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// A view of a subtree of this view.
+    pub(crate) fn sub(&self, prefix: &str) -> View {
+        View {
+            inner: self.inner.clone(),
+            prefix: format!("{}{prefix}", self.prefix),
+        }
+    }
+
+    fn full(&self, key: &str) -> Result<String> {
+        // Refuse relative segments so a crafted key cannot escape the view in a backend that
+        // normalises paths.
+        if key.split('/').any(|s| s == ".." || s == ".") {
+            return Err(Error::invalid_input(format!("invalid path `{key}`")));
+        }
+        Ok(format!("{}{key}", self.prefix))
+    }
+
+    fn map_ops(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOp>> {
+        ops.into_iter()
+            .map(|op| {
+                Ok(match op {
+                    TxnOp::Put { key, value } => TxnOp::Put {
+                        key: self.full(&key)?,
+                        value,
+                    },
+                    TxnOp::Delete { key } => TxnOp::Delete {
+                        key: self.full(&key)?,
+                    },
+                    TxnOp::Check { key, expected } => TxnOp::Check {
+                        key: self.full(&key)?,
+                        expected,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Backend for View {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get(&self.full(key)?).await
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.inner.put(&self.full(key)?, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(&self.full(key)?).await
+    }
+    async fn list(&self, prefix: &str, page: &Page) -> Result<Vec<String>> {
+        self.inner.list(&self.full(prefix)?, page).await
+    }
+    async fn scan(&self, prefix: &str, page: &Page) -> Result<Vec<String>> {
+        self.inner.scan(&self.full(prefix)?, page).await
+    }
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
+        let ops = self.map_ops(ops)?;
+        self.inner.transaction(ops).await
+    }
+    async fn change_marker(&self) -> Result<Option<u64>> {
+        self.inner.change_marker().await
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
