@@ -11,6 +11,7 @@
     )
 )]
 
+mod barrier;
 mod clock;
 mod error;
 mod request;
