@@ -170,14 +170,16 @@ pub(crate) struct Barrier {
     backend: Arc<dyn Backend>,
     keyring: RwLock<Option<Arc<Keyring>>>,
     clock: SharedClock,
+    max_entry_size: usize,
 }
 
 impl Barrier {
-    pub(crate) fn new(backend: Arc<dyn Backend>, clock: SharedClock) -> Barrier {
+    pub(crate) fn new(backend: Arc<dyn Backend>, clock: SharedClock, max_entry_size: usize) -> Barrier {
         Barrier {
             backend,
             keyring: RwLock::new(None),
             clock,
+            max_entry_size,
         }
     }
 
@@ -391,6 +393,13 @@ impl Barrier {
 
     fn encrypt(&self, path: &str, value: &[u8]) -> Result<Vec<u8>> {
         let k = self.current()?;
+        if value.len() > self.max_entry_size {
+            return Err(Error::too_large(format!(
+                "value of {} bytes is over the limit of {} bytes",
+                value.len(),
+                self.max_entry_size
+            )));
+        }
         k.active.encryptions.fetch_add(1, Ordering::Relaxed);
         k.active.key.seal(k.active.term, path, value)
     }
@@ -490,7 +499,7 @@ mod tests {
 
     fn barrier() -> (Arc<MemoryBackend>, Barrier) {
         let mem = Arc::new(MemoryBackend::new());
-        let b = Barrier::new(mem.clone(), Arc::new(VirtualClock::new()));
+        let b = Barrier::new(mem.clone(), Arc::new(VirtualClock::new()), 1 << 20);
         (mem, b)
     }
 
@@ -550,8 +559,8 @@ mod tests {
     async fn a_second_handle_follows_rotation_by_another() {
         let mem = Arc::new(MemoryBackend::new());
         let clock: SharedClock = Arc::new(VirtualClock::new());
-        let b1 = Barrier::new(mem.clone(), clock.clone());
-        let b2 = Barrier::new(mem.clone(), clock);
+        let b1 = Barrier::new(mem.clone(), clock.clone(), 1 << 20);
+        let b2 = Barrier::new(mem.clone(), clock, 1 << 20);
         let root = aead::random_key(32).unwrap();
         b1.initialize(&root, vec![]).await.unwrap();
         b1.unseal(&root).await.unwrap();

@@ -1,4 +1,7 @@
 //! Strongroom: Vault's secrets-management core as an embeddable library.
+//!
+//! One engine, two shapes: call it in-process through [`Strongroom`] and [`Client`], or serve it
+//! over Vault's HTTP API. Every call goes through [`Strongroom::handle`].
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
@@ -12,13 +15,22 @@
 )]
 
 mod barrier;
+mod client;
 mod clock;
+mod config;
 mod error;
 mod request;
+mod router;
 pub(crate) mod secrets;
 pub mod storage;
+mod strongroom;
+mod sys;
+mod token;
 pub(crate) mod util;
 
+pub use client::{Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys};
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
+pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
 pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
+pub use strongroom::{InitResponse, SealStatus, Strongroom};

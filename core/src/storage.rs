@@ -8,6 +8,7 @@ use crate::error::Result;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub(crate) mod cache;
 pub(crate) mod view;
 
 pub use memory::MemoryBackend;

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::aead::{self, GcmKey};
 use super::{Barrier, shamir};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{Backend, TxnOp};
+use crate::storage::TxnOp;
 
 /// The seal configuration, in clear (OpenBao's field names).
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal-config";
@@ -262,7 +262,7 @@ fn wrap_root_op(kek: &[u8], root: &[u8]) -> Result<TxnOp> {
 mod tests {
     use super::*;
     use crate::clock::VirtualClock;
-    use crate::storage::MemoryBackend;
+    use crate::storage::{Backend, MemoryBackend};
     use std::sync::Arc;
 
     fn barrier() -> Barrier {

@@ -24,14 +24,6 @@ impl View {
         }
     }
 
-    /// A view of a subtree of this view.
-    pub(crate) fn sub(&self, prefix: &str) -> View {
-        View {
-            inner: self.inner.clone(),
-            prefix: format!("{}{prefix}", self.prefix),
-        }
-    }
-
     fn full(&self, key: &str) -> Result<String> {
         // Refuse relative segments so a crafted key cannot escape the view in a backend that
         // normalises paths.

@@ -1,0 +1,380 @@
+//! [`Client`]: a token-scoped handle with typed accessors. Every method builds a [`Request`] and
+//! runs it through [`Strongroom::handle`], so policy, audit and leases apply exactly as over HTTP.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroize;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::request::{Data, Operation, Request, Response};
+use crate::strongroom::Strongroom;
+
+/// A handle that makes calls with one token.
+#[derive(Clone)]
+pub struct Client {
+    sr: Strongroom,
+    token: SecretString,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("token", &"<redacted>").finish()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(sr: Strongroom, token: SecretString) -> Client {
+        Client { sr, token }
+    }
+
+    /// Run `req` with this client's token.
+    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        req.token = Some(self.token.clone());
+        self.sr.handle(req).await
+    }
+
+    /// Read `path`; `None` when nothing is there.
+    pub async fn read(&self, path: &str) -> Result<Option<Response>> {
+        none_if_missing(self.handle(Request::read(path)).await)
+    }
+
+    /// Write `data` to `path`.
+    pub async fn write(&self, path: &str, data: Data) -> Result<Response> {
+        self.handle(Request::write(path, data)).await
+    }
+
+    /// List the children of `path`; empty when there are none.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>> {
+        match none_if_missing(self.handle(Request::list(path)).await)? {
+            None => Ok(Vec::new()),
+            Some(r) => Ok(keys_of(&r)),
+        }
+    }
+
+    /// Delete `path`.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.handle(Request::delete(path)).await.map(|_| ())
+    }
+
+    /// The KV version 2 engine mounted at `mount` (`"secret"`).
+    pub fn kv(&self, mount: &str) -> Kv {
+        Kv {
+            client: self.clone(),
+            mount: mount.trim_matches('/').to_string(),
+        }
+    }
+
+    /// System operations: mounts, tuning, keyring rotation.
+    pub fn sys(&self) -> Sys {
+        Sys { client: self.clone() }
+    }
+}
+
+fn none_if_missing(r: Result<Response>) -> Result<Option<Response>> {
+    match r {
+        Ok(resp) if resp.http_status == Some(404) => Ok(None),
+        Ok(resp) => Ok(Some(resp)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn keys_of(r: &Response) -> Vec<String> {
+    r.get("keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::internal(format!("unexpected {what} shape")).with_source(e))
+}
+
+/// Secret values: not shown by `Debug`, wiped from memory on drop.
+#[derive(Clone, Default, PartialEq)]
+pub struct SecretData(Data);
+
+impl SecretData {
+    /// Wrap values.
+    pub fn new(data: Data) -> SecretData {
+        SecretData(data)
+    }
+    /// The values (look, don't log).
+    pub fn expose(&self) -> &Data {
+        &self.0
+    }
+    /// A string value.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+}
+
+impl fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretData({} keys, <redacted>)", self.0.len())
+    }
+}
+
+fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(m) => m.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+impl Drop for SecretData {
+    fn drop(&mut self) {
+        self.0.values_mut().for_each(wipe);
+    }
+}
+
+/// Metadata of one KV version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KvVersion {
+    /// Version number.
+    pub version: u64,
+    /// When it was written (RFC 3339).
+    pub created_time: String,
+    /// When it was (or will be) deleted; "" when not.
+    #[serde(default)]
+    pub deletion_time: String,
+    /// Whether its data was destroyed.
+    #[serde(default)]
+    pub destroyed: bool,
+    /// The key's custom metadata.
+    #[serde(default)]
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+/// A KV v2 secret: the data and its version metadata.
+#[derive(Debug, Clone)]
+pub struct KvSecret {
+    /// The secret values.
+    pub data: SecretData,
+    /// The version.
+    pub metadata: KvVersion,
+}
+
+/// One entry of [`KvMetadata::versions`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KvVersionState {
+    /// When it was written.
+    pub created_time: String,
+    /// When it was (or will be) deleted; "" when not.
+    pub deletion_time: String,
+    /// Whether its data was destroyed.
+    pub destroyed: bool,
+}
+
+/// A KV v2 key's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KvMetadata {
+    /// Latest version.
+    pub current_version: u64,
+    /// Oldest version still kept.
+    pub oldest_version: u64,
+    /// Key-level max_versions (0 = mount setting).
+    pub max_versions: u64,
+    /// Whether writes need `cas`.
+    pub cas_required: bool,
+    /// Go duration string (`"0s"` = never).
+    pub delete_version_after: String,
+    /// User metadata.
+    #[serde(default)]
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+    /// Creation time.
+    pub created_time: String,
+    /// Last update time.
+    pub updated_time: String,
+    /// Versions by number.
+    pub versions: BTreeMap<String, KvVersionState>,
+}
+
+/// Typed access to a KV version 2 mount.
+#[derive(Debug, Clone)]
+pub struct Kv {
+    client: Client,
+    mount: String,
+}
+
+impl Kv {
+    fn path(&self, section: &str, key: &str) -> String {
+        format!("{}/{section}/{}", self.mount, key.trim_start_matches('/'))
+    }
+
+    async fn write_data(&self, key: &str, data: &Data, cas: Option<u64>, op: Operation) -> Result<KvVersion> {
+        let mut body = json!({ "data": data });
+        if let (Some(c), Some(o)) = (cas, body.as_object_mut()) {
+            o.insert("options".into(), json!({ "cas": c }));
+        }
+        let req = Request::new(op, self.path("data", key)).with_data(crate::data(body));
+        let resp = self.client.handle(req).await?;
+        decode(Value::Object(resp.data.unwrap_or_default()), "kv write response")
+    }
+
+    /// Write a new version of `key`.
+    pub async fn put(&self, key: &str, data: &Data) -> Result<KvVersion> {
+        self.write_data(key, data, None, Operation::Update).await
+    }
+
+    /// Write a new version only if the current version is `cas` (0 = the key must not exist).
+    pub async fn put_cas(&self, key: &str, data: &Data, cas: u64) -> Result<KvVersion> {
+        self.write_data(key, data, Some(cas), Operation::Update).await
+    }
+
+    /// Merge `patch` (RFC 7386: `null` removes a field) into the latest version, as a new version.
+    pub async fn patch(&self, key: &str, patch: &Data) -> Result<KvVersion> {
+        self.write_data(key, patch, None, Operation::Patch).await
+    }
+
+    /// The latest version; `None` when missing, deleted or destroyed.
+    pub async fn get(&self, key: &str) -> Result<Option<KvSecret>> {
+        self.get_req(Request::read(self.path("data", key))).await
+    }
+
+    /// A given version; `None` when missing, deleted or destroyed.
+    pub async fn get_version(&self, key: &str, version: u64) -> Result<Option<KvSecret>> {
+        let mut req = Request::read(self.path("data", key));
+        req.data.insert("version".into(), Value::String(version.to_string()));
+        self.get_req(req).await
+    }
+
+    async fn get_req(&self, req: Request) -> Result<Option<KvSecret>> {
+        let Some(resp) = none_if_missing(self.client.handle(req).await)? else {
+            return Ok(None);
+        };
+        let mut d = resp.data.unwrap_or_default();
+        let data = match d.remove("data") {
+            Some(Value::Object(m)) => SecretData::new(m),
+            _ => return Ok(None),
+        };
+        let metadata = decode(d.remove("metadata").unwrap_or(Value::Null), "kv metadata")?;
+        Ok(Some(KvSecret { data, metadata }))
+    }
+
+    /// Soft-delete the latest version.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.client.handle(Request::delete(self.path("data", key))).await.map(|_| ())
+    }
+
+    async fn versions_op(&self, section: &str, key: &str, versions: &[u64]) -> Result<()> {
+        let body = crate::data(json!({ "versions": versions }));
+        self.client.handle(Request::write(self.path(section, key), body)).await.map(|_| ())
+    }
+
+    /// Soft-delete these versions.
+    pub async fn delete_versions(&self, key: &str, versions: &[u64]) -> Result<()> {
+        self.versions_op("delete", key, versions).await
+    }
+
+    /// Restore soft-deleted versions.
+    pub async fn undelete(&self, key: &str, versions: &[u64]) -> Result<()> {
+        self.versions_op("undelete", key, versions).await
+    }
+
+    /// Permanently destroy the data of these versions.
+    pub async fn destroy(&self, key: &str, versions: &[u64]) -> Result<()> {
+        self.versions_op("destroy", key, versions).await
+    }
+
+    /// The key's metadata; `None` when the key does not exist.
+    pub async fn metadata(&self, key: &str) -> Result<Option<KvMetadata>> {
+        match none_if_missing(self.client.handle(Request::read(self.path("metadata", key))).await)? {
+            None => Ok(None),
+            Some(r) => decode(Value::Object(r.data.unwrap_or_default()), "kv metadata").map(Some),
+        }
+    }
+
+    /// Update the key's metadata (`max_versions`, `cas_required`, `delete_version_after`,
+    /// `custom_metadata`).
+    pub async fn write_metadata(&self, key: &str, metadata: Data) -> Result<()> {
+        self.client
+            .handle(Request::write(self.path("metadata", key), metadata))
+            .await
+            .map(|_| ())
+    }
+
+    /// Delete the key: every version and its metadata.
+    pub async fn delete_metadata(&self, key: &str) -> Result<()> {
+        self.client.handle(Request::delete(self.path("metadata", key))).await.map(|_| ())
+    }
+
+    /// Keys under `prefix` (folders end in `/`).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.client.list(&self.path("metadata", prefix)).await
+    }
+
+    /// The mount's configuration (`max_versions`, `cas_required`, `delete_version_after`).
+    pub async fn config(&self) -> Result<Data> {
+        let r = self.client.handle(Request::read(format!("{}/config", self.mount))).await?;
+        Ok(r.data.unwrap_or_default())
+    }
+
+    /// Change the mount's configuration.
+    pub async fn set_config(&self, config: Data) -> Result<()> {
+        self.client
+            .handle(Request::write(format!("{}/config", self.mount), config))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// System operations.
+#[derive(Debug, Clone)]
+pub struct Sys {
+    client: Client,
+}
+
+impl Sys {
+    /// Enable a secrets engine: `enable_mount("kv", "kv", &[("version", "2")])`.
+    pub async fn enable_mount(&self, path: &str, kind: &str, options: &[(&str, &str)]) -> Result<()> {
+        let opts: serde_json::Map<String, Value> =
+            options.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+        let body = crate::data(json!({ "type": kind, "options": opts }));
+        self.client
+            .handle(Request::write(format!("sys/mounts/{}", path.trim_matches('/')), body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Disable a mount and delete its data.
+    pub async fn disable_mount(&self, path: &str) -> Result<()> {
+        self.client.delete(&format!("sys/mounts/{}", path.trim_matches('/'))).await
+    }
+
+    /// Every mount, keyed by path (`sys/mounts`).
+    pub async fn mounts(&self) -> Result<Data> {
+        Ok(self.client.handle(Request::read("sys/mounts")).await?.data.unwrap_or_default())
+    }
+
+    /// Tune a mount (`default_lease_ttl`, `max_lease_ttl`, `description`, `options`).
+    pub async fn tune_mount(&self, path: &str, config: Data) -> Result<()> {
+        self.client
+            .handle(Request::write(format!("sys/mounts/{}/tune", path.trim_matches('/')), config))
+            .await
+            .map(|_| ())
+    }
+
+    /// Add a new keyring term (`sys/rotate`).
+    pub async fn rotate(&self) -> Result<()> {
+        self.client.handle(Request::write("sys/rotate", Data::new())).await.map(|_| ())
+    }
+
+    /// The active term, its install time and encryption count (`sys/key-status`).
+    pub async fn key_status(&self) -> Result<Data> {
+        Ok(self.client.handle(Request::read("sys/key-status")).await?.data.unwrap_or_default())
+    }
+}
+
+impl Client {
+    /// The token this client uses (for handing to another process).
+    pub fn token(&self) -> &str {
+        self.token.expose_secret()
+    }
+}

@@ -1,0 +1,152 @@
+//! How to open a [`crate::Strongroom`]: storage, clock, unseal key source, limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::storage::Backend;
+
+/// Default limit on one stored value and one request body (OpenBao's `max_request_size`).
+pub const DEFAULT_MAX_ENTRY_SIZE: usize = 32 * 1024 * 1024;
+
+/// Where data lives.
+#[derive(Clone)]
+pub enum StorageConfig {
+    /// In memory: nothing survives the process (tests, dev).
+    Memory,
+    /// One SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database shared by many processes or hosts (a `postgres://` URL).
+    Postgres(String),
+    /// A backend you built yourself.
+    Backend(Arc<dyn Backend>),
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageConfig::Memory => f.write_str("Memory"),
+            StorageConfig::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            // The URL may carry a password.
+            StorageConfig::Postgres(_) => f.write_str("Postgres(<url>)"),
+            StorageConfig::Backend(b) => write!(f, "Backend({})", b.kind()),
+        }
+    }
+}
+
+/// Where the unseal key comes from when the engine unseals itself at open (embedded use). The
+/// key is the single unseal key of an engine initialised with one share, hex or base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsealKeySource {
+    /// A file holding the key (created with mode 0600 by [`crate::Strongroom::init_with_key_file`]).
+    File(PathBuf),
+    /// An environment variable holding the key.
+    Env(String),
+}
+
+/// Options for [`crate::Strongroom::open`].
+///
+/// ```
+/// use strongroom::Config;
+/// let cfg = Config::sqlite("./strongroom-data/strongroom.db")
+///     .unseal_key_file("./strongroom-data/unseal.key");
+/// # let _ = cfg;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) storage: StorageConfig,
+    pub(crate) clock: Option<SharedClock>,
+    pub(crate) unseal_key: Option<UnsealKeySource>,
+    pub(crate) max_entry_size: usize,
+    pub(crate) cache_entries: usize,
+    pub(crate) dev: Option<DevOptions>,
+}
+
+/// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
+#[derive(Debug, Clone, Default)]
+pub struct DevOptions {
+    /// Use this root token id instead of a generated one (`-dev-root-token-id`).
+    pub root_token_id: Option<String>,
+    /// Mount `secret/` as KV v1 instead of v2 (`-dev-kv-v1`).
+    pub kv_v1: bool,
+}
+
+impl Config {
+    fn with_storage(storage: StorageConfig) -> Config {
+        Config {
+            storage,
+            clock: None,
+            unseal_key: None,
+            max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
+            cache_entries: 65_536,
+            dev: None,
+        }
+    }
+
+    /// In-memory storage (initialise and unseal it yourself).
+    pub fn memory() -> Config {
+        Config::with_storage(StorageConfig::Memory)
+    }
+
+    /// A SQLite file, created if missing (the embedded default).
+    pub fn sqlite(path: impl Into<PathBuf>) -> Config {
+        Config::with_storage(StorageConfig::Sqlite(path.into()))
+    }
+
+    /// A PostgreSQL database (`postgres://user@host:5432/db`).
+    pub fn postgres(url: impl Into<String>) -> Config {
+        Config::with_storage(StorageConfig::Postgres(url.into()))
+    }
+
+    /// A backend of your own.
+    pub fn backend(backend: Arc<dyn Backend>) -> Config {
+        Config::with_storage(StorageConfig::Backend(backend))
+    }
+
+    /// Dev mode: in memory, unsealed at open, root token available from
+    /// [`crate::Strongroom::dev_root_token`], `secret/` as KV v2.
+    pub fn dev() -> Config {
+        Config {
+            dev: Some(DevOptions::default()),
+            ..Config::memory()
+        }
+    }
+
+    /// Dev mode with options.
+    pub fn dev_with(options: DevOptions) -> Config {
+        Config {
+            dev: Some(options),
+            ..Config::memory()
+        }
+    }
+
+    /// Use this clock (a [`crate::VirtualClock`] in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Config {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Unseal at open with the key in this file.
+    pub fn unseal_key_file(mut self, path: impl Into<PathBuf>) -> Config {
+        self.unseal_key = Some(UnsealKeySource::File(path.into()));
+        self
+    }
+
+    /// Unseal at open with the key in this environment variable.
+    pub fn unseal_key_env(mut self, var: impl Into<String>) -> Config {
+        self.unseal_key = Some(UnsealKeySource::Env(var.into()));
+        self
+    }
+
+    /// Largest value (and request body) accepted, in bytes.
+    pub fn max_entry_size(mut self, bytes: usize) -> Config {
+        self.max_entry_size = bytes;
+        self
+    }
+
+    /// How many storage entries the read cache keeps (0 disables it).
+    pub fn cache_entries(mut self, n: usize) -> Config {
+        self.cache_entries = n;
+        self
+    }
+}

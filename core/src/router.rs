@@ -1,0 +1,306 @@
+//! The mount table and routing: which engine serves a path. The table is persisted behind the
+//! barrier at `core/mounts`; each mount's engine sees only `logical/<uuid>/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::request::Data;
+use crate::secrets::{self, Engine, EngineContext};
+use crate::storage::Backend;
+use crate::storage::view::View;
+
+/// Where the secrets mount table is stored (behind the barrier).
+pub(crate) const MOUNTS_PATH: &str = "core/mounts";
+/// The system-wide default and maximum lease TTL (OpenBao: 768h = 32 days).
+pub(crate) const SYSTEM_MAX_TTL: Duration = Duration::from_secs(768 * 3600);
+/// OpenBao's version string, as reported by `running_plugin_version`.
+pub(crate) const BAO_VERSION: &str = "2.7.2";
+
+/// Tunable mount settings (`config` in `sys/mounts`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct MountConfig {
+    /// Seconds; 0 = system default.
+    #[serde(default)]
+    pub default_lease_ttl: u64,
+    /// Seconds; 0 = system default.
+    #[serde(default)]
+    pub max_lease_ttl: u64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+}
+
+/// One mount.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct MountEntry {
+    /// With trailing `/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    pub accessor: String,
+    pub uuid: String,
+    #[serde(default)]
+    pub config: MountConfig,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+    #[serde(default)]
+    pub external_entropy_access: bool,
+}
+
+impl MountEntry {
+    /// A new entry with a fresh uuid and accessor.
+    pub(crate) fn new(path: &str, kind: &str) -> MountEntry {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let accessor = format!("{}_{}", kind, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        MountEntry {
+            path: path.to_string(),
+            kind: kind.to_string(),
+            description: String::new(),
+            accessor,
+            uuid,
+            config: MountConfig::default(),
+            options: None,
+            local: false,
+            seal_wrap: false,
+            external_entropy_access: false,
+        }
+    }
+
+    pub(crate) fn default_ttl(&self) -> Duration {
+        match self.config.default_lease_ttl {
+            0 => self.max_ttl().min(SYSTEM_MAX_TTL),
+            n => Duration::from_secs(n),
+        }
+    }
+
+    pub(crate) fn max_ttl(&self) -> Duration {
+        match self.config.max_lease_ttl {
+            0 => SYSTEM_MAX_TTL,
+            n => Duration::from_secs(n),
+        }
+    }
+
+    /// The `sys/mounts` JSON for this entry (OpenBao's fields).
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "accessor": self.accessor,
+            "config": {
+                "default_lease_ttl": self.config.default_lease_ttl,
+                "force_no_cache": self.config.force_no_cache,
+                "max_lease_ttl": self.config.max_lease_ttl,
+            },
+            "description": self.description,
+            "external_entropy_access": self.external_entropy_access,
+            "local": self.local,
+            "options": self.options,
+            "plugin_version": "",
+            "running_plugin_version": format!("v{BAO_VERSION}+builtin.bao"),
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.kind,
+            "uuid": self.uuid,
+        })
+    }
+}
+
+/// A mount with its live engine.
+pub(crate) struct Mounted {
+    pub entry: MountEntry,
+    pub engine: Arc<dyn Engine>,
+    pub ctx: EngineContext,
+}
+
+/// The live routing table (rebuilt from the stored table on unseal and on every change).
+#[derive(Default)]
+pub(crate) struct Router {
+    mounts: HashMap<String, Arc<Mounted>>,
+}
+
+/// Clean a mount path given by a caller: no leading `/`, exactly one trailing `/`.
+pub(crate) fn normalize_mount_path(path: &str) -> Result<String> {
+    let p = path.trim_start_matches('/');
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        return Err(Error::invalid_input("path cannot be empty"));
+    }
+    if p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || p.chars().any(|c| c.is_control())
+    {
+        return Err(Error::invalid_input(format!("invalid mount path `{p}`")));
+    }
+    Ok(format!("{p}/"))
+}
+
+impl Router {
+    /// Build the router from stored entries.
+    pub(crate) fn build(
+        entries: &[MountEntry],
+        storage: &Arc<dyn Backend>,
+        clock: &SharedClock,
+    ) -> Result<Router> {
+        let mut mounts = HashMap::new();
+        for e in entries {
+            let m = Router::instantiate(e, storage, clock)?;
+            mounts.insert(e.path.clone(), Arc::new(m));
+        }
+        Ok(Router { mounts })
+    }
+
+    pub(crate) fn instantiate(
+        e: &MountEntry,
+        storage: &Arc<dyn Backend>,
+        clock: &SharedClock,
+    ) -> Result<Mounted> {
+        let options = e.options.clone().unwrap_or_default();
+        let engine = secrets::new_engine(&e.kind, &options).ok_or_else(|| {
+            Error::invalid_input(format!("plugin not found in the catalog: {}", e.kind))
+        })?;
+        let ctx = EngineContext {
+            storage: View::new(storage.clone(), format!("logical/{}/", e.uuid)),
+            clock: clock.clone(),
+            mount_path: e.path.clone(),
+            options,
+            default_lease_ttl: e.default_ttl(),
+            max_lease_ttl: e.max_ttl(),
+        };
+        Ok(Mounted {
+            entry: e.clone(),
+            engine,
+            ctx,
+        })
+    }
+
+    /// The mount serving `path` (longest prefix at a segment boundary) and the path relative to
+    /// it.
+    pub(crate) fn route<'p>(&self, path: &'p str) -> Option<(Arc<Mounted>, &'p str)> {
+        // `secret` alone addresses the mount `secret/`.
+        let mut ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i + 1).collect();
+        ends.push(path.len());
+        for end in ends.into_iter().rev() {
+            let Some(prefix) = path.get(..end) else { continue };
+            let found = if prefix.ends_with('/') {
+                self.mounts.get(prefix)
+            } else {
+                self.mounts.get(&format!("{prefix}/"))
+            };
+            if let Some(m) = found {
+                return Some((m.clone(), path.get(end..).unwrap_or("")));
+            }
+        }
+        None
+    }
+
+    /// Every mount, sorted by path.
+    pub(crate) fn entries(&self) -> Vec<MountEntry> {
+        let mut v: Vec<MountEntry> = self.mounts.values().map(|m| m.entry.clone()).collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    #[cfg(test)]
+    /// The mount that conflicts with a new mount at `path`, if any (same path, or one nested in
+    /// the other).
+    pub(crate) fn conflict(&self, path: &str) -> Option<String> {
+        self.mounts
+            .keys()
+            .find(|p| path.starts_with(p.as_str()) || p.starts_with(path))
+            .cloned()
+    }
+}
+
+/// Read the stored table.
+pub(crate) async fn load_table(storage: &dyn Backend) -> Result<Vec<MountEntry>> {
+    match storage.get(MOUNTS_PATH).await? {
+        None => Ok(Vec::new()),
+        Some(raw) => {
+            serde_json::from_slice(&raw).map_err(|_| Error::storage("mount table is corrupt"))
+        }
+    }
+}
+
+/// Encode the table for storage.
+pub(crate) fn encode_table(entries: &[MountEntry]) -> Result<Vec<u8>> {
+    serde_json::to_vec(entries).map_err(|e| Error::internal("cannot encode mount table").with_source(e))
+}
+
+/// Read the `config` object of a mount request into a [`MountConfig`].
+pub(crate) fn parse_config(cfg: &Data, base: &MountConfig) -> Result<MountConfig> {
+    let mut out = base.clone();
+    if let Some(d) = crate::util::params::duration(cfg, "default_lease_ttl")? {
+        out.default_lease_ttl = d.as_secs();
+    }
+    if let Some(d) = crate::util::params::duration(cfg, "max_lease_ttl")? {
+        out.max_lease_ttl = d.as_secs();
+    }
+    if let Some(b) = crate::util::params::bool(cfg, "force_no_cache")? {
+        out.force_no_cache = b;
+    }
+    let max = if out.max_lease_ttl == 0 { SYSTEM_MAX_TTL.as_secs() } else { out.max_lease_ttl };
+    if out.max_lease_ttl > SYSTEM_MAX_TTL.as_secs() {
+        return Err(Error::invalid_input("max_lease_ttl cannot be greater than the system's max lease TTL"));
+    }
+    if out.default_lease_ttl > max {
+        return Err(Error::invalid_input("default_lease_ttl cannot be greater than max_lease_ttl"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::VirtualClock;
+    use crate::storage::MemoryBackend;
+
+    #[test]
+    fn routes_by_longest_segment_prefix() {
+        let storage: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let clock: SharedClock = Arc::new(VirtualClock::new());
+        let mut a = MountEntry::new("secret/", "kv");
+        a.options = Some(BTreeMap::from([("version".into(), "2".into())]));
+        let b = MountEntry::new("secret/team/", "kv");
+        let c = MountEntry::new("secretx/", "kv");
+        let r = Router::build(&[a, b, c], &storage, &clock).unwrap();
+        let (m, rest) = r.route("secret/data/app").unwrap();
+        assert_eq!((m.entry.path.as_str(), rest), ("secret/", "data/app"));
+        let (m, rest) = r.route("secret/team/x").unwrap();
+        assert_eq!((m.entry.path.as_str(), rest), ("secret/team/", "x"));
+        let (m, rest) = r.route("secret").unwrap();
+        assert_eq!((m.entry.path.as_str(), rest), ("secret/", ""));
+        assert!(r.route("secre/x").is_none());
+        assert_eq!(r.conflict("secret/team/more/").as_deref(), Some("secret/team/"));
+    }
+
+    #[test]
+    fn mount_paths_are_normalized_and_validated() {
+        assert_eq!(normalize_mount_path("/kv//").unwrap(), "kv/");
+        assert_eq!(normalize_mount_path("a/b").unwrap(), "a/b/");
+        assert!(normalize_mount_path("").is_err());
+        assert!(normalize_mount_path("a/../b").is_err());
+        assert!(normalize_mount_path("a\nb").is_err());
+    }
+
+    #[test]
+    fn accessor_shape_and_ttls() {
+        let mut e = MountEntry::new("kv/", "kv");
+        assert!(e.accessor.starts_with("kv_") && e.accessor.len() == 11);
+        assert_eq!(e.default_ttl(), SYSTEM_MAX_TTL);
+        e.config.max_lease_ttl = 3600;
+        assert_eq!(e.default_ttl(), Duration::from_secs(3600));
+        let cfg = crate::data(json!({"default_lease_ttl": "2h", "max_lease_ttl": "1h"}));
+        assert!(parse_config(&cfg, &MountConfig::default()).is_err());
+        let cfg = crate::data(json!({"default_lease_ttl": "30m", "max_lease_ttl": "1h"}));
+        let c = parse_config(&cfg, &MountConfig::default()).unwrap();
+        assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (1800, 3600));
+    }
+}

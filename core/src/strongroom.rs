@@ -1,0 +1,637 @@
+//! [`Strongroom`]: the engine. Open, initialise, unseal and seal it; every call goes through
+//! [`Strongroom::handle`].
+
+use std::sync::{Arc, RwLock};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::Mutex as AsyncMutex;
+use zeroize::Zeroizing;
+
+use crate::barrier::Barrier;
+use crate::barrier::seal::{self, Seal};
+use crate::client::Client;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, StorageConfig, UnsealKeySource};
+use crate::error::{Error, ErrorCode, Result};
+use crate::request::{Data, Operation, Request, Response};
+use crate::router::{self, MountEntry, Router};
+use crate::storage::cache::CachedBackend;
+use crate::storage::{Backend, MemoryBackend, PostgresBackend, SqliteBackend, TxnOp};
+use crate::token::{TokenEntry, TokenStore};
+
+/// Where the KEK is kept behind the barrier (for root-key rotation), as OpenBao does.
+const KEK_PATH: &str = "core/shamir-kek";
+/// Cluster name and id, shown by seal-status when unsealed.
+const CLUSTER_PATH: &str = "core/cluster/local/info";
+
+/// The result of [`Strongroom::init`]: shown once, never stored.
+pub struct InitResponse {
+    /// The unseal key shares, hex.
+    pub keys: Vec<SecretString>,
+    /// The same shares, base64.
+    pub keys_base64: Vec<SecretString>,
+    /// The initial root token.
+    pub root_token: SecretString,
+}
+
+impl std::fmt::Debug for InitResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitResponse")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `sys/seal-status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Whether the engine has been initialised.
+    pub initialized: bool,
+    /// Whether it is sealed.
+    pub sealed: bool,
+    /// Shares needed to unseal.
+    pub threshold: u8,
+    /// Shares handed out.
+    pub shares: u8,
+    /// Shares received so far.
+    pub progress: usize,
+    /// Nonce of the current unseal attempt ("" when none).
+    pub nonce: String,
+    /// `inmem`, `sqlite` or `postgresql`.
+    pub storage_type: String,
+    /// Cluster name (only when unsealed).
+    pub cluster_name: Option<String>,
+    /// Cluster id (only when unsealed).
+    pub cluster_id: Option<String>,
+}
+
+impl SealStatus {
+    /// OpenBao's JSON for `sys/seal-status` and `sys/unseal`.
+    pub fn to_json(&self) -> Data {
+        let mut d = crate::data(json!({
+            "type": "shamir",
+            "initialized": self.initialized,
+            "sealed": self.sealed,
+            "t": self.threshold,
+            "n": self.shares,
+            "progress": self.progress,
+            "nonce": self.nonce,
+            "recovery_seal": false,
+            "version": router::BAO_VERSION,
+            "build_date": "",
+            "migration": false,
+        }));
+        if let (Some(name), Some(id)) = (&self.cluster_name, &self.cluster_id) {
+            d.insert("cluster_name".into(), Value::String(name.clone()));
+            d.insert("cluster_id".into(), Value::String(id.clone()));
+        }
+        d.insert("storage_type".into(), Value::String(self.storage_type.clone()));
+        d
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) clock: SharedClock,
+    cache: Option<Arc<CachedBackend>>,
+    pub(crate) barrier: Arc<Barrier>,
+    /// The barrier as a backend (what everything above storage uses).
+    pub(crate) storage: Arc<dyn Backend>,
+    pub(crate) seal: Seal,
+    pub(crate) router: RwLock<Arc<Router>>,
+    pub(crate) tokens: TokenStore,
+    /// Serialises mount-table changes and unseal setup.
+    pub(crate) admin: AsyncMutex<()>,
+    storage_type: &'static str,
+    dev_root_token: Option<SecretString>,
+}
+
+/// The engine. Cheap to clone; clones share everything.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use strongroom::{Config, Strongroom};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let client = sr.client(sr.dev_root_token().unwrap_or_default());
+/// let kv = client.kv("secret");
+/// kv.put("app/db", &strongroom::data(serde_json::json!({"password": "s3cr3t"}))).await?;
+/// let secret = kv.get("app/db").await?.expect("just written");
+/// assert_eq!(secret.data.expose()["password"], "s3cr3t");
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) }
+/// ```
+#[derive(Clone)]
+pub struct Strongroom {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Strongroom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strongroom")
+            .field("storage", &self.inner.storage_type)
+            .field("sealed", &self.inner.barrier.is_sealed())
+            .finish()
+    }
+}
+
+impl Strongroom {
+    /// Open an engine on the configured storage. It starts sealed unless the config names an
+    /// unseal key source (then it unseals itself when initialised) or dev mode.
+    pub async fn open(config: Config) -> Result<Strongroom> {
+        let clock: SharedClock = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let physical: Arc<dyn Backend> = match &config.storage {
+            StorageConfig::Memory => Arc::new(MemoryBackend::new()),
+            StorageConfig::Sqlite(path) => Arc::new(SqliteBackend::open(path)?),
+            StorageConfig::Postgres(url) => Arc::new(PostgresBackend::connect(url).await?),
+            StorageConfig::Backend(b) => b.clone(),
+        };
+        let storage_type = physical.kind();
+        let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
+            let c = Arc::new(CachedBackend::new(physical, config.cache_entries));
+            (c.clone(), Some(c))
+        } else {
+            (physical, None)
+        };
+        let barrier = Arc::new(Barrier::new(below_barrier, clock.clone(), config.max_entry_size));
+        let mut inner = Inner {
+            clock,
+            cache,
+            storage: barrier.clone(),
+            barrier,
+            seal: Seal::default(),
+            router: RwLock::new(Arc::new(Router::default())),
+            tokens: TokenStore::default(),
+            admin: AsyncMutex::new(()),
+            storage_type,
+            dev_root_token: None,
+        };
+        if let Some(dev) = &config.dev {
+            let sr = Strongroom { inner: Arc::new(inner) };
+            let init = sr.init(1, 1).await?;
+            let key = init.keys.first().ok_or_else(|| Error::internal("no unseal key"))?;
+            sr.unseal(key.expose_secret()).await?;
+            let root = match &dev.root_token_id {
+                Some(id) => {
+                    let st = &sr.inner.storage;
+                    sr.inner.tokens.revoke(st.as_ref(), init.root_token.expose_secret()).await?;
+                    let now = sr.inner.clock.now();
+                    sr.inner.tokens.create_root(st.as_ref(), now, Some(id)).await?;
+                    SecretString::from(id.clone())
+                }
+                None => init.root_token,
+            };
+            let mut options = std::collections::BTreeMap::new();
+            options.insert("version".to_string(), if dev.kv_v1 { "1" } else { "2" }.to_string());
+            sr.mount("secret/", "kv", "key/value secret storage", Some(options)).await?;
+            inner = match Arc::try_unwrap(sr.inner) {
+                Ok(i) => i,
+                Err(_) => return Err(Error::internal("engine handle escaped during dev setup")),
+            };
+            inner.dev_root_token = Some(root);
+            return Ok(Strongroom { inner: Arc::new(inner) });
+        }
+        let sr = Strongroom { inner: Arc::new(inner) };
+        if let Some(src) = &config.unseal_key {
+            if sr.is_initialized().await? {
+                let key = read_key_source(src)?;
+                sr.unseal_with_key(&key).await?;
+            }
+        }
+        Ok(sr)
+    }
+
+    /// The root token of a dev-mode engine.
+    pub fn dev_root_token(&self) -> Option<String> {
+        self.inner.dev_root_token.as_ref().map(|t| t.expose_secret().to_string())
+    }
+
+    /// A handle that makes calls with `token`.
+    pub fn client(&self, token: impl Into<String>) -> Client {
+        Client::new(self.clone(), SecretString::from(token.into()))
+    }
+
+    /// Whether the store has been initialised.
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.inner.barrier.initialized().await?
+            || self.inner.seal.config(&self.inner.barrier).await?.is_some())
+    }
+
+    /// Whether the engine is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.inner.barrier.is_sealed()
+    }
+
+    /// Initialise a new store: `shares` unseal key shares, `threshold` of which unseal it. The
+    /// engine stays sealed afterwards, as OpenBao does.
+    pub async fn init(&self, shares: u64, threshold: u64) -> Result<InitResponse> {
+        let _guard = self.inner.admin.lock().await;
+        let i = &self.inner;
+        let keys = i.seal.init(&i.barrier, shares, threshold).await?;
+        // Unseal internally to create the root token and the system tables, then seal again.
+        let kek = if keys.shares.len() == 1 {
+            keys.shares.first().cloned().ok_or_else(|| Error::internal("no share"))?
+        } else {
+            let refs: Vec<&[u8]> = keys.shares.iter().map(|s| s.as_slice()).collect();
+            crate::barrier::shamir::combine(&refs)?
+        };
+        i.seal.unseal_with_kek(&i.barrier, &kek).await?;
+        let setup = async {
+            let sys = MountEntry::new("sys/", "system");
+            let mut sys = sys;
+            sys.description = "system endpoints used for control, policy and debugging".into();
+            let cluster = json!({
+                "name": format!("vault-cluster-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+                "id": uuid::Uuid::new_v4().to_string(),
+            });
+            i.storage
+                .transaction(vec![
+                    TxnOp::Put { key: router::MOUNTS_PATH.into(), value: router::encode_table(&[sys])? },
+                    TxnOp::Put { key: KEK_PATH.into(), value: kek.to_vec() },
+                    TxnOp::Put {
+                        key: CLUSTER_PATH.into(),
+                        value: serde_json::to_vec(&cluster).map_err(|e| Error::internal("encode").with_source(e))?,
+                    },
+                ])
+                .await?;
+            i.tokens.setup(i.storage.as_ref()).await?;
+            i.tokens.create_root(i.storage.as_ref(), i.clock.now(), None).await
+        };
+        let root = setup.await;
+        i.barrier.seal()?;
+        i.tokens.clear()?;
+        let root = root?;
+        Ok(InitResponse {
+            keys: keys.shares.iter().map(|k| SecretString::from(hex::encode(k.as_slice()))).collect(),
+            keys_base64: keys
+                .shares
+                .iter()
+                .map(|k| {
+                    use base64::Engine as _;
+                    SecretString::from(base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+                })
+                .collect(),
+            root_token: SecretString::from(root),
+        })
+    }
+
+    /// Initialise with one share and write that key to `path` (mode 0600), for embedded use
+    /// with [`Config::unseal_key_file`]. Returns the root token.
+    pub async fn init_with_key_file(&self, path: impl AsRef<std::path::Path>) -> Result<SecretString> {
+        let init = self.init(1, 1).await?;
+        let key = init.keys.first().ok_or_else(|| Error::internal("no unseal key"))?;
+        write_private_file(path.as_ref(), key.expose_secret().as_bytes())?;
+        Ok(init.root_token)
+    }
+
+    /// Submit one unseal key share (hex or base64). Returns the seal status afterwards.
+    pub async fn unseal(&self, key: &str) -> Result<SealStatus> {
+        let key = seal::parse_key(key)?;
+        let _guard = self.inner.admin.lock().await;
+        if self.inner.seal.submit(&self.inner.barrier, key).await? {
+            self.after_unseal().await?;
+        }
+        self.seal_status().await
+    }
+
+    /// Unseal with the whole unseal key (an engine initialised with one share).
+    pub async fn unseal_with_key(&self, key: &str) -> Result<()> {
+        let key = seal::parse_key(key)?;
+        let _guard = self.inner.admin.lock().await;
+        if !self.inner.barrier.is_sealed() {
+            return Ok(());
+        }
+        self.inner.seal.unseal_with_kek(&self.inner.barrier, &key).await?;
+        self.after_unseal().await
+    }
+
+    /// Forget the shares submitted so far.
+    pub fn unseal_reset(&self) -> Result<()> {
+        self.inner.seal.reset()
+    }
+
+    /// Seal: drop every key from memory. Calls fail with [`ErrorCode::Sealed`] until unsealed.
+    pub async fn seal(&self) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        self.inner.barrier.seal()?;
+        self.inner.tokens.clear()?;
+        if let Some(c) = &self.inner.cache {
+            c.clear()?;
+        }
+        *self.router_lock()? = Arc::new(Router::default());
+        Ok(())
+    }
+
+    /// The seal status.
+    pub async fn seal_status(&self) -> Result<SealStatus> {
+        let i = &self.inner;
+        let cfg = i.seal.config(&i.barrier).await?;
+        let (progress, nonce) = i.seal.progress()?;
+        let sealed = i.barrier.is_sealed();
+        let (mut name, mut id) = (None, None);
+        if !sealed {
+            if let Some(raw) = i.storage.get(CLUSTER_PATH).await? {
+                let v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+                name = v.get("name").and_then(Value::as_str).map(str::to_string);
+                id = v.get("id").and_then(Value::as_str).map(str::to_string);
+            }
+        }
+        Ok(SealStatus {
+            initialized: cfg.is_some(),
+            sealed,
+            threshold: cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
+            shares: cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            progress,
+            nonce,
+            storage_type: i.storage_type.to_string(),
+            cluster_name: name,
+            cluster_id: id,
+        })
+    }
+
+    async fn after_unseal(&self) -> Result<()> {
+        let i = &self.inner;
+        i.tokens.setup(i.storage.as_ref()).await?;
+        self.reload_router().await
+    }
+
+    pub(crate) fn router_lock(&self) -> Result<std::sync::RwLockWriteGuard<'_, Arc<Router>>> {
+        self.inner.router.write().map_err(|_| Error::internal("router lock poisoned"))
+    }
+
+    pub(crate) fn router(&self) -> Result<Arc<Router>> {
+        Ok(self.inner.router.read().map_err(|_| Error::internal("router lock poisoned"))?.clone())
+    }
+
+    pub(crate) async fn reload_router(&self) -> Result<()> {
+        let entries = router::load_table(self.inner.storage.as_ref()).await?;
+        let r = Router::build(&entries, &self.inner.storage, &self.inner.clock)?;
+        *self.router_lock()? = Arc::new(r);
+        Ok(())
+    }
+
+    /// Add a mount (used by `sys/mounts/:path` and dev setup).
+    pub(crate) async fn mount(
+        &self,
+        path: &str,
+        kind: &str,
+        description: &str,
+        options: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<()> {
+        let mut e = MountEntry::new(&router::normalize_mount_path(path)?, kind);
+        e.description = description.to_string();
+        e.options = options;
+        self.add_mount(e).await
+    }
+
+    pub(crate) async fn add_mount(&self, e: MountEntry) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
+            if e.path.starts_with(reserved) || reserved.starts_with(&e.path) {
+                return Err(Error::invalid_input(format!("cannot mount under {reserved}")));
+            }
+        }
+        let mut entries = router::load_table(self.inner.storage.as_ref()).await?;
+        if let Some(existing) = entries
+            .iter()
+            .find(|m| m.path.starts_with(&e.path) || e.path.starts_with(&m.path))
+        {
+            return Err(Error::invalid_input(format!("path is already in use at {}", existing.path)));
+        }
+        // Fails on an unknown type before anything is written.
+        Router::instantiate(&e, &self.inner.storage, &self.inner.clock)?;
+        entries.push(e);
+        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.reload_router().await
+    }
+
+    pub(crate) async fn remove_mount(&self, path: &str) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        let mut entries = router::load_table(self.inner.storage.as_ref()).await?;
+        let Some(pos) = entries.iter().position(|m| m.path == path) else {
+            return Ok(());
+        };
+        let removed = entries.remove(pos);
+        if removed.kind == "system" {
+            return Err(Error::invalid_input(format!("cannot unmount '{path}'")));
+        }
+        // The table first, so a crash never leaves a mount pointing at deleted data; the
+        // mount's entries are cleared after.
+        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.reload_router().await?;
+        let prefix = format!("logical/{}/", removed.uuid);
+        loop {
+            let keys = self
+                .inner
+                .storage
+                .scan(&prefix, &crate::storage::Page { after: None, limit: Some(1000) })
+                .await?;
+            if keys.is_empty() {
+                break;
+            }
+            let ops = keys.into_iter().map(|k| TxnOp::Delete { key: format!("{prefix}{k}") }).collect();
+            self.inner.storage.transaction(ops).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn update_mount(&self, e: MountEntry) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        let mut entries = router::load_table(self.inner.storage.as_ref()).await?;
+        let Some(slot) = entries.iter_mut().find(|m| m.path == e.path) else {
+            return Err(Error::invalid_input(format!("no mount at {}", e.path)));
+        };
+        *slot = e;
+        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.reload_router().await
+    }
+
+    pub(crate) async fn rotate_root_key(&self) -> Result<()> {
+        let i = &self.inner;
+        let kek = Zeroizing::new(
+            i.storage
+                .get(KEK_PATH)
+                .await?
+                .ok_or_else(|| Error::internal("unseal key is not stored"))?,
+        );
+        i.seal.rotate_root(&i.barrier, &kek).await
+    }
+
+    /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
+    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due. Returns
+    /// whether it rotated.
+    pub async fn run_maintenance(&self) -> Result<bool> {
+        if self.inner.barrier.is_sealed() {
+            return Ok(false);
+        }
+        if self.inner.barrier.rotation_due()? {
+            self.inner.barrier.rotate().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Run one request through the pipeline: seal check, token, ACL, audit, engine, lease,
+    /// audit. This is the only door: the typed API, the bindings and the HTTP server use it.
+    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        if req.id.is_empty() {
+            req.id = uuid::Uuid::new_v4().to_string();
+        }
+        req.path = normalize_request_path(&req.path)?;
+        if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
+            req.path.push('/');
+        }
+        if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch)
+            && req.path.ends_with('/')
+        {
+            return Err(Error::invalid_input("cannot write to a path ending in '/'"));
+        }
+        if let Some(resp) = crate::sys::unauthenticated(self, &req).await? {
+            return Ok(with_id(resp, &req));
+        }
+        if self.inner.barrier.is_sealed() {
+            return Err(Error::sealed());
+        }
+        self.sync().await?;
+        let token = self.resolve_token(&req).await?;
+        if req.wrap_ttl.is_some() {
+            // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
+            return Err(Error::invalid_input("response wrapping is not supported yet"));
+        }
+        let resp = if req.path == "sys" || req.path.starts_with("sys/") {
+            self.authorize(&token, &req)?;
+            self.audit_request(&token, &req)?;
+            crate::sys::handle(self, &req).await?
+        } else {
+            let router = self.router()?;
+            let (mount, rel) = router
+                .route(&req.path)
+                .ok_or_else(|| Error::unsupported_path(&req.path))?;
+            let mut ereq = req.clone();
+            ereq.path = rel.to_string();
+            if ereq.operation == Operation::Update {
+                if let Some(false) = mount.engine.exists(&mount.ctx, &ereq).await? {
+                    ereq.operation = Operation::Create;
+                    req.operation = Operation::Create;
+                }
+            }
+            self.authorize(&token, &req)?;
+            self.audit_request(&token, &req)?;
+            match mount.engine.handle(&mount.ctx, &ereq).await? {
+                Some(r) => r,
+                None if matches!(req.operation, Operation::Read | Operation::List) => {
+                    return Err(Error::not_found(format!("no value found at `{}`", req.path)));
+                }
+                None => Response::default(),
+            }
+        };
+        let resp = self.register_lease(&req, resp)?;
+        self.audit_response(&token, &req, &resp)?;
+        Ok(with_id(resp, &req))
+    }
+
+    /// Another process may have written: drop caches and pick up a changed mount table.
+    async fn sync(&self) -> Result<()> {
+        let Some(cache) = &self.inner.cache else { return Ok(()) };
+        if cache.sync().await? {
+            self.inner.tokens.clear()?;
+            self.reload_router().await?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_token(&self, req: &Request) -> Result<Arc<TokenEntry>> {
+        self.inner
+            .tokens
+            .lookup(self.inner.storage.as_ref(), req.token_str())
+            .await?
+            .ok_or_else(Error::permission_denied)
+    }
+
+    /// ACL seam: decides whether `token` may do `req`. Until the policy engine lands, only the
+    /// root policy grants anything.
+    fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<()> {
+        let _ = req;
+        if token.is_root() {
+            Ok(())
+        } else {
+            Err(Error::permission_denied())
+        }
+    }
+
+    /// Audit seam (request side): a required audit device that cannot log fails the call here,
+    /// before it runs. No audit devices exist yet.
+    fn audit_request(&self, token: &TokenEntry, req: &Request) -> Result<()> {
+        let _ = (token, req);
+        Ok(())
+    }
+
+    /// Audit seam (response side).
+    fn audit_response(&self, token: &TokenEntry, req: &Request, resp: &Response) -> Result<()> {
+        let _ = (token, req, resp);
+        Ok(())
+    }
+
+    /// Lease seam: a response carrying a lease is recorded by the lease manager before the
+    /// caller sees it. No engine returns leases yet, so one arriving here is a bug.
+    fn register_lease(&self, req: &Request, resp: Response) -> Result<Response> {
+        if resp.lease.is_some() {
+            return Err(Error::internal(format!(
+                "`{}` returned a lease but the lease manager is not available",
+                req.path
+            )));
+        }
+        Ok(resp)
+    }
+}
+
+fn with_id(mut resp: Response, req: &Request) -> Response {
+    resp.request_id = req.id.clone();
+    resp
+}
+
+/// Strip the leading `/`, refuse non-printable characters and relative segments.
+fn normalize_request_path(path: &str) -> Result<String> {
+    let p = path.trim_start_matches('/');
+    if p.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid_input("path contains non-printable characters"));
+    }
+    if p.split('/').any(|s| s == ".." || s == ".") {
+        return Err(Error::invalid_input(format!("invalid path `{p}`")));
+    }
+    if p.len() > 4096 {
+        return Err(Error::invalid_input("path is too long"));
+    }
+    Ok(p.to_string())
+}
+
+fn read_key_source(src: &UnsealKeySource) -> Result<Zeroizing<String>> {
+    match src {
+        UnsealKeySource::File(p) => std::fs::read_to_string(p)
+            .map(|s| Zeroizing::new(s.trim().to_string()))
+            .map_err(|e| {
+                Error::new(ErrorCode::InvalidInput, format!("cannot read unseal key file `{}`", p.display()))
+                    .with_source(e)
+            }),
+        UnsealKeySource::Env(var) => std::env::var(var)
+            .map(|s| Zeroizing::new(s.trim().to_string()))
+            .map_err(|_| Error::invalid_input(format!("environment variable `{var}` holds no unseal key"))),
+    }
+}
+
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        Error::invalid_input(format!("cannot create key file `{}`", path.display())).with_source(e)
+    })?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::storage(format!("cannot write key file `{}`", path.display())).with_source(e))
+}

@@ -1,0 +1,277 @@
+//! The `sys/` endpoints of the foundation: init, seal and unseal, health, mounts and tuning,
+//! keyring rotation and key status, and the UI mount lookup the CLI uses.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::barrier::RotationConfig;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::request::{Data, Operation, Request, Response};
+use crate::router::{self, MountEntry};
+use crate::strongroom::Strongroom;
+use crate::util::params;
+
+/// Endpoints that need no token (and work while sealed).
+pub(crate) async fn unauthenticated(sr: &Strongroom, req: &Request) -> Result<Option<Response>> {
+    let op = req.operation;
+    let resp = match (req.path.as_str(), op) {
+        ("sys/seal-status", Operation::Read) => {
+            Response::with_data(sr.seal_status().await?.to_json())
+        }
+        ("sys/init", Operation::Read) => Response::with_data(crate::data(json!({
+            "initialized": sr.is_initialized().await?
+        }))),
+        ("sys/init", Operation::Update | Operation::Create) => {
+            let shares = params::int(&req.data, "secret_shares")?.unwrap_or(0);
+            let threshold = params::int(&req.data, "secret_threshold")?.unwrap_or(0);
+            if req.data.get("pgp_keys").is_some_and(|v| !v.is_null()) {
+                return Err(Error::invalid_input("pgp_keys are not supported"));
+            }
+            let init = sr
+                .init(u64::try_from(shares).unwrap_or(0), u64::try_from(threshold).unwrap_or(0))
+                .await?;
+            use secrecy::ExposeSecret;
+            Response::with_data(crate::data(json!({
+                "keys": init.keys.iter().map(|k| k.expose_secret().to_string()).collect::<Vec<_>>(),
+                "keys_base64": init.keys_base64.iter().map(|k| k.expose_secret().to_string()).collect::<Vec<_>>(),
+                "root_token": init.root_token.expose_secret(),
+            })))
+        }
+        ("sys/unseal", Operation::Update | Operation::Create) => {
+            if params::bool(&req.data, "reset")?.unwrap_or(false) {
+                sr.unseal_reset()?;
+                return Ok(Some(Response::with_data(sr.seal_status().await?.to_json())));
+            }
+            let Some(key) = params::string(&req.data, "key")? else {
+                return Err(Error::invalid_input(
+                    "'key' must be specified in request body as JSON, or 'reset' set to true",
+                ));
+            };
+            if !sr.is_initialized().await? {
+                return Err(Error::invalid_input("Vault is not initialized"));
+            }
+            if !sr.is_sealed() {
+                return Err(Error::invalid_input("vault is unsealed"));
+            }
+            Response::with_data(sr.unseal(&key).await?.to_json())
+        }
+        ("sys/health", Operation::Read) => health(sr).await?,
+        ("sys/leader", Operation::Read) => Response::with_data(crate::data(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }))),
+        _ => return Ok(None),
+    };
+    Ok(Some(resp))
+}
+
+async fn health(sr: &Strongroom) -> Result<Response> {
+    let st = sr.seal_status().await?;
+    let now = sr.inner.clock.now().unix_timestamp();
+    let mut d = crate::data(json!({
+        "initialized": st.initialized,
+        "sealed": st.sealed,
+        "standby": st.sealed,
+        "replication_performance_mode": if st.sealed { "unknown" } else { "disabled" },
+        "replication_dr_mode": if st.sealed { "unknown" } else { "disabled" },
+        "server_time_utc": now,
+        "version": router::BAO_VERSION,
+    }));
+    if let (Some(n), Some(i)) = (st.cluster_name, st.cluster_id) {
+        d.insert("cluster_name".into(), Value::String(n));
+        d.insert("cluster_id".into(), Value::String(i));
+    }
+    let status = if !st.initialized {
+        501
+    } else if st.sealed {
+        503
+    } else {
+        200
+    };
+    Ok(Response {
+        data: Some(d),
+        http_status: Some(status),
+        ..Response::default()
+    })
+}
+
+/// Authenticated `sys/` endpoints.
+pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
+    let path = req.path.strip_prefix("sys/").unwrap_or("");
+    let op = req.operation;
+    let is_write = matches!(op, Operation::Update | Operation::Create);
+    match path {
+        "mounts" | "mounts/" if matches!(op, Operation::Read | Operation::List) => {
+            let mut d = Data::new();
+            for e in sr.router()?.entries_with_system(sr).await? {
+                d.insert(e.path.clone(), e.to_json());
+            }
+            Ok(Response::with_data(d))
+        }
+        "rotate" | "rotate/keyring" if is_write => {
+            sr.inner.barrier.rotate().await?;
+            Ok(Response::default())
+        }
+        "key-status" | "rotate/keyring" if op == Operation::Read => {
+            let st = sr.inner.barrier.key_status()?;
+            Ok(Response::with_data(crate::data(json!({
+                "term": st.term,
+                "install_time": rfc3339(st.install_time),
+                "encryptions": st.encryptions,
+            }))))
+        }
+        "rotate/config" | "rotate/keyring/config" if op == Operation::Read => {
+            let c = sr.inner.barrier.rotation_config()?;
+            Ok(Response::with_data(crate::data(json!({
+                "enabled": !c.disabled,
+                "max_operations": c.max_operations,
+                "interval": crate::util::duration::format(std::time::Duration::from_secs(c.interval)),
+            }))))
+        }
+        "rotate/config" | "rotate/keyring/config" if is_write => {
+            let mut c: RotationConfig = sr.inner.barrier.rotation_config()?;
+            if let Some(e) = params::bool(&req.data, "enabled")? {
+                c.disabled = !e;
+            }
+            if let Some(n) = params::int(&req.data, "max_operations")? {
+                c.max_operations = u64::try_from(n)
+                    .map_err(|_| Error::invalid_input("max_operations must be positive"))?;
+            }
+            if let Some(d) = params::duration(&req.data, "interval")? {
+                c.interval = d.as_secs();
+            }
+            sr.inner.barrier.set_rotation_config(c).await?;
+            Ok(Response::default())
+        }
+        "rotate/root" if is_write => {
+            sr.rotate_root_key().await?;
+            Ok(Response::default())
+        }
+        "seal" if is_write => {
+            sr.seal().await?;
+            Ok(Response::default())
+        }
+        _ => {
+            if let Some(rest) = path.strip_prefix("mounts/") {
+                return mounts(sr, req, rest).await;
+            }
+            if let Some(rest) = path.strip_prefix("internal/ui/mounts") {
+                return ui_mount(sr, rest.trim_start_matches('/'));
+            }
+            Err(Error::unsupported_path(&req.path))
+        }
+    }
+}
+
+impl router::Router {
+    /// Every mount including the built-in `sys/` entry (which is not routed).
+    async fn entries_with_system(&self, sr: &Strongroom) -> Result<Vec<MountEntry>> {
+        let mut v = router::load_table(sr.inner.storage.as_ref()).await?;
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(v)
+    }
+}
+
+fn options_from(data: &Data) -> Result<Option<BTreeMap<String, String>>> {
+    params::string_map(data, "options")
+}
+
+async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> {
+    let (mount_path, tune) = match rest.trim_end_matches('/').strip_suffix("/tune") {
+        Some(p) => (p, true),
+        None => (rest, false),
+    };
+    let path = router::normalize_mount_path(mount_path)?;
+    let entries = router::load_table(sr.inner.storage.as_ref()).await?;
+    let existing = entries.iter().find(|e| e.path == path).cloned();
+    match (req.operation, tune) {
+        (Operation::Read, false) => {
+            let e = existing.ok_or_else(|| Error::invalid_input(format!("no matching mount for path: {path}")))?;
+            Ok(Response::with_data(crate::data(e.to_json())))
+        }
+        (Operation::Read, true) => {
+            let e = existing.ok_or_else(|| Error::invalid_input(format!("cannot fetch sysview for path \"{path}\"")))?;
+            Ok(Response::with_data(crate::data(json!({
+                "default_lease_ttl": e.default_ttl().as_secs(),
+                "max_lease_ttl": e.max_ttl().as_secs(),
+                "description": e.description,
+                "force_no_cache": e.config.force_no_cache,
+                "options": e.options,
+            }))))
+        }
+        (Operation::Update | Operation::Create, false) => {
+            let kind = params::string(&req.data, "type")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::invalid_input("backend type must be specified as a string"))?;
+            let mut e = MountEntry::new(&path, &kind);
+            e.description = params::string(&req.data, "description")?.unwrap_or_default();
+            if let Some(Value::Object(cfg)) = req.data.get("config") {
+                e.config = router::parse_config(cfg, &e.config)?;
+            }
+            e.options = options_from(&req.data)?;
+            if kind == "kv" {
+                let v = e.options.get_or_insert_with(BTreeMap::new).entry("version".into()).or_insert_with(|| "1".into());
+                if v != "1" && v != "2" {
+                    return Err(Error::invalid_input(format!("invalid kv version `{v}`: must be 1 or 2")));
+                }
+            }
+            e.local = params::bool(&req.data, "local")?.unwrap_or(false);
+            e.seal_wrap = params::bool(&req.data, "seal_wrap")?.unwrap_or(false);
+            e.external_entropy_access = params::bool(&req.data, "external_entropy_access")?.unwrap_or(false);
+            sr.add_mount(e).await?;
+            Ok(Response::default())
+        }
+        (Operation::Update | Operation::Create, true) => {
+            let mut e = existing.ok_or_else(|| Error::invalid_input(format!("cannot tune '{path}': no such mount")))?;
+            e.config = router::parse_config(&req.data, &e.config)?;
+            if let Some(d) = params::string(&req.data, "description")? {
+                e.description = d;
+            }
+            if let Some(opts) = options_from(&req.data)? {
+                let current = e.options.clone().unwrap_or_default();
+                if let Some(v) = opts.get("version") {
+                    if current.get("version") != Some(v) && !v.is_empty() {
+                        return Err(Error::invalid_input(
+                            "changing the kv version of a mount is not supported yet; mount a new kv v2 engine and copy the data",
+                        ));
+                    }
+                }
+                let mut merged = current;
+                merged.extend(opts.into_iter().filter(|(k, _)| k != "version"));
+                e.options = Some(merged);
+            }
+            sr.update_mount(e).await?;
+            Ok(Response::default())
+        }
+        (Operation::Delete, false) => {
+            if path == "sys/" {
+                return Err(Error::invalid_input("cannot unmount 'sys/'"));
+            }
+            sr.remove_mount(&path).await?;
+            Ok(Response::default())
+        }
+        _ => Err(Error::unsupported_operation()),
+    }
+}
+
+fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
+    let router = sr.router()?;
+    if path.is_empty() {
+        let mut secret = Data::new();
+        for e in router.entries() {
+            secret.insert(e.path.clone(), e.to_json());
+        }
+        return Ok(Response::with_data(crate::data(json!({"secret": secret, "auth": {}}))));
+    }
+    let (m, _) = router.route(path).ok_or_else(Error::permission_denied)?;
+    let mut d = crate::data(m.entry.to_json());
+    d.insert("path".into(), Value::String(m.entry.path.clone()));
+    Ok(Response::with_data(d))
+}
