@@ -150,7 +150,8 @@ impl Router {
         clock: &SharedClock,
     ) -> Result<Router> {
         let mut mounts = HashMap::new();
-        for e in entries {
+        // `sys/` is listed in the table but served by the pipeline itself.
+        for e in entries.iter().filter(|e| e.kind != "system") {
             let m = Router::instantiate(e, storage, clock)?;
             mounts.insert(e.path.clone(), Arc::new(m));
         }
