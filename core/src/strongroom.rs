@@ -275,12 +275,20 @@ impl Strongroom {
         })
     }
 
-    /// Initialise with one share and write that key to `path` (mode 0600), for embedded use
-    /// with [`Config::unseal_key_file`]. Returns the root token.
+    /// Initialise with one share, write that key to `path` (mode 0600, which must not exist
+    /// yet) and unseal, for embedded use with [`Config::unseal_key_file`]. Returns the root token.
     pub async fn init_with_key_file(&self, path: impl AsRef<std::path::Path>) -> Result<SecretString> {
+        let path = path.as_ref();
+        if path.exists() {
+            return Err(Error::invalid_input(format!(
+                "key file `{}` already exists; refusing to overwrite an unseal key",
+                path.display()
+            )));
+        }
         let init = self.init(1, 1).await?;
         let key = init.keys.first().ok_or_else(|| Error::internal("no unseal key"))?;
-        write_private_file(path.as_ref(), key.expose_secret().as_bytes())?;
+        write_private_file(path, key.expose_secret().as_bytes())?;
+        self.unseal_with_key(key.expose_secret()).await?;
         Ok(init.root_token)
     }
 

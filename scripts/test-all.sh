@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, then the Rust workspace (unit,
+# engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
+# tests), then the examples. Bindings (Python, Node, C) join here as they land.
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
+# elsewhere; it is started here when it is installed locally and not running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+    return
+  fi
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    echo "== starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
+  fi
+  echo "PostgreSQL is not reachable at 127.0.0.1:5432; the storage tests will fail (set STRONGROOM_TEST_POSTGRES_URL)" >&2
+}
+ensure_postgres
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace
+
+echo "== examples"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cargo build -q --example quickstart
+example_bin="$(pwd)/target/debug/examples/quickstart"
+# First run initialises the store, the second unseals it from the key file and reads back.
+(cd "$tmp" && "$example_bin" && "$example_bin") | tee "$tmp/out.txt"
+grep -q "initialised a new store" "$tmp/out.txt"
+grep -q "unsealed an existing store" "$tmp/out.txt"
+echo "examples: 1 passed, 0 failed"
