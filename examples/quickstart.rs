@@ -29,13 +29,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let sr = Strongroom::open(config).await?;
 
     let token = if sr.is_initialized().await? {
-        println!("unsealed an existing store in {} (key from {})", dir.display(), key_file.display());
+        println!(
+            "unsealed an existing store in {} (key from {})",
+            dir.display(),
+            key_file.display()
+        );
         std::fs::read_to_string(&token_file)?.trim().to_string()
     } else {
         let root = sr.init_with_key_file(&key_file).await?;
         let token = secrecy::ExposeSecret::expose_secret(&root).to_string();
         write_private(&token_file, &token)?;
-        sr.client(&token).sys().enable_mount("secret", "kv", &[("version", "2")]).await?;
+        sr.client(&token)
+            .sys()
+            .enable_mount("secret", "kv", &[("version", "2")])
+            .await?;
         println!(
             "initialised a new store in {} (unseal key in {}, root token in {}, both mode 0600)",
             dir.display(),
@@ -47,9 +54,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let kv = sr.client(&token).kv("secret");
     let written = kv
-        .put("app/db", &data(json!({"username": "app", "password": random_password()})))
+        .put(
+            "app/db",
+            &data(json!({"username": "app", "password": random_password()})),
+        )
         .await?;
-    println!("wrote secret/app/db version {} at {}", written.version, written.created_time);
+    println!(
+        "wrote secret/app/db version {} at {}",
+        written.version, written.created_time
+    );
 
     let secret = kv.get("app/db").await?.ok_or("secret/app/db vanished")?;
     let password_len = secret.data.get_str("password").map_or(0, str::len);
@@ -60,7 +73,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         password_len
     );
     let meta = kv.metadata("app/db").await?.ok_or("metadata vanished")?;
-    println!("secret/app/db keeps {} versions (current {})", meta.versions.len(), meta.current_version);
+    println!(
+        "secret/app/db keeps {} versions (current {})",
+        meta.versions.len(),
+        meta.current_version
+    );
     Ok(())
 }
 

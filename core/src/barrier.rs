@@ -174,7 +174,11 @@ pub(crate) struct Barrier {
 }
 
 impl Barrier {
-    pub(crate) fn new(backend: Arc<dyn Backend>, clock: SharedClock, max_entry_size: usize) -> Barrier {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        clock: SharedClock,
+        max_entry_size: usize,
+    ) -> Barrier {
         Barrier {
             backend,
             keyring: RwLock::new(None),

@@ -14,6 +14,19 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
 /// A handle that makes calls with one token.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let client = sr.client(sr.dev_root_token().unwrap_or_default());
+/// client.sys().enable_mount("kv1", "kv", &[("version", "1")]).await?;
+/// client.write("kv1/app", data(serde_json::json!({"user": "app"}))).await?;
+/// let read = client.read("kv1/app").await?.expect("just written");
+/// assert_eq!(read.get("user").and_then(|v| v.as_str()), Some("app"));
+/// assert_eq!(client.list("kv1").await?, vec!["app"]);
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Client {
     sr: Strongroom,
@@ -22,7 +35,9 @@ pub struct Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("token", &"<redacted>").finish()
+        f.debug_struct("Client")
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
@@ -70,7 +85,9 @@ impl Client {
 
     /// System operations: mounts, tuning, keyring rotation.
     pub fn sys(&self) -> Sys {
-        Sys { client: self.clone() }
+        Sys {
+            client: self.clone(),
+        }
     }
 }
 
@@ -86,12 +103,17 @@ fn none_if_missing(r: Result<Response>) -> Result<Option<Response>> {
 fn keys_of(r: &Response) -> Vec<String> {
     r.get("keys")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| Error::internal(format!("unexpected {what} shape")).with_source(e))
+    serde_json::from_value(v)
+        .map_err(|e| Error::internal(format!("unexpected {what} shape")).with_source(e))
 }
 
 /// Secret values: not shown by `Debug`, wiped from memory on drop.
@@ -197,6 +219,32 @@ pub struct KvMetadata {
 }
 
 /// Typed access to a KV version 2 mount.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, ErrorCode, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let kv = sr.client(sr.dev_root_token().unwrap_or_default()).kv("secret");
+/// let v1 = kv.put("app/db", &data(serde_json::json!({"user": "app", "password": "pw1"}))).await?;
+/// assert_eq!(v1.version, 1);
+/// // Check-and-set: only succeeds when the current version is 1.
+/// kv.put_cas("app/db", &data(serde_json::json!({"user": "app", "password": "pw2"})), 1).await?;
+/// let stale = kv.put_cas("app/db", &data(serde_json::json!({})), 1).await.unwrap_err();
+/// assert_eq!(stale.code(), ErrorCode::InvalidInput);
+/// // Merge patch: `null` removes a field.
+/// kv.patch("app/db", &data(serde_json::json!({"user": null}))).await?;
+/// let latest = kv.get("app/db").await?.expect("exists");
+/// assert_eq!(latest.metadata.version, 3);
+/// assert_eq!(latest.data.get_str("user"), None);
+/// let first = kv.get_version("app/db", 1).await?.expect("kept");
+/// assert_eq!(first.data.get_str("password"), Some("pw1"));
+/// kv.delete("app/db").await?; // soft-deletes version 3
+/// assert!(kv.get("app/db").await?.is_none());
+/// kv.undelete("app/db", &[3]).await?;
+/// assert_eq!(kv.metadata("app/db").await?.expect("exists").current_version, 3);
+/// assert_eq!(kv.list("app").await?, vec!["db"]);
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Kv {
     client: Client,
@@ -208,14 +256,23 @@ impl Kv {
         format!("{}/{section}/{}", self.mount, key.trim_start_matches('/'))
     }
 
-    async fn write_data(&self, key: &str, data: &Data, cas: Option<u64>, op: Operation) -> Result<KvVersion> {
+    async fn write_data(
+        &self,
+        key: &str,
+        data: &Data,
+        cas: Option<u64>,
+        op: Operation,
+    ) -> Result<KvVersion> {
         let mut body = json!({ "data": data });
         if let (Some(c), Some(o)) = (cas, body.as_object_mut()) {
             o.insert("options".into(), json!({ "cas": c }));
         }
         let req = Request::new(op, self.path("data", key)).with_data(crate::data(body));
         let resp = self.client.handle(req).await?;
-        decode(Value::Object(resp.data.unwrap_or_default()), "kv write response")
+        decode(
+            Value::Object(resp.data.unwrap_or_default()),
+            "kv write response",
+        )
     }
 
     /// Write a new version of `key`.
@@ -225,7 +282,8 @@ impl Kv {
 
     /// Write a new version only if the current version is `cas` (0 = the key must not exist).
     pub async fn put_cas(&self, key: &str, data: &Data, cas: u64) -> Result<KvVersion> {
-        self.write_data(key, data, Some(cas), Operation::Update).await
+        self.write_data(key, data, Some(cas), Operation::Update)
+            .await
     }
 
     /// Merge `patch` (RFC 7386: `null` removes a field) into the latest version, as a new version.
@@ -241,7 +299,8 @@ impl Kv {
     /// A given version; `None` when missing, deleted or destroyed.
     pub async fn get_version(&self, key: &str, version: u64) -> Result<Option<KvSecret>> {
         let mut req = Request::read(self.path("data", key));
-        req.data.insert("version".into(), Value::String(version.to_string()));
+        req.data
+            .insert("version".into(), Value::String(version.to_string()));
         self.get_req(req).await
     }
 
@@ -260,12 +319,18 @@ impl Kv {
 
     /// Soft-delete the latest version.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.client.handle(Request::delete(self.path("data", key))).await.map(|_| ())
+        self.client
+            .handle(Request::delete(self.path("data", key)))
+            .await
+            .map(|_| ())
     }
 
     async fn versions_op(&self, section: &str, key: &str, versions: &[u64]) -> Result<()> {
         let body = crate::data(json!({ "versions": versions }));
-        self.client.handle(Request::write(self.path(section, key), body)).await.map(|_| ())
+        self.client
+            .handle(Request::write(self.path(section, key), body))
+            .await
+            .map(|_| ())
     }
 
     /// Soft-delete these versions.
@@ -285,7 +350,11 @@ impl Kv {
 
     /// The key's metadata; `None` when the key does not exist.
     pub async fn metadata(&self, key: &str) -> Result<Option<KvMetadata>> {
-        match none_if_missing(self.client.handle(Request::read(self.path("metadata", key))).await)? {
+        match none_if_missing(
+            self.client
+                .handle(Request::read(self.path("metadata", key)))
+                .await,
+        )? {
             None => Ok(None),
             Some(r) => decode(Value::Object(r.data.unwrap_or_default()), "kv metadata").map(Some),
         }
@@ -302,7 +371,10 @@ impl Kv {
 
     /// Delete the key: every version and its metadata.
     pub async fn delete_metadata(&self, key: &str) -> Result<()> {
-        self.client.handle(Request::delete(self.path("metadata", key))).await.map(|_| ())
+        self.client
+            .handle(Request::delete(self.path("metadata", key)))
+            .await
+            .map(|_| ())
     }
 
     /// Keys under `prefix` (folders end in `/`).
@@ -312,7 +384,10 @@ impl Kv {
 
     /// The mount's configuration (`max_versions`, `cas_required`, `delete_version_after`).
     pub async fn config(&self) -> Result<Data> {
-        let r = self.client.handle(Request::read(format!("{}/config", self.mount))).await?;
+        let r = self
+            .client
+            .handle(Request::read(format!("{}/config", self.mount)))
+            .await?;
         Ok(r.data.unwrap_or_default())
     }
 
@@ -326,6 +401,19 @@ impl Kv {
 }
 
 /// System operations.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let sys = sr.client(sr.dev_root_token().unwrap_or_default()).sys();
+/// sys.enable_mount("team-a", "kv", &[("version", "2")]).await?;
+/// sys.tune_mount("team-a", data(serde_json::json!({"max_lease_ttl": "24h"}))).await?;
+/// assert!(sys.mounts().await?.contains_key("team-a/"));
+/// sys.rotate().await?;
+/// assert_eq!(sys.key_status().await?["term"], 2);
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Sys {
     client: Client,
@@ -333,42 +421,70 @@ pub struct Sys {
 
 impl Sys {
     /// Enable a secrets engine: `enable_mount("kv", "kv", &[("version", "2")])`.
-    pub async fn enable_mount(&self, path: &str, kind: &str, options: &[(&str, &str)]) -> Result<()> {
-        let opts: serde_json::Map<String, Value> =
-            options.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+    pub async fn enable_mount(
+        &self,
+        path: &str,
+        kind: &str,
+        options: &[(&str, &str)],
+    ) -> Result<()> {
+        let opts: serde_json::Map<String, Value> = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
         let body = crate::data(json!({ "type": kind, "options": opts }));
         self.client
-            .handle(Request::write(format!("sys/mounts/{}", path.trim_matches('/')), body))
+            .handle(Request::write(
+                format!("sys/mounts/{}", path.trim_matches('/')),
+                body,
+            ))
             .await
             .map(|_| ())
     }
 
     /// Disable a mount and delete its data.
     pub async fn disable_mount(&self, path: &str) -> Result<()> {
-        self.client.delete(&format!("sys/mounts/{}", path.trim_matches('/'))).await
+        self.client
+            .delete(&format!("sys/mounts/{}", path.trim_matches('/')))
+            .await
     }
 
     /// Every mount, keyed by path (`sys/mounts`).
     pub async fn mounts(&self) -> Result<Data> {
-        Ok(self.client.handle(Request::read("sys/mounts")).await?.data.unwrap_or_default())
+        Ok(self
+            .client
+            .handle(Request::read("sys/mounts"))
+            .await?
+            .data
+            .unwrap_or_default())
     }
 
     /// Tune a mount (`default_lease_ttl`, `max_lease_ttl`, `description`, `options`).
     pub async fn tune_mount(&self, path: &str, config: Data) -> Result<()> {
         self.client
-            .handle(Request::write(format!("sys/mounts/{}/tune", path.trim_matches('/')), config))
+            .handle(Request::write(
+                format!("sys/mounts/{}/tune", path.trim_matches('/')),
+                config,
+            ))
             .await
             .map(|_| ())
     }
 
     /// Add a new keyring term (`sys/rotate`).
     pub async fn rotate(&self) -> Result<()> {
-        self.client.handle(Request::write("sys/rotate", Data::new())).await.map(|_| ())
+        self.client
+            .handle(Request::write("sys/rotate", Data::new()))
+            .await
+            .map(|_| ())
     }
 
     /// The active term, its install time and encryption count (`sys/key-status`).
     pub async fn key_status(&self) -> Result<Data> {
-        Ok(self.client.handle(Request::read("sys/key-status")).await?.data.unwrap_or_default())
+        Ok(self
+            .client
+            .handle(Request::read("sys/key-status"))
+            .await?
+            .data
+            .unwrap_or_default())
     }
 }
 

@@ -3,7 +3,16 @@
 
 use std::fmt;
 
-/// The stable error code table. Numbers are part of the public ABI (C status codes, bindings):
+/// The stable error code table.
+///
+/// ```
+/// use strongroom::ErrorCode;
+/// assert_eq!(ErrorCode::Sealed.as_u32(), 4);
+/// assert_eq!(ErrorCode::Sealed.http_status(), 503);
+/// assert_eq!(ErrorCode::from_u32(4), Some(ErrorCode::Sealed));
+/// assert_eq!(ErrorCode::Sealed.name(), "sealed");
+/// ```
+/// Numbers are part of the public ABI (C status codes, bindings):
 /// never renumber, only append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -120,7 +129,18 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// An error from Strongroom. Messages are lowercase, carry no secret value, and name user input
+/// An error from Strongroom.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, ErrorCode, Request, Strongroom};
+/// let sr = Strongroom::open(Config::memory()).await.unwrap();
+/// let err = sr.handle(Request::read("secret/data/x")).await.unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::Sealed);
+/// assert_eq!(err.to_string(), "Vault is sealed");
+/// # });
+/// ```
+/// Messages are lowercase, carry no secret value, and name user input
 /// in backticks. [`Error::code`] says what kind of failure it is.
 #[derive(thiserror::Error)]
 #[error("{message}")]

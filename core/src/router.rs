@@ -62,7 +62,11 @@ impl MountEntry {
     /// A new entry with a fresh uuid and accessor.
     pub(crate) fn new(path: &str, kind: &str) -> MountEntry {
         let uuid = uuid::Uuid::new_v4().to_string();
-        let accessor = format!("{}_{}", kind, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let accessor = format!(
+            "{}_{}",
+            kind,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         MountEntry {
             path: path.to_string(),
             kind: kind.to_string(),
@@ -189,7 +193,9 @@ impl Router {
         let mut ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i + 1).collect();
         ends.push(path.len());
         for end in ends.into_iter().rev() {
-            let Some(prefix) = path.get(..end) else { continue };
+            let Some(prefix) = path.get(..end) else {
+                continue;
+            };
             let found = if prefix.ends_with('/') {
                 self.mounts.get(prefix)
             } else {
@@ -232,7 +238,8 @@ pub(crate) async fn load_table(storage: &dyn Backend) -> Result<Vec<MountEntry>>
 
 /// Encode the table for storage.
 pub(crate) fn encode_table(entries: &[MountEntry]) -> Result<Vec<u8>> {
-    serde_json::to_vec(entries).map_err(|e| Error::internal("cannot encode mount table").with_source(e))
+    serde_json::to_vec(entries)
+        .map_err(|e| Error::internal("cannot encode mount table").with_source(e))
 }
 
 /// Read the `config` object of a mount request into a [`MountConfig`].
@@ -247,12 +254,20 @@ pub(crate) fn parse_config(cfg: &Data, base: &MountConfig) -> Result<MountConfig
     if let Some(b) = crate::util::params::bool(cfg, "force_no_cache")? {
         out.force_no_cache = b;
     }
-    let max = if out.max_lease_ttl == 0 { SYSTEM_MAX_TTL.as_secs() } else { out.max_lease_ttl };
+    let max = if out.max_lease_ttl == 0 {
+        SYSTEM_MAX_TTL.as_secs()
+    } else {
+        out.max_lease_ttl
+    };
     if out.max_lease_ttl > SYSTEM_MAX_TTL.as_secs() {
-        return Err(Error::invalid_input("max_lease_ttl cannot be greater than the system's max lease TTL"));
+        return Err(Error::invalid_input(
+            "max_lease_ttl cannot be greater than the system's max lease TTL",
+        ));
     }
     if out.default_lease_ttl > max {
-        return Err(Error::invalid_input("default_lease_ttl cannot be greater than max_lease_ttl"));
+        return Err(Error::invalid_input(
+            "default_lease_ttl cannot be greater than max_lease_ttl",
+        ));
     }
     Ok(out)
 }
@@ -279,7 +294,10 @@ mod tests {
         let (m, rest) = r.route("secret").unwrap();
         assert_eq!((m.entry.path.as_str(), rest), ("secret/", ""));
         assert!(r.route("secre/x").is_none());
-        assert_eq!(r.conflict("secret/team/more/").as_deref(), Some("secret/team/"));
+        assert_eq!(
+            r.conflict("secret/team/more/").as_deref(),
+            Some("secret/team/")
+        );
     }
 
     #[test]

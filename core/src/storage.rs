@@ -5,10 +5,10 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub(crate) mod cache;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
-pub(crate) mod cache;
 pub(crate) mod view;
 
 pub use memory::MemoryBackend;

@@ -86,7 +86,10 @@ impl SealStatus {
             d.insert("cluster_name".into(), Value::String(name.clone()));
             d.insert("cluster_id".into(), Value::String(id.clone()));
         }
-        d.insert("storage_type".into(), Value::String(self.storage_type.clone()));
+        d.insert(
+            "storage_type".into(),
+            Value::String(self.storage_type.clone()),
+        );
         d
     }
 }
@@ -139,7 +142,10 @@ impl Strongroom {
     /// Open an engine on the configured storage. It starts sealed unless the config names an
     /// unseal key source (then it unseals itself when initialised) or dev mode.
     pub async fn open(config: Config) -> Result<Strongroom> {
-        let clock: SharedClock = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let clock: SharedClock = config
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let physical: Arc<dyn Backend> = match &config.storage {
             StorageConfig::Memory => Arc::new(MemoryBackend::new()),
             StorageConfig::Sqlite(path) => Arc::new(SqliteBackend::open(path)?),
@@ -153,7 +159,11 @@ impl Strongroom {
         } else {
             (physical, None)
         };
-        let barrier = Arc::new(Barrier::new(below_barrier, clock.clone(), config.max_entry_size));
+        let barrier = Arc::new(Barrier::new(
+            below_barrier,
+            clock.clone(),
+            config.max_entry_size,
+        ));
         let mut inner = Inner {
             clock,
             cache,
@@ -167,31 +177,50 @@ impl Strongroom {
             dev_root_token: None,
         };
         if let Some(dev) = &config.dev {
-            let sr = Strongroom { inner: Arc::new(inner) };
+            let sr = Strongroom {
+                inner: Arc::new(inner),
+            };
             let init = sr.init(1, 1).await?;
-            let key = init.keys.first().ok_or_else(|| Error::internal("no unseal key"))?;
+            let key = init
+                .keys
+                .first()
+                .ok_or_else(|| Error::internal("no unseal key"))?;
             sr.unseal(key.expose_secret()).await?;
             let root = match &dev.root_token_id {
                 Some(id) => {
                     let st = &sr.inner.storage;
-                    sr.inner.tokens.revoke(st.as_ref(), init.root_token.expose_secret()).await?;
+                    sr.inner
+                        .tokens
+                        .revoke(st.as_ref(), init.root_token.expose_secret())
+                        .await?;
                     let now = sr.inner.clock.now();
-                    sr.inner.tokens.create_root(st.as_ref(), now, Some(id)).await?;
+                    sr.inner
+                        .tokens
+                        .create_root(st.as_ref(), now, Some(id))
+                        .await?;
                     SecretString::from(id.clone())
                 }
                 None => init.root_token,
             };
             let mut options = std::collections::BTreeMap::new();
-            options.insert("version".to_string(), if dev.kv_v1 { "1" } else { "2" }.to_string());
-            sr.mount("secret/", "kv", "key/value secret storage", Some(options)).await?;
+            options.insert(
+                "version".to_string(),
+                if dev.kv_v1 { "1" } else { "2" }.to_string(),
+            );
+            sr.mount("secret/", "kv", "key/value secret storage", Some(options))
+                .await?;
             inner = match Arc::try_unwrap(sr.inner) {
                 Ok(i) => i,
                 Err(_) => return Err(Error::internal("engine handle escaped during dev setup")),
             };
             inner.dev_root_token = Some(root);
-            return Ok(Strongroom { inner: Arc::new(inner) });
+            return Ok(Strongroom {
+                inner: Arc::new(inner),
+            });
         }
-        let sr = Strongroom { inner: Arc::new(inner) };
+        let sr = Strongroom {
+            inner: Arc::new(inner),
+        };
         if let Some(src) = &config.unseal_key {
             if sr.is_initialized().await? {
                 let key = read_key_source(src)?;
@@ -203,7 +232,10 @@ impl Strongroom {
 
     /// The root token of a dev-mode engine.
     pub fn dev_root_token(&self) -> Option<String> {
-        self.inner.dev_root_token.as_ref().map(|t| t.expose_secret().to_string())
+        self.inner
+            .dev_root_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
     }
 
     /// A handle that makes calls with `token`.
@@ -230,7 +262,10 @@ impl Strongroom {
         let keys = i.seal.init(&i.barrier, shares, threshold).await?;
         // Unseal internally to create the root token and the system tables, then seal again.
         let kek = if keys.shares.len() == 1 {
-            keys.shares.first().cloned().ok_or_else(|| Error::internal("no share"))?
+            keys.shares
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::internal("no share"))?
         } else {
             let refs: Vec<&[u8]> = keys.shares.iter().map(|s| s.as_slice()).collect();
             crate::barrier::shamir::combine(&refs)?
@@ -246,29 +281,44 @@ impl Strongroom {
             });
             i.storage
                 .transaction(vec![
-                    TxnOp::Put { key: router::MOUNTS_PATH.into(), value: router::encode_table(&[sys])? },
-                    TxnOp::Put { key: KEK_PATH.into(), value: kek.to_vec() },
+                    TxnOp::Put {
+                        key: router::MOUNTS_PATH.into(),
+                        value: router::encode_table(&[sys])?,
+                    },
+                    TxnOp::Put {
+                        key: KEK_PATH.into(),
+                        value: kek.to_vec(),
+                    },
                     TxnOp::Put {
                         key: CLUSTER_PATH.into(),
-                        value: serde_json::to_vec(&cluster).map_err(|e| Error::internal("encode").with_source(e))?,
+                        value: serde_json::to_vec(&cluster)
+                            .map_err(|e| Error::internal("encode").with_source(e))?,
                     },
                 ])
                 .await?;
             i.tokens.setup(i.storage.as_ref()).await?;
-            i.tokens.create_root(i.storage.as_ref(), i.clock.now(), None).await
+            i.tokens
+                .create_root(i.storage.as_ref(), i.clock.now(), None)
+                .await
         };
         let root = setup.await;
         i.barrier.seal()?;
         i.tokens.clear()?;
         let root = root?;
         Ok(InitResponse {
-            keys: keys.shares.iter().map(|k| SecretString::from(hex::encode(k.as_slice()))).collect(),
+            keys: keys
+                .shares
+                .iter()
+                .map(|k| SecretString::from(hex::encode(k.as_slice())))
+                .collect(),
             keys_base64: keys
                 .shares
                 .iter()
                 .map(|k| {
                     use base64::Engine as _;
-                    SecretString::from(base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+                    SecretString::from(
+                        base64::engine::general_purpose::STANDARD.encode(k.as_slice()),
+                    )
                 })
                 .collect(),
             root_token: SecretString::from(root),
@@ -277,7 +327,10 @@ impl Strongroom {
 
     /// Initialise with one share, write that key to `path` (mode 0600, which must not exist
     /// yet) and unseal, for embedded use with [`Config::unseal_key_file`]. Returns the root token.
-    pub async fn init_with_key_file(&self, path: impl AsRef<std::path::Path>) -> Result<SecretString> {
+    pub async fn init_with_key_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<SecretString> {
         let path = path.as_ref();
         if path.exists() {
             return Err(Error::invalid_input(format!(
@@ -286,7 +339,10 @@ impl Strongroom {
             )));
         }
         let init = self.init(1, 1).await?;
-        let key = init.keys.first().ok_or_else(|| Error::internal("no unseal key"))?;
+        let key = init
+            .keys
+            .first()
+            .ok_or_else(|| Error::internal("no unseal key"))?;
         write_private_file(path, key.expose_secret().as_bytes())?;
         self.unseal_with_key(key.expose_secret()).await?;
         Ok(init.root_token)
@@ -309,7 +365,10 @@ impl Strongroom {
         if !self.inner.barrier.is_sealed() {
             return Ok(());
         }
-        self.inner.seal.unseal_with_kek(&self.inner.barrier, &key).await?;
+        self.inner
+            .seal
+            .unseal_with_kek(&self.inner.barrier, &key)
+            .await?;
         self.after_unseal().await
     }
 
@@ -364,11 +423,19 @@ impl Strongroom {
     }
 
     pub(crate) fn router_lock(&self) -> Result<std::sync::RwLockWriteGuard<'_, Arc<Router>>> {
-        self.inner.router.write().map_err(|_| Error::internal("router lock poisoned"))
+        self.inner
+            .router
+            .write()
+            .map_err(|_| Error::internal("router lock poisoned"))
     }
 
     pub(crate) fn router(&self) -> Result<Arc<Router>> {
-        Ok(self.inner.router.read().map_err(|_| Error::internal("router lock poisoned"))?.clone())
+        Ok(self
+            .inner
+            .router
+            .read()
+            .map_err(|_| Error::internal("router lock poisoned"))?
+            .clone())
     }
 
     pub(crate) async fn reload_router(&self) -> Result<()> {
@@ -396,7 +463,9 @@ impl Strongroom {
         let _guard = self.inner.admin.lock().await;
         for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
             if e.path.starts_with(reserved) || reserved.starts_with(&e.path) {
-                return Err(Error::invalid_input(format!("cannot mount under {reserved}")));
+                return Err(Error::invalid_input(format!(
+                    "cannot mount under {reserved}"
+                )));
             }
         }
         let mut entries = router::load_table(self.inner.storage.as_ref()).await?;
@@ -404,12 +473,18 @@ impl Strongroom {
             .iter()
             .find(|m| m.path.starts_with(&e.path) || e.path.starts_with(&m.path))
         {
-            return Err(Error::invalid_input(format!("path is already in use at {}", existing.path)));
+            return Err(Error::invalid_input(format!(
+                "path is already in use at {}",
+                existing.path
+            )));
         }
         // Fails on an unknown type before anything is written.
         Router::instantiate(&e, &self.inner.storage, &self.inner.clock)?;
         entries.push(e);
-        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.inner
+            .storage
+            .put(router::MOUNTS_PATH, &router::encode_table(&entries)?)
+            .await?;
         self.reload_router().await
     }
 
@@ -425,19 +500,33 @@ impl Strongroom {
         }
         // The table first, so a crash never leaves a mount pointing at deleted data; the
         // mount's entries are cleared after.
-        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.inner
+            .storage
+            .put(router::MOUNTS_PATH, &router::encode_table(&entries)?)
+            .await?;
         self.reload_router().await?;
         let prefix = format!("logical/{}/", removed.uuid);
         loop {
             let keys = self
                 .inner
                 .storage
-                .scan(&prefix, &crate::storage::Page { after: None, limit: Some(1000) })
+                .scan(
+                    &prefix,
+                    &crate::storage::Page {
+                        after: None,
+                        limit: Some(1000),
+                    },
+                )
                 .await?;
             if keys.is_empty() {
                 break;
             }
-            let ops = keys.into_iter().map(|k| TxnOp::Delete { key: format!("{prefix}{k}") }).collect();
+            let ops = keys
+                .into_iter()
+                .map(|k| TxnOp::Delete {
+                    key: format!("{prefix}{k}"),
+                })
+                .collect();
             self.inner.storage.transaction(ops).await?;
         }
         Ok(())
@@ -450,7 +539,10 @@ impl Strongroom {
             return Err(Error::invalid_input(format!("no mount at {}", e.path)));
         };
         *slot = e;
-        self.inner.storage.put(router::MOUNTS_PATH, &router::encode_table(&entries)?).await?;
+        self.inner
+            .storage
+            .put(router::MOUNTS_PATH, &router::encode_table(&entries)?)
+            .await?;
         self.reload_router().await
     }
 
@@ -489,8 +581,10 @@ impl Strongroom {
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');
         }
-        if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch)
-            && req.path.ends_with('/')
+        if matches!(
+            req.operation,
+            Operation::Create | Operation::Update | Operation::Patch
+        ) && req.path.ends_with('/')
         {
             return Err(Error::invalid_input("cannot write to a path ending in '/'"));
         }
@@ -504,7 +598,9 @@ impl Strongroom {
         let token = self.resolve_token(&req).await?;
         if req.wrap_ttl.is_some() {
             // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
-            return Err(Error::invalid_input("response wrapping is not supported yet"));
+            return Err(Error::invalid_input(
+                "response wrapping is not supported yet",
+            ));
         }
         let resp = if req.path == "sys" || req.path.starts_with("sys/") {
             self.authorize(&token, &req)?;
@@ -528,7 +624,10 @@ impl Strongroom {
             match mount.engine.handle(&mount.ctx, &ereq).await? {
                 Some(r) => r,
                 None if matches!(req.operation, Operation::Read | Operation::List) => {
-                    return Err(Error::not_found(format!("no value found at `{}`", req.path)));
+                    return Err(Error::not_found(format!(
+                        "no value found at `{}`",
+                        req.path
+                    )));
                 }
                 None => Response::default(),
             }
@@ -540,7 +639,9 @@ impl Strongroom {
 
     /// Another process may have written: drop caches and pick up a changed mount table.
     async fn sync(&self) -> Result<()> {
-        let Some(cache) = &self.inner.cache else { return Ok(()) };
+        let Some(cache) = &self.inner.cache else {
+            return Ok(());
+        };
         if cache.sync().await? {
             self.inner.tokens.clear()?;
             self.reload_router().await?;
@@ -602,7 +703,9 @@ fn with_id(mut resp: Response, req: &Request) -> Response {
 fn normalize_request_path(path: &str) -> Result<String> {
     let p = path.trim_start_matches('/');
     if p.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid_input("path contains non-printable characters"));
+        return Err(Error::invalid_input(
+            "path contains non-printable characters",
+        ));
     }
     if p.split('/').any(|s| s == ".." || s == ".") {
         return Err(Error::invalid_input(format!("invalid path `{p}`")));
@@ -618,12 +721,17 @@ fn read_key_source(src: &UnsealKeySource) -> Result<Zeroizing<String>> {
         UnsealKeySource::File(p) => std::fs::read_to_string(p)
             .map(|s| Zeroizing::new(s.trim().to_string()))
             .map_err(|e| {
-                Error::new(ErrorCode::InvalidInput, format!("cannot read unseal key file `{}`", p.display()))
-                    .with_source(e)
+                Error::new(
+                    ErrorCode::InvalidInput,
+                    format!("cannot read unseal key file `{}`", p.display()),
+                )
+                .with_source(e)
             }),
         UnsealKeySource::Env(var) => std::env::var(var)
             .map(|s| Zeroizing::new(s.trim().to_string()))
-            .map_err(|_| Error::invalid_input(format!("environment variable `{var}` holds no unseal key"))),
+            .map_err(|_| {
+                Error::invalid_input(format!("environment variable `{var}` holds no unseal key"))
+            }),
     }
 }
 
@@ -639,7 +747,7 @@ fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let mut f = opts.open(path).map_err(|e| {
         Error::invalid_input(format!("cannot create key file `{}`", path.display())).with_source(e)
     })?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::storage(format!("cannot write key file `{}`", path.display())).with_source(e))
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        Error::storage(format!("cannot write key file `{}`", path.display())).with_source(e)
+    })
 }

@@ -30,7 +30,10 @@ pub(crate) async fn unauthenticated(sr: &Strongroom, req: &Request) -> Result<Op
                 return Err(Error::invalid_input("pgp_keys are not supported"));
             }
             let init = sr
-                .init(u64::try_from(shares).unwrap_or(0), u64::try_from(threshold).unwrap_or(0))
+                .init(
+                    u64::try_from(shares).unwrap_or(0),
+                    u64::try_from(threshold).unwrap_or(0),
+                )
                 .await?;
             use secrecy::ExposeSecret;
             Response::with_data(crate::data(json!({
@@ -193,11 +196,15 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
     let existing = entries.iter().find(|e| e.path == path).cloned();
     match (req.operation, tune) {
         (Operation::Read, false) => {
-            let e = existing.ok_or_else(|| Error::invalid_input(format!("no matching mount for path: {path}")))?;
+            let e = existing.ok_or_else(|| {
+                Error::invalid_input(format!("no matching mount for path: {path}"))
+            })?;
             Ok(Response::with_data(crate::data(e.to_json())))
         }
         (Operation::Read, true) => {
-            let e = existing.ok_or_else(|| Error::invalid_input(format!("cannot fetch sysview for path \"{path}\"")))?;
+            let e = existing.ok_or_else(|| {
+                Error::invalid_input(format!("cannot fetch sysview for path \"{path}\""))
+            })?;
             Ok(Response::with_data(crate::data(json!({
                 "default_lease_ttl": e.default_ttl().as_secs(),
                 "max_lease_ttl": e.max_ttl().as_secs(),
@@ -209,7 +216,9 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
         (Operation::Update | Operation::Create, false) => {
             let kind = params::string(&req.data, "type")?
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| Error::invalid_input("backend type must be specified as a string"))?;
+                .ok_or_else(|| {
+                    Error::invalid_input("backend type must be specified as a string")
+                })?;
             let mut e = MountEntry::new(&path, &kind);
             e.description = params::string(&req.data, "description")?.unwrap_or_default();
             if let Some(Value::Object(cfg)) = req.data.get("config") {
@@ -217,19 +226,28 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
             }
             e.options = options_from(&req.data)?;
             if kind == "kv" {
-                let v = e.options.get_or_insert_with(BTreeMap::new).entry("version".into()).or_insert_with(|| "1".into());
+                let v = e
+                    .options
+                    .get_or_insert_with(BTreeMap::new)
+                    .entry("version".into())
+                    .or_insert_with(|| "1".into());
                 if v != "1" && v != "2" {
-                    return Err(Error::invalid_input(format!("invalid kv version `{v}`: must be 1 or 2")));
+                    return Err(Error::invalid_input(format!(
+                        "invalid kv version `{v}`: must be 1 or 2"
+                    )));
                 }
             }
             e.local = params::bool(&req.data, "local")?.unwrap_or(false);
             e.seal_wrap = params::bool(&req.data, "seal_wrap")?.unwrap_or(false);
-            e.external_entropy_access = params::bool(&req.data, "external_entropy_access")?.unwrap_or(false);
+            e.external_entropy_access =
+                params::bool(&req.data, "external_entropy_access")?.unwrap_or(false);
             sr.add_mount(e).await?;
             Ok(Response::default())
         }
         (Operation::Update | Operation::Create, true) => {
-            let mut e = existing.ok_or_else(|| Error::invalid_input(format!("cannot tune '{path}': no such mount")))?;
+            let mut e = existing.ok_or_else(|| {
+                Error::invalid_input(format!("cannot tune '{path}': no such mount"))
+            })?;
             e.config = router::parse_config(&req.data, &e.config)?;
             if let Some(d) = params::string(&req.data, "description")? {
                 e.description = d;
@@ -268,7 +286,9 @@ fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
         for e in router.entries() {
             secret.insert(e.path.clone(), e.to_json());
         }
-        return Ok(Response::with_data(crate::data(json!({"secret": secret, "auth": {}}))));
+        return Ok(Response::with_data(crate::data(
+            json!({"secret": secret, "auth": {}}),
+        )));
     }
     let (m, _) = router.route(path).ok_or_else(Error::permission_denied)?;
     let mut d = crate::data(m.entry.to_json());

@@ -51,7 +51,14 @@ fn new_accessor() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     (0..24)
-        .map(|_| char::from(ALPHABET.get(rng.random_range(0..ALPHABET.len())).copied().unwrap_or(b'0')))
+        .map(|_| {
+            char::from(
+                ALPHABET
+                    .get(rng.random_range(0..ALPHABET.len()))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
         .collect()
 }
 
@@ -73,19 +80,28 @@ impl TokenStore {
                 s
             }
         };
-        *self.salt.write().map_err(|_| Error::internal("token lock poisoned"))? =
+        *self
+            .salt
+            .write()
+            .map_err(|_| Error::internal("token lock poisoned"))? =
             Some(hmac::Key::new(hmac::HMAC_SHA256, &salt));
         self.clear()
     }
 
     /// Forget cached state (on seal, or when another process may have changed tokens).
     pub(crate) fn clear(&self) -> Result<()> {
-        self.cache.write().map_err(|_| Error::internal("token lock poisoned"))?.clear();
+        self.cache
+            .write()
+            .map_err(|_| Error::internal("token lock poisoned"))?
+            .clear();
         Ok(())
     }
 
     fn hash(&self, id: &str) -> Result<String> {
-        let guard = self.salt.read().map_err(|_| Error::internal("token lock poisoned"))?;
+        let guard = self
+            .salt
+            .read()
+            .map_err(|_| Error::internal("token lock poisoned"))?;
         let key = guard.as_ref().ok_or_else(Error::sealed)?;
         Ok(hex::encode(hmac::sign(key, id.as_bytes())))
     }
@@ -107,10 +123,14 @@ impl TokenStore {
             ttl: 0,
         };
         let hash = self.hash(&id)?;
-        let raw = serde_json::to_vec(&entry).map_err(|e| Error::internal("cannot encode token").with_source(e))?;
+        let raw = serde_json::to_vec(&entry)
+            .map_err(|e| Error::internal("cannot encode token").with_source(e))?;
         storage
             .transaction(vec![
-                crate::storage::TxnOp::Put { key: format!("{ID_PREFIX}{hash}"), value: raw },
+                crate::storage::TxnOp::Put {
+                    key: format!("{ID_PREFIX}{hash}"),
+                    value: raw,
+                },
                 crate::storage::TxnOp::Put {
                     key: format!("{ACCESSOR_PREFIX}{}", entry.accessor),
                     value: hash.into_bytes(),
@@ -122,19 +142,29 @@ impl TokenStore {
 
     /// Resolve a token id. Unknown, empty and malformed tokens are all `None` (the caller
     /// answers "permission denied" without saying which).
-    pub(crate) async fn lookup(&self, storage: &dyn Backend, id: &str) -> Result<Option<Arc<TokenEntry>>> {
+    pub(crate) async fn lookup(
+        &self,
+        storage: &dyn Backend,
+        id: &str,
+    ) -> Result<Option<Arc<TokenEntry>>> {
         if id.is_empty() || id.len() > 512 {
             return Ok(None);
         }
         // The map is keyed by the HMAC, so lookups never compare raw token ids.
         let hash = self.hash(id)?;
-        if let Some(e) = self.cache.read().map_err(|_| Error::internal("token lock poisoned"))?.get(&hash) {
+        if let Some(e) = self
+            .cache
+            .read()
+            .map_err(|_| Error::internal("token lock poisoned"))?
+            .get(&hash)
+        {
             return Ok(Some(e.clone()));
         }
         let Some(raw) = storage.get(&format!("{ID_PREFIX}{hash}")).await? else {
             return Ok(None);
         };
-        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| Error::storage("token entry is corrupt"))?;
+        let entry: TokenEntry =
+            serde_json::from_slice(&raw).map_err(|_| Error::storage("token entry is corrupt"))?;
         let entry = Arc::new(entry);
         self.cache
             .write()
@@ -149,12 +179,19 @@ impl TokenStore {
         if let Some(e) = self.lookup(storage, id).await? {
             storage
                 .transaction(vec![
-                    crate::storage::TxnOp::Delete { key: format!("{ID_PREFIX}{hash}") },
-                    crate::storage::TxnOp::Delete { key: format!("{ACCESSOR_PREFIX}{}", e.accessor) },
+                    crate::storage::TxnOp::Delete {
+                        key: format!("{ID_PREFIX}{hash}"),
+                    },
+                    crate::storage::TxnOp::Delete {
+                        key: format!("{ACCESSOR_PREFIX}{}", e.accessor),
+                    },
                 ])
                 .await?;
         }
-        self.cache.write().map_err(|_| Error::internal("token lock poisoned"))?.remove(&hash);
+        self.cache
+            .write()
+            .map_err(|_| Error::internal("token lock poisoned"))?
+            .remove(&hash);
         Ok(())
     }
 }
@@ -178,7 +215,10 @@ mod tests {
         let mem = MemoryBackend::new();
         let ts = TokenStore::default();
         ts.setup(&mem).await.unwrap();
-        let id = ts.create_root(&mem, time::OffsetDateTime::UNIX_EPOCH, None).await.unwrap();
+        let id = ts
+            .create_root(&mem, time::OffsetDateTime::UNIX_EPOCH, None)
+            .await
+            .unwrap();
         let keys = mem.scan("", &crate::storage::Page::all()).await.unwrap();
         assert!(keys.iter().all(|k| !k.contains(&id[2..])));
         for k in &keys {

@@ -35,7 +35,9 @@ impl CachedBackend {
     }
 
     fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
-        self.map.lock().map_err(|_| Error::internal("cache lock poisoned"))
+        self.map
+            .lock()
+            .map_err(|_| Error::internal("cache lock poisoned"))
     }
 
     /// Drop everything cached.
@@ -53,7 +55,10 @@ impl CachedBackend {
             return Ok(false);
         }
         let changed = {
-            let mut m = self.marker.lock().map_err(|_| Error::internal("cache lock poisoned"))?;
+            let mut m = self
+                .marker
+                .lock()
+                .map_err(|_| Error::internal("cache lock poisoned"))?;
             let changed = *m != now;
             *m = now;
             changed
@@ -165,7 +170,9 @@ mod tests {
         // ...but writes through it are.
         c.put("a", b"2").await.unwrap();
         assert_eq!(c.get("a").await.unwrap().unwrap(), b"2");
-        c.transaction(vec![TxnOp::Delete { key: "a".into() }]).await.unwrap();
+        c.transaction(vec![TxnOp::Delete { key: "a".into() }])
+            .await
+            .unwrap();
         assert_eq!(c.get("a").await.unwrap(), None);
         // Bounded.
         for k in ["x", "y", "z"] {

@@ -1,0 +1,119 @@
+//! KV benchmarks on the SQLite backend (issue targets in brackets):
+//! - `kv_get_1k_sqlite`: KV v2 get of a 1 KiB secret through `handle`, root token, warm cache
+//!   [≥ 300k ops/s on one thread]
+//! - `kv_put_sqlite`: durable KV v2 put [≥ 5k ops/s]
+//! - `open_sqlite_100k`: open + unseal a store holding 100k KV entries, then one read [≤ 50 ms]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmarks"
+)]
+
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use strongroom::{Config, Request, Strongroom, data};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn fresh(dir: &Path) -> (Strongroom, String) {
+    let sr = Strongroom::open(Config::sqlite(dir.join("b.db")).unseal_key_file(dir.join("k")))
+        .await
+        .unwrap();
+    let root = sr
+        .init_with_key_file(dir.join("k"))
+        .await
+        .unwrap()
+        .expose_secret()
+        .to_string();
+    (sr, root)
+}
+
+fn kv_get(c: &mut Criterion) {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let (sr, root) = rt.block_on(async {
+        let (sr, root) = fresh(dir.path()).await;
+        let cl = sr.client(&root);
+        cl.sys()
+            .enable_mount("secret", "kv", &[("version", "2")])
+            .await
+            .unwrap();
+        cl.kv("secret")
+            .put("app/db", &data(json!({"blob": "x".repeat(1024)})))
+            .await
+            .unwrap();
+        (sr, root)
+    });
+    let mut g = c.benchmark_group("kv");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("kv_get_1k_sqlite", |b| {
+        b.iter(|| {
+            rt.block_on(sr.handle(Request::read("secret/data/app/db").with_token(root.as_str())))
+                .unwrap()
+        })
+    });
+    let kv = sr.client(&root).kv("secret");
+    let payload = data(json!({"password": "x".repeat(64)}));
+    let mut i = 0u64;
+    g.bench_function("kv_put_sqlite", |b| {
+        b.iter(|| {
+            i += 1;
+            rt.block_on(kv.put(&format!("p/{}", i % 1000), &payload))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn open_100k(c: &mut Criterion) {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let (root, key) = rt.block_on(async {
+        let (sr, root) = fresh(dir.path()).await;
+        let cl = sr.client(&root);
+        cl.sys()
+            .enable_mount("secret", "kv", &[("version", "2")])
+            .await
+            .unwrap();
+        let kv = cl.kv("secret");
+        for i in 0..100_000u32 {
+            kv.put(&format!("bulk/{i}"), &data(json!({"v": i})))
+                .await
+                .unwrap();
+        }
+        (root, std::fs::read_to_string(dir.path().join("k")).unwrap())
+    });
+    let _ = key;
+    let mut g = c.benchmark_group("open");
+    g.sample_size(20);
+    g.bench_function("open_sqlite_100k", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let sr = Strongroom::open(
+                    Config::sqlite(dir.path().join("b.db")).unseal_key_file(dir.path().join("k")),
+                )
+                .await
+                .unwrap();
+                sr.client(&root)
+                    .kv("secret")
+                    .get("bulk/99999")
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kv_get, open_100k);
+criterion_main!(benches);
