@@ -269,6 +269,7 @@ mod tests {
         Barrier::new(
             Arc::new(MemoryBackend::new()),
             Arc::new(VirtualClock::new()),
+            1 << 20,
         )
     }
 
