@@ -21,6 +21,8 @@ mod metadata;
 mod subkeys;
 mod versions;
 
+#[cfg(test)]
+mod tests;
 
 /// A KV v2 mount. Stateless: everything lives in the mount's storage view.
 #[derive(Default)]
