@@ -1512,3 +1512,11 @@ async fn concurrent_writers_never_share_a_version() {
         50
     );
 }
+
+#[test]
+fn times_print_as_go_rfc3339_nano() {
+    use super::layout::format_time;
+    assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+    assert_eq!(format_time(1_500_000_000), "1970-01-01T00:00:01.5Z");
+    assert_eq!(format_time(1_000_000_001), "1970-01-01T00:00:01.000000001Z");
+}
