@@ -90,6 +90,31 @@ pub(crate) fn string_map(
     }
 }
 
+/// A JSON object field, if present (`null` counts as absent). Another type gives OpenBao's
+/// mapstructure text, which names the type but never echoes the value (it may be a secret).
+pub(crate) fn object<'a>(data: &'a Data, field: &str) -> Result<Option<&'a Data>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(v) => Err(Error::invalid_input(format!(
+            "Field validation failed: error converting input for field \"{field}\": '' expected a map, got '{}'",
+            go_kind(v)
+        ))),
+    }
+}
+
+/// The Go `reflect.Kind` OpenBao reports for a decoded JSON value (numbers are `json.Number`,
+/// a string kind).
+fn go_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "invalid",
+        Value::Bool(_) => "bool",
+        Value::Number(_) | Value::String(_) => "string",
+        Value::Array(_) => "slice",
+        Value::Object(_) => "map",
+    }
+}
+
 /// A list of integers (numbers or numeric strings, or a comma-separated string).
 pub(crate) fn int_list(data: &Data, field: &str) -> Result<Vec<i64>> {
     let parse_one = |v: &Value| -> Result<i64> {

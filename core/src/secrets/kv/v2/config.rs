@@ -1,0 +1,107 @@
+//! `<mount>/config`: mount-wide `max_versions`, `cas_required`, `metadata_cas_required` and
+//! `delete_version_after`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::layout::{CONFIG_KEY, MountConfig, encode, load_config};
+use crate::error::{Error, Result};
+use crate::request::{Data, Response};
+use crate::secrets::EngineContext;
+use crate::storage::Backend;
+use crate::util::{duration, params};
+
+/// `GET config`.
+pub(super) async fn read(ctx: &EngineContext) -> Result<Option<Response>> {
+    let config = load_config(&ctx.storage).await?;
+    let mut d = Data::new();
+    d.insert("cas_required".into(), config.cas_required.into());
+    d.insert(
+        "delete_version_after".into(),
+        format_signed_secs(config.delete_version_after).into(),
+    );
+    d.insert("max_versions".into(), config.max_versions.into());
+    d.insert(
+        "metadata_cas_required".into(),
+        config.metadata_cas_required.into(),
+    );
+    Ok(Some(Response::with_data(d)))
+}
+
+/// `POST config`: only the fields given change; a negative `delete_version_after` disables it
+/// on every key, zero clears it.
+pub(super) async fn write(ctx: &EngineContext, data: &Data) -> Result<Option<Response>> {
+    let max_versions = max_versions(data)?;
+    let cas_required = params::bool(data, "cas_required")?;
+    let metadata_cas_required = params::bool(data, "metadata_cas_required")?;
+    let dva = signed_duration_secs(data, "delete_version_after")?;
+    if max_versions.is_none()
+        && cas_required.is_none()
+        && metadata_cas_required.is_none()
+        && dva.is_none()
+    {
+        return Ok(None);
+    }
+    let mut config: MountConfig = load_config(&ctx.storage).await?;
+    if let Some(m) = max_versions {
+        config.max_versions = m;
+    }
+    if let Some(c) = cas_required {
+        config.cas_required = c;
+    }
+    if let Some(c) = metadata_cas_required {
+        config.metadata_cas_required = c;
+    }
+    if let Some(d) = dva {
+        config.delete_version_after = d.clamp(-1, i64::MAX);
+    }
+    ctx.storage.put(CONFIG_KEY, &encode(&config)?).await?;
+    Ok(None)
+}
+
+/// `max_versions` as a count (a negative or oversized value is refused rather than wrapped).
+pub(super) fn max_versions(data: &Data) -> Result<Option<u32>> {
+    params::int(data, "max_versions")?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                Error::invalid_input(format!(
+                    "max_versions must be between 0 and {}, got `{n}`",
+                    u32::MAX
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A duration in whole seconds that may be negative (`-1s`, `-5`), as OpenBao's
+/// `TypeSignedDurationSecond`.
+fn signed_duration_secs(data: &Data, field: &str) -> Result<Option<i64>> {
+    let raw = match data.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let (negative, value) = match raw {
+        Value::String(s) => match s.trim().strip_prefix('-') {
+            Some(rest) => (true, Value::String(rest.to_string())),
+            None => (false, raw.clone()),
+        },
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i < 0 => (true, Value::from(i.unsigned_abs())),
+            _ => (false, raw.clone()),
+        },
+        _ => (false, raw.clone()),
+    };
+    // On failure, report the text the caller sent (with its sign).
+    let parsed =
+        duration::parse_value(&value).map_err(|e| duration::parse_value(raw).err().unwrap_or(e))?;
+    let secs = i64::try_from(parsed.as_secs())
+        .map_err(|_| Error::invalid_input(format!("{field} is out of range")))?;
+    Ok(Some(if negative { -secs } else { secs }))
+}
+
+/// Go's `time.Duration.String()` for a whole number of seconds that may be negative.
+fn format_signed_secs(secs: i64) -> String {
+    let text = duration::format(Duration::from_secs(secs.unsigned_abs()));
+    if secs < 0 { format!("-{text}") } else { text }
+}
