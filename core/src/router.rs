@@ -17,6 +17,8 @@ use crate::storage::view::View;
 
 /// Where the secrets mount table is stored (behind the barrier).
 pub(crate) const MOUNTS_PATH: &str = "core/mounts";
+/// Where the auth mount table is stored (behind the barrier).
+pub(crate) const AUTH_PATH: &str = "core/auth";
 /// The system-wide default and maximum lease TTL (OpenBao: 768h = 32 days).
 pub(crate) const SYSTEM_MAX_TTL: Duration = Duration::from_secs(768 * 3600);
 /// OpenBao's version string, as reported by `running_plugin_version`.
@@ -234,6 +236,31 @@ pub(crate) async fn load_table(storage: &dyn Backend) -> Result<Vec<MountEntry>>
             serde_json::from_slice(&raw).map_err(|_| Error::storage("mount table is corrupt"))
         }
     }
+}
+
+/// Read the stored auth table (the `token/` entry is always there).
+pub(crate) async fn load_auth_table(storage: &dyn Backend) -> Result<Vec<MountEntry>> {
+    let mut v: Vec<MountEntry> = match storage.get(AUTH_PATH).await? {
+        None => Vec::new(),
+        Some(raw) => {
+            serde_json::from_slice(&raw).map_err(|_| Error::storage("auth table is corrupt"))?
+        }
+    };
+    if !v.iter().any(|e| e.path == "token/") {
+        v.push(token_auth_entry());
+    }
+    Ok(v)
+}
+
+/// The built-in token auth mount (`auth_token_<8 hex>` accessor).
+pub(crate) fn token_auth_entry() -> MountEntry {
+    let mut e = MountEntry::new("token/", "token");
+    e.accessor = format!(
+        "auth_token_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    e.description = "token based credentials".into();
+    e
 }
 
 /// Encode the table for storage.

@@ -18,7 +18,9 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::router::{self, MountEntry, Router};
 use crate::storage::cache::CachedBackend;
 use crate::storage::{Backend, MemoryBackend, PostgresBackend, SqliteBackend, TxnOp};
+use crate::token::endpoints::Caller;
 use crate::token::{TokenEntry, TokenStore};
+use crate::util::ttl::TtlLimits;
 
 /// Where the KEK is kept behind the barrier (for root-key rotation), as OpenBao does.
 const KEK_PATH: &str = "core/shamir-kek";
@@ -188,16 +190,12 @@ impl Strongroom {
             sr.unseal(key.expose_secret()).await?;
             let root = match &dev.root_token_id {
                 Some(id) => {
-                    let st = &sr.inner.storage;
-                    sr.inner
-                        .tokens
-                        .revoke(st.as_ref(), init.root_token.expose_secret())
-                        .await?;
-                    let now = sr.inner.clock.now();
-                    sr.inner
-                        .tokens
-                        .create_root(st.as_ref(), now, Some(id))
-                        .await?;
+                    // As OpenBao: the generated root token is revoked, the chosen one created.
+                    let generated = sr.token_lookup(init.root_token.expose_secret()).await?;
+                    if let Some(e) = generated {
+                        sr.token_revoke_tree(&e.salted_id).await?;
+                    }
+                    sr.create_root_token(Some(id.clone())).await?;
                     SecretString::from(id.clone())
                 }
                 None => init.root_token,
@@ -272,8 +270,7 @@ impl Strongroom {
         };
         i.seal.unseal_with_kek(&i.barrier, &kek).await?;
         let setup = async {
-            let sys = MountEntry::new("sys/", "system");
-            let mut sys = sys;
+            let mut sys = MountEntry::new("sys/", "system");
             sys.description = "system endpoints used for control, policy and debugging".into();
             let cluster = json!({
                 "name": format!("vault-cluster-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -284,6 +281,10 @@ impl Strongroom {
                     TxnOp::Put {
                         key: router::MOUNTS_PATH.into(),
                         value: router::encode_table(&[sys])?,
+                    },
+                    TxnOp::Put {
+                        key: router::AUTH_PATH.into(),
+                        value: router::encode_table(&[router::token_auth_entry()])?,
                     },
                     TxnOp::Put {
                         key: KEK_PATH.into(),
@@ -297,9 +298,7 @@ impl Strongroom {
                 ])
                 .await?;
             i.tokens.setup(i.storage.as_ref()).await?;
-            i.tokens
-                .create_root(i.storage.as_ref(), i.clock.now(), None)
-                .await
+            self.create_root_token(None).await
         };
         let root = setup.await;
         i.barrier.seal()?;
@@ -595,7 +594,8 @@ impl Strongroom {
             return Err(Error::sealed());
         }
         self.sync().await?;
-        let token = self.resolve_token(&req).await?;
+        let mut caller = self.resolve_token(&req).await?;
+        let token = caller.entry.clone();
         if req.wrap_ttl.is_some() {
             // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
             return Err(Error::invalid_input(
@@ -605,7 +605,27 @@ impl Strongroom {
         let resp = if req.path == "sys" || req.path.starts_with("sys/") {
             self.authorize(&token, &req)?;
             self.audit_request(&token, &req)?;
-            crate::sys::handle(self, &req).await?
+            let last_use = self
+                .inner
+                .tokens
+                .use_once(self.inner.storage.as_ref(), &token)
+                .await?;
+            let r = crate::sys::handle(self, &req).await;
+            self.finish_use(&token, last_use).await?;
+            r?
+        } else if let Some(rel) = req.path.strip_prefix("auth/token/") {
+            self.authorize(&token, &req)?;
+            caller.sudo = token.is_root();
+            self.audit_request(&token, &req)?;
+            let last_use = self
+                .inner
+                .tokens
+                .use_once(self.inner.storage.as_ref(), &token)
+                .await?;
+            let rel = rel.to_string();
+            let r = crate::token::endpoints::handle(self, &caller, &req, &rel).await;
+            self.finish_use(&token, last_use).await?;
+            r?
         } else {
             let router = self.router()?;
             let (mount, rel) = router
@@ -621,7 +641,14 @@ impl Strongroom {
             }
             self.authorize(&token, &req)?;
             self.audit_request(&token, &req)?;
-            match mount.engine.handle(&mount.ctx, &ereq).await? {
+            let last_use = self
+                .inner
+                .tokens
+                .use_once(self.inner.storage.as_ref(), &token)
+                .await?;
+            let r = mount.engine.handle(&mount.ctx, &ereq).await;
+            self.finish_use(&token, last_use).await?;
+            match r? {
                 Some(r) => r,
                 None if matches!(req.operation, Operation::Read | Operation::List) => {
                     return Err(Error::not_found(format!(
@@ -649,12 +676,111 @@ impl Strongroom {
         Ok(())
     }
 
-    async fn resolve_token(&self, req: &Request) -> Result<Arc<TokenEntry>> {
+    async fn resolve_token(&self, req: &Request) -> Result<Caller> {
+        let entry = self
+            .token_lookup(req.token_str())
+            .await?
+            .ok_or_else(Error::permission_denied)?;
+        Ok(Caller {
+            id: Zeroizing::new(req.token_str().to_string()),
+            entry,
+            sudo: false,
+        })
+    }
+
+    /// After the last allowed use of a limited-use token, revoke it.
+    async fn finish_use(&self, token: &TokenEntry, last_use: bool) -> Result<()> {
+        if last_use {
+            self.token_revoke_tree(&token.salted_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Resolve a token id (unknown, expired and malformed are all `None`).
+    pub(crate) async fn token_lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>> {
         self.inner
             .tokens
-            .lookup(self.inner.storage.as_ref(), req.token_str())
+            .lookup(self.inner.storage.as_ref(), id, self.inner.clock.now())
+            .await
+    }
+
+    pub(crate) async fn token_by_accessor(
+        &self,
+        accessor: &str,
+    ) -> Result<Option<Arc<TokenEntry>>> {
+        let now = self.inner.clock.now();
+        Ok(self
+            .inner
+            .tokens
+            .by_accessor(self.inner.storage.as_ref(), accessor)
             .await?
-            .ok_or_else(Error::permission_denied)
+            .filter(|e| !e.expired(now))
+            .map(Arc::new))
+    }
+
+    /// Revoke a token and every token below it.
+    pub(crate) async fn token_revoke_tree(&self, salted: &str) -> Result<()> {
+        self.inner
+            .tokens
+            .revoke_tree(self.inner.storage.as_ref(), salted)
+            .await
+    }
+
+    /// Revoke one token; its children become orphans.
+    pub(crate) async fn token_revoke_one(&self, salted: &str) -> Result<()> {
+        self.inner
+            .tokens
+            .revoke_one(self.inner.storage.as_ref(), salted)
+            .await
+    }
+
+    pub(crate) async fn token_accessors(&self) -> Result<Vec<String>> {
+        self.inner
+            .tokens
+            .accessors(self.inner.storage.as_ref())
+            .await
+    }
+
+    pub(crate) async fn token_tidy(&self) -> Result<usize> {
+        self.inner
+            .tokens
+            .tidy(self.inner.storage.as_ref(), self.inner.clock.now())
+            .await
+    }
+
+    /// TTL defaults for tokens: the `token/` auth mount's tuning, else the system's 768h.
+    pub(crate) async fn token_limits(&self) -> Result<TtlLimits> {
+        let table = router::load_auth_table(self.inner.storage.as_ref()).await?;
+        let e = table
+            .iter()
+            .find(|e| e.path == "token/")
+            .cloned()
+            .unwrap_or_else(router::token_auth_entry);
+        Ok(TtlLimits {
+            default_ttl: e.default_ttl(),
+            max_ttl: e.max_ttl(),
+        })
+    }
+
+    /// Whether an ACL policy with this name exists.
+    pub(crate) async fn policy_exists(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .inner
+            .storage
+            .get(&format!("sys/policy/{name}"))
+            .await?
+            .is_some())
+    }
+
+    /// Create a root token (init, or a dev root token with a chosen id).
+    pub(crate) async fn create_root_token(&self, id: Option<String>) -> Result<String> {
+        let now = self.inner.clock.now();
+        let mut e = crate::token::new_entry(now, "auth/token/root", vec!["root".into()]);
+        e.display_name = "root".into();
+        self.inner
+            .tokens
+            .store_new(self.inner.storage.as_ref(), e, id)
+            .await
     }
 
     /// ACL seam: decides whether `token` may do `req`. Until the policy engine lands, only the

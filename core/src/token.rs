@@ -1,60 +1,43 @@
-//! The token store (the part the foundation needs: the root token made at init, and token
-//! resolution in the pipeline). Token ids are stored only as salted HMAC-SHA256 hashes.
+//! The token store: service tokens (`s.` + 24 base62), batch tokens (`b.`, encrypted, never
+//! stored), accessors, the parent/child tree, roles. Token ids are stored only salted:
+//! `"h" + hex(HMAC-SHA256(salt, id))` (ids without a `.` use OpenBao's legacy SHA1 form).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{digest, hmac};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
+use crate::barrier::aead::{self, GcmKey};
 use crate::clock::rfc3339;
-use crate::error::{Error, Result};
-use crate::storage::Backend;
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{Backend, Page, TxnOp};
+
+pub(crate) mod endpoints;
+pub(crate) mod entry;
+pub(crate) mod roles;
+
+pub(crate) use entry::TokenEntry;
 
 const SALT_PATH: &str = "sys/token/salt";
-const ID_PREFIX: &str = "sys/token/id/";
-const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
+const BATCH_KEY_PATH: &str = "sys/token/batch-key";
+pub(crate) const ID_PREFIX: &str = "sys/token/id/";
+pub(crate) const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
+pub(crate) const PARENT_PREFIX: &str = "sys/token/parent/";
 
-/// A stored token (never holds the token id itself).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct TokenEntry {
-    pub accessor: String,
-    pub policies: Vec<String>,
-    pub path: String,
-    pub display_name: String,
-    pub creation_time: String,
-    /// Seconds; 0 = never expires (root).
-    pub ttl: u64,
-}
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-impl TokenEntry {
-    pub(crate) fn is_root(&self) -> bool {
-        self.policies.iter().any(|p| p == "root")
-    }
-}
-
-/// `s.` + 24 base62 characters (OpenBao's service token format).
-pub(crate) fn new_service_token_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+fn base62(n: usize) -> String {
     let mut rng = rand::rng();
-    let body: String = (0..24)
-        .map(|_| {
-            let i = rng.random_range(0..ALPHABET.len());
-            char::from(ALPHABET.get(i).copied().unwrap_or(b'0'))
-        })
-        .collect();
-    format!("s.{body}")
-}
-
-fn new_accessor() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rng();
-    (0..24)
+    (0..n)
         .map(|_| {
             char::from(
-                ALPHABET
-                    .get(rng.random_range(0..ALPHABET.len()))
+                BASE62
+                    .get(rng.random_range(0..BASE62.len()))
                     .copied()
                     .unwrap_or(b'0'),
             )
@@ -62,137 +45,437 @@ fn new_accessor() -> String {
         .collect()
 }
 
-/// Resolves and creates tokens.
+/// `s.` + 24 base62 characters (OpenBao's service token format).
+pub(crate) fn new_service_token_id() -> String {
+    format!("s.{}", base62(24))
+}
+
+struct Keys {
+    salt: String,
+    hmac: hmac::Key,
+    batch: GcmKey,
+}
+
+/// Resolves, creates and revokes tokens.
 #[derive(Default)]
 pub(crate) struct TokenStore {
-    salt: RwLock<Option<hmac::Key>>,
+    keys: RwLock<Option<Arc<Keys>>>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
 }
 
+fn poisoned() -> Error {
+    Error::internal("token store lock poisoned")
+}
+
+fn encode(entry: &TokenEntry) -> Result<Vec<u8>> {
+    serde_json::to_vec(entry)
+        .map_err(|e| Error::internal("cannot encode token entry").with_source(e))
+}
+
+fn decode(raw: &[u8]) -> Result<TokenEntry> {
+    serde_json::from_slice(raw).map_err(|_| Error::storage("token entry is corrupt"))
+}
+
 impl TokenStore {
-    /// Load (or create) the salt; called on unseal.
+    /// Load (or create) the salt and the batch-token key; called on unseal.
     pub(crate) async fn setup(&self, storage: &dyn Backend) -> Result<()> {
         let salt = match storage.get(SALT_PATH).await? {
-            Some(s) => s,
+            Some(s) => String::from_utf8(s).map_err(|_| Error::storage("token salt is corrupt"))?,
             None => {
-                let s = crate::barrier::aead::random_key(32)?.to_vec();
-                storage.put(SALT_PATH, &s).await?;
+                let s = uuid::Uuid::new_v4().to_string();
+                storage.put(SALT_PATH, s.as_bytes()).await?;
                 s
             }
         };
-        *self
-            .salt
-            .write()
-            .map_err(|_| Error::internal("token lock poisoned"))? =
-            Some(hmac::Key::new(hmac::HMAC_SHA256, &salt));
+        let batch = match storage.get(BATCH_KEY_PATH).await? {
+            Some(k) => Zeroizing::new(k),
+            None => {
+                let k = aead::random_key(32)?;
+                storage.put(BATCH_KEY_PATH, &k).await?;
+                k
+            }
+        };
+        let keys = Keys {
+            hmac: hmac::Key::new(hmac::HMAC_SHA256, salt.as_bytes()),
+            salt,
+            batch: GcmKey::new(&batch)?,
+        };
+        *self.keys.write().map_err(|_| poisoned())? = Some(Arc::new(keys));
         self.clear()
     }
 
-    /// Forget cached state (on seal, or when another process may have changed tokens).
+    /// Forget cached entries (on seal, or when another process may have changed tokens).
     pub(crate) fn clear(&self) -> Result<()> {
-        self.cache
-            .write()
-            .map_err(|_| Error::internal("token lock poisoned"))?
-            .clear();
+        self.cache.write().map_err(|_| poisoned())?.clear();
         Ok(())
     }
 
-    fn hash(&self, id: &str) -> Result<String> {
-        let guard = self
-            .salt
+    fn keys(&self) -> Result<Arc<Keys>> {
+        self.keys
             .read()
-            .map_err(|_| Error::internal("token lock poisoned"))?;
-        let key = guard.as_ref().ok_or_else(Error::sealed)?;
-        Ok(hex::encode(hmac::sign(key, id.as_bytes())))
+            .map_err(|_| poisoned())?
+            .clone()
+            .ok_or_else(Error::sealed)
     }
 
-    /// Create a root token (at init, or a dev root token with a chosen id).
-    pub(crate) async fn create_root(
-        &self,
-        storage: &dyn Backend,
-        now: time::OffsetDateTime,
-        id: Option<&str>,
-    ) -> Result<String> {
-        let id = id.map(str::to_string).unwrap_or_else(new_service_token_id);
-        let entry = TokenEntry {
-            accessor: new_accessor(),
-            policies: vec!["root".into()],
-            path: "auth/token/root".into(),
-            display_name: "root".into(),
-            creation_time: rfc3339(now),
-            ttl: 0,
-        };
-        let hash = self.hash(&id)?;
-        let raw = serde_json::to_vec(&entry)
-            .map_err(|e| Error::internal("cannot encode token").with_source(e))?;
-        storage
-            .transaction(vec![
-                crate::storage::TxnOp::Put {
-                    key: format!("{ID_PREFIX}{hash}"),
-                    value: raw,
-                },
-                crate::storage::TxnOp::Put {
-                    key: format!("{ACCESSOR_PREFIX}{}", entry.accessor),
-                    value: hash.into_bytes(),
-                },
-            ])
-            .await?;
-        Ok(id)
+    /// The salted form of a token id (or accessor): OpenBao's `SaltID`.
+    pub(crate) fn salt_id(&self, id: &str) -> Result<String> {
+        let k = self.keys()?;
+        if id.contains('.') {
+            Ok(format!(
+                "h{}",
+                hex::encode(hmac::sign(&k.hmac, id.as_bytes()))
+            ))
+        } else {
+            let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
+            ctx.update(k.salt.as_bytes());
+            ctx.update(id.as_bytes());
+            Ok(hex::encode(ctx.finish()))
+        }
     }
 
-    /// Resolve a token id. Unknown, empty and malformed tokens are all `None` (the caller
-    /// answers "permission denied" without saying which).
+    fn uncache(&self, salted: &str) -> Result<()> {
+        self.cache.write().map_err(|_| poisoned())?.remove(salted);
+        Ok(())
+    }
+
+    /// Resolve a token id to its entry. Unknown, expired, malformed: all `None`, so callers
+    /// answer "permission denied" without saying which.
     pub(crate) async fn lookup(
         &self,
         storage: &dyn Backend,
         id: &str,
+        now: OffsetDateTime,
     ) -> Result<Option<Arc<TokenEntry>>> {
-        if id.is_empty() || id.len() > 512 {
+        if id.is_empty() || id.len() > 4096 {
             return Ok(None);
         }
-        // The map is keyed by the HMAC, so lookups never compare raw token ids.
-        let hash = self.hash(id)?;
-        if let Some(e) = self
+        if let Some(body) = id.strip_prefix("b.") {
+            return Ok(self
+                .open_batch(body)?
+                .filter(|e| !e.expired(now))
+                .map(Arc::new));
+        }
+        // The map is keyed by the salted id, so no raw token id is ever compared.
+        let salted = self.salt_id(id)?;
+        let cached = self
             .cache
             .read()
-            .map_err(|_| Error::internal("token lock poisoned"))?
-            .get(&hash)
-        {
-            return Ok(Some(e.clone()));
-        }
-        let Some(raw) = storage.get(&format!("{ID_PREFIX}{hash}")).await? else {
-            return Ok(None);
+            .map_err(|_| poisoned())?
+            .get(&salted)
+            .cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => match self.get_salted(storage, &salted).await? {
+                None => return Ok(None),
+                Some(e) => {
+                    let e = Arc::new(e);
+                    self.cache
+                        .write()
+                        .map_err(|_| poisoned())?
+                        .insert(salted, e.clone());
+                    e
+                }
+            },
         };
-        let entry: TokenEntry =
-            serde_json::from_slice(&raw).map_err(|_| Error::storage("token entry is corrupt"))?;
-        let entry = Arc::new(entry);
-        self.cache
-            .write()
-            .map_err(|_| Error::internal("token lock poisoned"))?
-            .insert(hash, entry.clone());
+        if entry.expired(now) || entry.num_uses < 0 {
+            return Ok(None);
+        }
         Ok(Some(entry))
     }
 
-    /// Revoke a token by id (used when dev mode replaces the generated root token).
-    pub(crate) async fn revoke(&self, storage: &dyn Backend, id: &str) -> Result<()> {
-        let hash = self.hash(id)?;
-        if let Some(e) = self.lookup(storage, id).await? {
-            storage
-                .transaction(vec![
-                    crate::storage::TxnOp::Delete {
-                        key: format!("{ID_PREFIX}{hash}"),
-                    },
-                    crate::storage::TxnOp::Delete {
-                        key: format!("{ACCESSOR_PREFIX}{}", e.accessor),
-                    },
-                ])
-                .await?;
+    pub(crate) async fn get_salted(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+    ) -> Result<Option<TokenEntry>> {
+        match storage.get(&format!("{ID_PREFIX}{salted}")).await? {
+            None => Ok(None),
+            Some(raw) => decode(&raw).map(Some),
         }
-        self.cache
-            .write()
-            .map_err(|_| Error::internal("token lock poisoned"))?
-            .remove(&hash);
+    }
+
+    /// The entry behind an accessor.
+    pub(crate) async fn by_accessor(
+        &self,
+        storage: &dyn Backend,
+        accessor: &str,
+    ) -> Result<Option<TokenEntry>> {
+        if accessor.is_empty() || accessor.contains('/') {
+            return Ok(None);
+        }
+        let Some(salted) = storage
+            .get(&format!("{ACCESSOR_PREFIX}{}", self.salt_id(accessor)?))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let salted =
+            String::from_utf8(salted).map_err(|_| Error::storage("accessor entry is corrupt"))?;
+        self.get_salted(storage, &salted).await
+    }
+
+    /// Store a new service token; returns its id.
+    pub(crate) async fn store_new(
+        &self,
+        storage: &dyn Backend,
+        mut entry: TokenEntry,
+        id: Option<String>,
+    ) -> Result<String> {
+        let id = id.unwrap_or_else(new_service_token_id);
+        let salted = self.salt_id(&id)?;
+        if storage
+            .get(&format!("{ID_PREFIX}{salted}"))
+            .await?
+            .is_some()
+        {
+            return Err(Error::invalid_input(
+                "cannot create a token with a duplicate ID",
+            ));
+        }
+        entry.salted_id = salted.clone();
+        entry.accessor = base62(24);
+        let mut ops = vec![
+            TxnOp::Check {
+                key: format!("{ID_PREFIX}{salted}"),
+                expected: None,
+            },
+            TxnOp::Put {
+                key: format!("{ID_PREFIX}{salted}"),
+                value: encode(&entry)?,
+            },
+            TxnOp::Put {
+                key: format!("{ACCESSOR_PREFIX}{}", self.salt_id(&entry.accessor)?),
+                value: salted.clone().into_bytes(),
+            },
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(TxnOp::Put {
+                key: format!("{PARENT_PREFIX}{parent}/{salted}"),
+                value: Vec::new(),
+            });
+        }
+        storage.transaction(ops).await?;
+        Ok(id)
+    }
+
+    /// Encrypt a batch token (`b.` + base64url(AEAD(entry))); never stored.
+    pub(crate) fn seal_batch(&self, entry: &TokenEntry) -> Result<String> {
+        let k = self.keys()?;
+        let blob = k.batch.seal(0, "batch-token", &encode(entry)?)?;
+        Ok(format!("b.{}", B64URL.encode(blob)))
+    }
+
+    fn open_batch(&self, body: &str) -> Result<Option<TokenEntry>> {
+        let Ok(blob) = B64URL.decode(body) else {
+            return Ok(None);
+        };
+        let k = self.keys()?;
+        let Ok(json) = k.batch.open("batch-token", &blob) else {
+            return Ok(None);
+        };
+        Ok(decode(&json).ok())
+    }
+
+    /// Write an updated entry (renewal, use count).
+    pub(crate) async fn update(&self, storage: &dyn Backend, entry: &TokenEntry) -> Result<()> {
+        storage
+            .put(&format!("{ID_PREFIX}{}", entry.salted_id), &encode(entry)?)
+            .await?;
+        self.uncache(&entry.salted_id)
+    }
+
+    /// Count one use of a limited-use token. Returns `true` when this was the last use (the
+    /// caller revokes it once the request is done).
+    pub(crate) async fn use_once(&self, storage: &dyn Backend, entry: &TokenEntry) -> Result<bool> {
+        if entry.num_uses <= 0 || entry.is_batch() {
+            return Ok(false);
+        }
+        let key = format!("{ID_PREFIX}{}", entry.salted_id);
+        let before = storage
+            .get(&key)
+            .await?
+            .ok_or_else(Error::permission_denied)?;
+        let mut fresh = decode(&before)?;
+        if fresh.num_uses <= 0 {
+            return Err(Error::permission_denied());
+        }
+        let last = fresh.num_uses == 1;
+        fresh.num_uses = if last { -1 } else { fresh.num_uses - 1 };
+        // The check makes two concurrent uses of the last use impossible.
+        storage
+            .transaction(vec![
+                TxnOp::Check {
+                    key: key.clone(),
+                    expected: Some(before),
+                },
+                TxnOp::Put {
+                    key,
+                    value: encode(&fresh)?,
+                },
+            ])
+            .await
+            .map_err(|e| {
+                if e.code() == ErrorCode::Conflict {
+                    Error::permission_denied()
+                } else {
+                    e
+                }
+            })?;
+        self.uncache(&entry.salted_id)?;
+        Ok(last)
+    }
+
+    /// Revoke a token and its whole subtree (children before parents). Unknown: no-op.
+    pub(crate) async fn revoke_tree(&self, storage: &dyn Backend, salted: &str) -> Result<()> {
+        // Iterative DFS: collect the tree, then delete leaves first.
+        let mut order = Vec::new();
+        let mut stack = vec![salted.to_string()];
+        while let Some(s) = stack.pop() {
+            let children = self.children(storage, &s).await?;
+            order.push(s);
+            stack.extend(children);
+        }
+        for s in order.into_iter().rev() {
+            self.revoke_one(storage, &s).await?;
+        }
         Ok(())
+    }
+
+    async fn children(&self, storage: &dyn Backend, salted: &str) -> Result<Vec<String>> {
+        let prefix = format!("{PARENT_PREFIX}{salted}/");
+        let mut out = Vec::new();
+        let mut page = Page {
+            after: None,
+            limit: Some(1000),
+        };
+        loop {
+            let batch = storage.list(&prefix, &page).await?;
+            let done = batch.len() < 1000;
+            page.after = batch.last().cloned();
+            out.extend(batch.into_iter().filter(|c| !c.ends_with('/')));
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Delete one token: entry, accessor, its parent index entry, and its own child index
+    /// (children become orphans).
+    pub(crate) async fn revoke_one(&self, storage: &dyn Backend, salted: &str) -> Result<()> {
+        let Some(entry) = self.get_salted(storage, salted).await? else {
+            self.uncache(salted)?;
+            return Ok(());
+        };
+        let mut ops = vec![TxnOp::Delete {
+            key: format!("{ID_PREFIX}{salted}"),
+        }];
+        if !entry.accessor.is_empty() {
+            ops.push(TxnOp::Delete {
+                key: format!("{ACCESSOR_PREFIX}{}", self.salt_id(&entry.accessor)?),
+            });
+        }
+        if let Some(p) = &entry.parent {
+            ops.push(TxnOp::Delete {
+                key: format!("{PARENT_PREFIX}{p}/{salted}"),
+            });
+        }
+        for child in self.children(storage, salted).await? {
+            ops.push(TxnOp::Delete {
+                key: format!("{PARENT_PREFIX}{salted}/{child}"),
+            });
+            // The child becomes an orphan.
+            if let Some(mut c) = self.get_salted(storage, &child).await? {
+                c.parent = None;
+                ops.push(TxnOp::Put {
+                    key: format!("{ID_PREFIX}{child}"),
+                    value: encode(&c)?,
+                });
+                self.uncache(&child)?;
+            }
+        }
+        storage.transaction(ops).await?;
+        self.uncache(salted)
+    }
+
+    /// Every accessor (for `LIST auth/token/accessors`): the accessor itself is not stored in
+    /// clear as a key, so read it from each entry.
+    pub(crate) async fn accessors(&self, storage: &dyn Backend) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut page = Page {
+            after: None,
+            limit: Some(1000),
+        };
+        loop {
+            let keys = storage.list(ACCESSOR_PREFIX, &page).await?;
+            let done = keys.len() < 1000;
+            page.after = keys.last().cloned();
+            for k in keys {
+                if let Some(raw) = storage.get(&format!("{ACCESSOR_PREFIX}{k}")).await? {
+                    let salted = String::from_utf8_lossy(&raw).to_string();
+                    if let Some(e) = self.get_salted(storage, &salted).await? {
+                        out.push(e.accessor);
+                    }
+                }
+            }
+            if done {
+                out.sort();
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Remove dangling accessor and parent index entries, and expired tokens. Returns how many
+    /// entries were removed.
+    pub(crate) async fn tidy(&self, storage: &dyn Backend, now: OffsetDateTime) -> Result<usize> {
+        let mut removed = 0;
+        for k in storage.scan(ACCESSOR_PREFIX, &Page::all()).await? {
+            let key = format!("{ACCESSOR_PREFIX}{k}");
+            let dangling = match storage.get(&key).await? {
+                Some(raw) => self
+                    .get_salted(storage, &String::from_utf8_lossy(&raw))
+                    .await?
+                    .is_none(),
+                None => false,
+            };
+            if dangling {
+                storage.delete(&key).await?;
+                removed += 1;
+            }
+        }
+        for k in storage.scan(PARENT_PREFIX, &Page::all()).await? {
+            let Some((parent, child)) = k.split_once('/') else {
+                continue;
+            };
+            if self.get_salted(storage, parent).await?.is_none()
+                || self.get_salted(storage, child).await?.is_none()
+            {
+                storage.delete(&format!("{PARENT_PREFIX}{k}")).await?;
+                removed += 1;
+            }
+        }
+        for k in storage.scan(ID_PREFIX, &Page::all()).await? {
+            if let Some(e) = self.get_salted(storage, &k).await? {
+                if e.expired(now) {
+                    self.revoke_tree(storage, &k).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A fresh entry with the common fields filled.
+pub(crate) fn new_entry(now: OffsetDateTime, path: &str, policies: Vec<String>) -> TokenEntry {
+    TokenEntry {
+        policies,
+        display_name: "token".into(),
+        creation_time: now.unix_timestamp(),
+        issue_time: rfc3339(now),
+        path: path.to_string(),
+        token_type: "service".into(),
+        ..TokenEntry::default()
     }
 }
 
@@ -211,25 +494,77 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn root_token_is_stored_hashed() {
+    async fn ids_are_stored_salted_only() {
         let mem = MemoryBackend::new();
         let ts = TokenStore::default();
         ts.setup(&mem).await.unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
         let id = ts
-            .create_root(&mem, time::OffsetDateTime::UNIX_EPOCH, None)
+            .store_new(
+                &mem,
+                new_entry(now, "auth/token/root", vec!["root".into()]),
+                None,
+            )
             .await
             .unwrap();
-        let keys = mem.scan("", &crate::storage::Page::all()).await.unwrap();
-        assert!(keys.iter().all(|k| !k.contains(&id[2..])));
-        for k in &keys {
-            let v = mem.get(k).await.unwrap().unwrap();
-            assert!(!v.windows(24).any(|w| w == id[2..].as_bytes()));
+        let salted = ts.salt_id(&id).unwrap();
+        assert!(salted.starts_with('h') && salted.len() == 65);
+        assert_eq!(
+            ts.salt_id("root").unwrap().len(),
+            40,
+            "legacy SHA1 form for ids without a dot"
+        );
+        for k in mem.scan("", &Page::all()).await.unwrap() {
+            assert!(!k.contains(&id[2..]));
+            let v = mem.get(&k).await.unwrap().unwrap();
+            assert!(
+                !v.windows(24).any(|w| w == id[2..].as_bytes()),
+                "{k} holds the token id"
+            );
         }
-        let e = ts.lookup(&mem, &id).await.unwrap().unwrap();
-        assert!(e.is_root());
-        assert!(ts.lookup(&mem, "s.nope").await.unwrap().is_none());
-        assert!(ts.lookup(&mem, "").await.unwrap().is_none());
-        ts.revoke(&mem, &id).await.unwrap();
-        assert!(ts.lookup(&mem, &id).await.unwrap().is_none());
+        assert!(ts.lookup(&mem, &id, now).await.unwrap().unwrap().is_root());
+        assert!(ts.lookup(&mem, "s.nope", now).await.unwrap().is_none());
+        assert!(ts.lookup(&mem, "", now).await.unwrap().is_none());
+        assert!(ts.lookup(&mem, "b.garbage", now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn tree_revocation_and_orphaning() {
+        let mem = MemoryBackend::new();
+        let ts = TokenStore::default();
+        ts.setup(&mem).await.unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let root = ts
+            .store_new(&mem, new_entry(now, "p", vec!["root".into()]), None)
+            .await
+            .unwrap();
+        let rs = ts.salt_id(&root).unwrap();
+        let mut child = new_entry(now, "p", vec!["default".into()]);
+        child.parent = Some(rs.clone());
+        let c = ts.store_new(&mem, child.clone(), None).await.unwrap();
+        let cs = ts.salt_id(&c).unwrap();
+        let mut grand = child.clone();
+        grand.parent = Some(cs.clone());
+        let g = ts.store_new(&mem, grand, None).await.unwrap();
+        // revoke-orphan on the child: the grandchild survives as an orphan.
+        ts.revoke_one(&mem, &cs).await.unwrap();
+        assert!(ts.lookup(&mem, &c, now).await.unwrap().is_none());
+        let ge = ts.lookup(&mem, &g, now).await.unwrap().unwrap();
+        assert!(ge.parent.is_none());
+        // A new child under root, then revoke root's tree.
+        let mut child2 = new_entry(now, "p", vec!["default".into()]);
+        child2.parent = Some(rs.clone());
+        let c2 = ts.store_new(&mem, child2, None).await.unwrap();
+        ts.revoke_tree(&mem, &rs).await.unwrap();
+        assert!(ts.lookup(&mem, &root, now).await.unwrap().is_none());
+        assert!(ts.lookup(&mem, &c2, now).await.unwrap().is_none());
+        assert!(ts.lookup(&mem, &g, now).await.unwrap().is_some());
+        assert_eq!(ts.tidy(&mem, now).await.unwrap(), 0);
+        assert!(
+            mem.scan(PARENT_PREFIX, &Page::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -2,3 +2,4 @@
 
 pub(crate) mod duration;
 pub(crate) mod params;
+pub(crate) mod ttl;

@@ -1,0 +1,565 @@
+//! `auth/token/*`: create, lookup, renew, revoke, roles, accessors, tidy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::roles::{self, Role, glob_match, parse_string_list};
+use super::{TokenEntry, new_entry};
+use crate::error::{Error, Result};
+use crate::request::{Auth, Operation, Request, Response};
+use crate::strongroom::Strongroom;
+use crate::util::params;
+use crate::util::ttl::{self, TtlRequest};
+
+/// Who is calling: their token entry, the raw id (for lookup-self) and whether the ACL gave
+/// them sudo on this path.
+pub(crate) struct Caller {
+    pub id: Zeroizing<String>,
+    pub entry: Arc<TokenEntry>,
+    pub sudo: bool,
+}
+
+/// OpenBao's warning for custom ids.
+const CUSTOM_ID_WARNING: &str = "Supplying a custom ID for the token uses the weaker SHA1 hashing instead of the more secure SHA2-256 HMAC for token obfuscation. SHA1 hashed tokens on the wire leads to less secure lookups.";
+
+pub(crate) async fn handle(
+    sr: &Strongroom,
+    caller: &Caller,
+    req: &Request,
+    rel: &str,
+) -> Result<Response> {
+    let op = req.operation;
+    let write = matches!(op, Operation::Update | Operation::Create);
+    match rel {
+        "create" if write => create(sr, caller, req, None, false).await,
+        "create-orphan" if write => create(sr, caller, req, None, true).await,
+        "lookup-self" if op == Operation::Read || write => {
+            lookup_response(sr, &caller.entry, caller.id.as_str())
+        }
+        "lookup" if write || op == Operation::Read => {
+            let token = params::string(&req.data, "token")?.unwrap_or_default();
+            let e = sr.token_lookup(&token).await?.ok_or_else(bad_token)?;
+            lookup_response(sr, &e, &token)
+        }
+        "lookup-accessor" if write => {
+            let acc = params::string(&req.data, "accessor")?.unwrap_or_default();
+            let e = sr.token_by_accessor(&acc).await?.ok_or_else(|| {
+                Error::invalid_input("1 error occurred:\n\t* invalid accessor\n\n")
+            })?;
+            lookup_response(sr, &e, "")
+        }
+        "renew-self" if write => renew(sr, &caller.entry, req).await,
+        "renew" if write => {
+            let token = params::string(&req.data, "token")?.unwrap_or_default();
+            let e = sr
+                .token_lookup(&token)
+                .await?
+                .ok_or_else(|| Error::invalid_input("token not found"))?;
+            renew(sr, &e, req).await
+        }
+        "renew-accessor" if write => {
+            let acc = params::string(&req.data, "accessor")?.unwrap_or_default();
+            let e = sr
+                .token_by_accessor(&acc)
+                .await?
+                .ok_or_else(|| Error::invalid_input("token not found"))?;
+            let mut resp = renew(sr, &e, req).await?;
+            if let Some(a) = resp.auth.as_mut() {
+                a.client_token.clear();
+            }
+            Ok(resp)
+        }
+        "revoke-self" if write => {
+            revoke_batch_check(&caller.entry)?;
+            sr.token_revoke_tree(&caller.entry.salted_id).await?;
+            Ok(Response::default())
+        }
+        "revoke" if write => {
+            let token = params::string(&req.data, "token")?.unwrap_or_default();
+            if token.starts_with("b.") {
+                return Err(Error::invalid_input("batch tokens cannot be revoked"));
+            }
+            if let Some(e) = sr.token_lookup(&token).await? {
+                sr.token_revoke_tree(&e.salted_id).await?;
+            }
+            Ok(Response::default())
+        }
+        "revoke-accessor" if write => {
+            let acc = params::string(&req.data, "accessor")?.unwrap_or_default();
+            match sr.token_by_accessor(&acc).await? {
+                Some(e) => {
+                    sr.token_revoke_tree(&e.salted_id).await?;
+                    Ok(Response::default())
+                }
+                None => {
+                    let mut r = Response::default();
+                    r.warn("No token found with this accessor");
+                    Ok(r)
+                }
+            }
+        }
+        "revoke-orphan" if write => {
+            if !caller.sudo {
+                return Err(Error::permission_denied());
+            }
+            let token = params::string(&req.data, "token")?.unwrap_or_default();
+            let e = sr
+                .token_lookup(&token)
+                .await?
+                .ok_or_else(|| Error::invalid_input("token to revoke not found"))?;
+            revoke_batch_check(&e)?;
+            sr.token_revoke_one(&e.salted_id).await?;
+            Ok(Response::default())
+        }
+        "accessors/" if op == Operation::List => {
+            if !caller.sudo {
+                return Err(Error::permission_denied());
+            }
+            let keys = sr.token_accessors().await?;
+            if keys.is_empty() {
+                return Err(Error::not_found("no accessors"));
+            }
+            Ok(Response::with_data(crate::data(json!({ "keys": keys }))))
+        }
+        "tidy" if write => {
+            let removed = sr.token_tidy().await?;
+            let mut r = Response::default();
+            r.warn(format!("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs. ({removed} entries removed)"));
+            r.http_status = Some(202);
+            Ok(r)
+        }
+        "roles/" if op == Operation::List => {
+            let keys = roles::list(sr.inner.storage.as_ref()).await?;
+            if keys.is_empty() {
+                return Err(Error::not_found("no roles"));
+            }
+            Ok(Response::with_data(crate::data(json!({ "keys": keys }))))
+        }
+        _ => {
+            if let Some(name) = rel.strip_prefix("roles/") {
+                return role_endpoint(sr, req, name).await;
+            }
+            if let Some(rest) = rel.strip_prefix("create/") {
+                if write {
+                    let name = rest.split('/').next().unwrap_or("");
+                    let role = roles::get(sr.inner.storage.as_ref(), name)
+                        .await?
+                        .ok_or_else(|| Error::invalid_input(format!("unknown role {name}")))?;
+                    return create(sr, caller, req, Some(role), false).await;
+                }
+            }
+            Err(Error::unsupported_path(&req.path))
+        }
+    }
+}
+
+fn bad_token() -> Error {
+    Error::new(crate::ErrorCode::PermissionDenied, "bad token")
+}
+
+fn revoke_batch_check(e: &TokenEntry) -> Result<()> {
+    if e.is_batch() {
+        return Err(Error::invalid_input("batch tokens cannot be revoked"));
+    }
+    Ok(())
+}
+
+fn lookup_response(sr: &Strongroom, e: &TokenEntry, id: &str) -> Result<Response> {
+    Ok(Response::with_data(e.lookup_json(id, sr.inner.clock.now())))
+}
+
+async fn role_endpoint(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
+    let storage = sr.inner.storage.as_ref();
+    let name = name.trim().to_lowercase();
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::invalid_input("role name is invalid"));
+    }
+    match req.operation {
+        Operation::Read => match roles::get(storage, &name).await? {
+            Some(r) => Ok(Response::with_data(r.to_json())),
+            None => Err(Error::not_found(format!("no role `{name}`"))),
+        },
+        Operation::Create | Operation::Update => {
+            let mut role = roles::get(storage, &name).await?.unwrap_or_else(|| Role {
+                name: name.clone(),
+                renewable: true,
+                token_type: "default-service".into(),
+                ..Role::default()
+            });
+            let warnings = role.apply(&req.data)?;
+            roles::put(storage, &role).await?;
+            Ok(Response {
+                warnings,
+                ..Response::default()
+            })
+        }
+        Operation::Delete => {
+            roles::delete(storage, &name).await?;
+            Ok(Response::default())
+        }
+        _ => Err(Error::unsupported_operation()),
+    }
+}
+
+fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+async fn create(
+    sr: &Strongroom,
+    caller: &Caller,
+    req: &Request,
+    role: Option<Role>,
+    orphan_endpoint: bool,
+) -> Result<Response> {
+    let parent = &caller.entry;
+    let d = &req.data;
+    if parent.is_batch() {
+        return Err(Error::invalid_input(
+            "batch tokens cannot create more tokens",
+        ));
+    }
+    if parent.num_uses > 0 {
+        return Err(Error::invalid_input(
+            "restricted use token cannot generate child tokens",
+        ));
+    }
+    let mut warnings = Vec::new();
+    let role_type = role
+        .as_ref()
+        .map(|r| r.token_type.clone())
+        .unwrap_or_else(|| "default-service".into());
+    let token_type = match params::string(d, "type")?.as_deref() {
+        None | Some("") => if role_type.ends_with("batch") {
+            "batch"
+        } else {
+            "service"
+        }
+        .to_string(),
+        Some("service") if role_type != "batch" => "service".into(),
+        Some("batch") if role_type != "service" => "batch".into(),
+        Some(t @ ("service" | "batch")) => {
+            return Err(Error::invalid_input(format!(
+                "{t} token requested but role only allows {role_type} tokens"
+            )));
+        }
+        Some(t) => return Err(Error::invalid_input(format!("invalid 'type' value {t:?}"))),
+    };
+    let batch = token_type == "batch";
+    let id = params::string(d, "id")?.filter(|s| !s.is_empty());
+    let no_parent = params::bool(d, "no_parent")?.unwrap_or(false);
+    let no_default = params::bool(d, "no_default_policy")?.unwrap_or(false)
+        || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    let mut renewable = params::bool(d, "renewable")?.unwrap_or(true);
+    let ttl_param = match params::duration(d, "ttl")? {
+        Some(t) => t,
+        None => params::duration(d, "lease")?.unwrap_or(Duration::ZERO),
+    };
+    let mut explicit_max = params::duration(d, "explicit_max_ttl")?.unwrap_or(Duration::ZERO);
+    let mut period = params::duration(d, "period")?.unwrap_or(Duration::ZERO);
+    let num_uses = params::int(d, "num_uses")?.unwrap_or(0);
+    if num_uses < 0 {
+        return Err(Error::invalid_input("number of uses cannot be negative"));
+    }
+    let meta = params::string_map(d, "meta")?.unwrap_or_default();
+
+    if let Some(id) = &id {
+        if !caller.sudo {
+            return Err(Error::invalid_input(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
+        if id.starts_with("s.") || id.starts_with("hvs.") {
+            return Err(Error::invalid_input(
+                "custom token ID cannot have the 's.' prefix",
+            ));
+        }
+        if id.contains('.') {
+            return Err(Error::invalid_input(
+                "custom token ID cannot have a '.' in the value",
+            ));
+        }
+        warnings.push(CUSTOM_ID_WARNING.to_string());
+    }
+    if no_parent && !orphan_endpoint && !caller.sudo && role.as_ref().is_none_or(|r| !r.orphan) {
+        return Err(Error::invalid_input(
+            "root or sudo privileges required to create orphan token",
+        ));
+    }
+    if !period.is_zero() && !caller.sudo && role.is_none() {
+        return Err(Error::invalid_input(
+            "root or sudo privileges required to create periodic token",
+        ));
+    }
+    if let Some(r) = &role {
+        let rp = Duration::from_secs(r.token_period);
+        if !rp.is_zero() && (period.is_zero() || rp < period) {
+            period = rp;
+        }
+        let rm = Duration::from_secs(r.token_explicit_max_ttl);
+        if !rm.is_zero() && (explicit_max.is_zero() || rm < explicit_max) {
+            explicit_max = rm;
+        }
+        if !r.renewable {
+            renewable = false;
+        }
+    }
+    if batch {
+        if num_uses > 0 {
+            return Err(Error::invalid_input(
+                "batch tokens cannot have \"num_uses\" set",
+            ));
+        }
+        if !explicit_max.is_zero() {
+            return Err(Error::invalid_input(
+                "batch tokens cannot have \"explicit_max_ttl\" set",
+            ));
+        }
+        if !period.is_zero() {
+            return Err(Error::invalid_input(
+                "batch tokens cannot have \"period\" set",
+            ));
+        }
+        if id.is_some() {
+            return Err(Error::invalid_input("batch tokens cannot have a custom ID"));
+        }
+        renewable = false;
+    }
+
+    // Policies.
+    let requested: Option<Vec<String>> = parse_string_list(d, "policies")?
+        .map(|v| v.into_iter().map(|p| p.to_lowercase()).collect());
+    let parent_has_default = parent.policies.iter().any(|p| p == "default");
+    let mut policies: Vec<String> = match (&role, requested) {
+        (Some(r), req_pols) => {
+            let mut pols = req_pols.unwrap_or_else(|| r.allowed_policies.clone());
+            pols.retain(|p| p != "default");
+            let allowed = |p: &String| {
+                (r.allowed_policies.is_empty() && r.allowed_policies_glob.is_empty())
+                    || r.allowed_policies.contains(p)
+                    || r.allowed_policies_glob.iter().any(|g| glob_match(g, p))
+            };
+            let disallowed = |p: &String| {
+                r.disallowed_policies.contains(p)
+                    || r.disallowed_policies_glob.iter().any(|g| glob_match(g, p))
+            };
+            if pols.iter().any(|p| !allowed(p) || disallowed(p)) {
+                let mut shown = pols.clone();
+                if !no_default {
+                    shown.push("default".into());
+                }
+                let shown = sorted_unique(shown);
+                return Err(Error::invalid_input(format!(
+                    "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ({})",
+                    go_list(&shown),
+                    go_list(&r.allowed_policies),
+                    go_list(&r.allowed_policies_glob)
+                )));
+            }
+            if !no_default {
+                pols.push("default".into());
+            }
+            pols
+        }
+        (None, None) => {
+            let mut p = parent.policies.clone();
+            if no_default {
+                p.retain(|x| x != "default");
+            }
+            p
+        }
+        (None, Some(mut pols)) => {
+            if !caller.sudo && !parent.is_root() {
+                let parent_set: Vec<&String> =
+                    parent.policies.iter().filter(|p| *p != "default").collect();
+                if pols
+                    .iter()
+                    .any(|p| p != "default" && !parent_set.contains(&p))
+                {
+                    return Err(Error::invalid_input(
+                        "child policies must be subset of parent",
+                    ));
+                }
+                if parent_has_default && !no_default {
+                    pols.push("default".into());
+                }
+            } else if !no_default {
+                pols.push("default".into());
+            }
+            pols
+        }
+    };
+    if no_default {
+        policies.retain(|p| p != "default");
+    }
+    let policies = sorted_unique(policies);
+    if policies.iter().any(|p| p == "root") && !parent.is_root() {
+        return Err(Error::invalid_input(
+            "root tokens may not be created without parent token being root",
+        ));
+    }
+    if batch && policies.iter().any(|p| p == "root") {
+        return Err(Error::invalid_input("batch tokens cannot be root tokens"));
+    }
+    for p in &policies {
+        if p != "root" && p != "default" && !sr.policy_exists(p).await? {
+            warnings.push(format!("Policy {p:?} does not exist"));
+        }
+    }
+
+    // TTL.
+    let now = sr.inner.clock.now();
+    let limits = sr.token_limits().await?;
+    let is_root = policies.iter().any(|p| p == "root");
+    let (ttl, ttl_warnings) =
+        if is_root && ttl_param.is_zero() && period.is_zero() && explicit_max.is_zero() {
+            if parent.expire_time().is_some() {
+                return Err(Error::invalid_input(
+                    "expiring root tokens cannot create non-expiring root tokens",
+                ));
+            }
+            renewable = false;
+            (Duration::ZERO, Vec::new())
+        } else {
+            ttl::calculate(
+                limits,
+                TtlRequest {
+                    increment: ttl_param,
+                    period,
+                    explicit_max,
+                    ..TtlRequest::default()
+                },
+                now,
+                now,
+            )?
+        };
+    warnings.extend(ttl_warnings);
+
+    let path = match &role {
+        Some(r) if r.path_suffix.is_empty() => format!("auth/token/create/{}", r.name),
+        Some(r) => format!("auth/token/create/{}/{}", r.name, r.path_suffix),
+        None if orphan_endpoint => "auth/token/create-orphan".to_string(),
+        None => "auth/token/create".to_string(),
+    };
+    let orphan = no_parent || orphan_endpoint || role.as_ref().is_some_and(|r| r.orphan);
+    let mut entry = new_entry(now, &path, policies.clone());
+    entry.display_name = super::entry::display_name(params::string(d, "display_name")?.as_deref());
+    entry.meta = meta.clone();
+    entry.num_uses = num_uses;
+    entry.ttl = ttl.as_secs();
+    entry.creation_ttl = ttl.as_secs();
+    entry.expire_at_ns = (!ttl.is_zero())
+        .then(|| (now + ttl).unix_timestamp_nanos())
+        .and_then(|n| i64::try_from(n).ok());
+    entry.explicit_max_ttl = explicit_max.as_secs();
+    entry.period = period.as_secs();
+    entry.renewable = renewable;
+    entry.role = role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    entry.parent = (!orphan).then(|| parent.salted_id.clone());
+    entry.token_type = token_type.clone();
+    entry.bound_cidrs = role
+        .as_ref()
+        .map(|r| r.token_bound_cidrs.clone())
+        .unwrap_or_default();
+
+    let client_token = if batch {
+        entry.accessor.clear();
+        sr.inner.tokens.seal_batch(&entry)?
+    } else {
+        sr.inner
+            .tokens
+            .store_new(sr.inner.storage.as_ref(), entry.clone(), id)
+            .await?
+    };
+    let accessor = if batch {
+        String::new()
+    } else {
+        sr.token_lookup(&client_token)
+            .await?
+            .map(|e| e.accessor.clone())
+            .unwrap_or_default()
+    };
+    Ok(Response {
+        auth: Some(Auth {
+            client_token,
+            accessor,
+            policies: policies.clone(),
+            token_policies: policies,
+            metadata: meta,
+            lease_duration: ttl.as_secs(),
+            renewable,
+            entity_id: String::new(),
+            token_type,
+            orphan,
+            num_uses: u64::try_from(num_uses).unwrap_or(0),
+        }),
+        warnings,
+        ..Response::default()
+    })
+}
+
+fn go_list(v: &[String]) -> String {
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Response> {
+    if e.is_batch() {
+        return Err(Error::invalid_input("batch tokens cannot be renewed"));
+    }
+    let now = sr.inner.clock.now();
+    if e.expired(now) {
+        return Err(Error::invalid_input("lease expired"));
+    }
+    if !e.renewable {
+        return Err(Error::invalid_input("lease is not renewable"));
+    }
+    let increment = params::duration(&req.data, "increment")?.unwrap_or(Duration::ZERO);
+    let limits = sr.token_limits().await?;
+    let (ttl, warnings) = ttl::calculate(
+        limits,
+        TtlRequest {
+            increment,
+            backend_ttl: Duration::from_secs(e.ttl),
+            period: Duration::from_secs(e.period),
+            explicit_max: Duration::from_secs(e.explicit_max_ttl),
+            ..TtlRequest::default()
+        },
+        e.issued(),
+        now,
+    )?;
+    let mut updated = e.clone();
+    updated.expire_at_ns = i64::try_from((now + ttl).unix_timestamp_nanos()).ok();
+    updated.last_renewal_time = Some(now.unix_timestamp());
+    sr.inner
+        .tokens
+        .update(sr.inner.storage.as_ref(), &updated)
+        .await?;
+    Ok(Response {
+        auth: Some(Auth {
+            client_token: String::new(),
+            accessor: e.accessor.clone(),
+            policies: e.policies.clone(),
+            token_policies: e.policies.clone(),
+            metadata: e.meta.clone(),
+            lease_duration: ttl.as_secs(),
+            renewable: true,
+            entity_id: e.entity_id.clone(),
+            token_type: e.token_type.clone(),
+            orphan: e.parent.is_none(),
+            num_uses: u64::try_from(e.num_uses).unwrap_or(0),
+        }),
+        warnings,
+        ..Response::default()
+    })
+}
