@@ -595,37 +595,17 @@ impl Strongroom {
         }
         self.sync().await?;
         let mut caller = self.resolve_token(&req).await?;
-        let token = caller.entry.clone();
         if req.wrap_ttl.is_some() {
             // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
             return Err(Error::invalid_input(
                 "response wrapping is not supported yet",
             ));
         }
-        let resp = if req.path == "sys" || req.path.starts_with("sys/") {
-            self.authorize(&token, &req)?;
-            self.audit_request(&token, &req)?;
-            let last_use = self
-                .inner
-                .tokens
-                .use_once(self.inner.storage.as_ref(), &token)
-                .await?;
-            let r = crate::sys::handle(self, &req).await;
-            self.finish_use(&token, last_use).await?;
-            r?
+        // Route first: the existence check (create vs update) must precede the ACL.
+        let target = if req.path == "sys" || req.path.starts_with("sys/") {
+            Target::Sys
         } else if let Some(rel) = req.path.strip_prefix("auth/token/") {
-            self.authorize(&token, &req)?;
-            caller.sudo = token.is_root();
-            self.audit_request(&token, &req)?;
-            let last_use = self
-                .inner
-                .tokens
-                .use_once(self.inner.storage.as_ref(), &token)
-                .await?;
-            let rel = rel.to_string();
-            let r = crate::token::endpoints::handle(self, &caller, &req, &rel).await;
-            self.finish_use(&token, last_use).await?;
-            r?
+            Target::Token(rel.to_string())
         } else {
             let router = self.router()?;
             let (mount, rel) = router
@@ -639,28 +619,31 @@ impl Strongroom {
                     req.operation = Operation::Create;
                 }
             }
-            self.authorize(&token, &req)?;
-            self.audit_request(&token, &req)?;
-            let last_use = self
-                .inner
-                .tokens
-                .use_once(self.inner.storage.as_ref(), &token)
-                .await?;
-            let r = mount.engine.handle(&mount.ctx, &ereq).await;
-            self.finish_use(&token, last_use).await?;
-            match r? {
-                Some(r) => r,
-                None if matches!(req.operation, Operation::Read | Operation::List) => {
-                    return Err(Error::not_found(format!(
-                        "no value found at `{}`",
-                        req.path
-                    )));
-                }
-                None => Response::default(),
+            Target::Mount(mount, ereq)
+        };
+        caller.sudo = self.authorize(&caller.entry, &req)?;
+        self.audit_request(&caller.entry, &req)?;
+        let last_use = self.use_token(&mut caller).await?;
+        let result = match &target {
+            Target::Sys => crate::sys::handle(self, &req).await.map(Some),
+            Target::Token(rel) => crate::token::endpoints::handle(self, &caller, &req, rel)
+                .await
+                .map(Some),
+            Target::Mount(mount, ereq) => mount.engine.handle(&mount.ctx, ereq).await,
+        };
+        self.finish_use(&caller.entry, last_use).await?;
+        let resp = match result? {
+            Some(r) => r,
+            None if matches!(req.operation, Operation::Read | Operation::List) => {
+                return Err(Error::not_found(format!(
+                    "no value found at `{}`",
+                    req.path
+                )));
             }
+            None => Response::default(),
         };
         let resp = self.register_lease(&req, resp)?;
-        self.audit_response(&token, &req, &resp)?;
+        self.audit_response(&caller.entry, &req, &resp)?;
         Ok(with_id(resp, &req))
     }
 
@@ -686,6 +669,23 @@ impl Strongroom {
             entry,
             sudo: false,
         })
+    }
+
+    /// Count a use of a limited-use token; returns whether this is its last use.
+    async fn use_token(&self, caller: &mut Caller) -> Result<bool> {
+        match self
+            .inner
+            .tokens
+            .use_once(self.inner.storage.as_ref(), &caller.entry)
+            .await?
+        {
+            None => Ok(false),
+            Some(updated) => {
+                let last = updated.num_uses < 0;
+                caller.entry = Arc::new(updated);
+                Ok(last)
+            }
+        }
     }
 
     /// After the last allowed use of a limited-use token, revoke it.
@@ -783,12 +783,12 @@ impl Strongroom {
             .await
     }
 
-    /// ACL seam: decides whether `token` may do `req`. Until the policy engine lands, only the
-    /// root policy grants anything.
-    fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<()> {
+    /// ACL seam: decides whether `token` may do `req`, and whether it holds sudo there. Until
+    /// the policy engine lands, only the root policy grants anything.
+    fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<bool> {
         let _ = req;
         if token.is_root() {
-            Ok(())
+            Ok(true)
         } else {
             Err(Error::permission_denied())
         }
@@ -818,6 +818,13 @@ impl Strongroom {
         }
         Ok(resp)
     }
+}
+
+/// Where a request goes after routing.
+enum Target {
+    Sys,
+    Token(String),
+    Mount(Arc<crate::router::Mounted>, Request),
 }
 
 fn with_id(mut resp: Response, req: &Request) -> Response {

@@ -165,6 +165,12 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(rest) = path.strip_prefix("mounts/") {
                 return mounts(sr, req, rest).await;
             }
+            if path == "auth" || path == "auth/" {
+                return auth_list(sr, req).await;
+            }
+            if let Some(rest) = path.strip_prefix("auth/") {
+                return auth_mount(sr, req, rest).await;
+            }
             if let Some(rest) = path.strip_prefix("internal/ui/mounts") {
                 return ui_mount(sr, rest.trim_start_matches('/'));
             }
@@ -294,4 +300,83 @@ fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
     let mut d = crate::data(m.entry.to_json());
     d.insert("path".into(), Value::String(m.entry.path.clone()));
     Ok(Response::with_data(d))
+}
+
+fn auth_json(e: &MountEntry) -> Value {
+    let mut v = e.to_json();
+    if e.kind == "token" {
+        if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
+            cfg.insert("token_type".into(), json!("default-service"));
+        }
+    }
+    v
+}
+
+async fn auth_list(sr: &Strongroom, req: &Request) -> Result<Response> {
+    if !matches!(req.operation, Operation::Read | Operation::List) {
+        return Err(Error::unsupported_operation());
+    }
+    let mut d = Data::new();
+    for e in router::load_auth_table(sr.inner.storage.as_ref()).await? {
+        d.insert(e.path.clone(), auth_json(&e));
+    }
+    Ok(Response::with_data(d))
+}
+
+async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> {
+    let (mount_path, tune) = match rest.trim_end_matches('/').strip_suffix("/tune") {
+        Some(p) => (p, true),
+        None => (rest, false),
+    };
+    let path = router::normalize_mount_path(mount_path)?;
+    let storage = sr.inner.storage.as_ref();
+    let mut table = router::load_auth_table(storage).await?;
+    let pos = table.iter().position(|e| e.path == path);
+    match (req.operation, tune, pos) {
+        (Operation::Read, true, Some(i)) => {
+            let e = table
+                .get(i)
+                .ok_or_else(|| Error::internal("auth table changed"))?;
+            let mut d = crate::data(json!({
+                "default_lease_ttl": e.default_ttl().as_secs(),
+                "max_lease_ttl": e.max_ttl().as_secs(),
+                "description": e.description,
+                "force_no_cache": e.config.force_no_cache,
+                "options": e.options,
+            }));
+            if e.kind == "token" {
+                d.insert("token_type".into(), json!("default-service"));
+            }
+            Ok(Response::with_data(d))
+        }
+        (Operation::Update | Operation::Create, true, Some(i)) => {
+            let e = table
+                .get_mut(i)
+                .ok_or_else(|| Error::internal("auth table changed"))?;
+            e.config = router::parse_config(&req.data, &e.config)?;
+            if let Some(d) = params::string(&req.data, "description")? {
+                e.description = d;
+            }
+            let raw = router::encode_table(&table)?;
+            storage.put(router::AUTH_PATH, &raw).await?;
+            Ok(Response::default())
+        }
+        (Operation::Read | Operation::Update | Operation::Create, true, None) => Err(
+            Error::invalid_input(format!("cannot fetch sysview for path \"auth/{path}\"")),
+        ),
+        (Operation::Update | Operation::Create, false, Some(_)) => Err(Error::invalid_input(
+            format!("path is already in use at {path}"),
+        )),
+        (Operation::Update | Operation::Create, false, None) => {
+            let kind = params::string(&req.data, "type")?.unwrap_or_default();
+            Err(Error::invalid_input(format!(
+                "plugin not found in the catalog: {kind}"
+            )))
+        }
+        (Operation::Delete, false, Some(_)) if path == "token/" => Err(Error::invalid_input(
+            "token credential backend cannot be disabled",
+        )),
+        (Operation::Delete, false, _) => Ok(Response::default()),
+        _ => Err(Error::unsupported_operation()),
+    }
 }

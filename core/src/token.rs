@@ -285,11 +285,16 @@ impl TokenStore {
         self.uncache(&entry.salted_id)
     }
 
-    /// Count one use of a limited-use token. Returns `true` when this was the last use (the
-    /// caller revokes it once the request is done).
-    pub(crate) async fn use_once(&self, storage: &dyn Backend, entry: &TokenEntry) -> Result<bool> {
+    /// Count one use of a limited-use token. Returns the entry as it now stands (`num_uses`
+    /// is -1 during the last use, after which the caller revokes it), or `None` for tokens
+    /// without a use limit.
+    pub(crate) async fn use_once(
+        &self,
+        storage: &dyn Backend,
+        entry: &TokenEntry,
+    ) -> Result<Option<TokenEntry>> {
         if entry.num_uses <= 0 || entry.is_batch() {
-            return Ok(false);
+            return Ok(None);
         }
         let key = format!("{ID_PREFIX}{}", entry.salted_id);
         let before = storage
@@ -323,7 +328,7 @@ impl TokenStore {
                 }
             })?;
         self.uncache(&entry.salted_id)?;
-        Ok(last)
+        Ok(Some(fresh))
     }
 
     /// Revoke a token and its whole subtree (children before parents). Unknown: no-op.

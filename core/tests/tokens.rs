@@ -1,0 +1,439 @@
+//! The token store through the pipeline (§2 of the reference): formats, create rules, TTLs,
+//! renew, revoke trees, roles, batch tokens, num_uses. Time moves with a virtual clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strongroom::{Client, Config, ErrorCode, Request, Response, Strongroom, VirtualClock, data};
+
+async fn setup() -> (Strongroom, Client, VirtualClock) {
+    let clock = VirtualClock::new();
+    let sr = Strongroom::open(Config::dev().clock(Arc::new(clock.clone())))
+        .await
+        .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    (sr, root, clock)
+}
+
+async fn create(c: &Client, body: Value) -> Response {
+    c.write("auth/token/create", data(body)).await.unwrap()
+}
+
+fn token_of(r: &Response) -> String {
+    r.auth.as_ref().unwrap().client_token.clone()
+}
+
+#[tokio::test]
+async fn create_and_lookup_have_openbao_shapes() {
+    let (sr, root, _) = setup().await;
+    let r = create(
+        &root,
+        json!({"policies": ["p1"], "meta": {"a": "b"}, "display_name": "My App!"}),
+    )
+    .await;
+    let auth = r.auth.clone().unwrap();
+    assert!(auth.client_token.starts_with("s.") && auth.client_token.len() == 26);
+    assert_eq!(auth.accessor.len(), 24);
+    assert_eq!(auth.policies, vec!["default", "p1"]);
+    assert_eq!(auth.lease_duration, 2_764_800);
+    assert!(auth.renewable && !auth.orphan);
+    assert_eq!(auth.token_type, "service");
+    assert_eq!(r.warnings, vec!["Policy \"p1\" does not exist"]);
+
+    let me = sr.client(&auth.client_token);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("display_name").unwrap(), "token-My-App");
+    assert_eq!(l.get("id").unwrap(), auth.client_token.as_str());
+    assert_eq!(l.get("meta").unwrap(), &json!({"a": "b"}));
+    assert_eq!(l.get("path").unwrap(), "auth/token/create");
+    assert_eq!(l.get("ttl").unwrap(), 2_764_800);
+    assert_eq!(l.get("type").unwrap(), "service");
+    assert!(l.get("expire_time").unwrap().is_string());
+
+    let la = root
+        .write(
+            "auth/token/lookup-accessor",
+            data(json!({"accessor": auth.accessor})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(la.get("id").unwrap(), "");
+    let e = root
+        .write(
+            "auth/token/lookup-accessor",
+            data(json!({"accessor": "nope"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "1 error occurred:\n\t* invalid accessor\n\n");
+    let e = root
+        .write(
+            "auth/token/lookup",
+            data(json!({"token": "s.unknownunknownunknown00"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (ErrorCode::PermissionDenied, "bad token")
+    );
+
+    // The root token never expires and cannot be renewed.
+    let rl = root.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(rl.get("expire_time").unwrap(), &Value::Null);
+    assert_eq!(rl.get("ttl").unwrap(), 0);
+    let e = root
+        .write("auth/token/renew-self", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "lease is not renewable");
+}
+
+#[tokio::test]
+async fn child_policy_rules_and_sudo_only_options() {
+    let (sr, root, _) = setup().await;
+    let parent = token_of(&create(&root, json!({"policies": ["p1", "p2"]})).await);
+    let p = sr.client(&parent);
+    // The non-root parent's token can create tokens only until the ACL lands... it has no
+    // policy granting auth/token/create, so it is denied like any other path.
+    let e = p
+        .write("auth/token/create", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    let e = root
+        .write("auth/token/create", data(json!({"id": "s.custom"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "custom token ID cannot have the 's.' prefix");
+    let r = create(&root, json!({"id": "mytoken"})).await;
+    assert_eq!(token_of(&r), "mytoken");
+    assert!(
+        r.warnings[0]
+            .starts_with("Supplying a custom ID for the token uses the weaker SHA1 hashing")
+    );
+    let e = root
+        .write("auth/token/create", data(json!({"id": "mytoken"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    // No policies given: inherit the parent's.
+    let r = create(&root, json!({})).await;
+    assert_eq!(r.auth.unwrap().policies, vec!["root"]);
+    let r = create(&root, json!({"policies": ["a"], "no_default_policy": true})).await;
+    assert_eq!(r.auth.unwrap().policies, vec!["a"]);
+}
+
+#[tokio::test]
+async fn ttl_defaults_from_token_mount_tuning_and_caps_with_warning() {
+    let (_, root, _) = setup().await;
+    root.write(
+        "sys/auth/token/tune",
+        data(json!({"default_lease_ttl": "2h", "max_lease_ttl": "4h"})),
+    )
+    .await
+    .unwrap();
+    let r = create(&root, json!({"policies": ["p"]})).await;
+    assert_eq!(r.auth.unwrap().lease_duration, 7200);
+    let r = create(&root, json!({"policies": ["p"], "ttl": "10h"})).await;
+    assert_eq!(r.auth.as_ref().unwrap().lease_duration, 14400);
+    assert!(r.warnings.contains(
+        &"TTL of \"10h\" exceeded the effective max_ttl of \"4h\"; TTL value is capped accordingly".to_string()
+    ));
+    let tune = root.read("sys/auth/token/tune").await.unwrap().unwrap();
+    assert_eq!(tune.get("max_lease_ttl").unwrap(), 14400);
+}
+
+#[tokio::test]
+async fn renew_counts_the_max_from_issue_time() {
+    let (sr, root, clock) = setup().await;
+    let t = token_of(
+        &create(
+            &root,
+            json!({"ttl": "5m", "explicit_max_ttl": "15m", "policies": ["p"]}),
+        )
+        .await,
+    );
+    let me = sr.client(&t);
+    clock.advance(Duration::from_secs(60));
+    // {} renews with the original TTL.
+    let r = root
+        .write("auth/token/renew", data(json!({"token": t})))
+        .await
+        .unwrap();
+    assert_eq!(r.auth.unwrap().lease_duration, 300);
+    // The explicit max is measured from issue time: 15m - 1m left.
+    let r = root
+        .write(
+            "auth/token/renew",
+            data(json!({"token": t, "increment": "1h"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.auth.unwrap().lease_duration, 840);
+    assert_eq!(
+        r.warnings[0],
+        "TTL of \"1h\" exceeded the effective max_ttl of \"14m\"; TTL value is capped accordingly"
+    );
+    let l = root
+        .write("auth/token/lookup", data(json!({"token": t})))
+        .await
+        .unwrap();
+    assert!(l.get("last_renewal_time").is_some());
+    // Past the explicit max the token is gone.
+    clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(
+        me.read("auth/token/lookup-self").await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+    let e = root
+        .write("auth/token/renew", data(json!({"token": t})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "token not found");
+}
+
+#[tokio::test]
+async fn a_child_outlives_its_parents_ttl_but_dies_with_tree_revocation() {
+    let (sr, root, clock) = setup().await;
+    let parent = token_of(&create(&root, json!({"ttl": "5m"})).await);
+    // Root-policy parent so it may create children in this pre-ACL world.
+    let child = token_of(
+        &sr.client(&parent)
+            .write("auth/token/create", data(json!({"ttl": "20m"})))
+            .await
+            .unwrap(),
+    );
+    let l = root
+        .write("auth/token/lookup", data(json!({"token": child})))
+        .await
+        .unwrap();
+    assert_eq!(
+        l.get("ttl").unwrap(),
+        1200,
+        "a child's TTL is not capped by its parent's"
+    );
+    let grandchild = token_of(
+        &sr.client(&child)
+            .write("auth/token/create", data(json!({"ttl": "20m"})))
+            .await
+            .unwrap(),
+    );
+    // revoke-orphan on the child: the grandchild survives, now an orphan.
+    root.write("auth/token/revoke-orphan", data(json!({"token": child})))
+        .await
+        .unwrap();
+    let l = root
+        .write("auth/token/lookup", data(json!({"token": grandchild})))
+        .await
+        .unwrap();
+    assert_eq!(l.get("orphan").unwrap(), true);
+    let e = root
+        .write("auth/token/revoke-orphan", data(json!({"token": child})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "token to revoke not found");
+    // A new tree, revoked from the top.
+    // An expiring root token cannot mint a non-expiring one.
+    let e = sr
+        .client(&parent)
+        .write("auth/token/create", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "expiring root tokens cannot create non-expiring root tokens"
+    );
+    let c2 = token_of(
+        &sr.client(&parent)
+            .write("auth/token/create", data(json!({"ttl": "1h"})))
+            .await
+            .unwrap(),
+    );
+    let c3 = token_of(
+        &sr.client(&c2)
+            .write("auth/token/create", data(json!({"ttl": "1h"})))
+            .await
+            .unwrap(),
+    );
+    root.write("auth/token/revoke", data(json!({"token": parent})))
+        .await
+        .unwrap();
+    for t in [&parent, &c2, &c3] {
+        let e = sr
+            .client(t)
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    }
+    // Revoking an unknown token is fine; revoke-accessor of an unknown accessor warns.
+    root.write(
+        "auth/token/revoke",
+        data(json!({"token": "s.AAAAAAAAAAAAAAAAAAAAAAAA"})),
+    )
+    .await
+    .unwrap();
+    let r = root
+        .write(
+            "auth/token/revoke-accessor",
+            data(json!({"accessor": "nope"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.warnings, vec!["No token found with this accessor"]);
+    let _ = clock;
+}
+
+#[tokio::test]
+async fn num_uses_counts_down_and_the_last_use_revokes() {
+    let (sr, root, _) = setup().await;
+    let t = token_of(&create(&root, json!({"num_uses": 2})).await);
+    let me = sr.client(&t);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("num_uses").unwrap(), 1);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(
+        l.get("num_uses").unwrap(),
+        -1,
+        "-1 while the last use is in progress"
+    );
+    assert_eq!(
+        me.read("auth/token/lookup-self").await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+    let e = me
+        .write("auth/token/create", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn batch_tokens_are_encrypted_and_never_stored() {
+    let (sr, root, clock) = setup().await;
+    let r = create(
+        &root,
+        json!({"type": "batch", "policies": ["p"], "ttl": "10m"}),
+    )
+    .await;
+    let auth = r.auth.unwrap();
+    assert!(auth.client_token.starts_with("b."));
+    assert_eq!((auth.accessor.as_str(), auth.renewable), ("", false));
+    let me = sr.client(&auth.client_token);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("type").unwrap(), "batch");
+    let e = root
+        .write(
+            "auth/token/renew",
+            data(json!({"token": auth.client_token})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "batch tokens cannot be renewed");
+    let e = root
+        .write(
+            "auth/token/revoke",
+            data(json!({"token": auth.client_token})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "batch tokens cannot be revoked");
+    let e = create_err(&root, json!({"type": "batch", "num_uses": 3})).await;
+    assert_eq!(e.message(), "batch tokens cannot have \"num_uses\" set");
+    // A tampered batch token is just an invalid token.
+    let mut bad = auth.client_token.clone();
+    bad.push('A');
+    assert_eq!(
+        sr.client(&bad)
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::PermissionDenied
+    );
+    clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        me.read("auth/token/lookup-self").await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+}
+
+async fn create_err(c: &Client, body: Value) -> strongroom::Error {
+    c.write("auth/token/create", data(body)).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn roles_shape_paths_and_policies() {
+    let (_, root, _) = setup().await;
+    root.write(
+        "auth/token/roles/r1",
+        data(json!({"allowed_policies": ["p1"], "orphan": true, "path_suffix": "v1.0"})),
+    )
+    .await
+    .unwrap();
+    let role = root.read("auth/token/roles/r1").await.unwrap().unwrap();
+    assert_eq!(role.get("allowed_policies").unwrap(), &json!(["p1"]));
+    assert_eq!(root.list("auth/token/roles").await.unwrap(), vec!["r1"]);
+    let r = root
+        .write("auth/token/create/r1", data(json!({})))
+        .await
+        .unwrap();
+    let auth = r.auth.unwrap();
+    assert_eq!(auth.policies, vec!["default", "p1"]);
+    assert!(auth.orphan);
+    let l = root
+        .write(
+            "auth/token/lookup",
+            data(json!({"token": auth.client_token})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.get("path").unwrap(), "auth/token/create/r1/v1.0");
+    assert_eq!(l.get("role").unwrap(), "r1");
+    let e = root
+        .write("auth/token/create/r1", data(json!({"policies": ["other"]})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "token policies ([\"default\" \"other\"]) must be subset of the role's allowed policies ([\"p1\"]) or glob policies ([])"
+    );
+    let e = root
+        .write("auth/token/create/nope", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "unknown role nope");
+    let e = root
+        .write("auth/token/roles/r2", data(json!({"path_suffix": "v1"})))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("given role path suffix contains invalid characters")
+    );
+    root.delete("auth/token/roles/r1").await.unwrap();
+    assert!(root.read("auth/token/roles/r1").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn accessors_list_and_tidy() {
+    let (_, root, _) = setup().await;
+    let a = create(&root, json!({})).await.auth.unwrap().accessor;
+    let keys = root.list("auth/token/accessors").await.unwrap();
+    assert!(keys.contains(&a));
+    assert_eq!(keys.len(), 2, "the root token and the new one");
+    let r = root
+        .handle(Request::write("auth/token/tidy", data(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(r.http_status, Some(202));
+}
