@@ -1,37 +1,583 @@
-//! PostgreSQL backend (being written).
+//! PostgreSQL backend: one table shared by any number of processes and hosts.
+//!
+//! Each write commits a `NOTIFY strongroom_changes`; every handle keeps one extra connection
+//! that `LISTEN`s and turns notifications into [`Backend::change_marker`] moves. Transactions
+//! run at `SERIALIZABLE` and are retried on serialization failures, so concurrent
+//! compare-and-set through `Check` is exact.
 
-/// PostgreSQL backend.
-#[derive(Debug)]
-pub struct PostgresBackend;
+mod listener;
 
-impl PostgresBackend {
-    /// Connect (placeholder until the PostgreSQL backend lands).
-    pub async fn connect(_url: &str) -> crate::Result<PostgresBackend> {
-        Err(crate::Error::unavailable("postgres backend not built yet"))
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::{Backend, Page, TxnOp, child_of, prefix_end};
+use crate::error::{Error, Result};
+
+/// Serialises concurrent first opens: `CREATE TABLE IF NOT EXISTS` is not safe against itself.
+const SCHEMA_LOCK: i64 = 0x5354_524f_4e47_524d; // "STRONGRM"
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS strongroom_kv (\
+     key TEXT COLLATE \"C\" PRIMARY KEY, \
+     value BYTEA NOT NULL)";
+const GET: &str = "SELECT value FROM strongroom_kv WHERE key = $1::text";
+const PUT: &str = "WITH w AS (\
+     INSERT INTO strongroom_kv (key, value) VALUES ($1::text, $2::bytea) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value) \
+     SELECT pg_notify('strongroom_changes', '')";
+const DELETE: &str = "WITH d AS (DELETE FROM strongroom_kv WHERE key = $1::text) \
+     SELECT pg_notify('strongroom_changes', '')";
+const CHECK: &str = "SELECT key, value FROM strongroom_kv WHERE key = ANY($1::text[])";
+const PUT_MANY: &str = "INSERT INTO strongroom_kv (key, value) \
+     SELECT * FROM unnest($1::text[], $2::bytea[]) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
+const DELETE_MANY: &str = "DELETE FROM strongroom_kv WHERE key = ANY($1::text[])";
+const NOTIFY: &str = "SELECT pg_notify('strongroom_changes', '')";
+/// Keys under `$2` from `$3` (inclusive) up to the bound `$1`, at most `$4`.
+const SCAN_BOUNDED: &str = "SELECT key FROM strongroom_kv \
+     WHERE key >= $1::text AND key < $2::text ORDER BY key LIMIT $3::bigint";
+const SCAN_UNBOUNDED: &str =
+    "SELECT key FROM strongroom_kv WHERE key >= $1::text ORDER BY key LIMIT $2::bigint";
+/// The skip-scan in one round trip: each step finds the first key at or after the previous
+/// step's successor, which is the key plus `\x01` for a leaf (text cannot hold NUL) or the
+/// folder with its `/` bumped to `0` for a deeper key. PostgreSQL evaluates the recursion
+/// lazily, so the outer LIMIT stops it.
+const LIST: &str = "WITH RECURSIVE walk(key) AS (\
+       (SELECT key FROM strongroom_kv WHERE key >= $1::text ORDER BY key LIMIT 1) \
+     UNION ALL \
+       SELECT (SELECT k.key FROM strongroom_kv k \
+               WHERE k.key >= (CASE \
+                 WHEN strpos(substr(w.key, length($2::text) + 1), '/') > 0 \
+                 THEN left(w.key, length($2::text) \
+                      + strpos(substr(w.key, length($2::text) + 1), '/') - 1) || '0' \
+                 ELSE w.key || chr(1) END) \
+               ORDER BY k.key LIMIT 1) \
+       FROM walk w WHERE w.key IS NOT NULL AND starts_with(w.key, $2::text)\
+     ) \
+     SELECT key FROM walk WHERE key IS NOT NULL AND starts_with(key, $2::text) LIMIT $3::bigint";
+
+/// How often a transaction is retried after a serialization failure before giving up.
+const MAX_TXN_ATTEMPTS: u32 = 40;
+
+/// The PostgreSQL backend: a pool of connections to one database, plus a listening
+/// connection for change notifications.
+///
+/// ```no_run
+/// # async fn demo() -> strongroom::Result<()> {
+/// use strongroom::storage::{Backend, PostgresBackend};
+///
+/// let storage = PostgresBackend::connect("postgres://strongroom@db.internal:5432/strongroom").await?;
+/// assert_eq!(storage.kind(), "postgresql");
+/// # Ok(())
+/// # }
+/// ```
+pub struct PostgresBackend {
+    pool: Pool,
+    /// `host:port` for messages (never the password).
+    endpoint: String,
+    changes: Arc<AtomicU64>,
+    /// Stops the listening task when the backend is dropped.
+    _listener: listener::Listener,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
-#[async_trait::async_trait]
-impl super::Backend for PostgresBackend {
-    async fn get(&self, _: &str) -> crate::Result<Option<Vec<u8>>> {
-        Err(crate::Error::unavailable("not built"))
+impl PostgresBackend {
+    /// Connect to the database at `url` (`postgres://user:password@host:port/db` or libpq's
+    /// `key=value` form), creating the `strongroom_kv` table if it does not exist yet.
+    ///
+    /// Must be called inside a Tokio runtime: the pool and the change listener run on it.
+    /// TLS is not supported yet. Fails with [`crate::ErrorCode::Unavailable`] when the server
+    /// cannot be reached.
+    pub async fn connect(url: &str) -> Result<PostgresBackend> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::internal(
+                "the postgresql backend must be opened inside a tokio runtime",
+            ));
+        }
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            Error::invalid_input(
+                "invalid postgresql connection url (expected \
+                 `postgres://user@host:port/database` or `key=value` pairs)",
+            )
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("strongroom");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let endpoint = endpoint(&config);
+        if endpoint.is_empty() {
+            return Err(Error::invalid_input(
+                "postgresql connection url names no host",
+            ));
+        }
+
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(15)))
+            .build()
+            .map_err(|e| Error::internal("could not build the postgresql pool").with_source(e))?;
+        let changes = Arc::new(AtomicU64::new(0));
+        let backend_endpoint = endpoint.clone();
+        let listener = listener::Listener::start(config, endpoint, changes.clone()).await?;
+        let backend = PostgresBackend {
+            pool,
+            endpoint: backend_endpoint,
+            changes,
+            _listener: listener,
+        };
+        backend.create_schema().await?;
+        Ok(backend)
     }
-    async fn put(&self, _: &str, _: &[u8]) -> crate::Result<()> {
-        Err(crate::Error::unavailable("not built"))
+
+    async fn create_schema(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.pg_error("schema creation", &e))?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {CREATE_TABLE}"
+        ))
+        .await
+        .map_err(|e| self.pg_error("schema creation", &e))?;
+        tx.commit()
+            .await
+            .map_err(|e| self.pg_error("schema creation", &e))
     }
-    async fn delete(&self, _: &str) -> crate::Result<()> {
-        Err(crate::Error::unavailable("not built"))
+
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.pg_error("connection", &e),
+            PoolError::Timeout(_) => Error::unavailable(format!(
+                "postgresql at {} did not give a connection in time",
+                self.endpoint
+            )),
+            PoolError::Closed => Error::unavailable("the postgresql connection pool is closed"),
+            other => Error::storage(format!("postgresql connection failed: {other}")),
+        })
     }
-    async fn list(&self, _: &str, _: &super::Page) -> crate::Result<Vec<String>> {
-        Err(crate::Error::unavailable("not built"))
+
+    fn pg_error(&self, what: &str, err: &tokio_postgres::Error) -> Error {
+        pg_error(&self.endpoint, what, err)
     }
-    async fn scan(&self, _: &str, _: &super::Page) -> crate::Result<Vec<String>> {
-        Err(crate::Error::unavailable("not built"))
+
+    /// Note a committed write of ours: the listener also sees its notification, but only
+    /// after a round trip, and a cache above must not miss it meanwhile.
+    fn wrote(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
-    async fn transaction(&self, _: Vec<super::TxnOp>) -> crate::Result<()> {
-        Err(crate::Error::unavailable("not built"))
+
+    async fn try_transaction(&self, plan: &Plan<'_>) -> std::result::Result<(), TxnFailure> {
+        let fail = |e: &tokio_postgres::Error| {
+            if matches!(
+                e.code(),
+                Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED)
+            ) {
+                TxnFailure::Retry
+            } else {
+                TxnFailure::Fail(self.pg_error("transaction", e))
+            }
+        };
+        let mut client = self.client().await.map_err(TxnFailure::Fail)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+            .await
+            .map_err(|e| fail(&e))?;
+        if !plan.checks.is_empty() {
+            let keys: Vec<&str> = plan.checks.iter().map(|(k, _)| *k).collect();
+            let stmt = tx.prepare_cached(CHECK).await.map_err(|e| fail(&e))?;
+            let rows = tx.query(&stmt, &[&keys]).await.map_err(|e| fail(&e))?;
+            let mut current: HashMap<String, Vec<u8>> = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let key: String = row.try_get(0).map_err(|e| fail(&e))?;
+                let value: Vec<u8> = row.try_get(1).map_err(|e| fail(&e))?;
+                current.insert(key, value);
+            }
+            for (key, expected) in &plan.checks {
+                if current.get(*key).map(Vec::as_slice) != *expected {
+                    // Dropping the transaction rolls it back.
+                    return Err(TxnFailure::Fail(Error::conflict(format!(
+                        "transaction precondition failed on `{key}`"
+                    ))));
+                }
+            }
+        }
+        let (put_keys, put_values): (Vec<&str>, Vec<&[u8]>) = plan
+            .writes
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .unzip();
+        let delete_keys: Vec<&str> = plan
+            .writes
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        if !put_keys.is_empty() {
+            let stmt = tx.prepare_cached(PUT_MANY).await.map_err(|e| fail(&e))?;
+            tx.execute(&stmt, &[&put_keys, &put_values])
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        if !delete_keys.is_empty() {
+            let stmt = tx.prepare_cached(DELETE_MANY).await.map_err(|e| fail(&e))?;
+            tx.execute(&stmt, &[&delete_keys])
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        if !plan.writes.is_empty() {
+            let stmt = tx.prepare_cached(NOTIFY).await.map_err(|e| fail(&e))?;
+            tx.execute(&stmt, &[]).await.map_err(|e| fail(&e))?;
+        }
+        tx.commit().await.map_err(|e| fail(&e))
     }
+}
+
+/// A transaction reduced to what the database must do: the checks, and the final state of
+/// each written key (`None` = deleted).
+struct Plan<'a> {
+    checks: Vec<(&'a str, Option<&'a [u8]>)>,
+    writes: BTreeMap<&'a str, Option<&'a [u8]>>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(ops: &'a [TxnOp]) -> Result<Plan<'a>> {
+        let mut checks = Vec::new();
+        let mut writes = BTreeMap::new();
+        for op in ops {
+            match op {
+                TxnOp::Put { key, value } => {
+                    check_key(key)?;
+                    writes.insert(key.as_str(), Some(value.as_slice()));
+                }
+                TxnOp::Delete { key } => {
+                    check_key(key)?;
+                    writes.insert(key.as_str(), None);
+                }
+                TxnOp::Check { key, expected } => {
+                    check_key(key)?;
+                    checks.push((key.as_str(), expected.as_deref()));
+                }
+            }
+        }
+        Ok(Plan { checks, writes })
+    }
+}
+
+enum TxnFailure {
+    /// A serialization failure or deadlock: run the whole transaction again.
+    Retry,
+    Fail(Error),
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(GET)
+            .await
+            .map_err(|e| self.pg_error("read", &e))?;
+        let row = client
+            .query_opt(&stmt, &[&key])
+            .await
+            .map_err(|e| self.pg_error("read", &e))?;
+        row.map(|r| r.try_get::<_, Vec<u8>>(0))
+            .transpose()
+            .map_err(|e| self.pg_error("read", &e))
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(PUT)
+            .await
+            .map_err(|e| self.pg_error("write", &e))?;
+        client
+            .execute(&stmt, &[&key, &value])
+            .await
+            .map_err(|e| self.pg_error("write", &e))?;
+        self.wrote();
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(DELETE)
+            .await
+            .map_err(|e| self.pg_error("delete", &e))?;
+        client
+            .execute(&stmt, &[&key])
+            .await
+            .map_err(|e| self.pg_error("delete", &e))?;
+        self.wrote();
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, page: &Page) -> Result<Vec<String>> {
+        check_key(prefix)?;
+        let start = match page.after.as_deref() {
+            Some(a) => {
+                check_key(a)?;
+                if a.ends_with('/') {
+                    // `after` naming a folder skips everything under it too.
+                    match prefix_end(&format!("{prefix}{a}")) {
+                        Some(end) => end,
+                        None => return Ok(Vec::new()),
+                    }
+                } else {
+                    // The smallest text after `prefix + a` (text cannot hold NUL).
+                    format!("{prefix}{a}\u{1}")
+                }
+            }
+            None => prefix.to_string(),
+        };
+        let limit = limit_param(page);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(LIST)
+            .await
+            .map_err(|e| self.pg_error("list", &e))?;
+        let rows = client
+            .query(&stmt, &[&start, &prefix, &limit])
+            .await
+            .map_err(|e| self.pg_error("list", &e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get(0).map_err(|e| self.pg_error("list", &e))?;
+            if let Some(child) = child_of(prefix, &key) {
+                out.push(child);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, prefix: &str, page: &Page) -> Result<Vec<String>> {
+        check_key(prefix)?;
+        let start = match page.after.as_deref() {
+            Some(a) => {
+                check_key(a)?;
+                format!("{prefix}{a}\u{1}")
+            }
+            None => prefix.to_string(),
+        };
+        let limit = limit_param(page);
+        let client = self.client().await?;
+        let rows = match upper_bound(prefix) {
+            Some(end) => {
+                let stmt = client
+                    .prepare_cached(SCAN_BOUNDED)
+                    .await
+                    .map_err(|e| self.pg_error("scan", &e))?;
+                client.query(&stmt, &[&start, &end, &limit]).await
+            }
+            None => {
+                let stmt = client
+                    .prepare_cached(SCAN_UNBOUNDED)
+                    .await
+                    .map_err(|e| self.pg_error("scan", &e))?;
+                client.query(&stmt, &[&start, &limit]).await
+            }
+        }
+        .map_err(|e| self.pg_error("scan", &e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get(0).map_err(|e| self.pg_error("scan", &e))?;
+            if let Some(rest) = key.strip_prefix(prefix) {
+                out.push(rest.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
+        let plan = Plan::new(&ops)?;
+        let mut pause = Duration::from_millis(1);
+        for _ in 0..MAX_TXN_ATTEMPTS {
+            match self.try_transaction(&plan).await {
+                Ok(()) => {
+                    if !plan.writes.is_empty() {
+                        self.wrote();
+                    }
+                    return Ok(());
+                }
+                Err(TxnFailure::Fail(e)) => return Err(e),
+                Err(TxnFailure::Retry) => {
+                    // Jitter so the losers of one round do not collide again in lockstep.
+                    let jitter = rand::random_range(0..=pause.as_micros().min(50_000));
+                    let jitter = u64::try_from(jitter).unwrap_or_default();
+                    tokio::time::sleep(pause + Duration::from_micros(jitter)).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+        Err(Error::unavailable(
+            "postgresql transaction kept failing on concurrent updates; retry later",
+        ))
+    }
+
+    async fn change_marker(&self) -> Result<Option<u64>> {
+        // The listener bumps the counter on every notification and on every reconnect.
+        Ok(Some(self.changes.load(Ordering::SeqCst)))
+    }
+
     fn kind(&self) -> &'static str {
-        "postgres"
+        "postgresql"
+    }
+}
+
+fn limit_param(page: &Page) -> Option<i64> {
+    page.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+/// PostgreSQL text cannot hold NUL: refuse such keys clearly instead of failing in the driver.
+fn check_key(key: &str) -> Result<()> {
+    if key.contains('\0') {
+        return Err(Error::invalid_input(
+            "postgresql storage keys cannot contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The smallest string greater than every string starting with `prefix`, computed on
+/// characters so it is always valid UTF-8 (UTF-8 byte order is code point order), or `None`
+/// when no such bound exists (an empty prefix).
+fn upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `host:port[,host:port...]` from `config`, for messages.
+fn endpoint(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports
+                .get(i)
+                .or_else(|| ports.first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Map a driver error during `what`: unreachable server → [`crate::ErrorCode::Unavailable`]
+/// naming `endpoint`; anything the server reports → [`crate::ErrorCode::Storage`] with its
+/// message and SQLSTATE (never a value: those are bound parameters, which PostgreSQL does not
+/// echo in messages).
+fn pg_error(endpoint: &str, what: &str, err: &tokio_postgres::Error) -> Error {
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        let unavailable = code.starts_with("08")
+            || code.starts_with("57P")
+            || code == SqlState::TOO_MANY_CONNECTIONS.code();
+        let message = format!(
+            "postgresql {what} failed at {endpoint}: {} (sqlstate {code})",
+            db.message()
+        );
+        return if unavailable {
+            Error::unavailable(message)
+        } else {
+            Error::storage(message)
+        };
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Error::unavailable(format!(
+                "postgresql at {endpoint} is unreachable: {}",
+                io.kind()
+            ));
+        }
+        source = cause.source();
+    }
+    if err.is_closed() {
+        return Error::unavailable(format!(
+            "postgresql at {endpoint} closed the connection during {what}"
+        ));
+    }
+    let text = err.to_string();
+    if text.starts_with("timeout") {
+        return Error::unavailable(format!(
+            "postgresql at {endpoint} did not answer in time during {what}"
+        ));
+    }
+    Error::storage(format!("postgresql {what} failed at {endpoint}: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_is_tight_and_valid() {
+        assert_eq!(upper_bound(""), None);
+        assert_eq!(upper_bound("a/").as_deref(), Some("a0"));
+        assert_eq!(upper_bound("a\u{7f}").as_deref(), Some("a\u{80}"));
+        assert_eq!(upper_bound("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(upper_bound("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(upper_bound("\u{10ffff}"), None);
+        // Every key starting with the prefix sorts (by bytes) below the bound.
+        let end = upper_bound("x\u{7f}").unwrap();
+        for key in ["x\u{7f}", "x\u{7f}\u{10ffff}", "x\u{7f}zzz"] {
+            assert!(key.as_bytes() < end.as_bytes(), "{key:?}");
+        }
+        assert!("x\u{80}".as_bytes() >= end.as_bytes());
+    }
+
+    #[test]
+    fn endpoint_never_shows_the_password() {
+        let config: tokio_postgres::Config =
+            "postgres://user:hunter2@db.example:6543/x".parse().unwrap();
+        assert_eq!(endpoint(&config), "db.example:6543");
     }
 }

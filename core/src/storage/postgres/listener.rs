@@ -1,0 +1,145 @@
+//! The change listener of a [`super::PostgresBackend`]: one connection outside the pool that
+//! `LISTEN`s on `strongroom_changes` and counts notifications. When it loses its connection it
+//! bumps the counter (whatever happened meanwhile was not seen, so caches must drop what they
+//! hold), reconnects with backoff, and bumps it again once listening.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Socket};
+
+use super::pg_error;
+use crate::error::{Error, Result};
+
+type PgConnection = tokio_postgres::Connection<Socket, NoTlsStream>;
+
+/// The application name of listening connections (visible in `pg_stat_activity`).
+pub(super) const APPLICATION_NAME: &str = "strongroom-listener";
+const LISTEN: &str = "LISTEN strongroom_changes";
+/// A silent connection may be dead without TCP noticing for hours: ping it this often.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
+
+/// Owns the listening task; dropping it stops the task and closes its connection.
+pub(super) struct Listener {
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Listener {
+    /// Connect and `LISTEN` (so changes are counted from the moment this returns), then keep
+    /// listening in a background task.
+    pub(super) async fn start(
+        mut config: Config,
+        endpoint: String,
+        changes: Arc<AtomicU64>,
+    ) -> Result<Listener> {
+        config.application_name(APPLICATION_NAME);
+        config.keepalives_idle(Duration::from_secs(30));
+        let (client, conn) = establish(&config, &endpoint, &changes).await?;
+        let task = tokio::spawn(supervise(config, endpoint, changes, client, conn));
+        Ok(Listener {
+            task: task.abort_handle(),
+        })
+    }
+}
+
+async fn establish(
+    config: &Config,
+    endpoint: &str,
+    changes: &AtomicU64,
+) -> Result<(Client, PgConnection)> {
+    let (client, mut conn) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| pg_error(endpoint, "connection", &e))?;
+    match drive_until(&mut conn, changes, client.batch_execute(LISTEN)).await {
+        Some(Ok(())) => Ok((client, conn)),
+        Some(Err(e)) => Err(pg_error(endpoint, "listen", &e)),
+        None => Err(Error::unavailable(format!(
+            "postgresql at {endpoint} closed the connection during listen"
+        ))),
+    }
+}
+
+async fn supervise(
+    config: Config,
+    endpoint: String,
+    changes: Arc<AtomicU64>,
+    mut client: Client,
+    mut conn: PgConnection,
+) {
+    loop {
+        watch(&client, &mut conn, &changes).await;
+        changes.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(%endpoint, "postgresql change listener lost its connection; reconnecting");
+        let mut pause = Duration::from_millis(50);
+        loop {
+            tokio::time::sleep(pause).await;
+            match establish(&config, &endpoint, &changes).await {
+                Ok((new_client, new_conn)) => {
+                    client = new_client;
+                    conn = new_conn;
+                    changes.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(%endpoint, "postgresql change listener reconnected");
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(%endpoint, error = %e, "postgresql change listener reconnect failed");
+                    pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// Count notifications until the connection ends or stops answering pings.
+async fn watch(client: &Client, conn: &mut PgConnection, changes: &AtomicU64) {
+    loop {
+        if drive_until(conn, changes, tokio::time::sleep(HEARTBEAT))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let ping = tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1"));
+        match drive_until(conn, changes, ping).await {
+            Some(Ok(Ok(_))) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Poll `conn` (counting notifications) while waiting for `fut`; `None` when the connection
+/// ends first.
+async fn drive_until<F: Future>(
+    conn: &mut PgConnection,
+    changes: &AtomicU64,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        loop {
+            match conn.poll_message(cx) {
+                Poll::Ready(Some(Ok(AsyncMessage::Notification(_)))) => {
+                    changes.fetch_add(1, Ordering::SeqCst);
+                }
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(None),
+                Poll::Pending => break,
+            }
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
+}

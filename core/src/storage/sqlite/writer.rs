@@ -1,0 +1,187 @@
+//! The writer thread of a [`super::SqliteBackend`]: owns the one read-write connection and
+//! commits writes in groups (group commit), so concurrent writers share an fsync.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::{DELETE, GET, PUT, retry_busy, sqlite_error};
+use crate::error::{Error, Result};
+use crate::storage::TxnOp;
+
+/// At most this many writes share one transaction, so one group never holds the write lock
+/// for long.
+const MAX_GROUP: usize = 256;
+
+/// One write, as submitted by the async side.
+pub(super) enum Write {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+    Transaction(Vec<TxnOp>),
+}
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+/// The async side's handle on the writer thread. The thread stops (and closes its connection)
+/// when this is dropped.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Move `conn` to a new writer thread.
+    pub(super) fn start(
+        conn: Connection,
+        busy_timeout: Duration,
+        local_commits: Arc<AtomicU64>,
+    ) -> Result<Writer> {
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("strongroom-sqlite-writer".to_string())
+            .spawn(move || run(&conn, &queue, busy_timeout, &local_commits))
+            .map_err(|e| {
+                Error::storage("could not start the sqlite writer thread").with_source(e)
+            })?;
+        Ok(Writer { jobs })
+    }
+
+    /// Apply `write` and wait until it is committed (or refused).
+    pub(super) async fn submit(&self, write: Write) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { write, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::internal("the sqlite writer thread stopped")
+}
+
+fn run(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    busy_timeout: Duration,
+    local_commits: &AtomicU64,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(conn, &group, Instant::now() + busy_timeout);
+        if results.iter().any(Result::is_ok) {
+            local_commits.fetch_add(1, Ordering::Release);
+        }
+        for (job, result) in group.into_iter().zip(results) {
+            // The caller may have given up waiting; the write stands either way.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Commit every job of `group` that can be applied, in order, in one transaction. A job that
+/// fails (a precondition, a constraint) is rolled back to its savepoint alone; a failure of the
+/// transaction itself fails them all.
+fn commit_group(conn: &Connection, group: &[Job], deadline: Instant) -> Vec<Result<()>> {
+    match try_commit_group(conn, group, deadline) {
+        Ok(results) => results,
+        Err(failure) => {
+            if !conn.is_autocommit() {
+                // Best effort: if even this fails the next BEGIN reports the problem.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            group
+                .iter()
+                .map(|_| Err(Error::new(failure.code(), failure.message())))
+                .collect()
+        }
+    }
+}
+
+fn try_commit_group(
+    conn: &Connection,
+    group: &[Job],
+    deadline: Instant,
+) -> Result<Vec<Result<()>>> {
+    let exec = |sql: &str, what: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+            .map_err(|e| sqlite_error(what, e))
+    };
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
+    // upgrades later can fail with SQLITE_BUSY without waiting.
+    retry_busy(deadline, || {
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut stmt| stmt.execute([]))
+    })
+    .map_err(|e| sqlite_error("write", e))?;
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        exec("SAVEPOINT job", "write")?;
+        let outcome = apply(conn, &job.write);
+        if outcome.is_err() {
+            exec("ROLLBACK TO job", "write")?;
+        }
+        exec("RELEASE job", "write")?;
+        results.push(outcome);
+    }
+    exec("COMMIT", "commit")?;
+    Ok(results)
+}
+
+fn apply(conn: &Connection, write: &Write) -> Result<()> {
+    match write {
+        Write::Put { key, value } => put(conn, key, value),
+        Write::Delete { key } => delete(conn, key),
+        Write::Transaction(ops) => {
+            // Every check sees the state before the transaction's own writes.
+            for op in ops {
+                if let TxnOp::Check { key, expected } = op {
+                    let current: Option<Vec<u8>> = conn
+                        .prepare_cached(GET)
+                        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+                        .map_err(|e| sqlite_error("transaction", e))?;
+                    if current != *expected {
+                        return Err(Error::conflict(format!(
+                            "transaction precondition failed on `{key}`"
+                        )));
+                    }
+                }
+            }
+            for op in ops {
+                match op {
+                    TxnOp::Put { key, value } => put(conn, key, value)?,
+                    TxnOp::Delete { key } => delete(conn, key)?,
+                    TxnOp::Check { .. } => {}
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn put(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    conn.prepare_cached(PUT)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params![key, value]))
+        .map(|_| ())
+        .map_err(|e| sqlite_error("write", e))
+}
+
+fn delete(conn: &Connection, key: &str) -> Result<()> {
+    conn.prepare_cached(DELETE)
+        .and_then(|mut stmt| stmt.execute([key]))
+        .map(|_| ())
+        .map_err(|e| sqlite_error("delete", e))
+}
