@@ -415,3 +415,62 @@ async fn dev_mode_honours_a_chosen_root_token() {
     assert_eq!(r.get("a").unwrap(), "b");
     assert!(!r.request_id.is_empty());
 }
+
+/// The key comes from an environment variable. Setting one needs `unsafe` in this edition, so
+/// the test re-runs itself as a child process with the variable set.
+#[tokio::test]
+async fn embedded_unseal_from_an_env_var() {
+    if let Ok(db) = std::env::var("STRONGROOM_TEST_ENV_CHILD_DB") {
+        let sr = Strongroom::open(Config::sqlite(&db).unseal_key_env("STRONGROOM_TEST_UNSEAL_KEY"))
+            .await
+            .unwrap();
+        assert!(!sr.is_sealed());
+        let token = std::env::var("STRONGROOM_TEST_ROOT").unwrap();
+        let r = sr.client(token).read("kv1/a").await.unwrap().unwrap();
+        assert_eq!(r.get("v").unwrap(), "from-parent");
+        println!("child-unsealed-from-env");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    let keyfile = dir.path().join("k");
+    let sr = Strongroom::open(Config::sqlite(&db)).await.unwrap();
+    let root = sr.init_with_key_file(&keyfile).await.unwrap();
+    let c = sr.client(root.expose_secret());
+    c.sys().enable_mount("kv1", "kv", &[]).await.unwrap();
+    c.write("kv1/a", data(json!({"v": "from-parent"})))
+        .await
+        .unwrap();
+    drop(sr);
+    let run = |key: Option<String>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "embedded_unseal_from_an_env_var",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STRONGROOM_TEST_ENV_CHILD_DB", &db)
+        .env("STRONGROOM_TEST_ROOT", root.expose_secret());
+        if let Some(k) = key {
+            cmd.env("STRONGROOM_TEST_UNSEAL_KEY", k);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(Some(std::fs::read_to_string(&keyfile).unwrap()));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("child-unsealed-from-env"));
+    // Without the variable the open fails with a clear message.
+    let missing = run(None);
+    assert!(!missing.status.success());
+    let out = String::from_utf8_lossy(&missing.stdout).to_string()
+        + &String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        out.contains("environment variable `STRONGROOM_TEST_UNSEAL_KEY` holds no unseal key"),
+        "{out}"
+    );
+}
