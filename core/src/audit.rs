@@ -1,0 +1,16 @@
+//! Audit devices: every request and response, as one JSON line per entry in OpenBao's shape,
+//! with secrets replaced by per-device HMACs, written to files, standard output or sockets.
+//!
+//! Devices come only from the host application's configuration ([`AuditDevice`]), never from
+//! the API. Unlike Vault and OpenBao, a device that blocks cannot hang the engine: each device
+//! has a [`FailurePolicy`] and its own writer thread behind a bounded queue, and a required
+//! device that misses its deadline fails the call instead of stalling it.
+//!
+//! * [`config`]: [`AuditDevice`], [`FailurePolicy`] and OpenBao's options.
+
+pub(crate) mod config;
+
+pub use config::{
+    AuditDevice, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY, FailurePolicy,
+    SocketType,
+};
