@@ -7,8 +7,12 @@
 //! device that misses its deadline fails the call instead of stalling it.
 //!
 //! * [`config`]: [`AuditDevice`], [`FailurePolicy`] and OpenBao's options.
+//! * [`entry`]: what an entry is built from ([`AuditInput`], [`AuditAuth`]) and the JSON lines.
+//! * [`salt`]: the per-device salt and `hmac-sha256:` hashes.
 
 pub(crate) mod config;
+pub(crate) mod entry;
+pub(crate) mod salt;
 
 pub use config::{
     AuditDevice, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY, FailurePolicy,

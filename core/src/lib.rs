@@ -14,6 +14,13 @@
     )
 )]
 
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the audit broker lands in a later commit, then the pipeline wiring"
+    )
+)]
 mod audit;
 mod barrier;
 mod client;
