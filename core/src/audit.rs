@@ -9,10 +9,12 @@
 //! * [`config`]: [`AuditDevice`], [`FailurePolicy`] and OpenBao's options.
 //! * [`entry`]: what an entry is built from ([`AuditInput`], [`AuditAuth`]) and the JSON lines.
 //! * [`salt`]: the per-device salt and `hmac-sha256:` hashes.
+//! * [`sink`]: files, standard output, sockets.
 
 pub(crate) mod config;
 pub(crate) mod entry;
 pub(crate) mod salt;
+pub(crate) mod sink;
 
 pub use config::{
     AuditDevice, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY, FailurePolicy,
