@@ -10,13 +10,18 @@
 //! * [`entry`]: what an entry is built from ([`AuditInput`], [`AuditAuth`]) and the JSON lines.
 //! * [`salt`]: the per-device salt and `hmac-sha256:` hashes.
 //! * [`sink`]: files, standard output, sockets.
+//! * [`broker`]: queues, writer threads, failure policies, statistics.
 
+pub(crate) mod broker;
 pub(crate) mod config;
 pub(crate) mod entry;
 pub(crate) mod salt;
 pub(crate) mod sink;
 
+pub(crate) use broker::AuditBroker;
+pub use broker::AuditDeviceStats;
 pub use config::{
     AuditDevice, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY, FailurePolicy,
     SocketType,
 };
+pub(crate) use entry::{AuditAuth, AuditInput, GrantingPolicy, PolicyResults};
