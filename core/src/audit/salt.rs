@@ -1,0 +1,95 @@
+//! A device's salt and OpenBao's identified HMAC: `"hmac-sha256:" + hex(HMAC-SHA256(key=salt,
+//! value))`. Each device has its own salt, so the same secret hashes differently per device.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+
+use crate::error::{Error, Result};
+use crate::storage::Backend;
+
+/// Where device salts live behind the barrier: `sys/audit-salt/<device path without the
+/// trailing slash>`.
+const SALT_PREFIX: &str = "sys/audit-salt/";
+
+/// The HMAC key of one device.
+pub(crate) struct Salt {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for Salt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Salt(<redacted>)")
+    }
+}
+
+impl Salt {
+    /// A salt from its stored value (OpenBao keys the HMAC with the salt string's bytes).
+    pub(crate) fn new(salt: &[u8]) -> Salt {
+        Salt {
+            key: hmac::Key::new(hmac::HMAC_SHA256, salt),
+        }
+    }
+
+    /// `hmac-sha256:<hex>` of `value`.
+    pub(crate) fn hmac(&self, value: &str) -> String {
+        let tag = hmac::sign(&self.key, value.as_bytes());
+        format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+    }
+
+    /// The storage key of the salt of the device at `device_path`.
+    pub(crate) fn storage_key(device_path: &str) -> String {
+        format!("{SALT_PREFIX}{}", device_path.trim_end_matches('/'))
+    }
+
+    /// Load the device's salt, creating (and storing) a random UUID the first time.
+    pub(crate) async fn load_or_create(storage: &dyn Backend, device_path: &str) -> Result<Salt> {
+        let key = Salt::storage_key(device_path);
+        let stored = storage.get(&key).await?;
+        let value = match stored {
+            Some(v) if !v.is_empty() => v,
+            _ => {
+                let v = uuid::Uuid::new_v4().to_string().into_bytes();
+                storage.put(&key, &v).await.map_err(|e| {
+                    Error::new(
+                        e.code(),
+                        format!("cannot store the salt of audit device `{device_path}`"),
+                    )
+                    .with_source(e)
+                })?;
+                v
+            }
+        };
+        Ok(Salt::new(&value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryBackend;
+
+    #[test]
+    fn hmac_is_identified_hex_sha256() {
+        // RFC 4231 test case 2.
+        let s = Salt::new(b"Jefe");
+        assert_eq!(
+            s.hmac("what do ya want for nothing?"),
+            "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(format!("{s:?}"), "Salt(<redacted>)");
+    }
+
+    #[tokio::test]
+    async fn salt_is_persisted_per_device() {
+        let storage = MemoryBackend::new();
+        let a = Salt::load_or_create(&storage, "a/").await.unwrap();
+        let a_again = Salt::load_or_create(&storage, "a/").await.unwrap();
+        let b = Salt::load_or_create(&storage, "b/").await.unwrap();
+        assert_eq!(a.hmac("x"), a_again.hmac("x"));
+        assert_ne!(a.hmac("x"), b.hmac("x"));
+        let stored = storage.get("sys/audit-salt/a").await.unwrap().unwrap();
+        assert_eq!(Salt::new(&stored).hmac("x"), a.hmac("x"));
+        assert!(uuid::Uuid::parse_str(std::str::from_utf8(&stored).unwrap()).is_ok());
+    }
+}
