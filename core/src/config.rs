@@ -60,6 +60,7 @@ pub struct Config {
     pub(crate) max_entry_size: usize,
     pub(crate) cache_entries: usize,
     pub(crate) dev: Option<DevOptions>,
+    pub(crate) audit: Vec<crate::audit::AuditDevice>,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -80,6 +81,7 @@ impl Config {
             max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
             cache_entries: 65_536,
             dev: None,
+            audit: Vec::new(),
         }
     }
 
@@ -141,6 +143,22 @@ impl Config {
     /// Largest value (and request body) accepted, in bytes.
     pub fn max_entry_size(mut self, bytes: usize) -> Config {
         self.max_entry_size = bytes;
+        self
+    }
+
+    /// Add an audit device. Devices come from configuration (here, or the server's config
+    /// file); each has a failure policy: `required` (a call fails when no required device
+    /// could log it) or `best_effort` (never blocks; a bounded queue; drops are counted).
+    ///
+    /// ```
+    /// use strongroom::{AuditDevice, Config};
+    /// let cfg = Config::dev()
+    ///     .audit(AuditDevice::file("file/", "/var/log/strongroom/audit.log"))
+    ///     .audit(AuditDevice::stdout("stdout/").best_effort());
+    /// # let _ = cfg;
+    /// ```
+    pub fn audit(mut self, device: crate::audit::AuditDevice) -> Config {
+        self.audit.push(device);
         self
     }
 

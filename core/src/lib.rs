@@ -14,14 +14,6 @@
     )
 )]
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        unused_imports,
-        reason = "the broker is wired into the pipeline seams separately; remove this then"
-    )
-)]
 mod audit;
 mod barrier;
 mod client;

@@ -216,16 +216,6 @@ impl Router {
         v.sort_by(|a, b| a.path.cmp(&b.path));
         v
     }
-
-    #[cfg(test)]
-    /// The mount that conflicts with a new mount at `path`, if any (same path, or one nested in
-    /// the other).
-    pub(crate) fn conflict(&self, path: &str) -> Option<String> {
-        self.mounts
-            .keys()
-            .find(|p| path.starts_with(p.as_str()) || p.starts_with(path))
-            .cloned()
-    }
 }
 
 /// Read the stored table.
@@ -321,10 +311,6 @@ mod tests {
         let (m, rest) = r.route("secret").unwrap();
         assert_eq!((m.entry.path.as_str(), rest), ("secret/", ""));
         assert!(r.route("secre/x").is_none());
-        assert_eq!(
-            r.conflict("secret/team/more/").as_deref(),
-            Some("secret/team/")
-        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex as AsyncMutex;
 use zeroize::Zeroizing;
 
+use crate::audit::{AuditAuth, AuditBroker, AuditInput};
 use crate::barrier::Barrier;
 use crate::barrier::seal::{self, Seal};
 use crate::client::Client;
@@ -105,6 +106,7 @@ pub(crate) struct Inner {
     pub(crate) seal: Seal,
     pub(crate) router: RwLock<Arc<Router>>,
     pub(crate) tokens: TokenStore,
+    pub(crate) audit: AuditBroker,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
@@ -166,6 +168,7 @@ impl Strongroom {
             clock.clone(),
             config.max_entry_size,
         ));
+        let audit = AuditBroker::new(&config.audit, clock.clone())?;
         let mut inner = Inner {
             clock,
             cache,
@@ -174,6 +177,7 @@ impl Strongroom {
             seal: Seal::default(),
             router: RwLock::new(Arc::new(Router::default())),
             tokens: TokenStore::default(),
+            audit,
             admin: AsyncMutex::new(()),
             storage_type,
             dev_root_token: None,
@@ -381,11 +385,29 @@ impl Strongroom {
         let _guard = self.inner.admin.lock().await;
         self.inner.barrier.seal()?;
         self.inner.tokens.clear()?;
+        self.inner.audit.clear();
         if let Some(c) = &self.inner.cache {
             c.clear()?;
         }
         *self.router_lock()? = Arc::new(Router::default());
         Ok(())
+    }
+
+    /// Counters of each audit device: lines written, failed, dropped (best-effort queue full),
+    /// timed out, and whether it is stalled now.
+    pub fn audit_stats(&self) -> Vec<crate::audit::AuditDeviceStats> {
+        self.inner.audit.stats()
+    }
+
+    /// Reopen audit files (after log rotation; the server calls this on SIGHUP).
+    pub fn reopen_audit(&self) {
+        self.inner.audit.reopen();
+    }
+
+    /// Wait up to `timeout` for queued audit lines to be written (at shutdown). Returns whether
+    /// everything was written.
+    pub async fn flush_audit(&self, timeout: std::time::Duration) -> bool {
+        self.inner.audit.flush(timeout).await
     }
 
     /// The seal status.
@@ -418,6 +440,7 @@ impl Strongroom {
     async fn after_unseal(&self) -> Result<()> {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
+        i.audit.setup(i.storage.as_ref()).await?;
         self.reload_router().await
     }
 
@@ -594,35 +617,38 @@ impl Strongroom {
             return Err(Error::sealed());
         }
         self.sync().await?;
-        let mut caller = self.resolve_token(&req).await?;
+        let mut caller = match self.resolve_token(&req).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.audit_failure(&req, None, None, e).await),
+        };
         if req.wrap_ttl.is_some() {
             // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
             return Err(Error::invalid_input(
                 "response wrapping is not supported yet",
             ));
         }
+        let auth = self.audit_auth(&caller.entry);
         // Route first: the existence check (create vs update) must precede the ACL.
-        let target = if req.path == "sys" || req.path.starts_with("sys/") {
-            Target::Sys
-        } else if let Some(rel) = req.path.strip_prefix("auth/token/") {
-            Target::Token(rel.to_string())
-        } else {
-            let router = self.router()?;
-            let (mount, rel) = router
-                .route(&req.path)
-                .ok_or_else(|| Error::unsupported_path(&req.path))?;
-            let mut ereq = req.clone();
-            ereq.path = rel.to_string();
-            if ereq.operation == Operation::Update {
-                if let Some(false) = mount.engine.exists(&mount.ctx, &ereq).await? {
-                    ereq.operation = Operation::Create;
-                    req.operation = Operation::Create;
-                }
-            }
-            Target::Mount(mount, ereq)
+        let target = match self.route(&mut req).await {
+            Ok(t) => t,
+            Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), None, e).await),
         };
-        caller.sudo = self.authorize(&caller.entry, &req)?;
-        self.audit_request(&caller.entry, &req)?;
+        let mount = match &target {
+            Target::Mount(m, _) => Some(&m.entry),
+            _ => None,
+        };
+        match self.authorize(&caller.entry, &req) {
+            Ok(sudo) => caller.sudo = sudo,
+            Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
+        }
+        if let Some(a) = &auth {
+            let mut input = AuditInput::new(&req).with_auth(a);
+            if let Some(m) = mount {
+                input = input.with_mount(m);
+            }
+            // A required device that cannot log fails the call before it runs.
+            self.inner.audit.log_request(&input).await?;
+        }
         let last_use = self.use_token(&mut caller).await?;
         let result = match &target {
             Target::Sys => crate::sys::handle(self, &req).await.map(Some),
@@ -632,19 +658,108 @@ impl Strongroom {
             Target::Mount(mount, ereq) => mount.engine.handle(&mount.ctx, ereq).await,
         };
         self.finish_use(&caller.entry, last_use).await?;
-        let resp = match result? {
-            Some(r) => r,
-            None if matches!(req.operation, Operation::Read | Operation::List) => {
-                return Err(Error::not_found(format!(
-                    "no value found at `{}`",
-                    req.path
-                )));
-            }
-            None => Response::default(),
+        let resp = match result {
+            Ok(Some(r)) => self.register_lease(&req, r),
+            Ok(None) if matches!(req.operation, Operation::Read | Operation::List) => Err(
+                Error::not_found(format!("no value found at `{}`", req.path)),
+            ),
+            Ok(None) => Ok(Response::default()),
+            Err(e) => Err(e),
         };
-        let resp = self.register_lease(&req, resp)?;
-        self.audit_response(&caller.entry, &req, &resp)?;
-        Ok(with_id(resp, &req))
+        let resp = match resp {
+            Ok(r) => with_id(r, &req),
+            Err(e) => {
+                if let Some(a) = &auth {
+                    let mut input = AuditInput::new(&req).with_auth(a).with_error(&e);
+                    if let Some(m) = mount {
+                        input = input.with_mount(m);
+                    }
+                    self.inner.audit.log_response(&input).await?;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(a) = &auth {
+            let mut input = AuditInput::new(&req).with_auth(a).with_response(&resp);
+            if let Some(m) = mount {
+                input = input.with_mount(m);
+            }
+            self.inner.audit.log_response(&input).await?;
+        }
+        Ok(resp)
+    }
+
+    /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
+    /// check, which turns an update of a missing entry into a create).
+    async fn route(&self, req: &mut Request) -> Result<Target> {
+        if req.path == "sys" || req.path.starts_with("sys/") {
+            return Ok(Target::Sys);
+        }
+        if let Some(rel) = req.path.strip_prefix("auth/token/") {
+            return Ok(Target::Token(rel.to_string()));
+        }
+        let router = self.router()?;
+        let (mount, rel) = router
+            .route(&req.path)
+            .ok_or_else(|| Error::unsupported_path(&req.path))?;
+        let mut ereq = req.clone();
+        ereq.path = rel.to_string();
+        if ereq.operation == Operation::Update {
+            if let Some(false) = mount.engine.exists(&mount.ctx, &ereq).await? {
+                ereq.operation = Operation::Create;
+                req.operation = Operation::Create;
+            }
+        }
+        Ok(Target::Mount(mount, ereq))
+    }
+
+    /// What the audit entries say about the caller (`None` when no device is configured, so
+    /// the common case costs nothing).
+    fn audit_auth(&self, e: &TokenEntry) -> Option<AuditAuth> {
+        if self.inner.audit.is_empty() {
+            return None;
+        }
+        Some(AuditAuth {
+            accessor: e.accessor.clone(),
+            display_name: e.display_name.clone(),
+            policies: e.policies.clone(),
+            token_policies: e.policies.clone(),
+            metadata: e.meta.clone(),
+            remaining_uses: u64::try_from(e.num_uses).unwrap_or(0),
+            entity_id: e.entity_id.clone(),
+            token_type: e.token_type.clone(),
+            token_ttl: e.ttl,
+            token_issue_time: crate::clock::parse_rfc3339(&e.issue_time),
+            ..AuditAuth::default()
+        })
+    }
+
+    /// Log a call that failed before it ran (bad token, unknown path, denied) and hand back
+    /// the error to return; a required device that cannot log turns it into its own error.
+    async fn audit_failure(
+        &self,
+        req: &Request,
+        auth: Option<&AuditAuth>,
+        mount: Option<&MountEntry>,
+        e: Error,
+    ) -> Error {
+        if self.inner.audit.is_empty() {
+            return e;
+        }
+        let mut input = AuditInput::new(req).with_error(&e);
+        if let Some(a) = auth {
+            input = input.with_auth(a);
+        }
+        if let Some(m) = mount {
+            input = input.with_mount(m);
+        }
+        if let Err(audit_err) = self.inner.audit.log_request(&input).await {
+            return audit_err;
+        }
+        if let Err(audit_err) = self.inner.audit.log_response(&input).await {
+            return audit_err;
+        }
+        e
     }
 
     /// Another process may have written: drop caches and pick up a changed mount table.
@@ -792,19 +907,6 @@ impl Strongroom {
         } else {
             Err(Error::permission_denied())
         }
-    }
-
-    /// Audit seam (request side): a required audit device that cannot log fails the call here,
-    /// before it runs. No audit devices exist yet.
-    fn audit_request(&self, token: &TokenEntry, req: &Request) -> Result<()> {
-        let _ = (token, req);
-        Ok(())
-    }
-
-    /// Audit seam (response side).
-    fn audit_response(&self, token: &TokenEntry, req: &Request, resp: &Response) -> Result<()> {
-        let _ = (token, req, resp);
-        Ok(())
     }
 
     /// Lease seam: a response carrying a lease is recorded by the lease manager before the

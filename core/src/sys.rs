@@ -153,6 +153,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             sr.inner.barrier.set_rotation_config(c).await?;
             Ok(Response::default())
         }
+        "audit" | "audit/" if matches!(op, Operation::Read | Operation::List) => {
+            Ok(Response::with_data(sr.inner.audit.list()))
+        }
         "rotate/root" if is_write => {
             sr.rotate_root_key().await?;
             Ok(Response::default())
@@ -164,6 +167,26 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
         _ => {
             if let Some(rest) = path.strip_prefix("mounts/") {
                 return mounts(sr, req, rest).await;
+            }
+            if let Some(device) = path.strip_prefix("audit-hash/") {
+                if !is_write {
+                    return Err(Error::unsupported_operation());
+                }
+                let input = params::string(&req.data, "input")?.unwrap_or_default();
+                let device = router::normalize_mount_path(device)?;
+                let hash = sr.inner.audit.hash(&device, &input)?;
+                return Ok(Response::with_data(crate::data(json!({ "hash": hash }))));
+            }
+            if path.starts_with("audit/") {
+                return match op {
+                    Operation::Update | Operation::Create => Err(Error::invalid_input(
+                        "cannot enable audit device via API; use declarative, config-based audit device management instead",
+                    )),
+                    Operation::Delete => Err(Error::invalid_input(
+                        "cannot disable configuration-managed audit device",
+                    )),
+                    _ => Err(Error::unsupported_operation()),
+                };
             }
             if path == "auth" || path == "auth/" {
                 return auth_list(sr, req).await;
