@@ -20,6 +20,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod policies;
 mod request;
 mod router;
 pub(crate) mod secrets;

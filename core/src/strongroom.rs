@@ -107,6 +107,7 @@ pub(crate) struct Inner {
     pub(crate) router: RwLock<Arc<Router>>,
     pub(crate) tokens: TokenStore,
     pub(crate) audit: AuditBroker,
+    pub(crate) policies: crate::policies::PolicyCache,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
@@ -178,6 +179,7 @@ impl Strongroom {
             router: RwLock::new(Arc::new(Router::default())),
             tokens: TokenStore::default(),
             audit,
+            policies: crate::policies::PolicyCache::default(),
             admin: AsyncMutex::new(()),
             storage_type,
             dev_root_token: None,
@@ -290,10 +292,8 @@ impl Strongroom {
                         key: router::AUTH_PATH.into(),
                         value: router::encode_table(&[router::token_auth_entry()])?,
                     },
-                    TxnOp::Put {
-                        key: KEK_PATH.into(),
-                        value: kek.to_vec(),
-                    },
+                                        TxnOp::Put { key: KEK_PATH.into(), value: kek.to_vec() },
+                    crate::policies::default_policy_op(i.clock.now())?,
                     TxnOp::Put {
                         key: CLUSTER_PATH.into(),
                         value: serde_json::to_vec(&cluster)
@@ -637,7 +637,7 @@ impl Strongroom {
             Target::Mount(m, _) => Some(&m.entry),
             _ => None,
         };
-        match self.authorize(&caller.entry, &req) {
+        match self.authorize(&caller.entry, &req).await {
             Ok(sudo) => caller.sudo = sudo,
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
         }
@@ -767,8 +767,9 @@ impl Strongroom {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
         };
-        if cache.sync().await? {
+                if cache.sync().await? {
             self.inner.tokens.clear()?;
+            self.inner.policies.clear()?;
             self.reload_router().await?;
         }
         Ok(())
@@ -879,12 +880,7 @@ impl Strongroom {
 
     /// Whether an ACL policy with this name exists.
     pub(crate) async fn policy_exists(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .inner
-            .storage
-            .get(&format!("sys/policy/{name}"))
-            .await?
-            .is_some())
+                crate::policies::exists(self.inner.storage.as_ref(), name, self.inner.clock.now()).await
     }
 
     /// Create a root token (init, or a dev root token with a chosen id).
@@ -898,15 +894,21 @@ impl Strongroom {
             .await
     }
 
-    /// ACL seam: decides whether `token` may do `req`, and whether it holds sudo there. Until
-    /// the policy engine lands, only the root policy grants anything.
-    fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<bool> {
-        let _ = req;
-        if token.is_root() {
-            Ok(true)
-        } else {
-            Err(Error::permission_denied())
+    /// The ACL step: may `token` do `req`? Returns whether it holds sudo (root privileges) on
+    /// the path. Sudo-protected paths need it on top of the operation's capability.
+    async fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<bool> {
+        let acl = self.acl_for(&token.policies).await?;
+        let decision = acl.allow(req.operation, &req.path, &req.data, req.wrap_ttl);
+        decision.check()?;
+        if crate::policies::needs_sudo(&req.path) && !decision.root_privs {
+            return Err(Error::permission_denied());
         }
+        Ok(decision.root_privs)
+    }
+
+    /// The compiled ACL for a set of policy names (cached until a policy changes).
+    pub(crate) async fn acl_for(&self, policies: &[String]) -> Result<Arc<crate::policy::Acl>> {
+        self.inner.policies.acl(self.inner.storage.as_ref(), policies, self.inner.clock.now()).await
     }
 
     /// Lease seam: a response carrying a lease is recorded by the lease manager before the
