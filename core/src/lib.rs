@@ -13,6 +13,7 @@
 
 mod clock;
 mod error;
+pub(crate) mod policy;
 mod request;
 pub(crate) mod secrets;
 pub mod storage;
