@@ -32,6 +32,9 @@ mod params;
 mod parse;
 mod template;
 
+#[cfg(test)]
+mod tests;
+
 #[cfg_attr(
     test,
     allow(
