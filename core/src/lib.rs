@@ -11,6 +11,9 @@
     )
 )]
 
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals;
 mod clock;
 mod error;
 pub(crate) mod policy;
