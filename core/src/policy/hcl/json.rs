@@ -5,6 +5,7 @@
 //! `{"path": {"a/*": {...}}}` read like `path "a/*" {...}`.
 
 use super::ast::{ListType, Node, ObjectItem, ObjectList, ObjectType, Pos, Token, TokenType};
+use super::parser::{MAX_DEPTH, TOO_DEEP};
 use super::scanner::{EOF, Reader, is_digit, is_letter};
 
 /// JSON token kinds.
@@ -216,6 +217,8 @@ enum Stop {
 struct Parser<'a> {
     sc: Scanner<'a>,
     tok: JToken,
+    /// Objects and lists currently open (bounded like the HCL parser's).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -236,7 +239,30 @@ impl Parser<'_> {
         }
     }
 
+    /// Enter an object or list, failing past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), Stop> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Stop::Err(TOO_DEEP.into()));
+        }
+        Ok(())
+    }
+
     fn object_type(&mut self) -> Result<ObjectType, Stop> {
+        self.enter()?;
+        let result = self.object_type_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn list_type(&mut self) -> Result<ListType, Stop> {
+        self.enter()?;
+        let result = self.list_type_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn object_type_inner(&mut self) -> Result<ObjectType, Stop> {
         let (list, err) = self.object_list();
         if let Some(e) = err
             && self.tok.kind != Kind::Rbrace
@@ -312,7 +338,7 @@ impl Parser<'_> {
         }
     }
 
-    fn list_type(&mut self) -> Result<ListType, Stop> {
+    fn list_type_inner(&mut self) -> Result<ListType, Stop> {
         let mut l = ListType::default();
         loop {
             let tok = self.scan();
@@ -345,6 +371,7 @@ pub(crate) fn parse(src: &str) -> Result<ObjectList, String> {
             pos: Pos::default(),
             text: String::new(),
         },
+        depth: 0,
     };
     let object = p.object();
     if let Some((pos, msg)) = p.sc.r.error.take() {

@@ -27,7 +27,16 @@ struct Parser<'a> {
     tok: Token,
     /// A token pushed back by `unscan`.
     buffered: bool,
+    /// Objects and lists currently open.
+    depth: usize,
 }
+
+/// How deeply objects and lists may nest. Go's growable stacks have no practical limit; here
+/// a hostile document must not overflow the thread's stack. Real policies nest a few levels.
+pub(super) const MAX_DEPTH: usize = 100;
+
+/// The error for a document nested deeper than [`MAX_DEPTH`] (Strongroom's own text).
+pub(super) const TOO_DEEP: &str = "maximum nesting depth exceeded";
 
 /// Parse HCL text into its top-level object list, with Go's error texts.
 pub(crate) fn parse(src: &str) -> Result<ObjectList, String> {
@@ -42,6 +51,7 @@ pub(crate) fn parse(src: &str) -> Result<ObjectList, String> {
             json: false,
         },
         buffered: false,
+        depth: 0,
     };
     let (list, err) = p.object_list(false);
     if let Some((pos, msg)) = p.sc.r.error.take() {
@@ -204,7 +214,30 @@ impl Parser<'_> {
         }
     }
 
+    /// Enter an object or list, failing past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), Stop> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Stop::At(self.tok.pos, TOO_DEEP.into()));
+        }
+        Ok(())
+    }
+
     fn object_type(&mut self) -> Result<ObjectType, Stop> {
+        self.enter()?;
+        let result = self.object_type_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn list_type(&mut self) -> Result<ListType, Stop> {
+        self.enter()?;
+        let result = self.list_type_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn object_type_inner(&mut self) -> Result<ObjectType, Stop> {
         let lbrace = self.tok.pos;
         let (list, err) = self.object_list(true);
         if let Some(e) = err
@@ -222,7 +255,7 @@ impl Parser<'_> {
         Ok(ObjectType { lbrace, list })
     }
 
-    fn list_type(&mut self) -> Result<ListType, Stop> {
+    fn list_type_inner(&mut self) -> Result<ListType, Stop> {
         let mut l = ListType {
             lbrack: self.tok.pos,
             list: Vec::new(),
@@ -333,6 +366,14 @@ mod tests {
             parse("a = \"x").unwrap_err(),
             "At 1:7: literal not terminated"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("a = {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().ends_with(TOO_DEEP));
+        let ok = format!("a = {}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
