@@ -425,6 +425,7 @@ impl Acl {
             };
         }
         let path = path.trim_start_matches('/');
+        // LIST (and SCAN, once the pipeline has it) get the trailing-slash fallbacks.
         let list = op == Operation::List;
         let Some(rule) = self.find(path, list) else {
             return Decision::denied(Capabilities::EMPTY, false, Denial::NoMatchingRule);
