@@ -16,11 +16,15 @@
 
 mod audit;
 mod barrier;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals;
 mod client;
 mod clock;
 mod config;
 mod error;
 mod policies;
+pub(crate) mod policy;
 mod request;
 mod router;
 pub(crate) mod secrets;
