@@ -140,7 +140,8 @@ impl Config {
         self
     }
 
-    /// Largest value (and request body) accepted, in bytes.
+    /// Largest value a caller can store through an engine, in bytes (OpenBao's default
+    /// `max_request_size`, 32 MiB).
     pub fn max_entry_size(mut self, bytes: usize) -> Config {
         self.max_entry_size = bytes;
         self

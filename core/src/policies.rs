@@ -69,7 +69,10 @@ struct StoredPolicy {
 
 impl StoredPolicy {
     fn expired(&self, now: OffsetDateTime) -> bool {
-        self.expiration.as_deref().and_then(parse_rfc3339).is_some_and(|t| t <= now)
+        self.expiration
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|t| t <= now)
     }
 }
 
@@ -92,7 +95,12 @@ impl PolicyCache {
         Ok(())
     }
 
-    async fn policy(&self, storage: &dyn Backend, name: &str, now: OffsetDateTime) -> Result<Option<Arc<Policy>>> {
+    async fn policy(
+        &self,
+        storage: &dyn Backend,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<Policy>>> {
         if name == "root" {
             return Ok(Some(Arc::new(Policy::root())));
         }
@@ -101,18 +109,28 @@ impl PolicyCache {
         }
         let parsed = match load(storage, name).await? {
             Some(sp) if !sp.expired(now) => Some(Arc::new(
-                Policy::parse(name, &sp.policy)?
-                    .with_template_options(sp.allow_slashes_in_identity_templates, sp.allow_wildcards_in_identity_templates),
+                Policy::parse(name, &sp.policy)?.with_template_options(
+                    sp.allow_slashes_in_identity_templates,
+                    sp.allow_wildcards_in_identity_templates,
+                ),
             )),
             _ => None,
         };
-        self.policies.write().map_err(|_| poisoned())?.insert(name.to_string(), parsed.clone());
+        self.policies
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name.to_string(), parsed.clone());
         Ok(parsed)
     }
 
     /// The compiled ACL for a token's (sorted) policies. Missing policies are ignored, as in
     /// OpenBao.
-    pub(crate) async fn acl(&self, storage: &dyn Backend, names: &[String], now: OffsetDateTime) -> Result<Arc<Acl>> {
+    pub(crate) async fn acl(
+        &self,
+        storage: &dyn Backend,
+        names: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Arc<Acl>> {
         if let Some(a) = self.acls.read().map_err(|_| poisoned())?.get(names) {
             return Ok(a.clone());
         }
@@ -123,7 +141,10 @@ impl PolicyCache {
             }
         }
         let acl = Arc::new(Acl::new(&policies)?);
-        self.acls.write().map_err(|_| poisoned())?.insert(names.to_vec(), acl.clone());
+        self.acls
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(names.to_vec(), acl.clone());
         Ok(acl)
     }
 }
@@ -131,7 +152,9 @@ impl PolicyCache {
 async fn load(storage: &dyn Backend, name: &str) -> Result<Option<StoredPolicy>> {
     match storage.get(&format!("{PREFIX}{name}")).await? {
         None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|_| Error::storage("stored policy is corrupt")),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|_| Error::storage("stored policy is corrupt")),
     }
 }
 
@@ -149,7 +172,8 @@ pub(crate) fn default_policy_op(now: OffsetDateTime) -> Result<TxnOp> {
     };
     Ok(TxnOp::Put {
         key: format!("{PREFIX}default"),
-        value: serde_json::to_vec(&sp).map_err(|e| Error::internal("cannot encode policy").with_source(e))?,
+        value: serde_json::to_vec(&sp)
+            .map_err(|e| Error::internal("cannot encode policy").with_source(e))?,
     })
 }
 
@@ -237,11 +261,18 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
                 "allow_slashes_in_identity_templates": sp.allow_slashes_in_identity_templates,
                 "modified": sp.modified,
             }));
-            d.insert(if legacy { "rules" } else { "policy" }.into(), Value::String(sp.policy));
+            d.insert(
+                if legacy { "rules" } else { "policy" }.into(),
+                Value::String(sp.policy),
+            );
             if let Some(e) = sp.expiration {
                 d.insert("expiration".into(), Value::String(e));
             }
-            Ok(Response { data: Some(d), warnings, ..Response::default() })
+            Ok(Response {
+                data: Some(d),
+                warnings,
+                ..Response::default()
+            })
         }
         Operation::Create | Operation::Update | Operation::Patch => {
             if name == "root" {
@@ -261,7 +292,11 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
             let text = match (text, &existing) {
                 (Some(t), _) if !t.trim().is_empty() => decode_maybe_base64(t),
                 (None, Some(e)) if req.operation == Operation::Patch => e.policy.clone(),
-                _ => return Err(Error::invalid_input("'policy' parameter not supplied or empty")),
+                _ => {
+                    return Err(Error::invalid_input(
+                        "'policy' parameter not supplied or empty",
+                    ));
+                }
             };
             let current = existing.as_ref().map_or(0, |e| e.version);
             let cas_required = params::bool(&req.data, "cas_required")?
@@ -273,10 +308,14 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
             };
             match cas {
                 None if cas_required || existing.as_ref().is_some_and(|e| e.cas_required) => {
-                    return Err(Error::invalid_input("check-and-set parameter required for this call"));
+                    return Err(Error::invalid_input(
+                        "check-and-set parameter required for this call",
+                    ));
                 }
                 Some(-1) if existing.is_some() => {
-                    return Err(Error::conflict("check-and-set parameter set to -1 on existing entry"));
+                    return Err(Error::conflict(
+                        "check-and-set parameter set to -1 on existing entry",
+                    ));
                 }
                 Some(c) if c != -1 && c != current => {
                     return Err(Error::conflict(format!(
@@ -285,24 +324,40 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
                 }
                 _ => {}
             }
-            let expiration = match (params::string(&req.data, "expiration")?, params::duration(&req.data, "ttl")?) {
+            let expiration = match (
+                params::string(&req.data, "expiration")?,
+                params::duration(&req.data, "ttl")?,
+            ) {
                 (Some(_), Some(_)) => {
-                    return Err(Error::invalid_input("cannot supply both 'expiration' and 'ttl' for policies"));
+                    return Err(Error::invalid_input(
+                        "cannot supply both 'expiration' and 'ttl' for policies",
+                    ));
                 }
                 (Some(e), None) if !e.is_empty() => {
-                    let t = parse_rfc3339(&e).ok_or_else(|| Error::invalid_input(format!("invalid expiration `{e}`")))?;
+                    let t = parse_rfc3339(&e)
+                        .ok_or_else(|| Error::invalid_input(format!("invalid expiration `{e}`")))?;
                     Some(t)
                 }
                 (None, Some(d)) if !d.is_zero() => Some(now + d),
                 _ => None,
             };
             if expiration.is_some_and(|t| t <= now) {
-                return Err(Error::invalid_input("refusing to update policy as expiration time has already elapsed"));
+                return Err(Error::invalid_input(
+                    "refusing to update policy as expiration time has already elapsed",
+                ));
             }
             let allow_w = params::bool(&req.data, "allow_wildcards_in_identity_templates")?
-                .unwrap_or_else(|| existing.as_ref().is_some_and(|e| e.allow_wildcards_in_identity_templates));
+                .unwrap_or_else(|| {
+                    existing
+                        .as_ref()
+                        .is_some_and(|e| e.allow_wildcards_in_identity_templates)
+                });
             let allow_s = params::bool(&req.data, "allow_slashes_in_identity_templates")?
-                .unwrap_or_else(|| existing.as_ref().is_some_and(|e| e.allow_slashes_in_identity_templates));
+                .unwrap_or_else(|| {
+                    existing
+                        .as_ref()
+                        .is_some_and(|e| e.allow_slashes_in_identity_templates)
+                });
             // Parse before storing: a bad policy changes nothing.
             Policy::parse(&name, &text)?;
             let sp = StoredPolicy {
@@ -317,19 +372,35 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
             };
             let key = format!("{PREFIX}{name}");
             let before = storage.get(&key).await?;
-            let raw = serde_json::to_vec(&sp).map_err(|e| Error::internal("cannot encode policy").with_source(e))?;
+            let raw = serde_json::to_vec(&sp)
+                .map_err(|e| Error::internal("cannot encode policy").with_source(e))?;
             storage
-                .transaction(vec![TxnOp::Check { key: key.clone(), expected: before }, TxnOp::Put { key, value: raw }])
+                .transaction(vec![
+                    TxnOp::Check {
+                        key: key.clone(),
+                        expected: before,
+                    },
+                    TxnOp::Put { key, value: raw },
+                ])
                 .await?;
             sr.inner.policies.clear()?;
             if legacy && !warnings.is_empty() {
-                return Ok(Response { data: Some(Data::new()), warnings, ..Response::default() });
+                return Ok(Response {
+                    data: Some(Data::new()),
+                    warnings,
+                    ..Response::default()
+                });
             }
-            Ok(Response { warnings, ..Response::default() })
+            Ok(Response {
+                warnings,
+                ..Response::default()
+            })
         }
         Operation::Delete => {
             if name == "root" || name == "default" {
-                return Err(Error::invalid_input(format!("cannot delete {name:?} policy")));
+                return Err(Error::invalid_input(format!(
+                    "cannot delete {name:?} policy"
+                )));
             }
             storage.delete(&format!("{PREFIX}{name}")).await?;
             sr.inner.policies.clear()?;

@@ -176,10 +176,7 @@ impl Router {
         let ctx = EngineContext {
             storage: View::new(storage.clone(), format!("logical/{}/", e.uuid)),
             clock: clock.clone(),
-            mount_path: e.path.clone(),
-            options,
             default_lease_ttl: e.default_ttl(),
-            max_lease_ttl: e.max_ttl(),
         };
         Ok(Mounted {
             entry: e.clone(),

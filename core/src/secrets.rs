@@ -20,14 +20,8 @@ pub(crate) struct EngineContext {
     pub storage: View,
     /// The engine's clock.
     pub clock: SharedClock,
-    /// The mount path, with its trailing `/` (`secret/`).
-    pub mount_path: String,
-    /// The mount's options (`version` for KV).
-    pub options: BTreeMap<String, String>,
     /// Effective default lease TTL (mount tuning, else the system default).
     pub default_lease_ttl: Duration,
-    /// Effective maximum lease TTL (mount tuning, else the system default).
-    pub max_lease_ttl: Duration,
 }
 
 /// A secrets engine serving one mount.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex as AsyncMutex;
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditAuth, AuditBroker, AuditInput};
+use crate::audit::{AuditAuth, AuditBroker, AuditInput, GrantingPolicy, PolicyResults};
 use crate::barrier::Barrier;
 use crate::barrier::seal::{self, Seal};
 use crate::client::Client;
@@ -292,7 +292,10 @@ impl Strongroom {
                         key: router::AUTH_PATH.into(),
                         value: router::encode_table(&[router::token_auth_entry()])?,
                     },
-                                        TxnOp::Put { key: KEK_PATH.into(), value: kek.to_vec() },
+                    TxnOp::Put {
+                        key: KEK_PATH.into(),
+                        value: kek.to_vec(),
+                    },
                     crate::policies::default_policy_op(i.clock.now())?,
                     TxnOp::Put {
                         key: CLUSTER_PATH.into(),
@@ -627,7 +630,7 @@ impl Strongroom {
                 "response wrapping is not supported yet",
             ));
         }
-        let auth = self.audit_auth(&caller.entry);
+        let mut auth = self.audit_auth(&caller.entry);
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req).await {
             Ok(t) => t,
@@ -637,7 +640,7 @@ impl Strongroom {
             Target::Mount(m, _) => Some(&m.entry),
             _ => None,
         };
-        match self.authorize(&caller.entry, &req).await {
+        match self.authorize(&caller.entry, &req, auth.as_mut()).await {
             Ok(sudo) => caller.sudo = sudo,
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
         }
@@ -767,7 +770,7 @@ impl Strongroom {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
         };
-                if cache.sync().await? {
+        if cache.sync().await? {
             self.inner.tokens.clear()?;
             self.inner.policies.clear()?;
             self.reload_router().await?;
@@ -880,7 +883,7 @@ impl Strongroom {
 
     /// Whether an ACL policy with this name exists.
     pub(crate) async fn policy_exists(&self, name: &str) -> Result<bool> {
-                crate::policies::exists(self.inner.storage.as_ref(), name, self.inner.clock.now()).await
+        crate::policies::exists(self.inner.storage.as_ref(), name, self.inner.clock.now()).await
     }
 
     /// Create a root token (init, or a dev root token with a chosen id).
@@ -896,11 +899,34 @@ impl Strongroom {
 
     /// The ACL step: may `token` do `req`? Returns whether it holds sudo (root privileges) on
     /// the path. Sudo-protected paths need it on top of the operation's capability.
-    async fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<bool> {
+    /// When `auth` is given (an audit device is configured), the granting policies are
+    /// recorded in it for the audit entry.
+    async fn authorize(
+        &self,
+        token: &TokenEntry,
+        req: &Request,
+        auth: Option<&mut AuditAuth>,
+    ) -> Result<bool> {
         let acl = self.acl_for(&token.policies).await?;
         let decision = acl.allow(req.operation, &req.path, &req.data, req.wrap_ttl);
-        decision.check()?;
-        if crate::policies::needs_sudo(&req.path) && !decision.root_privs {
+        let allowed =
+            decision.allowed && (decision.root_privs || !crate::policies::needs_sudo(&req.path));
+        if let Some(a) = auth {
+            a.policy_results = Some(PolicyResults {
+                allowed,
+                granting_policies: decision
+                    .granting_policies
+                    .iter()
+                    .map(|p| GrantingPolicy {
+                        name: p.to_string(),
+                        namespace_id: "root".into(),
+                        policy_type: "acl".into(),
+                        ..GrantingPolicy::default()
+                    })
+                    .collect(),
+            });
+        }
+        if !allowed {
             return Err(Error::permission_denied());
         }
         Ok(decision.root_privs)
@@ -908,7 +934,14 @@ impl Strongroom {
 
     /// The compiled ACL for a set of policy names (cached until a policy changes).
     pub(crate) async fn acl_for(&self, policies: &[String]) -> Result<Arc<crate::policy::Acl>> {
-        self.inner.policies.acl(self.inner.storage.as_ref(), policies, self.inner.clock.now()).await
+        self.inner
+            .policies
+            .acl(
+                self.inner.storage.as_ref(),
+                policies,
+                self.inner.clock.now(),
+            )
+            .await
     }
 
     /// Lease seam: a response carrying a lease is recorded by the lease manager before the

@@ -164,7 +164,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             sr.seal().await?;
             Ok(Response::default())
         }
-                _ => {
+        _ => {
             if let Some(resp) = crate::policies::handle(sr, req, path).await? {
                 return Ok(resp);
             }

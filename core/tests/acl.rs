@@ -1,6 +1,12 @@
 //! ACL policies through the pipeline: the policy store endpoints, the default policy, create
 //! versus update, parameter constraints, sudo paths, capabilities, cache invalidation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use serde_json::{Value, json};
 use strongroom::{Client, Config, ErrorCode, Operation, Request, Strongroom, data};
@@ -12,12 +18,20 @@ async fn setup() -> (Strongroom, Client) {
 }
 
 async fn token_with(sr: &Strongroom, root: &Client, policies: &[&str]) -> Client {
-    let r = root.write("auth/token/create", data(json!({"policies": policies}))).await.unwrap();
+    let r = root
+        .write("auth/token/create", data(json!({"policies": policies})))
+        .await
+        .unwrap();
     sr.client(r.auth.unwrap().client_token)
 }
 
 async fn put_policy(root: &Client, name: &str, text: &str) {
-    root.write(&format!("sys/policies/acl/{name}"), data(json!({"policy": text}))).await.unwrap();
+    root.write(
+        &format!("sys/policies/acl/{name}"),
+        data(json!({"policy": text})),
+    )
+    .await
+    .unwrap();
 }
 
 fn denied(r: strongroom::Result<impl std::fmt::Debug>) {
@@ -31,34 +45,84 @@ async fn policy_store_endpoints() {
     let (_, root) = setup().await;
     let keys = root.read("sys/policies/acl").await.unwrap().unwrap();
     assert_eq!(keys.get("keys").unwrap(), &json!(["default", "root"]));
-    put_policy(&root, "Dev", r#"path "secret/*" { capabilities = ["read"] }"#).await;
+    put_policy(
+        &root,
+        "Dev",
+        r#"path "secret/*" { capabilities = ["read"] }"#,
+    )
+    .await;
     let p = root.read("sys/policies/acl/dev").await.unwrap().unwrap();
     assert_eq!(p.get("name").unwrap(), "dev");
     assert_eq!(p.get("version").unwrap(), 1);
-    assert!(p.get("policy").unwrap().as_str().unwrap().contains("secret/*"));
+    assert!(
+        p.get("policy")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("secret/*")
+    );
     let legacy = root.read("sys/policy/dev").await.unwrap().unwrap();
     assert!(legacy.get("rules").is_some());
     // The default policy's text is OpenBao's.
-    let d = root.read("sys/policies/acl/default").await.unwrap().unwrap();
-    assert!(d.get("policy").unwrap().as_str().unwrap().contains("auth/token/lookup-self"));
+    let d = root
+        .read("sys/policies/acl/default")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        d.get("policy")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("auth/token/lookup-self")
+    );
 
     // cas.
     let e = root
-        .write("sys/policies/acl/dev", data(json!({"policy": "path \"a\" {capabilities=[\"read\"]}", "cas": 5})))
+        .write(
+            "sys/policies/acl/dev",
+            data(json!({"policy": "path \"a\" {capabilities=[\"read\"]}", "cas": 5})),
+        )
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "check-and-set parameter 5 did not match the current version 1");
+    assert_eq!(
+        e.message(),
+        "check-and-set parameter 5 did not match the current version 1"
+    );
     let e = root
-        .write("sys/policies/acl/dev", data(json!({"policy": "path \"a\" {capabilities=[\"read\"]}", "cas": -1})))
+        .write(
+            "sys/policies/acl/dev",
+            data(json!({"policy": "path \"a\" {capabilities=[\"read\"]}", "cas": -1})),
+        )
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "check-and-set parameter set to -1 on existing entry");
-    let e = root.write("sys/policies/acl/x", data(json!({"policy": ""}))).await.unwrap_err();
+    assert_eq!(
+        e.message(),
+        "check-and-set parameter set to -1 on existing entry"
+    );
+    let e = root
+        .write("sys/policies/acl/x", data(json!({"policy": ""})))
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), "'policy' parameter not supplied or empty");
     // A syntax error changes nothing.
-    let e = root.write("sys/policies/acl/dev", data(json!({"policy": "path \"a\" {"}))).await.unwrap_err();
+    let e = root
+        .write(
+            "sys/policies/acl/dev",
+            data(json!({"policy": "path \"a\" {"})),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);
-    assert_eq!(root.read("sys/policies/acl/dev").await.unwrap().unwrap().get("version").unwrap(), 1);
+    assert_eq!(
+        root.read("sys/policies/acl/dev")
+            .await
+            .unwrap()
+            .unwrap()
+            .get("version")
+            .unwrap(),
+        1
+    );
     let e = root.delete("sys/policies/acl/default").await.unwrap_err();
     assert_eq!(e.message(), "cannot delete \"default\" policy");
     root.delete("sys/policies/acl/dev").await.unwrap();
@@ -79,13 +143,21 @@ async fn default_policy_lets_a_token_look_itself_up_and_nothing_more() {
 #[tokio::test]
 async fn create_versus_update_on_kv_v2() {
     let (sr, root) = setup().await;
-    put_policy(&root, "creator", r#"path "secret/data/*" { capabilities = ["create", "read"] }"#).await;
+    put_policy(
+        &root,
+        "creator",
+        r#"path "secret/data/*" { capabilities = ["create", "read"] }"#,
+    )
+    .await;
     let t = token_with(&sr, &root, &["creator"]).await;
     let kv = t.kv("secret");
     kv.put("new", &data(json!({"a": "1"}))).await.unwrap();
     // The key exists now: a second write is an update, which the policy does not grant.
     denied(kv.put("new", &data(json!({"a": "2"}))).await);
-    assert_eq!(kv.get("new").await.unwrap().unwrap().data.get_str("a"), Some("1"));
+    assert_eq!(
+        kv.get("new").await.unwrap().unwrap().data.get_str("a"),
+        Some("1")
+    );
 }
 
 #[tokio::test]
@@ -103,25 +175,46 @@ async fn parameter_constraints_apply() {
     )
     .await;
     let t = token_with(&sr, &root, &["params"]).await;
-    t.write("kv1/a", data(json!({"color": "red", "size": "9"}))).await.unwrap();
+    t.write("kv1/a", data(json!({"color": "red", "size": "9"})))
+        .await
+        .unwrap();
     denied(t.write("kv1/a", data(json!({"color": "green"}))).await);
     denied(t.write("kv1/a", data(json!({"secret": "x"}))).await);
     denied(t.write("kv1/a", data(json!({"other": "x"}))).await);
-    assert_eq!(t.read("kv1/a").await.unwrap().unwrap().get("color").unwrap(), "red");
+    assert_eq!(
+        t.read("kv1/a")
+            .await
+            .unwrap()
+            .unwrap()
+            .get("color")
+            .unwrap(),
+        "red"
+    );
 }
 
 #[tokio::test]
 async fn sudo_paths_need_sudo() {
     let (sr, root) = setup().await;
-    put_policy(&root, "ops", r#"path "sys/rotate" { capabilities = ["update"] }
-path "auth/token/accessors/" { capabilities = ["list"] }"#)
+    put_policy(
+        &root,
+        "ops",
+        r#"path "sys/rotate" { capabilities = ["update"] }
+path "auth/token/accessors/" { capabilities = ["list"] }"#,
+    )
     .await;
-    put_policy(&root, "opsudo", r#"path "sys/rotate" { capabilities = ["update", "sudo"] }
-path "auth/token/accessors/" { capabilities = ["list", "sudo"] }"#)
+    put_policy(
+        &root,
+        "opsudo",
+        r#"path "sys/rotate" { capabilities = ["update", "sudo"] }
+path "auth/token/accessors/" { capabilities = ["list", "sudo"] }"#,
+    )
     .await;
     let ops = token_with(&sr, &root, &["ops"]).await;
     denied(ops.write("sys/rotate", data(json!({}))).await);
-    denied(ops.handle(Request::new(Operation::List, "auth/token/accessors")).await);
+    denied(
+        ops.handle(Request::new(Operation::List, "auth/token/accessors"))
+            .await,
+    );
     let sudo = token_with(&sr, &root, &["opsudo"]).await;
     sudo.write("sys/rotate", data(json!({}))).await.unwrap();
     assert!(!sudo.list("auth/token/accessors").await.unwrap().is_empty());
@@ -130,13 +223,33 @@ path "auth/token/accessors/" { capabilities = ["list", "sudo"] }"#)
 #[tokio::test]
 async fn capabilities_endpoints() {
     let (sr, root) = setup().await;
-    put_policy(&root, "p", r#"path "secret/data/app/*" { capabilities = ["update", "read", "create"] }"#).await;
+    put_policy(
+        &root,
+        "p",
+        r#"path "secret/data/app/*" { capabilities = ["update", "read", "create"] }"#,
+    )
+    .await;
     let t = token_with(&sr, &root, &["p"]).await;
-    let r = t.write("sys/capabilities-self", data(json!({"paths": ["secret/data/app/db"]}))).await.unwrap();
-    assert_eq!(r.get("capabilities").unwrap(), &json!(["create", "read", "update"]));
-    assert_eq!(r.get("secret/data/app/db").unwrap(), &json!(["create", "read", "update"]));
     let r = t
-        .write("sys/capabilities-self", data(json!({"paths": ["secret/data/app/db", "other"]})))
+        .write(
+            "sys/capabilities-self",
+            data(json!({"paths": ["secret/data/app/db"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get("capabilities").unwrap(),
+        &json!(["create", "read", "update"])
+    );
+    assert_eq!(
+        r.get("secret/data/app/db").unwrap(),
+        &json!(["create", "read", "update"])
+    );
+    let r = t
+        .write(
+            "sys/capabilities-self",
+            data(json!({"paths": ["secret/data/app/db", "other"]})),
+        )
         .await
         .unwrap();
     assert!(r.get("capabilities").is_none());
@@ -144,26 +257,60 @@ async fn capabilities_endpoints() {
     let me = t.read("auth/token/lookup-self").await.unwrap().unwrap();
     let acc = me.get("accessor").unwrap().as_str().unwrap().to_string();
     let r = root
-        .write("sys/capabilities-accessor", data(json!({"accessor": acc, "paths": ["secret/data/app/x"]})))
+        .write(
+            "sys/capabilities-accessor",
+            data(json!({"accessor": acc, "paths": ["secret/data/app/x"]})),
+        )
         .await
         .unwrap();
-    assert_eq!(r.get("capabilities").unwrap(), &json!(["create", "read", "update"]));
-    let r = root.write("sys/capabilities-self", data(json!({"paths": ["anything"]}))).await.unwrap();
+    assert_eq!(
+        r.get("capabilities").unwrap(),
+        &json!(["create", "read", "update"])
+    );
+    let r = root
+        .write(
+            "sys/capabilities-self",
+            data(json!({"paths": ["anything"]})),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.get("capabilities").unwrap(), &json!(["root"]));
-    let e = root.write("sys/capabilities", data(json!({"token": "s.nope", "paths": ["a"]}))).await.unwrap_err();
+    let e = root
+        .write(
+            "sys/capabilities",
+            data(json!({"token": "s.nope", "paths": ["a"]})),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), "invalid token");
-    let e = root.write("sys/capabilities-self", data(json!({}))).await.unwrap_err();
+    let e = root
+        .write("sys/capabilities-self", data(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), "paths must be supplied");
 }
 
 #[tokio::test]
 async fn a_policy_change_takes_effect_at_once() {
     let (sr, root) = setup().await;
-    put_policy(&root, "p", r#"path "secret/data/*" { capabilities = ["read"] }"#).await;
+    put_policy(
+        &root,
+        "p",
+        r#"path "secret/data/*" { capabilities = ["read"] }"#,
+    )
+    .await;
     let t = token_with(&sr, &root, &["p"]).await;
-    root.kv("secret").put("x", &data(json!({"v": "1"}))).await.unwrap();
+    root.kv("secret")
+        .put("x", &data(json!({"v": "1"})))
+        .await
+        .unwrap();
     assert!(t.kv("secret").get("x").await.unwrap().is_some());
-    put_policy(&root, "p", r#"path "secret/data/*" { capabilities = ["deny"] }"#).await;
+    put_policy(
+        &root,
+        "p",
+        r#"path "secret/data/*" { capabilities = ["deny"] }"#,
+    )
+    .await;
     denied(t.kv("secret").get("x").await);
     root.delete("sys/policies/acl/p").await.unwrap();
     denied(t.kv("secret").get("x").await);

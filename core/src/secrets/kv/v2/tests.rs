@@ -1,6 +1,5 @@
 //! Behaviour tests for KV v2, driving [`KvV2::handle`] over an in-memory view and a virtual clock.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,10 +34,7 @@ fn env_over(backend: Arc<dyn Backend>, mem: Arc<MemoryBackend>) -> Env {
     let ctx = EngineContext {
         storage: View::new(backend, "logical/test/"),
         clock: Arc::new(clock.clone()),
-        mount_path: "secret/".into(),
-        options: BTreeMap::from([("version".to_string(), "2".to_string())]),
         default_lease_ttl: Duration::from_secs(768 * 3600),
-        max_lease_ttl: Duration::from_secs(768 * 3600),
     };
     Env { ctx, clock, mem }
 }
