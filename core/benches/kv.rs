@@ -3,6 +3,9 @@
 //!   [≥ 300k ops/s on one thread]
 //! - `kv_put_sqlite`: durable KV v2 put [≥ 5k ops/s]
 //! - `open_sqlite_100k`: open + unseal a store holding 100k KV entries, then one read [≤ 50 ms]
+//! - `token_resolve_warm`: the pipeline's token step, warm cache [≤ 1 µs]
+//! - `kv_get_nonroot_file_audit`: the whole `handle` path for a KV read with a non-root token
+//!   and one file audit device [≥ 100k ops/s on one thread]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -115,5 +118,52 @@ fn open_100k(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kv_get, open_100k);
+fn pipeline(c: &mut Criterion) {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let (sr, token) = rt.block_on(async {
+        let sr = Strongroom::open(
+            Config::dev().audit(strongroom::AuditDevice::file("file", log.to_str().unwrap())),
+        )
+        .await
+        .unwrap();
+        let root = sr.client(sr.dev_root_token().unwrap());
+        root.write(
+            "sys/policies/acl/app",
+            data(json!({"policy": r#"path "secret/data/app/*" { capabilities = ["read"] }"#})),
+        )
+        .await
+        .unwrap();
+        root.kv("secret")
+            .put("app/db", &data(json!({"password": "x".repeat(64)})))
+            .await
+            .unwrap();
+        let t = root
+            .write("auth/token/create", data(json!({"policies": ["app"]})))
+            .await
+            .unwrap()
+            .auth
+            .unwrap()
+            .client_token;
+        (sr, t)
+    });
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("token_resolve_warm", |b| {
+        b.iter(|| {
+            rt.block_on(strongroom::bench_internals::resolve_token(&sr, &token))
+                .unwrap()
+        })
+    });
+    g.bench_function("kv_get_nonroot_file_audit", |b| {
+        b.iter(|| {
+            rt.block_on(sr.handle(Request::read("secret/data/app/db").with_token(token.as_str())))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kv_get, pipeline, open_100k);
 criterion_main!(benches);

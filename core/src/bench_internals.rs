@@ -32,3 +32,8 @@ impl CompiledAcl {
         self.0.capabilities(path)
     }
 }
+
+/// Resolve a token id the way the pipeline's token step does (warm: from the token cache).
+pub async fn resolve_token(sr: &crate::Strongroom, id: &str) -> Result<bool> {
+    Ok(sr.token_lookup(id).await?.is_some())
+}
