@@ -200,6 +200,9 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "synchronous", options.synchronous.pragma_value())
             .map_err(|e| sqlite_error("setting synchronous", e))?;
+        writer
+            .pragma_update(None, "mmap_size", options.mmap_size)
+            .map_err(|e| sqlite_error("setting mmap_size", e))?;
         retry_busy(deadline, || writer.execute_batch(CREATE_TABLE))
             .map_err(|e| sqlite_error("creating the schema", e))?;
 
