@@ -67,6 +67,10 @@ const MAX_TXN_ATTEMPTS: u32 = 40;
 /// The PostgreSQL backend: a pool of connections to one database, plus a listening
 /// connection for change notifications.
 ///
+/// [`Backend::change_marker`] moves at once for this handle's own writes, and for other
+/// handles' writes as soon as their notification arrives (normally within milliseconds of the
+/// commit); it also moves whenever the listening connection is lost or re-established.
+///
 /// ```no_run
 /// # async fn demo() -> strongroom::Result<()> {
 /// use strongroom::storage::{Backend, PostgresBackend};
