@@ -8,12 +8,12 @@
 mod listener;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
@@ -38,7 +38,7 @@ const PUT_MANY: &str = "INSERT INTO strongroom_kv (key, value) \
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
 const DELETE_MANY: &str = "DELETE FROM strongroom_kv WHERE key = ANY($1::text[])";
 const NOTIFY: &str = "SELECT pg_notify('strongroom_changes', '')";
-/// Keys under `$2` from `$3` (inclusive) up to the bound `$1`, at most `$4`.
+/// Keys from `$1` (inclusive) below the bound `$2`, at most `$3`.
 const SCAN_BOUNDED: &str = "SELECT key FROM strongroom_kv \
      WHERE key >= $1::text AND key < $2::text ORDER BY key LIMIT $3::bigint";
 const SCAN_UNBOUNDED: &str =
@@ -66,6 +66,10 @@ const MAX_TXN_ATTEMPTS: u32 = 40;
 
 /// The PostgreSQL backend: a pool of connections to one database, plus a listening
 /// connection for change notifications.
+///
+/// [`Backend::change_marker`] moves at once for this handle's own writes, and for other
+/// handles' writes as soon as their notification arrives (normally within milliseconds of the
+/// commit); it also moves whenever the listening connection is lost or re-established.
 ///
 /// ```no_run
 /// # async fn demo() -> strongroom::Result<()> {

@@ -39,6 +39,7 @@ const FIRST_AFTER: &str = "SELECT key FROM strongroom_kv WHERE key > ?1 ORDER BY
 const KEYS_AT_OR_AFTER: &str = "SELECT key FROM strongroom_kv WHERE key >= ?1 ORDER BY key";
 const KEYS_AFTER: &str = "SELECT key FROM strongroom_kv WHERE key > ?1 ORDER BY key";
 const DATA_VERSION: &str = "PRAGMA data_version";
+const DEFAULT_MMAP_SIZE: i64 = 256 * 1024 * 1024;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +78,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     busy_timeout: Duration,
     readers: usize,
+    mmap_size: i64,
 }
 
 impl Default for SqliteOptions {
@@ -86,13 +88,14 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             readers: cores.clamp(2, 8),
+            mmap_size: DEFAULT_MMAP_SIZE,
         }
     }
 }
 
 impl SqliteOptions {
     /// The defaults: [`Synchronous::Full`], a 5 s busy timeout, one reader connection per core
-    /// (2 to 8).
+    /// (2 to 8), 256 MiB memory-mapped per reader.
     pub fn new() -> SqliteOptions {
         SqliteOptions::default()
     }
@@ -107,6 +110,14 @@ impl SqliteOptions {
     /// [`crate::ErrorCode::Unavailable`].
     pub fn busy_timeout(mut self, busy_timeout: Duration) -> SqliteOptions {
         self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// How many bytes of the database file each reader maps into memory (`PRAGMA mmap_size`;
+    /// 256 MiB by default, 0 = read through system calls only). Mapping roughly halves the
+    /// cost of a read; it only reserves address space, not memory.
+    pub fn mmap_size(mut self, bytes: u64) -> SqliteOptions {
+        self.mmap_size = i64::try_from(bytes).unwrap_or(i64::MAX);
         self
     }
 
@@ -189,6 +200,9 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "synchronous", options.synchronous.pragma_value())
             .map_err(|e| sqlite_error("setting synchronous", e))?;
+        writer
+            .pragma_update(None, "mmap_size", options.mmap_size)
+            .map_err(|e| sqlite_error("setting mmap_size", e))?;
         retry_busy(deadline, || writer.execute_batch(CREATE_TABLE))
             .map_err(|e| sqlite_error("creating the schema", e))?;
 
@@ -197,6 +211,9 @@ impl SqliteBackend {
             let reader = connect(&path, rw, &options)?;
             reader
                 .pragma_update(None, "query_only", true)
+                .map_err(|e| sqlite_error("opening a reader", e))?;
+            reader
+                .pragma_update(None, "mmap_size", options.mmap_size)
                 .map_err(|e| sqlite_error("opening a reader", e))?;
             readers.push(Mutex::new(reader));
         }

@@ -13,9 +13,10 @@ use super::{DELETE, GET, PUT, retry_busy, sqlite_error};
 use crate::error::{Error, Result};
 use crate::storage::TxnOp;
 
-/// At most this many writes share one transaction, so one group never holds the write lock
-/// for long.
+/// At most this many writes, and about this many value bytes, share one transaction, so one
+/// group never holds the write lock (or memory) for long.
 const MAX_GROUP: usize = 256;
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
 /// One write, as submitted by the async side.
 pub(super) enum Write {
@@ -27,6 +28,22 @@ pub(super) enum Write {
 struct Job {
     write: Write,
     reply: oneshot::Sender<Result<()>>,
+}
+
+impl Write {
+    fn bytes(&self) -> usize {
+        match self {
+            Write::Put { key, value } => key.len() + value.len(),
+            Write::Delete { key } => key.len(),
+            Write::Transaction(ops) => ops
+                .iter()
+                .map(|op| match op {
+                    TxnOp::Put { key, value } => key.len() + value.len(),
+                    TxnOp::Delete { key } | TxnOp::Check { key, .. } => key.len(),
+                })
+                .sum(),
+        }
+    }
 }
 
 /// The async side's handle on the writer thread. The thread stops (and closes its connection)
@@ -73,10 +90,14 @@ fn run(
     local_commits: &AtomicU64,
 ) {
     while let Ok(first) = queue.recv() {
+        let mut bytes = first.write.bytes();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(job) => {
+                    bytes += job.write.bytes();
+                    group.push(job);
+                }
                 Err(_) => break,
             }
         }
