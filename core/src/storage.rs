@@ -108,11 +108,17 @@ pub trait Backend: Send + Sync + 'static {
 /// The smallest string greater than every string that starts with `prefix` (for range scans),
 /// or `None` when there is none.
 pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
-    let mut bytes = prefix.as_bytes().to_vec();
-    while let Some(last) = bytes.pop() {
-        if last < 0xff {
-            bytes.push(last + 1);
-            return Some(String::from_utf8_lossy(&bytes).into_owned());
+    // On characters, so the bound is always valid UTF-8 (UTF-8 byte order is code point
+    // order); surrogates are skipped.
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
         }
     }
     None

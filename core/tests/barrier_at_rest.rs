@@ -127,3 +127,19 @@ async fn postgres_table_holds_no_secret_in_clear() {
         }
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_store_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sr = Strongroom::open(Config::sqlite(dir.path().join("p.db")))
+        .await
+        .unwrap();
+    sr.init(1, 1).await.unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+    }
+}

@@ -86,7 +86,7 @@ pub struct PostgresBackend {
     endpoint: String,
     changes: Arc<AtomicU64>,
     /// Stops the listening task when the backend is dropped.
-    _listener: listener::Listener,
+    listener: listener::Listener,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -150,7 +150,7 @@ impl PostgresBackend {
             pool,
             endpoint: backend_endpoint,
             changes,
-            _listener: listener,
+            listener: listener,
         };
         backend.create_schema().await?;
         Ok(backend)
@@ -450,7 +450,12 @@ impl Backend for PostgresBackend {
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {
-        // The listener bumps the counter on every notification and on every reconnect.
+        // The listener bumps the counter on every notification and on every reconnect. A sync
+        // point first makes sure notifications of writes committed before this call are
+        // counted, so a cache above never serves a value another process already replaced.
+        if !self.listener.sync_point().await {
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(Some(self.changes.load(Ordering::SeqCst)))
     }
 
@@ -477,18 +482,7 @@ fn check_key(key: &str) -> Result<()> {
 /// characters so it is always valid UTF-8 (UTF-8 byte order is code point order), or `None`
 /// when no such bound exists (an empty prefix).
 fn upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match u32::from(last) + 1 {
-            0xD800 => Some('\u{E000}'),
-            n => char::from_u32(n),
-        };
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
+    prefix_end(prefix)
 }
 
 /// `host:port[,host:port...]` from `config`, for messages.

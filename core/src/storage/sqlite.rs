@@ -184,6 +184,17 @@ impl SqliteBackend {
         let deadline = Instant::now() + options.busy_timeout;
         let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
 
+        // A new file is created readable by its owner only (SQLite gives the -wal and -shm
+        // files the same mode): the data is encrypted, its size and churn are still private.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
         let writer = connect(&path, rw | OpenFlags::SQLITE_OPEN_CREATE, &options)?;
         // Switching to WAL needs a moment of exclusive access; another process opening the
         // same new file at the same time may hold it.

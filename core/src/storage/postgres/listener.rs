@@ -25,9 +25,17 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
 
+/// A request for a sync point: answered once every notification committed before it was
+/// counted.
+type SyncRequest = tokio::sync::oneshot::Sender<()>;
+
+/// How long a sync point may take before the caller gives up and treats the store as changed.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Owns the listening task; dropping it stops the task and closes its connection.
 pub(super) struct Listener {
     task: tokio::task::AbortHandle,
+    sync: tokio::sync::mpsc::Sender<SyncRequest>,
 }
 
 impl Drop for Listener {
@@ -47,10 +55,24 @@ impl Listener {
         config.application_name(APPLICATION_NAME);
         config.keepalives_idle(Duration::from_secs(30));
         let (client, conn) = establish(&config, &endpoint, &changes).await?;
-        let task = tokio::spawn(supervise(config, endpoint, changes, client, conn));
+        let (sync, rx) = tokio::sync::mpsc::channel(1024);
+        let task = tokio::spawn(supervise(config, endpoint, changes, client, conn, rx));
         Ok(Listener {
             task: task.abort_handle(),
+            sync,
         })
+    }
+
+    /// Wait until every notification committed before this call has been counted: the listener
+    /// makes a round trip on its connection, and PostgreSQL delivers pending notifications
+    /// before the answer. Returns `false` when that could not be done in time (the caller must
+    /// then assume the store changed).
+    pub(super) async fn sync_point(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.sync.send(tx).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(SYNC_TIMEOUT, rx).await, Ok(Ok(())))
     }
 }
 
@@ -78,9 +100,10 @@ async fn supervise(
     changes: Arc<AtomicU64>,
     mut client: Client,
     mut conn: PgConnection,
+    mut sync: tokio::sync::mpsc::Receiver<SyncRequest>,
 ) {
     loop {
-        watch(&client, &mut conn, &changes).await;
+        watch(&client, &mut conn, &changes, &mut sync).await;
         changes.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(%endpoint, "postgresql change listener lost its connection; reconnecting");
         let mut pause = Duration::from_millis(50);
@@ -103,18 +126,37 @@ async fn supervise(
     }
 }
 
-/// Count notifications until the connection ends or stops answering pings.
-async fn watch(client: &Client, conn: &mut PgConnection, changes: &AtomicU64) {
+/// Count notifications until the connection ends or stops answering pings; answer sync
+/// points (one round trip serves every request queued before it was sent).
+async fn watch(
+    client: &Client,
+    conn: &mut PgConnection,
+    changes: &AtomicU64,
+    sync: &mut tokio::sync::mpsc::Receiver<SyncRequest>,
+) {
     loop {
-        if drive_until(conn, changes, tokio::time::sleep(HEARTBEAT))
-            .await
-            .is_none()
-        {
-            return;
+        let woke = drive_until(conn, changes, async {
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT) => None,
+                req = sync.recv() => req,
+            }
+        })
+        .await;
+        let mut waiting = match woke {
+            None => return,
+            Some(None) => Vec::new(),
+            Some(Some(first)) => vec![first],
+        };
+        while let Ok(more) = sync.try_recv() {
+            waiting.push(more);
         }
         let ping = tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1"));
         match drive_until(conn, changes, ping).await {
-            Some(Ok(Ok(_))) => {}
+            Some(Ok(Ok(_))) => {
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
             _ => return,
         }
     }
