@@ -230,7 +230,7 @@ pub struct KvMetadata {
 /// // Check-and-set: only succeeds when the current version is 1.
 /// kv.put_cas("app/db", &data(serde_json::json!({"user": "app", "password": "pw2"})), 1).await?;
 /// let stale = kv.put_cas("app/db", &data(serde_json::json!({})), 1).await.unwrap_err();
-/// assert_eq!(stale.code(), ErrorCode::InvalidInput);
+/// assert_eq!(stale.code(), ErrorCode::Conflict); // HTTP 400, as OpenBao
 /// // Merge patch: `null` removes a field.
 /// kv.patch("app/db", &data(serde_json::json!({"user": null}))).await?;
 /// let latest = kv.get("app/db").await?.expect("exists");
