@@ -276,8 +276,8 @@ impl FileConfig {
 
 impl ServerConfig {
     /// Combine the config files with `-dev`. Without `-dev` a storage stanza and at least one
-    /// listener are required. With `-dev` the dev listener is added to the file's listeners
-    /// (unless one already binds the same address) and storage is always in memory.
+    /// listener are required. With `-dev` the dev listener comes first, before the file's
+    /// listeners (unless one of those binds the same address), and storage is always in memory.
     pub fn build(file: FileConfig, dev: Option<DevSettings>) -> Result<ServerConfig, ConfigError> {
         let mut notes = file.notes;
         let mut listeners = file.listeners;
@@ -299,7 +299,12 @@ impl ServerConfig {
         };
         let mut seal = file.seal;
         if let Some(d) = &dev {
-            if !listeners.iter().any(|l| l.address == d.listen_address) {
+            // A config listener on the very same address replaces the dev one (port 0 always
+            // means a listener of its own).
+            let same = |l: &ListenerConfig| {
+                l.address == d.listen_address && !d.listen_address.ends_with(":0")
+            };
+            if !listeners.iter().any(same) {
                 listeners.insert(0, ListenerConfig::plain(d.listen_address.clone()));
             }
             if seal.take().is_some() {
