@@ -153,6 +153,10 @@ async fn logical_request(
         }
         "PATCH" => {
             let media = input::media_type(&parts.headers);
+            if media.is_empty() {
+                // Go's `mime.ParseMediaType("")`, which OpenBao reports as a 400.
+                return Err(Reject::with(StatusCode::BAD_REQUEST, "mime: no media type"));
+            }
             if media != input::MERGE_PATCH {
                 let msg = format!(
                     "PATCH requires Content-Type of {}, provided {media}",

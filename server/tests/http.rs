@@ -62,9 +62,15 @@ async fn kv_v2_round_trip() {
         a.json(),
         json!({"errors": ["PATCH requires Content-Type of application/merge-patch+json, provided application/json"]})
     );
+    let a = send(s.root("PATCH", "secret/data/app").body(r#"{"data":{}}"#)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json(), json!({"errors": ["mime: no media type"]}));
     let a = send(
         s.root("PATCH", "secret/data/app")
-            .header("Content-Type", "application/merge-patch+json")
+            .header(
+                "Content-Type",
+                "application/merge-patch+json; charset=utf-8",
+            )
             .body(r#"{"data":{"pass":null,"extra":"e"},"options":{}}"#),
     )
     .await;
