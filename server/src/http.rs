@@ -177,6 +177,19 @@ async fn logical_request(
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
+    if let Some(ns) = parts
+        .headers
+        .get(input::NAMESPACE_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|ns| !ns.is_empty() && ns != "root" && ns != "/")
+    {
+        // Serving the root namespace to a client that asked for another would hand it the
+        // wrong data, so refuse instead.
+        return Err(Reject::with(
+            StatusCode::BAD_REQUEST,
+            format!("namespaces are not supported: `{}`", ns.escape_debug()),
+        ));
+    }
     let mut request = Request::new(op, path).with_data(data);
     request.token = input::token(&parts.headers);
     request.wrap_ttl = input::wrap_ttl(&parts.headers).map_err(input_error)?;

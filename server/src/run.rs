@@ -69,6 +69,8 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Registered before the banner: whoever waits for it may signal right after.
+    let hangup = tokio::spawn(ignore_hangup());
     let initialized = sr.is_initialized().await.unwrap_or(false);
     print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
     if !initialized {
@@ -89,6 +91,7 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
         }
     }
     maintenance.abort();
+    hangup.abort();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -164,6 +167,24 @@ async fn maintain(sr: Strongroom) {
             Ok(true) => tracing::info!("keyring rotated by the rotation policy"),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e.message(), "maintenance failed"),
+        }
+    }
+}
+
+/// Vault reloads its config on SIGHUP; Strongroom cannot yet, and SIGHUP's default action would
+/// kill the server, so it is logged and otherwise ignored. The handler is installed when this
+/// is called; the returned future only reports.
+fn ignore_hangup() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP received: reloading the configuration is not supported; ignored"
+                );
+            }
         }
     }
 }

@@ -175,6 +175,17 @@ async fn dev_kv_v1_and_combined_config() {
     let a = call(&http, &p.url, "GET", "sys/mounts", Some(&root), None).await;
     assert_eq!(a.json()["secret/"]["options"]["version"], "1");
     assert!(!dir.path().join("strongroom.db").exists());
+    // SIGHUP (a config reload in Vault) must not stop the server.
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let a = call(&http, &p.url, "GET", "sys/health", None, None).await;
+    assert_eq!(a.status, StatusCode::OK);
     assert!(p.terminate().success());
 }
 

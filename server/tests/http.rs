@@ -365,6 +365,26 @@ async fn request_errors_follow_openbao() {
         json!({"errors": ["cannot write to a path ending in '/'"]})
     );
 
+    // Namespaces do not exist yet: asking for one is refused, the root namespace is fine.
+    let a = send(
+        s.root("GET", "secret/metadata?list=true")
+            .header("X-Vault-Namespace", "team-a"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.json()["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("namespaces are not supported")
+    );
+    let a = send(
+        s.root("GET", "secret/metadata?list=true")
+            .header("X-Vault-Namespace", "root"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+
     // X-Vault-Wrap-TTL is parsed; wrapping itself is not there yet.
     let a = send(
         s.root("GET", "secret/data/x")

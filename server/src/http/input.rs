@@ -15,6 +15,8 @@ use strongroom::Data;
 pub(crate) const TOKEN_HEADER: &str = "x-vault-token";
 /// `X-Vault-Wrap-TTL`.
 pub(crate) const WRAP_TTL_HEADER: &str = "x-vault-wrap-ttl";
+/// `X-Vault-Namespace`.
+pub(crate) const NAMESPACE_HEADER: &str = "x-vault-namespace";
 /// The content type PATCH requires.
 pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
 
