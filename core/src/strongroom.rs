@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
     dev_root_token: Option<SecretString>,
+    /// Dev mode's single unseal key (base64), kept so `server -dev` can print it as OpenBao does.
+    dev_unseal_key: Option<SecretString>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -183,6 +185,7 @@ impl Strongroom {
             admin: AsyncMutex::new(()),
             storage_type,
             dev_root_token: None,
+            dev_unseal_key: None,
         };
         if let Some(dev) = &config.dev {
             let sr = Strongroom {
@@ -194,6 +197,7 @@ impl Strongroom {
                 .first()
                 .ok_or_else(|| Error::internal("no unseal key"))?;
             sr.unseal(key.expose_secret()).await?;
+            let unseal_key = init.keys_base64.first().cloned();
             let root = match &dev.root_token_id {
                 Some(id) => {
                     // As OpenBao: the generated root token is revoked, the chosen one created.
@@ -218,6 +222,7 @@ impl Strongroom {
                 Err(_) => return Err(Error::internal("engine handle escaped during dev setup")),
             };
             inner.dev_root_token = Some(root);
+            inner.dev_unseal_key = unseal_key;
             return Ok(Strongroom {
                 inner: Arc::new(inner),
             });
@@ -240,6 +245,15 @@ impl Strongroom {
             .dev_root_token
             .as_ref()
             .map(|t| t.expose_secret().to_string())
+    }
+
+    /// The unseal key of a dev-mode engine, base64 (what `bao server -dev` prints). Dev mode
+    /// keeps everything in memory, so the key can only re-unseal this process after a seal.
+    pub fn dev_unseal_key(&self) -> Option<String> {
+        self.inner
+            .dev_unseal_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
     }
 
     /// A handle that makes calls with `token`.

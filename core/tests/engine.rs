@@ -416,6 +416,19 @@ async fn dev_mode_honours_a_chosen_root_token() {
     assert!(!r.request_id.is_empty());
 }
 
+#[tokio::test]
+async fn dev_mode_unseal_key_unseals_after_a_seal() {
+    let (sr, root) = dev().await;
+    let key = sr.dev_unseal_key().unwrap();
+    sr.seal().await.unwrap();
+    assert!(sr.is_sealed());
+    let st = sr.unseal(&key).await.unwrap();
+    assert!(!st.sealed);
+    assert!(sr.client(root).sys().mounts().await.is_ok());
+    let plain = Strongroom::open(Config::memory()).await.unwrap();
+    assert_eq!(plain.dev_unseal_key(), None);
+}
+
 /// The key comes from an environment variable. Setting one needs `unsafe` in this edition, so
 /// the test re-runs itself as a child process with the variable set.
 #[tokio::test]

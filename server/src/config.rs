@@ -1,0 +1,644 @@
+//! The server configuration: Vault's HCL config file (`-config`), the `-dev` flags, and how
+//! they combine into one [`ServerConfig`].
+//!
+//! Supported stanzas (everything else is logged and ignored, as Vault warns about unknown keys):
+//!
+//! ```hcl
+//! listener "tcp" {
+//!   address          = "127.0.0.1:8200"    # default
+//!   tls_disable      = true                # default false: then tls_cert_file/tls_key_file are required
+//!   tls_cert_file    = "/etc/strongroom/cert.pem"
+//!   tls_key_file     = "/etc/strongroom/key.pem"
+//!   max_request_size = 33554432            # bytes; 0 = the 32 MiB default, negative = no limit
+//! }
+//! storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
+//! storage "postgresql" { connection_url = "postgres://strongroom@db:5432/strongroom" }
+//! storage "inmem"      {}
+//! seal "file" { path = "/etc/strongroom/unseal.key" }   # unseal at start from a key file
+//! seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }    # ... or from an environment variable
+//! api_addr  = "https://strongroom.example:8200"
+//! log_level = "info"
+//! ```
+//!
+//! The `seal` stanza is Strongroom's own: it names where the single unseal key of a store
+//! initialised with one share lives, and the server unseals itself with it at start when the
+//! store is initialised. It never creates or writes the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hcl::{Block, Body, Expression};
+
+/// Vault's default `max_request_size`: 32 MiB.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// Vault's default listener address (and `-dev-listen-address`).
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
+
+/// A configuration that cannot be used; the message says which file and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One `listener "tcp"` stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `host:port` to bind.
+    pub address: String,
+    /// Certificate and key files; `None` when `tls_disable` is set.
+    pub tls: Option<TlsFiles>,
+    /// Largest accepted request body; `None` = no limit.
+    pub max_request_size: Option<usize>,
+}
+
+impl ListenerConfig {
+    /// A plain-HTTP listener on `address` with the default request size limit (what `-dev` uses).
+    pub fn plain(address: impl Into<String>) -> ListenerConfig {
+        ListenerConfig {
+            address: address.into(),
+            tls: None,
+            max_request_size: Some(DEFAULT_MAX_REQUEST_SIZE),
+        }
+    }
+}
+
+/// PEM files for a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Private key (PEM).
+    pub key_file: PathBuf,
+}
+
+/// Where the data lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageChoice {
+    /// `storage "inmem"`: lost on exit.
+    Memory,
+    /// `storage "sqlite" { path }`.
+    Sqlite(PathBuf),
+    /// `storage "postgresql" { connection_url }`.
+    Postgres(String),
+}
+
+impl StorageChoice {
+    /// The storage type as Vault names it (`inmem`, `sqlite`, `postgresql`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageChoice::Memory => "inmem",
+            StorageChoice::Sqlite(_) => "sqlite",
+            StorageChoice::Postgres(_) => "postgresql",
+        }
+    }
+}
+
+impl fmt::Debug for StorageChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageChoice::Memory => f.write_str("Memory"),
+            StorageChoice::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            // The URL may carry a password.
+            StorageChoice::Postgres(_) => f.write_str("Postgres(<url>)"),
+        }
+    }
+}
+
+/// Where the unseal key comes from at start (`seal` stanza).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealChoice {
+    /// `seal "file" { path }`.
+    File(PathBuf),
+    /// `seal "env" { variable }`.
+    Env(String),
+}
+
+/// `-dev` and its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevSettings {
+    /// `-dev-root-token-id`.
+    pub root_token_id: Option<String>,
+    /// `-dev-listen-address`.
+    pub listen_address: String,
+    /// `-dev-kv-v1`.
+    pub kv_v1: bool,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Listeners to serve on (at least one).
+    pub listeners: Vec<ListenerConfig>,
+    /// Storage (dev mode is always in memory).
+    pub storage: StorageChoice,
+    /// Unseal key source, if any.
+    pub seal: Option<SealChoice>,
+    /// The address clients should use (`api_addr`), shown in the banner.
+    pub api_addr: Option<String>,
+    /// `log_level` (`trace`, `debug`, `info`, `warn`, `error`).
+    pub log_level: Option<String>,
+    /// Dev mode settings when `-dev` is given.
+    pub dev: Option<DevSettings>,
+    /// Things that were accepted but ignored, to be logged once logging is up.
+    pub notes: Vec<String>,
+}
+
+/// What one config file says (before it is merged with others and with `-dev`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileConfig {
+    /// `listener` stanzas, in order.
+    pub listeners: Vec<ListenerConfig>,
+    /// The `storage` (or legacy `backend`) stanza.
+    pub storage: Option<StorageChoice>,
+    /// The `seal` stanza.
+    pub seal: Option<SealChoice>,
+    /// `api_addr`.
+    pub api_addr: Option<String>,
+    /// `log_level`.
+    pub log_level: Option<String>,
+    /// Accepted-but-ignored keys and stanzas.
+    pub notes: Vec<String>,
+}
+
+/// Top-level keys Vault accepts that Strongroom takes without acting on them.
+const IGNORED_TOP_LEVEL: &[&str] = &[
+    "ui",
+    "cluster_addr",
+    "cluster_name",
+    "disable_mlock",
+    "disable_cache",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "plugin_directory",
+    "telemetry",
+    "disable_clustering",
+    "raw_storage_endpoint",
+    "introspection_endpoint",
+    "enable_response_header_hostname",
+    "enable_response_header_raft_node_id",
+    "log_format",
+    "log_file",
+    "pid_file",
+    "ha_storage",
+];
+
+impl FileConfig {
+    /// Read and parse one HCL file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(format!("cannot read config file `{}`: {e}", path.display()))
+        })?;
+        FileConfig::parse(&text)
+            .map_err(|e| ConfigError::new(format!("config file `{}`: {e}", path.display())))
+    }
+
+    /// Parse HCL text.
+    pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        let body: Body =
+            hcl::parse(text).map_err(|e| ConfigError::new(format!("invalid HCL: {e}")))?;
+        let mut cfg = FileConfig::default();
+        for attr in body.attributes() {
+            let key = attr.key();
+            match key {
+                "api_addr" => cfg.api_addr = Some(string(attr.expr(), key)?),
+                "log_level" => cfg.log_level = Some(log_level(&string(attr.expr(), key)?)?),
+                k if IGNORED_TOP_LEVEL.contains(&k) => {
+                    cfg.notes
+                        .push(format!("config key `{k}` is accepted and ignored"));
+                }
+                k => cfg
+                    .notes
+                    .push(format!("unknown config key `{k}` is ignored")),
+            }
+        }
+        for block in body.blocks() {
+            match block.identifier() {
+                "listener" => cfg.listeners.push(listener(block)?),
+                "storage" | "backend" => {
+                    if cfg.storage.is_some() {
+                        return Err(ConfigError::new("only one storage stanza is allowed"));
+                    }
+                    cfg.storage = Some(storage(block, &mut cfg.notes)?);
+                }
+                "seal" => {
+                    if cfg.seal.is_some() {
+                        return Err(ConfigError::new("only one seal stanza is allowed"));
+                    }
+                    cfg.seal = Some(seal(block)?);
+                }
+                other => cfg.notes.push(format!(
+                    "config stanza `{other}` is not supported and is ignored"
+                )),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Merge `later` into `self` as Vault merges several `-config` files: listeners add up,
+    /// single values from the later file win.
+    pub fn merge(mut self, later: FileConfig) -> Result<FileConfig, ConfigError> {
+        self.listeners.extend(later.listeners);
+        if later.storage.is_some() {
+            if self.storage.is_some() {
+                return Err(ConfigError::new(
+                    "storage is configured in more than one config file",
+                ));
+            }
+            self.storage = later.storage;
+        }
+        if later.seal.is_some() {
+            self.seal = later.seal;
+        }
+        if later.api_addr.is_some() {
+            self.api_addr = later.api_addr;
+        }
+        if later.log_level.is_some() {
+            self.log_level = later.log_level;
+        }
+        self.notes.extend(later.notes);
+        Ok(self)
+    }
+}
+
+impl ServerConfig {
+    /// Combine the config files with `-dev`. Without `-dev` a storage stanza and at least one
+    /// listener are required. With `-dev` the dev listener comes first, before the file's
+    /// listeners (unless one of those binds the same address), and storage is always in memory.
+    pub fn build(file: FileConfig, dev: Option<DevSettings>) -> Result<ServerConfig, ConfigError> {
+        let mut notes = file.notes;
+        let mut listeners = file.listeners;
+        let storage = match (&dev, file.storage) {
+            (Some(_), Some(s)) => {
+                notes.push(format!(
+                    "-dev keeps data in memory; the `{}` storage stanza is ignored",
+                    s.kind()
+                ));
+                StorageChoice::Memory
+            }
+            (Some(_), None) => StorageChoice::Memory,
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "a storage stanza is required (storage \"sqlite\", \"postgresql\" or \"inmem\"), or use -dev",
+                ));
+            }
+        };
+        let mut seal = file.seal;
+        if let Some(d) = &dev {
+            // A config listener on the very same address replaces the dev one (port 0 always
+            // means a listener of its own).
+            let same = |l: &ListenerConfig| {
+                l.address == d.listen_address && !d.listen_address.ends_with(":0")
+            };
+            if !listeners.iter().any(same) {
+                listeners.insert(0, ListenerConfig::plain(d.listen_address.clone()));
+            }
+            if seal.take().is_some() {
+                notes.push("-dev unseals itself; the seal stanza is ignored".into());
+            }
+        }
+        if listeners.is_empty() {
+            return Err(ConfigError::new(
+                "at least one listener stanza is required (listener \"tcp\" { ... })",
+            ));
+        }
+        Ok(ServerConfig {
+            listeners,
+            storage,
+            seal,
+            api_addr: file.api_addr,
+            log_level: file.log_level,
+            dev,
+            notes,
+        })
+    }
+
+    /// The engine configuration this server opens.
+    pub fn engine_config(&self) -> strongroom::Config {
+        if let Some(d) = &self.dev {
+            return strongroom::Config::dev_with(strongroom::DevOptions {
+                root_token_id: d.root_token_id.clone(),
+                kv_v1: d.kv_v1,
+            });
+        }
+        let cfg = match &self.storage {
+            StorageChoice::Memory => strongroom::Config::memory(),
+            StorageChoice::Sqlite(p) => strongroom::Config::sqlite(p),
+            StorageChoice::Postgres(url) => strongroom::Config::postgres(url.clone()),
+        };
+        match &self.seal {
+            Some(SealChoice::File(p)) => cfg.unseal_key_file(p),
+            Some(SealChoice::Env(v)) => cfg.unseal_key_env(v.clone()),
+            None => cfg,
+        }
+    }
+}
+
+/// Check a log level name (Vault's: `trace`, `debug`, `info`, `warn`, `error`; `warning` and
+/// `err` are accepted too) and return its canonical form.
+pub fn log_level(s: &str) -> Result<String, ConfigError> {
+    let canonical = match s.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" | "notice" => "info",
+        "warn" | "warning" => "warn",
+        "err" | "error" => "error",
+        _ => {
+            return Err(ConfigError::new(format!(
+                "unknown log level `{s}`: use trace, debug, info, warn or error"
+            )));
+        }
+    };
+    Ok(canonical.to_string())
+}
+
+fn label(block: &Block) -> Result<&str, ConfigError> {
+    match block.labels() {
+        [one] => Ok(one.as_str()),
+        _ => Err(ConfigError::new(format!(
+            "`{}` stanza needs exactly one label, like {} \"type\" {{ ... }}",
+            block.identifier(),
+            block.identifier()
+        ))),
+    }
+}
+
+fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
+    let kind = label(block)?;
+    if kind != "tcp" {
+        return Err(ConfigError::new(format!(
+            "listener type `{kind}` is not supported; use listener \"tcp\""
+        )));
+    }
+    let mut address = DEFAULT_ADDRESS.to_string();
+    let mut tls_disable = false;
+    let mut cert_file = None;
+    let mut key_file = None;
+    let mut max_request_size = Some(DEFAULT_MAX_REQUEST_SIZE);
+    for attr in block.body().attributes() {
+        let key = attr.key();
+        let e = attr.expr();
+        match key {
+            "address" => address = string(e, key)?,
+            "tls_disable" => tls_disable = boolean(e, key)?,
+            "tls_cert_file" => cert_file = Some(PathBuf::from(string(e, key)?)),
+            "tls_key_file" => key_file = Some(PathBuf::from(string(e, key)?)),
+            "max_request_size" => {
+                let n = integer(e, key)?;
+                max_request_size = match n {
+                    0 => Some(DEFAULT_MAX_REQUEST_SIZE),
+                    n if n < 0 => None,
+                    n => Some(usize::try_from(n).map_err(|_| {
+                        ConfigError::new(format!("max_request_size `{n}` is too large"))
+                    })?),
+                };
+            }
+            other => {
+                return Err(ConfigError::new(format!(
+                    "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size)"
+                )));
+            }
+        }
+    }
+    let tls = if tls_disable {
+        None
+    } else {
+        match (cert_file, key_file) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+                cert_file,
+                key_file,
+            }),
+            _ => {
+                return Err(ConfigError::new(format!(
+                    "listener `{address}`: tls_cert_file and tls_key_file are required unless tls_disable = true"
+                )));
+            }
+        }
+    };
+    Ok(ListenerConfig {
+        address,
+        tls,
+        max_request_size,
+    })
+}
+
+fn storage(block: &Block, notes: &mut Vec<String>) -> Result<StorageChoice, ConfigError> {
+    let kind = label(block)?;
+    let mut path = None;
+    let mut url = None;
+    for attr in block.body().attributes() {
+        let key = attr.key();
+        match (kind, key) {
+            ("sqlite", "path") => path = Some(PathBuf::from(string(attr.expr(), key)?)),
+            ("postgresql", "connection_url") => url = Some(string(attr.expr(), key)?),
+            (_, other) => notes.push(format!(
+                "storage \"{kind}\" option `{other}` is accepted and ignored"
+            )),
+        }
+    }
+    match kind {
+        "inmem" => Ok(StorageChoice::Memory),
+        "sqlite" => path
+            .map(StorageChoice::Sqlite)
+            .ok_or_else(|| ConfigError::new("storage \"sqlite\" needs a `path`")),
+        "postgresql" => {
+            // Vault reads the URL from the environment when the stanza has none.
+            let url = url
+                .or_else(|| std::env::var("BAO_PG_CONNECTION_URL").ok())
+                .or_else(|| std::env::var("VAULT_PG_CONNECTION_URL").ok())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "storage \"postgresql\" needs a `connection_url` (or BAO_PG_CONNECTION_URL)",
+                    )
+                })?;
+            Ok(StorageChoice::Postgres(url))
+        }
+        other => Err(ConfigError::new(format!(
+            "storage type `{other}` is not supported; use \"sqlite\", \"postgresql\" or \"inmem\""
+        ))),
+    }
+}
+
+fn seal(block: &Block) -> Result<SealChoice, ConfigError> {
+    let kind = label(block)?;
+    let mut value = None;
+    for attr in block.body().attributes() {
+        let key = attr.key();
+        match (kind, key) {
+            ("file", "path") | ("env", "variable") => value = Some(string(attr.expr(), key)?),
+            (_, other) => {
+                return Err(ConfigError::new(format!(
+                    "seal \"{kind}\" option `{other}` is not supported"
+                )));
+            }
+        }
+    }
+    match kind {
+        "file" => value
+            .map(|p| SealChoice::File(PathBuf::from(p)))
+            .ok_or_else(|| ConfigError::new("seal \"file\" needs a `path`")),
+        "env" => value
+            .map(SealChoice::Env)
+            .ok_or_else(|| ConfigError::new("seal \"env\" needs a `variable`")),
+        other => Err(ConfigError::new(format!(
+            "seal type `{other}` is not supported; use seal \"file\" or seal \"env\""
+        ))),
+    }
+}
+
+fn string(e: &Expression, key: &str) -> Result<String, ConfigError> {
+    match e {
+        Expression::String(s) => Ok(s.clone()),
+        Expression::Number(n) => Ok(n.to_string()),
+        Expression::Bool(b) => Ok(b.to_string()),
+        _ => Err(ConfigError::new(format!("`{key}` must be a string"))),
+    }
+}
+
+/// Vault takes `true`, `"true"`, `1` and `"1"` for booleans.
+fn boolean(e: &Expression, key: &str) -> Result<bool, ConfigError> {
+    let bad = || ConfigError::new(format!("`{key}` must be a boolean"));
+    match e {
+        Expression::Bool(b) => Ok(*b),
+        Expression::Number(n) => match n.as_i64() {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            _ => Err(bad()),
+        },
+        Expression::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => Ok(true),
+            "false" | "0" | "f" | "" => Ok(false),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+fn integer(e: &Expression, key: &str) -> Result<i64, ConfigError> {
+    let bad = || ConfigError::new(format!("`{key}` must be an integer"));
+    match e {
+        Expression::Number(n) => n.as_i64().ok_or_else(bad),
+        Expression::String(s) => s.trim().parse().map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn parses_a_vault_style_config() {
+        let cfg = FileConfig::parse(
+            r#"
+            ui = true
+            disable_mlock = true
+            api_addr = "http://127.0.0.1:8200"
+            cluster_addr = "https://127.0.0.1:8201"
+            log_level = "Debug"
+            storage "sqlite" { path = "/tmp/x.db" }
+            listener "tcp" {
+              address = "0.0.0.0:8200"
+              tls_disable = "true"
+              max_request_size = 1024
+            }
+            listener "tcp" {
+              address = "0.0.0.0:8443"
+              tls_cert_file = "c.pem"
+              tls_key_file = "k.pem"
+              max_request_size = -1
+            }
+            seal "file" { path = "/etc/unseal.key" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.storage, Some(StorageChoice::Sqlite("/tmp/x.db".into())));
+        assert_eq!(cfg.log_level.as_deref(), Some("debug"));
+        assert_eq!(cfg.listeners.len(), 2);
+        assert_eq!(cfg.listeners[0].tls, None);
+        assert_eq!(cfg.listeners[0].max_request_size, Some(1024));
+        assert_eq!(cfg.listeners[1].max_request_size, None);
+        assert!(cfg.listeners[1].tls.is_some());
+        assert_eq!(cfg.seal, Some(SealChoice::File("/etc/unseal.key".into())));
+        assert_eq!(cfg.notes.len(), 3, "{:?}", cfg.notes);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_honour() {
+        for (text, needle) in [
+            (r#"storage "raft" { path = "x" }"#, "storage type `raft`"),
+            (r#"storage "sqlite" {}"#, "needs a `path`"),
+            (r#"listener "unix" {}"#, "listener type `unix`"),
+            (r#"listener "tcp" { address = "x" }"#, "tls_cert_file"),
+            (
+                r#"listener "tcp" { tls_disable = "maybe" }"#,
+                "must be a boolean",
+            ),
+            (r#"listener "tcp" { proxy_protocol = 1 }"#, "not supported"),
+            (r#"seal "awskms" {}"#, "seal type `awskms`"),
+            (r#"log_level = "loud""#, "unknown log level"),
+            ("listener {", "invalid HCL"),
+        ] {
+            let e = FileConfig::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn dev_combines_with_a_config_file() {
+        let file = FileConfig::parse(
+            r#"
+            storage "sqlite" { path = "/tmp/x.db" }
+            listener "tcp" {
+              address = "127.0.0.1:9200"
+              tls_disable = true
+            }
+            "#,
+        )
+        .unwrap();
+        let dev = DevSettings {
+            root_token_id: Some("root".into()),
+            listen_address: DEFAULT_ADDRESS.into(),
+            kv_v1: false,
+        };
+        let cfg = ServerConfig::build(file, Some(dev)).unwrap();
+        assert_eq!(cfg.storage, StorageChoice::Memory);
+        let addrs: Vec<_> = cfg.listeners.iter().map(|l| l.address.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:8200", "127.0.0.1:9200"]);
+        assert!(
+            cfg.notes
+                .iter()
+                .any(|n| n.contains("storage stanza is ignored"))
+        );
+    }
+
+    #[test]
+    fn without_dev_storage_and_a_listener_are_required() {
+        let e = ServerConfig::build(FileConfig::default(), None).unwrap_err();
+        assert!(e.to_string().contains("storage stanza is required"));
+        let file = FileConfig::parse(r#"storage "inmem" {}"#).unwrap();
+        let e = ServerConfig::build(file, None).unwrap_err();
+        assert!(e.to_string().contains("listener"));
+    }
+
+    #[test]
+    fn postgres_url_is_not_in_debug_output() {
+        let s = StorageChoice::Postgres("postgres://u:hunter2@h/db".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

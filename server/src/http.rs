@@ -1,0 +1,247 @@
+//! OpenBao's HTTP API over the engine: `/v1/<path>` becomes one [`Strongroom::handle`] call,
+//! and the answer goes back in OpenBao's envelope with OpenBao's status codes. Nothing else
+//! happens here: every decision about a request is the engine's.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+//! let app = strongroom_server::http::router(sr, Some(32 * 1024 * 1024));
+//! # let _ = app; Ok(()) }
+//! ```
+
+mod envelope;
+pub(crate) mod input;
+mod raw;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::Response as HttpResponse;
+use strongroom::{Data, Operation, Request, Strongroom};
+
+use input::InputError;
+
+/// What every request on one listener shares.
+struct ApiState {
+    sr: Strongroom,
+    max_request_size: Option<usize>,
+}
+
+/// The whole API as an axum router, for one listener: `max_request_size` bounds request bodies
+/// (`None` = no limit). Serve it with connect info (`into_make_service_with_connect_info`) so
+/// the engine learns the caller's address.
+pub fn router(sr: Strongroom, max_request_size: Option<usize>) -> axum::Router {
+    axum::Router::new()
+        .fallback(dispatch)
+        .with_state(Arc::new(ApiState {
+            sr,
+            max_request_size,
+        }))
+}
+
+async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Request) -> HttpResponse {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = input::decode_path(req.uri().path());
+    let mut resp = route(&state, &path, req).await;
+    // OpenBao sets this on every response.
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The path names a secret but holds no value; query strings and bodies are never logged.
+    tracing::debug!(
+        %method,
+        path = %path.escape_debug(),
+        status = resp.status().as_u16(),
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    resp
+}
+
+async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> HttpResponse {
+    if !input::is_printable(path) {
+        // As Go's `cleanhttp.PrintablePathCheckHandler`: 400 with no body.
+        return envelope::empty(StatusCode::BAD_REQUEST);
+    }
+    let Some(api_path) = path.strip_prefix("/v1/") else {
+        return envelope::errors(StatusCode::NOT_FOUND, &[]);
+    };
+    if raw::is_raw(api_path) {
+        let (parts, body) = req.into_parts();
+        return raw::serve(
+            &state.sr,
+            api_path,
+            &parts.method,
+            parts.uri.query(),
+            body,
+            state.max_request_size,
+        )
+        .await;
+    }
+    match logical_request(state, api_path, req).await {
+        Ok((op, request)) => match state.sr.handle(request).await {
+            Ok(resp) => envelope::success(op, resp, envelope::injects_data(api_path)),
+            Err(e) => envelope::error(&e),
+        },
+        Err(reject) => reject.into_response(),
+    }
+}
+
+/// A request refused before it reaches the engine: a status and OpenBao's message (none for
+/// the bare `{"errors":[]}` cases).
+struct Reject {
+    status: StatusCode,
+    message: Option<String>,
+}
+
+impl Reject {
+    fn bare(status: StatusCode) -> Reject {
+        Reject {
+            status,
+            message: None,
+        }
+    }
+
+    fn with(status: StatusCode, message: impl Into<String>) -> Reject {
+        Reject {
+            status,
+            message: Some(message.into()),
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        match &self.message {
+            Some(m) => envelope::errors(self.status, &[m]),
+            None => envelope::errors(self.status, &[]),
+        }
+    }
+}
+
+/// Build the engine request for a logical path, or the HTTP error OpenBao gives instead.
+async fn logical_request(
+    state: &ApiState,
+    api_path: &str,
+    req: axum::extract::Request,
+) -> Result<(Operation, Request), Reject> {
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query();
+    let mut path = api_path.to_string();
+    let (op, data) = match parts.method.as_str() {
+        "GET" => {
+            let mut data = input::query_data(query);
+            let list = take_bool(&mut data, "list")?;
+            let scan = take_bool(&mut data, "scan")?;
+            match (list, scan) {
+                (true, true) => return Err(Reject::bare(StatusCode::BAD_REQUEST)),
+                (true, false) => (Operation::List, data),
+                // There is no SCAN operation in the engine yet.
+                (false, true) => return Err(unsupported_operation()),
+                (false, false) => (Operation::Read, data),
+            }
+        }
+        "LIST" => (Operation::List, input::query_data(query)),
+        "DELETE" => (Operation::Delete, input::query_data(query)),
+        "POST" | "PUT" => {
+            let media = input::media_type(&parts.headers);
+            let bytes = read(body, state.max_request_size).await?;
+            let data = input::body_data(&bytes, &media).map_err(input_error)?;
+            (Operation::Update, data)
+        }
+        "PATCH" => {
+            let media = input::media_type(&parts.headers);
+            if media.is_empty() {
+                // Go's `mime.ParseMediaType("")`, which OpenBao reports as a 400.
+                return Err(Reject::with(StatusCode::BAD_REQUEST, "mime: no media type"));
+            }
+            if media != input::MERGE_PATCH {
+                let msg = format!(
+                    "PATCH requires Content-Type of {}, provided {media}",
+                    input::MERGE_PATCH
+                );
+                return Err(Reject::with(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
+            }
+            let bytes = read(body, state.max_request_size).await?;
+            (
+                Operation::Patch,
+                input::json_data(&bytes).map_err(input_error)?,
+            )
+        }
+        "SCAN" => return Err(unsupported_operation()),
+        _ if parts.method == Method::HEAD => return Err(unsupported_operation()),
+        _ => return Err(Reject::bare(StatusCode::METHOD_NOT_ALLOWED)),
+    };
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    if let Some(ns) = parts
+        .headers
+        .get(input::NAMESPACE_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|ns| !ns.is_empty() && ns != "root" && ns != "/")
+    {
+        // Serving the root namespace to a client that asked for another would hand it the
+        // wrong data, so refuse instead.
+        return Err(Reject::with(
+            StatusCode::BAD_REQUEST,
+            format!("namespaces are not supported: `{}`", ns.escape_debug()),
+        ));
+    }
+    let mut request = Request::new(op, path).with_data(data);
+    request.token = input::token(&parts.headers);
+    request.wrap_ttl = input::wrap_ttl(&parts.headers).map_err(input_error)?;
+    request.remote_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    Ok((op, request))
+}
+
+async fn read(body: axum::body::Body, limit: Option<usize>) -> Result<axum::body::Bytes, Reject> {
+    input::read_body(body, limit).await.map_err(input_error)
+}
+
+fn input_error(e: InputError) -> Reject {
+    match e {
+        InputError::TooLarge => Reject::with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "failed to decode JSON input: http: request body too large",
+        ),
+        InputError::Bad(m) => Reject::with(StatusCode::BAD_REQUEST, m),
+    }
+}
+
+fn unsupported_operation() -> Reject {
+    let e = strongroom::Error::unsupported_operation();
+    Reject::with(
+        envelope::status(e.code().http_status()),
+        e.message().to_string(),
+    )
+}
+
+/// Remove a boolean query flag (`list`, `scan`); a value Go's `strconv.ParseBool` rejects is a
+/// 400 with no message, as in OpenBao.
+fn take_bool(data: &mut Data, key: &str) -> Result<bool, Reject> {
+    let bad = || Reject::bare(StatusCode::BAD_REQUEST);
+    let value = match data.get(key) {
+        None => return Ok(false),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) => a
+            .first()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Some(_) => return Err(bad()),
+    };
+    if value.is_empty() {
+        return Ok(false);
+    }
+    let flag = input::parse_bool(&value).ok_or_else(bad)?;
+    if flag {
+        data.remove(key);
+    }
+    Ok(flag)
+}

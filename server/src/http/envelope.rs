@@ -1,0 +1,345 @@
+//! From a [`strongroom::Response`] or [`strongroom::Error`] to OpenBao's JSON: the success
+//! envelope (keys in OpenBao's order), the `{"errors":[...]}` envelope, 204 for an empty answer,
+//! raw statuses, and the legacy routes that also copy `data` to the top level.
+
+use axum::body::Body;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response as HttpResponse;
+use serde_json::{Map, Value, json};
+use strongroom::{Auth, Error, ErrorCode, Operation, Response, WrapInfo};
+
+/// Routes whose `data` OpenBao also writes at the top level of the JSON (`injectDataIntoTopRoutes`
+/// in its `http/handler.go`). Go's mux matches these exactly ...
+const INJECT_EXACT: &[&str] = &[
+    "sys/audit",
+    "sys/auth",
+    "sys/config/cors",
+    "sys/config/auditing/request-headers",
+    "sys/capabilities",
+    "sys/capabilities-accessor",
+    "sys/capabilities-self",
+    "sys/ha-status",
+    "sys/key-status",
+    "sys/mounts",
+    "sys/policy",
+    "sys/rekey/backup",
+    "sys/rekey/recovery-key-backup",
+    "sys/rotate/root/backup",
+    "sys/rotate/recovery/backup",
+    "sys/remount",
+    "sys/rotate",
+    "sys/rotate/keyring",
+    "sys/wrapping/wrap",
+];
+
+/// ... and these (registered with a trailing `/`) as prefixes.
+const INJECT_PREFIX: &[&str] = &[
+    "sys/audit/",
+    "sys/audit-hash/",
+    "sys/auth/",
+    "sys/config/auditing/request-headers/",
+    "sys/mounts/",
+    "sys/policy/",
+];
+
+/// Whether responses on this path (relative to `/v1/`, as sent) get `data` at the top level.
+pub(crate) fn injects_data(path: &str) -> bool {
+    INJECT_EXACT.contains(&path) || INJECT_PREFIX.iter().any(|p| path.starts_with(p))
+}
+
+/// A response with this status and a JSON body (Go's encoder adds a newline).
+pub(crate) fn json(status: StatusCode, body: &Value) -> HttpResponse {
+    let mut text = body.to_string();
+    text.push('\n');
+    with_body(status, Body::from(text))
+}
+
+/// A response with this status, `Content-Type: application/json` and no body.
+pub(crate) fn empty(status: StatusCode) -> HttpResponse {
+    with_body(status, Body::empty())
+}
+
+fn with_body(status: StatusCode, body: Body) -> HttpResponse {
+    let mut resp = HttpResponse::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `{"errors":[...]}` with this status.
+pub(crate) fn errors(status: StatusCode, messages: &[&str]) -> HttpResponse {
+    json(status, &json!({ "errors": messages }))
+}
+
+/// An engine error. A not-found error is OpenBao's nil response: 404 `{"errors":[]}`.
+pub(crate) fn error(e: &Error) -> HttpResponse {
+    let status = status(e.code().http_status());
+    if e.code() == ErrorCode::NotFound {
+        return errors(status, &[]);
+    }
+    if status.is_server_error() {
+        // Engine messages carry no secret values, so they may be logged.
+        tracing::warn!(code = %e.code(), status = status.as_u16(), error = %e.message(), "request failed");
+    }
+    errors(status, &[e.message()])
+}
+
+/// A status from a number, falling back to 500 for one HTTP cannot carry.
+pub(crate) fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A successful engine answer to a request with operation `op`; `inject` copies `data` to the
+/// top level (legacy routes).
+pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpResponse {
+    // A raw status from the engine (KV's 404 for a deleted version): the envelope when there
+    // is something to say, an empty body otherwise.
+    if let Some(code) = resp.http_status {
+        let st = status(code);
+        if resp.data.is_none() && resp.warnings.is_empty() && resp.auth.is_none() {
+            return empty(st);
+        }
+        return json(st, &Value::Object(envelope(&resp, inject)));
+    }
+    if op == Operation::List && resp.wrap_info.is_none() {
+        if let Some(st) = list_status(&resp) {
+            return if st == StatusCode::NOT_FOUND {
+                errors(st, &[])
+            } else {
+                empty(st)
+            };
+        }
+    }
+    if resp.is_empty() {
+        return empty(StatusCode::NO_CONTENT);
+    }
+    json(StatusCode::OK, &Value::Object(envelope(&resp, inject)))
+}
+
+/// OpenBao answers a LIST with no keys (or an empty `keys`) with 404 `{"errors":[]}`, like a
+/// read of nothing. Keys that are not all strings are a server error.
+fn list_status(resp: &Response) -> Option<StatusCode> {
+    let data = match &resp.data {
+        Some(d) if !d.is_empty() => d,
+        _ if !resp.warnings.is_empty() => return None,
+        _ => return Some(StatusCode::NOT_FOUND),
+    };
+    match data.get("keys") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(keys)) if keys.iter().any(|k| !k.is_string()) => {
+            Some(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Some(Value::Array(keys)) if keys.is_empty() => Some(StatusCode::NOT_FOUND),
+        Some(Value::Array(_)) => None,
+        Some(_) => Some(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// The success envelope: `request_id, lease_id, renewable, lease_duration, data, wrap_info,
+/// warnings, auth` in that order. A wrapped response shows only `wrap_info` (and no request id).
+fn envelope(resp: &Response, inject: bool) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(w) = resp.wrap_info.as_ref().filter(|w| !w.token.is_empty()) {
+        out.insert("request_id".into(), json!(""));
+        out.insert("lease_id".into(), json!(""));
+        out.insert("renewable".into(), json!(false));
+        out.insert("lease_duration".into(), json!(0));
+        out.insert("data".into(), Value::Null);
+        out.insert("wrap_info".into(), wrap_json(w));
+        out.insert("warnings".into(), Value::Null);
+        out.insert("auth".into(), Value::Null);
+        return out;
+    }
+    if inject {
+        if let Some(data) = &resp.data {
+            out.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    out.insert("request_id".into(), json!(resp.request_id));
+    out.insert("lease_id".into(), json!(resp.lease_id));
+    out.insert("renewable".into(), json!(resp.renewable));
+    out.insert("lease_duration".into(), json!(resp.lease_duration));
+    out.insert(
+        "data".into(),
+        resp.data.clone().map(Value::Object).unwrap_or(Value::Null),
+    );
+    out.insert("wrap_info".into(), Value::Null);
+    out.insert(
+        "warnings".into(),
+        if resp.warnings.is_empty() {
+            Value::Null
+        } else {
+            json!(resp.warnings)
+        },
+    );
+    out.insert(
+        "auth".into(),
+        resp.auth.as_ref().map(auth_json).unwrap_or(Value::Null),
+    );
+    out
+}
+
+/// OpenBao's `HTTPAuth` as 2.7.2 sends it (`token_policies` omitted when empty, no
+/// `identity_policies` since there are no identity policies yet).
+fn auth_json(a: &Auth) -> Value {
+    let mut m = Map::new();
+    m.insert("client_token".into(), json!(a.client_token));
+    m.insert("accessor".into(), json!(a.accessor));
+    m.insert("policies".into(), json!(a.policies));
+    if !a.token_policies.is_empty() {
+        m.insert("token_policies".into(), json!(a.token_policies));
+    }
+    m.insert(
+        "metadata".into(),
+        if a.metadata.is_empty() {
+            Value::Null
+        } else {
+            json!(a.metadata)
+        },
+    );
+    m.insert("lease_duration".into(), json!(a.lease_duration));
+    m.insert("renewable".into(), json!(a.renewable));
+    m.insert("entity_id".into(), json!(a.entity_id));
+    m.insert("token_type".into(), json!(a.token_type));
+    m.insert("orphan".into(), json!(a.orphan));
+    m.insert("mfa_requirement".into(), Value::Null);
+    m.insert("num_uses".into(), json!(a.num_uses));
+    Value::Object(m)
+}
+
+fn wrap_json(w: &WrapInfo) -> Value {
+    let mut m = Map::new();
+    m.insert("token".into(), json!(w.token));
+    m.insert("accessor".into(), json!(w.accessor));
+    m.insert("ttl".into(), json!(w.ttl));
+    m.insert("creation_time".into(), json!(w.creation_time));
+    m.insert("creation_path".into(), json!(w.creation_path));
+    if !w.wrapped_accessor.is_empty() {
+        m.insert("wrapped_accessor".into(), json!(w.wrapped_accessor));
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+    use http_body_util::BodyExt;
+    use strongroom::data;
+
+    async fn body_of(r: HttpResponse) -> String {
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn envelope_keys_come_in_openbao_order() {
+        let resp = Response {
+            request_id: "id".into(),
+            data: Some(data(json!({"a": "b"}))),
+            ..Response::default()
+        };
+        let r = success(Operation::Read, resp, false);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            body_of(r).await,
+            "{\"request_id\":\"id\",\"lease_id\":\"\",\"renewable\":false,\"lease_duration\":0,\"data\":{\"a\":\"b\"},\"wrap_info\":null,\"warnings\":null,\"auth\":null}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn auth_fields_match_openbao() {
+        let resp = Response {
+            auth: Some(Auth {
+                client_token: "s.x".into(),
+                policies: vec!["root".into()],
+                token_type: "service".into(),
+                ..Auth::default()
+            }),
+            ..Response::default()
+        };
+        let body: Value =
+            serde_json::from_str(&body_of(success(Operation::Update, resp, false)).await).unwrap();
+        let keys: Vec<_> = body["auth"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "client_token",
+                "accessor",
+                "policies",
+                "metadata",
+                "lease_duration",
+                "renewable",
+                "entity_id",
+                "token_type",
+                "orphan",
+                "mfa_requirement",
+                "num_uses"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_answers_and_raw_statuses() {
+        let r = success(Operation::Update, Response::default(), false);
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(body_of(r).await, "");
+        let raw = Response {
+            http_status: Some(404),
+            ..Response::default()
+        };
+        let r = success(Operation::Patch, raw, false);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_of(r).await, "");
+        let raw = Response {
+            http_status: Some(404),
+            data: Some(data(json!({"data": null}))),
+            ..Response::default()
+        };
+        let r = success(Operation::Read, raw, false);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(body_of(r).await.starts_with("{\"request_id\""));
+    }
+
+    #[tokio::test]
+    async fn empty_lists_are_not_found() {
+        for d in [json!({}), json!({"keys": []})] {
+            let resp = Response::with_data(data(d));
+            let r = success(Operation::List, resp, false);
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+            assert_eq!(body_of(r).await, "{\"errors\":[]}\n");
+        }
+        let resp = Response::with_data(data(json!({"keys": ["a"]})));
+        assert_eq!(
+            success(Operation::List, resp, false).status(),
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_routes_copy_data_to_the_top_level() {
+        assert!(injects_data("sys/mounts"));
+        assert!(injects_data("sys/mounts/secret/tune"));
+        assert!(injects_data("sys/auth/token/tune"));
+        assert!(!injects_data("sys/rotate/config"));
+        assert!(!injects_data("secret/data/sys/mounts"));
+        let resp = Response::with_data(data(json!({"secret/": {"type": "kv"}})));
+        let body = body_of(success(Operation::Read, resp, true)).await;
+        assert!(
+            body.starts_with("{\"secret/\":{\"type\":\"kv\"},\"request_id\""),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn not_found_errors_are_empty() {
+        let r = error(&Error::not_found("no value found at `x`"));
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_of(r).await, "{\"errors\":[]}\n");
+        let r = error(&Error::permission_denied());
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(body_of(r).await, "{\"errors\":[\"permission denied\"]}\n");
+    }
+}

@@ -1,0 +1,354 @@
+//! From an HTTP request to the parts of a [`strongroom::Request`]: the path, the token, the wrap
+//! TTL, query parameters and the body (JSON, or a form when the content type says so).
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use strongroom::Data;
+
+/// `X-Vault-Token`.
+pub(crate) const TOKEN_HEADER: &str = "x-vault-token";
+/// `X-Vault-Wrap-TTL`.
+pub(crate) const WRAP_TTL_HEADER: &str = "x-vault-wrap-ttl";
+/// `X-Vault-Namespace`.
+pub(crate) const NAMESPACE_HEADER: &str = "x-vault-namespace";
+/// The content type PATCH requires.
+pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// Why a request could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputError {
+    /// The body is larger than the listener's `max_request_size` (413).
+    TooLarge,
+    /// Anything else the client got wrong (400), with OpenBao's message.
+    Bad(String),
+}
+
+/// The URL path, percent-decoded as Go's `r.URL.Path` is (invalid UTF-8 becomes U+FFFD).
+pub(crate) fn decode_path(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Go's `unicode.IsPrint` as OpenBao's printable-path check uses it: no control characters and
+/// no whitespace other than the ASCII space.
+pub(crate) fn is_printable(path: &str) -> bool {
+    path.chars()
+        .all(|c| c == ' ' || !(c.is_control() || c.is_whitespace() || is_format_char(c)))
+}
+
+/// Unicode "format" characters (category Cf) that commonly smuggle invisible text.
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
+/// The client token: `X-Vault-Token`, else the first `Authorization: Bearer <token>`.
+pub(crate) fn token(headers: &HeaderMap) -> Option<SecretString> {
+    if let Some(t) = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+    {
+        return Some(SecretString::from(t.to_string()));
+    }
+    headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| SecretString::from(t.to_string()))
+}
+
+/// `X-Vault-Wrap-TTL`: integer seconds or a Go duration (`5m`, `1h30m`, `1d`).
+pub(crate) fn wrap_ttl(headers: &HeaderMap) -> Result<Option<Duration>, InputError> {
+    let Some(raw) = headers.get(WRAP_TTL_HEADER) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| InputError::Bad(format!("error parsing X-Vault-Wrap-TTL header: {why}"));
+    let s = raw.to_str().map_err(|_| bad("not valid text"))?.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.starts_with('-') {
+        return Err(bad("requested wrap ttl cannot be negative"));
+    }
+    parse_duration(s).map(Some).map_err(|e| bad(&e))
+}
+
+/// Parse a duration the way OpenBao's `parseutil.ParseDurationSecond` does: plain integers are
+/// seconds; otherwise Go's `time.ParseDuration` units (`ns us µs ms s m h`) plus `d` for days.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let invalid = || format!("time: invalid duration \"{s}\"");
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        if num.is_empty() || num == "." {
+            return Err(invalid());
+        }
+        let value: f64 = num.parse().map_err(|_| invalid())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "" => return Err(format!("time: missing unit in duration \"{s}\"")),
+            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
+        };
+        total += value * scale;
+        rest = next;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+/// Query parameters as request data, as OpenBao's `parseQuery`: one value → a string, several
+/// → an array of strings; `help` is reserved and dropped.
+pub(crate) fn query_data(query: Option<&str>) -> Data {
+    let mut data = Data::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "help" {
+            continue;
+        }
+        let v = Value::String(v.into_owned());
+        match data.get_mut(k.as_ref()) {
+            Some(Value::Array(values)) => values.push(v),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, v]);
+            }
+            None => {
+                data.insert(k.into_owned(), v);
+            }
+        }
+    }
+    data
+}
+
+/// Go's `strconv.ParseBool`.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The media type of `Content-Type`, lowercased, without parameters ("" when absent).
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Read the whole body, refusing more than `limit` bytes.
+pub(crate) async fn read_body(body: Body, limit: Option<usize>) -> Result<Bytes, InputError> {
+    let read_error = || InputError::Bad("error reading data".into());
+    match limit {
+        Some(n) => match Limited::new(body, n).collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(InputError::TooLarge),
+            Err(_) => Err(read_error()),
+        },
+        None => body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|_| read_error()),
+    }
+}
+
+/// The body as request data: a form when the content type is
+/// `application/x-www-form-urlencoded` and the body does not look like JSON, JSON otherwise.
+pub(crate) fn body_data(bytes: &[u8], media_type: &str) -> Result<Data, InputError> {
+    if media_type == "application/x-www-form-urlencoded" && !looks_like_json(bytes) {
+        return Ok(form_data(bytes));
+    }
+    json_data(bytes)
+}
+
+fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| matches!(b, b'{' | b'['))
+}
+
+/// A form body: repeated keys are joined with `,` as OpenBao does.
+fn form_data(bytes: &[u8]) -> Data {
+    let mut data = Data::new();
+    for (k, v) in form_urlencoded::parse(bytes) {
+        match data.get_mut(k.as_ref()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                data.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+    }
+    data
+}
+
+/// A JSON body: empty or `null` is no data; anything but an object is an error.
+pub(crate) fn json_data(bytes: &[u8]) -> Result<Data, InputError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Data::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(other) => Err(InputError::Bad(format!(
+            "failed to decode JSON input: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(InputError::Bad(format!(
+            "failed to decode JSON input: {}",
+            go_json_message(&e, bytes)
+        ))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null | Value::Object(_) => "object",
+    }
+}
+
+/// Go's wording for the common JSON errors clients match on; serde's otherwise. Only the
+/// offending character is quoted, never the surrounding (possibly secret) input.
+fn go_json_message(e: &serde_json::Error, bytes: &[u8]) -> String {
+    if e.is_eof() {
+        return "unexpected EOF".into();
+    }
+    if e.to_string().starts_with("expected value") {
+        let text = String::from_utf8_lossy(bytes);
+        let offending = text
+            .lines()
+            .nth(e.line().saturating_sub(1))
+            .and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
+        if let Some(c) = offending {
+            return format!("invalid character '{c}' looking for beginning of value");
+        }
+    }
+    format!("invalid JSON at line {} column {}", e.line(), e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+    use axum::http::HeaderValue;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn token_prefers_the_vault_header_then_bearer() {
+        let mut h = HeaderMap::new();
+        assert!(token(&h).is_none());
+        h.append(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(token(&h).is_none());
+        h.append(AUTHORIZATION, HeaderValue::from_static("Bearer s.bearer"));
+        assert_eq!(token(&h).unwrap().expose_secret(), "s.bearer");
+        h.insert(TOKEN_HEADER, HeaderValue::from_static("s.header"));
+        assert_eq!(token(&h).unwrap().expose_secret(), "s.header");
+    }
+
+    #[test]
+    fn durations_follow_go() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(
+            parse_duration("abc")
+                .unwrap_err()
+                .contains("invalid duration")
+        );
+        assert!(parse_duration("10").is_ok());
+        assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
+        let mut h = HeaderMap::new();
+        h.insert(WRAP_TTL_HEADER, HeaderValue::from_static("-5m"));
+        assert_eq!(
+            wrap_ttl(&h).unwrap_err(),
+            InputError::Bad(
+                "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn query_and_form_values() {
+        let d = query_data(Some("a=1&b=x&b=y&help=1&c=a+b%21"));
+        assert_eq!(
+            Value::Object(d),
+            serde_json::json!({"a": "1", "b": ["x", "y"], "c": "a b!"})
+        );
+        let d = body_data(b"a=1&a=2&b=%7B", "application/x-www-form-urlencoded").unwrap();
+        assert_eq!(Value::Object(d), serde_json::json!({"a": "1,2", "b": "{"}));
+        // A JSON-looking body stays JSON even with the form content type.
+        let d = body_data(b" {\"a\":1}", "application/x-www-form-urlencoded").unwrap();
+        assert_eq!(Value::Object(d), serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn json_errors_use_openbao_wording() {
+        assert_eq!(
+            json_data(b"bad").unwrap_err(),
+            InputError::Bad(
+                "failed to decode JSON input: invalid character 'b' looking for beginning of value"
+                    .into()
+            )
+        );
+        assert_eq!(
+            json_data(b"{\"a\":").unwrap_err(),
+            InputError::Bad("failed to decode JSON input: unexpected EOF".into())
+        );
+        assert!(
+            matches!(json_data(b"[1]"), Err(InputError::Bad(m)) if m.contains("cannot unmarshal array"))
+        );
+        assert!(json_data(b"").unwrap().is_empty());
+        assert!(json_data(b"null").unwrap().is_empty());
+    }
+
+    #[test]
+    fn printable_paths() {
+        assert!(is_printable("/v1/secret/data/a b-ü"));
+        assert!(!is_printable("/v1/secret/\u{0}"));
+        assert!(!is_printable("/v1/secret/\t"));
+        assert!(!is_printable("/v1/secret/\u{200B}"));
+        assert_eq!(decode_path("/v1/a%20b%00"), "/v1/a b\u{0}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Binding the configured listeners (plain TCP or TLS with rustls), serving the API on each,
+//! and stopping them together.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::{Control, Handle};
+use strongroom::Strongroom;
+use tokio::task::JoinHandle;
+
+use crate::config::ListenerConfig;
+use crate::http;
+
+/// A listener that is accepting connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The address it is bound to (the real port when the config said `:0`).
+    pub addr: SocketAddr,
+    /// Whether it speaks TLS.
+    pub tls: bool,
+    /// Its request body limit (`None` = no limit).
+    pub max_request_size: Option<usize>,
+}
+
+impl Bound {
+    /// `http://addr` or `https://addr`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+}
+
+/// A listener that could not be started.
+#[derive(Debug)]
+pub struct ListenError {
+    /// The configured address.
+    pub address: String,
+    /// What went wrong.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "error initializing listener of type tcp at `{}`: {}",
+            self.address, self.source
+        )
+    }
+}
+
+impl std::error::Error for ListenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The running HTTP side of the server: every listener, stopped together.
+pub struct Listeners {
+    bound: Vec<Bound>,
+    control: Control,
+    tasks: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl Listeners {
+    /// Bind every listener (all or none: a failure stops the ones already started) and start
+    /// serving `sr` on them.
+    pub async fn start(
+        sr: &Strongroom,
+        configs: &[ListenerConfig],
+    ) -> Result<Listeners, ListenError> {
+        let mut running = Listeners {
+            bound: Vec::new(),
+            control: Control::new(),
+            tasks: Vec::new(),
+        };
+        for cfg in configs {
+            if let Err(e) = running.start_one(sr, cfg).await {
+                running.stop_now().await;
+                return Err(e);
+            }
+        }
+        Ok(running)
+    }
+
+    async fn start_one(
+        &mut self,
+        sr: &Strongroom,
+        cfg: &ListenerConfig,
+    ) -> Result<(), ListenError> {
+        let err = |source: io::Error| ListenError {
+            address: cfg.address.clone(),
+            source,
+        };
+        let std_listener = std::net::TcpListener::bind(cfg.address.as_str()).map_err(err)?;
+        let addr = std_listener.local_addr().map_err(err)?;
+        let app = http::router(sr.clone(), cfg.max_request_size)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let handle: Handle<SocketAddr> = Handle::with_control(self.control.clone());
+        let task = match &cfg.tls {
+            None => {
+                let server = axum_server::from_tcp(std_listener)
+                    .map_err(err)?
+                    .handle(handle);
+                tokio::spawn(server.serve(app))
+            }
+            Some(tls) => {
+                let rustls = RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+                    .await
+                    .map_err(|e| {
+                        err(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot load TLS certificate `{}` and key `{}`: {e}",
+                                tls.cert_file.display(),
+                                tls.key_file.display()
+                            ),
+                        ))
+                    })?;
+                let server = axum_server::from_tcp_rustls(std_listener, rustls)
+                    .map_err(err)?
+                    .handle(handle);
+                tokio::spawn(server.serve(app))
+            }
+        };
+        self.tasks.push(task);
+        self.bound.push(Bound {
+            addr,
+            tls: cfg.tls.is_some(),
+            max_request_size: cfg.max_request_size,
+        });
+        Ok(())
+    }
+
+    /// The bound listeners, in config order.
+    pub fn bound(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    /// Stop accepting, let requests in flight finish for up to `grace`, then close everything.
+    pub async fn shutdown(self, grace: Duration) {
+        self.control.graceful_shutdown(Some(grace));
+        self.join().await;
+    }
+
+    /// Close every connection now.
+    pub async fn stop_now(self) {
+        self.control.shutdown();
+        self.join().await;
+    }
+
+    /// A handle that can stop the listeners from elsewhere (a second signal).
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    async fn join(self) {
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "listener stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "listener task failed"),
+            }
+        }
+    }
+}

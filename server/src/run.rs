@@ -1,0 +1,214 @@
+//! Running the server process: logging, opening the engine, the listeners, the start-up banner
+//! (stdout, as `bao server` prints it), periodic maintenance, and a graceful stop on SIGINT or
+//! SIGTERM.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use strongroom::Strongroom;
+
+use crate::config::ServerConfig;
+use crate::listener::{Bound, Listeners};
+
+/// How long requests in flight may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the engine's housekeeping (keyring auto-rotation) runs, as OpenBao checks.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Start logging, build the runtime and serve until a stop signal. Returns the exit code.
+pub fn run(cfg: ServerConfig) -> ExitCode {
+    init_logging(cfg.log_level.as_deref().unwrap_or("info"));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(serve(cfg))
+}
+
+fn init_logging(level: &str) {
+    let level = match level {
+        "trace" => tracing::Level::TRACE,
+        "debug" => tracing::Level::DEBUG,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .finish();
+    // Only fails when a subscriber is already installed (never in the binary).
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+async fn serve(cfg: ServerConfig) -> ExitCode {
+    for note in &cfg.notes {
+        tracing::info!("{note}");
+    }
+    let sr = match Strongroom::open(cfg.engine_config()).await {
+        Ok(sr) => sr,
+        Err(e) => {
+            eprintln!("Error opening {} storage: {e}", cfg.storage.kind());
+            return ExitCode::from(1);
+        }
+    };
+    let listeners = match Listeners::start(&sr, &cfg.listeners).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Registered before the banner: whoever waits for it may signal right after.
+    let hangup = tokio::spawn(ignore_hangup());
+    let initialized = sr.is_initialized().await.unwrap_or(false);
+    print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
+    if !initialized {
+        tracing::info!("storage is not initialised: PUT /v1/sys/init, then PUT /v1/sys/unseal");
+    } else if sr.is_sealed() {
+        tracing::info!("storage is sealed: PUT /v1/sys/unseal with the unseal key shares");
+    }
+    let maintenance = tokio::spawn(maintain(sr.clone()));
+
+    stop_signal().await;
+    tracing::info!("shutdown triggered: no new connections, draining requests in flight");
+    let control = listeners.control();
+    tokio::select! {
+        () = listeners.shutdown(SHUTDOWN_GRACE) => {}
+        () = stop_signal() => {
+            tracing::warn!("second stop signal: closing every connection now");
+            control.shutdown();
+        }
+    }
+    maintenance.abort();
+    hangup.abort();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// The start-up text, like `bao server`'s: the configuration, and in dev mode the address,
+/// the unseal key and the root token.
+pub fn banner(cfg: &ServerConfig, bound: &[Bound], sr: &Strongroom, initialized: bool) -> String {
+    let api_addr = cfg
+        .api_addr
+        .clone()
+        .or_else(|| bound.first().map(Bound::url))
+        .unwrap_or_default();
+    let mut out = String::from("==> Strongroom server configuration:\n\n");
+    let mut line = |k: &str, v: &str| {
+        let _ = writeln!(out, "{k:>24}: {v}");
+    };
+    line("Api Address", &api_addr);
+    for (i, b) in bound.iter().enumerate() {
+        let limit = b
+            .max_request_size
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unlimited".into());
+        let tls = if b.tls { "enabled" } else { "disabled" };
+        line(
+            &format!("Listener {}", i + 1),
+            &format!(
+                "tcp (addr: \"{}\", max_request_size: \"{limit}\", tls: \"{tls}\")",
+                b.addr
+            ),
+        );
+    }
+    line("Log Level", cfg.log_level.as_deref().unwrap_or("info"));
+    line("Storage", cfg.storage.kind());
+    line(
+        "Seal",
+        if !initialized {
+            "not initialised"
+        } else if sr.is_sealed() {
+            "sealed"
+        } else {
+            "unsealed"
+        },
+    );
+    line("Version", &crate::cli::version());
+    out.push_str("\n==> Strongroom server started! Log data will stream in below:\n\n");
+    if cfg.dev.is_some() {
+        let _ = write!(
+            out,
+            "WARNING! dev mode is enabled! In this mode, Strongroom runs entirely in-memory\n\
+             and starts unsealed with a single unseal key.\n\n\
+             You may need to set the following environment variables:\n\n    \
+             $ export BAO_ADDR='{api_addr}'\n    \
+             $ export VAULT_ADDR='{api_addr}'\n\n\
+             The unseal key and root token are displayed below in case you want to\n\
+             seal/unseal the server or re-authenticate.\n\n\
+             Unseal Key: {}\n\
+             Root Token: {}\n\n\
+             Development mode should NOT be used in production installations!\n\n",
+            sr.dev_unseal_key().unwrap_or_default(),
+            sr.dev_root_token().unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// Run the engine's housekeeping every few minutes.
+async fn maintain(sr: Strongroom) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match sr.run_maintenance().await {
+            Ok(true) => tracing::info!("keyring rotated by the rotation policy"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e.message(), "maintenance failed"),
+        }
+    }
+}
+
+/// Vault reloads its config on SIGHUP; Strongroom cannot yet, and SIGHUP's default action would
+/// kill the server, so it is logged and otherwise ignored. The handler is installed when this
+/// is called; the returned future only reports.
+fn ignore_hangup() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP received: reloading the configuration is not supported; ignored"
+                );
+            }
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
