@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, then the Rust workspace (unit,
 # engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
-# tests), then the examples. Bindings (Python, Node, C) join here as they land.
+# tests), the Python client tests (hvac, bao CLI) against the server, then the examples.
+# Bindings (Python, Node, C) join here as they land.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
 # elsewhere; it is started here when it is installed locally and not running.
@@ -31,6 +32,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== python (hvac and the bao CLI against strongroom server -dev)"
+./scripts/test-python.sh
 
 echo "== examples"
 tmp=$(mktemp -d)

@@ -150,7 +150,7 @@ impl PostgresBackend {
             pool,
             endpoint: backend_endpoint,
             changes,
-            listener: listener,
+            listener,
         };
         backend.create_schema().await?;
         Ok(backend)
