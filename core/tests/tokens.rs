@@ -437,3 +437,19 @@ async fn accessors_list_and_tidy() {
         .unwrap();
     assert_eq!(r.http_status, Some(202));
 }
+
+#[tokio::test]
+async fn root_stands_alone_in_a_policy_list() {
+    let (sr, root, _) = setup().await;
+    let r = create(&root, json!({"policies": ["root", "p1"]})).await;
+    let auth = r.auth.unwrap();
+    assert_eq!(auth.policies, vec!["root"]);
+    // And the token works (an ACL over "root" plus others would refuse to compile).
+    assert!(
+        sr.client(&auth.client_token)
+            .read("sys/mounts")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

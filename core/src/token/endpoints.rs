@@ -397,7 +397,11 @@ async fn create(
     if no_default {
         policies.retain(|p| p != "default");
     }
-    let policies = sorted_unique(policies);
+    let mut policies = sorted_unique(policies);
+    // OpenBao's SanitizePolicies: `root` stands alone.
+    if policies.iter().any(|p| p == "root") {
+        policies = vec!["root".to_string()];
+    }
     if policies.iter().any(|p| p == "root") && !parent.is_root() {
         return Err(Error::invalid_input(
             "root tokens may not be created without parent token being root",
