@@ -429,7 +429,8 @@ impl Barrier {
 impl Backend for Barrier {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.current()?;
-        match self.backend.get(key).await? {
+        // Decrypt straight from the cache's buffer: one copy (the plaintext) per read.
+        match self.backend.get_shared(key).await? {
             None => Ok(None),
             Some(blob) => {
                 let mut pt = self.decrypt(key, &blob).await?;

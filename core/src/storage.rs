@@ -76,6 +76,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The value at `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
+    /// The value at `key` as a shared buffer: a cache can hand out what it holds without
+    /// copying. The default copies from [`Backend::get`].
+    async fn get_shared(&self, key: &str) -> Result<Option<std::sync::Arc<[u8]>>> {
+        Ok(self.get(key).await?.map(std::sync::Arc::from))
+    }
+
     /// Write `value` at `key`, replacing what was there.
     async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
 

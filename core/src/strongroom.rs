@@ -614,7 +614,7 @@ impl Strongroom {
     /// audit. This is the only door: the typed API, the bindings and the HTTP server use it.
     pub async fn handle(&self, mut req: Request) -> Result<Response> {
         if req.id.is_empty() {
-            req.id = uuid::Uuid::new_v4().to_string();
+            req.id = crate::util::fast_uuid();
         }
         req.path = normalize_request_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
@@ -672,7 +672,12 @@ impl Strongroom {
             Target::Token(rel) => crate::token::endpoints::handle(self, &caller, &req, rel)
                 .await
                 .map(Some),
-            Target::Mount(mount, ereq) => mount.engine.handle(&mount.ctx, ereq).await,
+            Target::Mount(mount, rel) => {
+                let full = std::mem::replace(&mut req.path, rel.clone());
+                let r = mount.engine.handle(&mount.ctx, &req).await;
+                req.path = full;
+                r
+            }
         };
         self.finish_use(&caller.entry, last_use).await?;
         let resp = match result {
@@ -719,15 +724,17 @@ impl Strongroom {
         let (mount, rel) = router
             .route(&req.path)
             .ok_or_else(|| Error::unsupported_path(&req.path))?;
-        let mut ereq = req.clone();
-        ereq.path = rel.to_string();
-        if ereq.operation == Operation::Update {
-            if let Some(false) = mount.engine.exists(&mount.ctx, &ereq).await? {
-                ereq.operation = Operation::Create;
+        let rel = rel.to_string();
+        if req.operation == Operation::Update {
+            // Engines see the path relative to their mount.
+            let full = std::mem::replace(&mut req.path, rel.clone());
+            let exists = mount.engine.exists(&mount.ctx, req).await;
+            req.path = full;
+            if let Some(false) = exists? {
                 req.operation = Operation::Create;
             }
         }
-        Ok(Target::Mount(mount, ereq))
+        Ok(Target::Mount(mount, rel))
     }
 
     /// What the audit entries say about the caller (`None` when no device is configured, so
@@ -975,7 +982,8 @@ impl Strongroom {
 enum Target {
     Sys,
     Token(String),
-    Mount(Arc<crate::router::Mounted>, Request),
+    /// The mount and the path relative to it.
+    Mount(Arc<crate::router::Mounted>, String),
 }
 
 fn with_id(mut resp: Response, req: &Request) -> Response {

@@ -124,13 +124,13 @@ impl TokenStore {
         if id.contains('.') {
             Ok(format!(
                 "h{}",
-                hex::encode(hmac::sign(&k.hmac, id.as_bytes()))
+                crate::util::hex_lower(hmac::sign(&k.hmac, id.as_bytes()).as_ref())
             ))
         } else {
             let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
             ctx.update(k.salt.as_bytes());
             ctx.update(id.as_bytes());
-            Ok(hex::encode(ctx.finish()))
+            Ok(crate::util::hex_lower(ctx.finish().as_ref()))
         }
     }
 

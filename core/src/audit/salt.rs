@@ -34,7 +34,7 @@ impl Salt {
     /// `hmac-sha256:<hex>` of `value`.
     pub(crate) fn hmac(&self, value: &str) -> String {
         let tag = hmac::sign(&self.key, value.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+        format!("hmac-sha256:{}", crate::util::hex_lower(tag.as_ref()))
     }
 
     /// The storage key of the salt of the device at `device_path`.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::{Backend, Page, TxnOp};
 use crate::error::{Error, Result};
 
-type Entry = Option<Arc<Vec<u8>>>;
+type Entry = Option<Arc<[u8]>>;
 
 /// Caches `get` results (including misses) of an inner backend.
 pub(crate) struct CachedBackend {
@@ -97,12 +97,16 @@ impl CachedBackend {
 #[async_trait]
 impl Backend for CachedBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_shared(key).await?.map(|v| v.to_vec()))
+    }
+
+    async fn get_shared(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
         if let Some(hit) = self.map()?.get(key) {
-            return Ok(hit.as_ref().map(|v| v.as_ref().clone()));
+            return Ok(hit.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let value = self.inner.get(key).await?;
-        self.store(key, value.clone().map(Arc::new), generation)?;
+        let value: Entry = self.inner.get(key).await?.map(Arc::from);
+        self.store(key, value.clone(), generation)?;
         Ok(value)
     }
 

@@ -154,6 +154,61 @@ pub struct SqliteBackend {
     /// counting them here makes the marker move even if SQLite ever folded them together).
     local_commits: Arc<AtomicU64>,
     writer: Writer,
+    /// The WAL-index (`-shm`) file, read to notice commits without taking a lock.
+    shm: Mutex<ShmProbe>,
+}
+
+/// Reads the WAL-index header: SQLite rewrites it on every commit (its `iChange` counter,
+/// `mxFrame`, checksums; the format is documented in SQLite's file-format notes, §4.5). Reading
+/// 48 bytes with `pread` costs one cheap syscall, where `PRAGMA data_version` costs a read
+/// transaction and two `fcntl` locks per call.
+struct ShmProbe {
+    file: Option<std::fs::File>,
+    last: [u8; 48],
+    generation: u64,
+}
+
+impl Default for ShmProbe {
+    fn default() -> Self {
+        ShmProbe {
+            file: None,
+            last: [0; 48],
+            generation: 0,
+        }
+    }
+}
+
+impl ShmProbe {
+    /// The header generation: bumped whenever the header differs from the last read. `None`
+    /// when the file cannot be read (the caller falls back to `data_version`).
+    #[cfg(unix)]
+    fn generation(&mut self, db: &Path) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        if self.file.is_none() {
+            let mut shm = db.as_os_str().to_owned();
+            shm.push("-shm");
+            self.file = std::fs::File::open(shm).ok();
+        }
+        let file = self.file.as_ref()?;
+        let mut header = [0u8; 48];
+        match file.read_at(&mut header, 0) {
+            Ok(48) => {}
+            _ => {
+                self.file = None;
+                return None;
+            }
+        }
+        if header != self.last {
+            self.last = header;
+            self.generation = self.generation.wrapping_add(1);
+        }
+        Some(self.generation)
+    }
+
+    #[cfg(not(unix))]
+    fn generation(&mut self, _db: &Path) -> Option<u64> {
+        None
+    }
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -241,6 +296,7 @@ impl SqliteBackend {
             readers,
             next_reader: AtomicUsize::new(0),
             marker: Mutex::new(marker),
+            shm: Mutex::new(ShmProbe::default()),
             local_commits,
             writer,
         })
@@ -327,6 +383,18 @@ impl Backend for SqliteBackend {
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {
+        let probe = self
+            .shm
+            .lock()
+            .map_err(|_| poisoned())?
+            .generation(&self.path);
+        if let Some(g) = probe {
+            // The high bit keeps the two sources from ever producing the same number by
+            // accident when the probe comes and goes.
+            return Ok(Some(
+                (g | 1 << 63).wrapping_add(self.local_commits.load(Ordering::Acquire)),
+            ));
+        }
         let conn = self.marker.lock().map_err(|_| poisoned())?;
         let version: i64 = conn
             .prepare_cached(DATA_VERSION)
