@@ -13,6 +13,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
+mod tokens;
+pub use tokens::{TokenInfo, TokenRequest, Tokens};
+
 /// A handle that makes calls with one token.
 ///
 /// ```
@@ -86,6 +89,13 @@ impl Client {
     /// System operations: mounts, tuning, keyring rotation.
     pub fn sys(&self) -> Sys {
         Sys {
+            client: self.clone(),
+        }
+    }
+
+    /// The token store: create, lookup, renew, revoke, roles.
+    pub fn token(&self) -> Tokens {
+        Tokens {
             client: self.clone(),
         }
     }
@@ -489,8 +499,8 @@ impl Sys {
 }
 
 impl Client {
-    /// The token this client uses (for handing to another process).
-    pub fn token(&self) -> &str {
+    /// The token id this client uses (for handing to another process).
+    pub fn token_id(&self) -> &str {
         self.token.expose_secret()
     }
 }

@@ -38,7 +38,10 @@ pub use audit::{
     AuditDevice, AuditDeviceStats, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY,
     FailurePolicy, SocketType,
 };
-pub use client::{Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys};
+pub use client::{
+    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys, TokenInfo,
+    TokenRequest, Tokens,
+};
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};

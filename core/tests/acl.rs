@@ -316,3 +316,63 @@ async fn a_policy_change_takes_effect_at_once() {
     denied(t.kv("secret").get("x").await);
     let _: Value = json!(null);
 }
+
+#[tokio::test]
+async fn typed_policy_and_capability_api() {
+    let (sr, root) = setup().await;
+    let sys = root.sys();
+    sys.write_policy(
+        "app",
+        r#"path "secret/data/app/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await
+    .unwrap();
+    assert!(
+        sys.read_policy("app")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("secret/data/app/*")
+    );
+    assert_eq!(
+        sys.list_policies().await.unwrap(),
+        vec!["app", "default", "root"]
+    );
+    let e = sys.write_policy("bad", "path {").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert!(sys.read_policy("bad").await.unwrap().is_none());
+    let auth = root
+        .token()
+        .create(&strongroom::TokenRequest {
+            policies: vec!["app".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let t = sr.client(&auth.client_token);
+    assert_eq!(
+        t.sys()
+            .capabilities_self("secret/data/app/x")
+            .await
+            .unwrap(),
+        vec!["list", "read"]
+    );
+    assert_eq!(
+        sys.capabilities(&auth.client_token, "secret/data/other")
+            .await
+            .unwrap(),
+        vec!["deny"]
+    );
+    assert_eq!(
+        t.token().lookup_self().await.unwrap().policies,
+        vec!["app", "default"]
+    );
+    sys.delete_policy("app").await.unwrap();
+    assert_eq!(
+        t.sys()
+            .capabilities_self("secret/data/app/x")
+            .await
+            .unwrap(),
+        vec!["deny"]
+    );
+}
