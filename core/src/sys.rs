@@ -44,6 +44,9 @@ pub(crate) async fn unauthenticated(sr: &Strongroom, req: &Request) -> Result<Op
         }
         ("sys/unseal", Operation::Update | Operation::Create) => {
             if params::bool(&req.data, "reset")?.unwrap_or(false) {
+                if sr.is_initialized().await? && !sr.is_sealed() {
+                    return Err(Error::invalid_input("vault is unsealed"));
+                }
                 sr.unseal_reset()?;
                 return Ok(Some(Response::with_data(sr.seal_status().await?.to_json())));
             }
@@ -200,10 +203,32 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(rest) = path.strip_prefix("internal/ui/mounts") {
                 return ui_mount(sr, rest.trim_start_matches('/'));
             }
+            if KNOWN.contains(&path) {
+                return Err(Error::unsupported_operation());
+            }
             Err(Error::unsupported_path(&req.path))
         }
     }
 }
+
+/// `sys/` paths that exist: the wrong operation on them is 405, as in OpenBao, not 404.
+const KNOWN: &[&str] = &[
+    "mounts",
+    "rotate",
+    "rotate/keyring",
+    "key-status",
+    "rotate/config",
+    "rotate/keyring/config",
+    "rotate/root",
+    "seal",
+    "audit",
+    "auth",
+    "policy",
+    "policies/acl",
+    "capabilities",
+    "capabilities-self",
+    "capabilities-accessor",
+];
 
 impl router::Router {
     /// Every mount including the built-in `sys/` entry (which is not routed).

@@ -487,3 +487,21 @@ async fn embedded_unseal_from_an_env_var() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn wrong_operations_on_sys_paths_are_405() {
+    let (sr, root) = dev().await;
+    let c = sr.client(&root);
+    let e = c.read("sys/seal").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedOperation);
+    let e = c.read("sys/rotate").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedOperation);
+    let e = c.read("sys/no-such-thing").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedPath);
+    // A reset while unsealed is refused as OpenBao does.
+    let e = sr
+        .handle(Request::write("sys/unseal", data(json!({"reset": true}))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "vault is unsealed");
+}
