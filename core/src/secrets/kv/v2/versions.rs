@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use super::layout::{
-    MAX_ATTEMPTS, commit, contention, deletion_time, encode, load_config, load_meta, meta_key,
-    now_nanos, version_key,
+    KeyMeta, MAX_ATTEMPTS, VersionMeta, commit, contention, deletion_time, encode, load_config,
+    load_meta, meta_key, now_nanos, version_key,
 };
 use crate::error::{Error, Result};
 use crate::request::{Data, Response};
@@ -30,32 +30,14 @@ fn versions(data: &Data, missing: &str) -> Result<BTreeSet<u64>> {
 /// `POST delete/<key>` `{versions}`: soft-delete those versions (now).
 pub(super) async fn delete(ctx: &EngineContext, key: &str, req: &Data) -> Result<Option<Response>> {
     let wanted = versions(req, "No version number provided")?;
-    for _ in 0..MAX_ATTEMPTS {
-        let (prev, Some(mut meta)) = load_meta(&ctx.storage, key).await? else {
-            return Ok(None);
-        };
-        let now = now_nanos(ctx);
-        let mut changed = false;
-        for n in &wanted {
-            if let Some(vm) = meta.versions.get_mut(n) {
-                if !vm.is_gone(now) {
-                    vm.deletion_time = Some(now);
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            return Ok(None);
-        }
-        let ops = vec![TxnOp::Put {
-            key: meta_key(key),
-            value: encode(&meta)?,
-        }];
-        if commit(&ctx.storage, key, prev, ops).await? {
-            return Ok(None);
-        }
-    }
-    Err(contention())
+    set_deletion(
+        ctx,
+        key,
+        &wanted,
+        |_, now| Ok(Some(now)),
+        |vm, now, _| !vm.is_gone(now),
+    )
+    .await
 }
 
 /// `POST undelete/<key>` `{versions}`: clear the deletion of those versions (re-arming
@@ -67,15 +49,35 @@ pub(super) async fn undelete(
 ) -> Result<Option<Response>> {
     let wanted = versions(req, "No version number provided")?;
     let config = load_config(&ctx.storage).await?;
+    set_deletion(
+        ctx,
+        key,
+        &wanted,
+        |meta, now| deletion_time(now, &config, meta),
+        |vm, _, deletion| !vm.destroyed && vm.deletion_time != deletion,
+    )
+    .await
+}
+
+/// Set `deletion_time` of the `wanted` versions for which `applies` holds to what `target`
+/// computes, in one metadata write (retried when another writer got in between).
+async fn set_deletion(
+    ctx: &EngineContext,
+    key: &str,
+    wanted: &BTreeSet<u64>,
+    target: impl Fn(&KeyMeta, i64) -> Result<Option<i64>>,
+    applies: impl Fn(&VersionMeta, i64, Option<i64>) -> bool,
+) -> Result<Option<Response>> {
     for _ in 0..MAX_ATTEMPTS {
         let (prev, Some(mut meta)) = load_meta(&ctx.storage, key).await? else {
             return Ok(None);
         };
-        let deletion = deletion_time(now_nanos(ctx), &config, &meta)?;
+        let now = now_nanos(ctx);
+        let deletion = target(&meta, now)?;
         let mut changed = false;
-        for n in &wanted {
+        for n in wanted {
             if let Some(vm) = meta.versions.get_mut(n) {
-                if !vm.destroyed && vm.deletion_time != deletion {
+                if applies(vm, now, deletion) {
                     vm.deletion_time = deletion;
                     changed = true;
                 }
