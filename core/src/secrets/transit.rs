@@ -13,6 +13,7 @@ pub(crate) mod ciphertext;
 pub(crate) mod hmac;
 pub(crate) mod key;
 pub(crate) mod key_type;
+pub(crate) mod tools;
 
 /// The convergent-encryption version new key versions get (OpenBao's
 /// `currentConvergentVersion`); older versions are refused.

@@ -454,6 +454,92 @@ impl TransitKey {
     }
 }
 
+/// The outcome of a version-limit change: the values to store and any warnings to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionLimits {
+    /// The new `min_decryption_version`.
+    pub min_decryption_version: u32,
+    /// The new `min_encryption_version`.
+    pub min_encryption_version: u32,
+    /// Warnings for the response (OpenBao's texts).
+    pub warnings: Vec<String>,
+}
+
+impl TransitKey {
+    /// Unix creation time of every version still able to decrypt (the `keys` map of a key
+    /// read): versions below `min_decryption_version` are not listed.
+    pub(crate) fn version_times(&self) -> BTreeMap<u32, i64> {
+        self.versions
+            .range(self.min_decryption_version..)
+            .map(|(v, e)| (*v, e.creation_time.unix_timestamp()))
+            .collect()
+    }
+
+    /// Validate new `min_decryption_version` / `min_encryption_version` values
+    /// (`keys/:name/config`), as OpenBao does, without changing the key. Apply the result with
+    /// [`TransitKey::apply_version_limits`].
+    pub(crate) fn check_version_limits(
+        &self,
+        min_decryption: Option<i64>,
+        min_encryption: Option<i64>,
+    ) -> Result<VersionLimits> {
+        let latest = i64::from(self.latest_version);
+        let mut warnings = Vec::new();
+        let mut min_dec = i64::from(self.min_decryption_version);
+        let mut min_enc = i64::from(self.min_encryption_version);
+        if let Some(mut v) = min_decryption {
+            if v < 0 {
+                return Err(Error::invalid_input(
+                    "min decryption version cannot be negative",
+                ));
+            }
+            if v == 0 {
+                v = 1;
+                warnings.push(
+                    "since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1"
+                        .to_owned(),
+                );
+            }
+            if v != min_dec && v > latest {
+                return Err(Error::invalid_input(format!(
+                    "cannot set min decryption version of {v}, latest key version is {latest}"
+                )));
+            }
+            min_dec = v;
+        }
+        if let Some(v) = min_encryption {
+            if v < 0 {
+                return Err(Error::invalid_input(
+                    "min encryption version cannot be negative",
+                ));
+            }
+            if v != min_enc && v > latest {
+                return Err(Error::invalid_input(format!(
+                    "cannot set min encryption version of {v}, latest key version is {latest}"
+                )));
+            }
+            min_enc = v;
+        }
+        if min_enc > 0 && min_enc < min_dec {
+            return Err(Error::invalid_input(format!(
+                "cannot set min encryption/decryption values; min encryption version of {min_enc} must be greater than or equal to min decryption version of {min_dec}"
+            )));
+        }
+        let to_u32 = |v: i64| u32::try_from(v).map_err(|_| Error::internal("version out of range"));
+        Ok(VersionLimits {
+            min_decryption_version: to_u32(min_dec)?,
+            min_encryption_version: to_u32(min_enc)?,
+            warnings,
+        })
+    }
+
+    /// Store limits checked by [`TransitKey::check_version_limits`].
+    pub(crate) fn apply_version_limits(&mut self, limits: &VersionLimits) {
+        self.min_decryption_version = limits.min_decryption_version;
+        self.min_encryption_version = limits.min_encryption_version;
+    }
+}
+
 /// HKDF-SHA256 with an empty salt: `len` bytes of key for `context`.
 fn hkdf_sha256(ikm: &[u8], context: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
     struct Len(usize);

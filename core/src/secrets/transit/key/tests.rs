@@ -445,3 +445,49 @@ fn legacy_counter_mode_kdf() {
     );
     assert_eq!(k.name, "k");
 }
+
+#[test]
+fn version_limits_follow_openbao() {
+    let mut k = new_key(KeyType::Aes256Gcm96, false, false);
+    k.rotate(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(10))
+        .unwrap();
+    k.rotate(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(20))
+        .unwrap();
+    assert_eq!(
+        k.version_times(),
+        BTreeMap::from([(1, 0), (2, 10), (3, 20)])
+    );
+
+    let l = k.check_version_limits(Some(0), None).unwrap();
+    assert_eq!(l.min_decryption_version, 1);
+    assert_eq!(
+        l.warnings,
+        ["since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1"]
+    );
+    assert_eq!(
+        err(k.check_version_limits(Some(4), None)),
+        "cannot set min decryption version of 4, latest key version is 3"
+    );
+    assert_eq!(
+        err(k.check_version_limits(None, Some(4))),
+        "cannot set min encryption version of 4, latest key version is 3"
+    );
+    assert_eq!(
+        err(k.check_version_limits(Some(3), Some(2))),
+        "cannot set min encryption/decryption values; min encryption version of 2 must be greater than or equal to min decryption version of 3"
+    );
+    assert_eq!(
+        err(k.check_version_limits(Some(-1), None)),
+        "min decryption version cannot be negative"
+    );
+    // A failed check changes nothing.
+    assert_eq!(k.min_decryption_version, 1);
+
+    let l = k.check_version_limits(Some(2), Some(3)).unwrap();
+    assert!(l.warnings.is_empty());
+    k.apply_version_limits(&l);
+    assert_eq!((k.min_decryption_version, k.min_encryption_version), (2, 3));
+    assert_eq!(k.version_times(), BTreeMap::from([(2, 10), (3, 20)]));
+    // Min encryption 0 means "any" and is always compatible.
+    assert!(k.check_version_limits(Some(3), Some(0)).is_ok());
+}
