@@ -219,6 +219,10 @@ impl TransitKey {
 
     /// Refuse convergent versions before 3.
     fn check_convergent(&self, ver: i64) -> Result<i32> {
+        if self.convergent_encryption {
+            // A trimmed or unknown version has no convergent version to judge.
+            self.entry(ver)?;
+        }
         let cv = self.convergent_version_of(ver);
         if cv != 0 && cv < CURRENT_CONVERGENT_VERSION {
             return Err(Error::invalid_input(format!(

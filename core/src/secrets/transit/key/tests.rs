@@ -491,3 +491,38 @@ fn version_limits_follow_openbao() {
     // Min encryption 0 means "any" and is always compatible.
     assert!(k.check_version_limits(Some(3), Some(0)).is_ok());
 }
+
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_input_round_trips(
+            t in prop::sample::select(SYMMETRIC.to_vec()),
+            derived in any::<bool>(),
+            convergent in any::<bool>(),
+            pt in vec(any::<u8>(), 0..256),
+            aad in vec(any::<u8>(), 0..32),
+            ctx in vec(any::<u8>(), 1..32),
+        ) {
+            let k = new_key(t, derived || convergent, convergent);
+            let e = k.encrypt(&pt, &ctx, &aad, 0).unwrap();
+            let back = k.decrypt(&e.ciphertext, &ctx, &aad).unwrap();
+            prop_assert_eq!(back.as_slice(), pt.as_slice());
+            if convergent {
+                prop_assert_eq!(k.encrypt(&pt, &ctx, &aad, 0).unwrap(), e);
+            }
+        }
+
+        #[test]
+        fn malformed_ciphertexts_are_errors_not_panics(
+            s in "(vault:v[0-9+-]{0,3}:)?[A-Za-z0-9+/=\\n:]{0,80}",
+        ) {
+            let k = new_key(KeyType::Aes256Gcm96, false, false);
+            prop_assert!(k.decrypt(&s, b"", b"").is_err());
+            prop_assert!(k.verify_hmac(b"x", &s, HmacAlgorithm::Sha2_256).map_or(true, |ok| !ok));
+        }
+    }
+}
