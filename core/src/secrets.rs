@@ -12,6 +12,11 @@ use crate::request::{Request, Response};
 use crate::storage::view::View;
 
 pub(crate) mod kv;
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the transit engine's HTTP paths use it next")
+)]
+pub(crate) mod transit;
 
 /// What an engine knows about the mount it serves.
 #[derive(Clone)]
