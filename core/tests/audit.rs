@@ -113,19 +113,24 @@ async fn a_denied_call_is_logged_with_its_error() {
     assert_eq!(last["auth"]["token_type"], "default");
 }
 
+/// A peer that accepts connections and never reads: writes block once the socket buffer fills.
 #[cfg(unix)]
-#[tokio::test]
-async fn a_stalled_device_never_hangs_the_engine() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("stall.sock");
-    // A peer that accepts and never reads: writes block once the socket buffer fills.
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let _hold = std::thread::spawn(move || {
+fn never_reading_peer(path: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in listener.incoming() {
             held.push(s);
         }
     });
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_stalled_device_never_hangs_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stall.sock");
+    never_reading_peer(&sock);
     let best_effort = AuditDevice::socket(
         "stall",
         sock.to_str().unwrap(),
@@ -157,13 +162,7 @@ async fn a_stalled_device_never_hangs_the_engine() {
 
     // The same stall on a required device: calls fail within the deadline instead of hanging.
     let sock2 = dir.path().join("stall2.sock");
-    let listener2 = std::os::unix::net::UnixListener::bind(&sock2).unwrap();
-    let _hold2 = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener2.incoming() {
-            held.push(s);
-        }
-    });
+    never_reading_peer(&sock2);
     let required = AuditDevice::socket(
         "stall2",
         sock2.to_str().unwrap(),
