@@ -8,7 +8,7 @@
     reason = "tests"
 )]
 
-use serde_json::{Value, json};
+use serde_json::json;
 use strongroom::{Client, Config, ErrorCode, Operation, Request, Strongroom, data};
 
 async fn setup() -> (Strongroom, Client) {
@@ -314,7 +314,6 @@ async fn a_policy_change_takes_effect_at_once() {
     denied(t.kv("secret").get("x").await);
     root.delete("sys/policies/acl/p").await.unwrap();
     denied(t.kv("secret").get("x").await);
-    let _: Value = json!(null);
 }
 
 #[tokio::test]
