@@ -307,15 +307,14 @@ impl Barrier {
             active,
             rotation: current.rotation.clone(),
         };
-        self.persist(&current, &keyring).await?;
+        self.persist(&keyring).await?;
         self.install(Some(keyring))?;
         Ok(next)
     }
 
-    async fn persist(&self, before: &Keyring, after: &Keyring) -> Result<()> {
+    async fn persist(&self, after: &Keyring) -> Result<()> {
         let old = self.backend.get(KEYRING_PATH).await?;
         // The check makes a concurrent rotation in another process fail instead of being lost.
-        let _ = before;
         self.backend
             .transaction(vec![
                 TxnOp::Check {
@@ -378,7 +377,7 @@ impl Barrier {
             active: current.active.clone(),
             rotation: cfg,
         };
-        self.persist(&current, &keyring).await?;
+        self.persist(&keyring).await?;
         self.install(Some(keyring))
     }
 

@@ -111,9 +111,9 @@ pub(crate) struct Inner {
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
-    dev_root_token: Option<SecretString>,
+    dev_root_token: std::sync::OnceLock<SecretString>,
     /// Dev mode's single unseal key (base64), kept so `server -dev` can print it as OpenBao does.
-    dev_unseal_key: Option<SecretString>,
+    dev_unseal_key: std::sync::OnceLock<SecretString>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -172,7 +172,7 @@ impl Strongroom {
             config.max_entry_size,
         ));
         let audit = AuditBroker::new(&config.audit, clock.clone())?;
-        let mut inner = Inner {
+        let inner = Inner {
             clock,
             cache,
             storage: barrier.clone(),
@@ -184,8 +184,8 @@ impl Strongroom {
             policies: crate::policies::PolicyCache::default(),
             admin: AsyncMutex::new(()),
             storage_type,
-            dev_root_token: None,
-            dev_unseal_key: None,
+            dev_root_token: std::sync::OnceLock::new(),
+            dev_unseal_key: std::sync::OnceLock::new(),
         };
         if let Some(dev) = &config.dev {
             let sr = Strongroom {
@@ -217,15 +217,11 @@ impl Strongroom {
             );
             sr.mount("secret/", "kv", "key/value secret storage", Some(options))
                 .await?;
-            inner = match Arc::try_unwrap(sr.inner) {
-                Ok(i) => i,
-                Err(_) => return Err(Error::internal("engine handle escaped during dev setup")),
-            };
-            inner.dev_root_token = Some(root);
-            inner.dev_unseal_key = unseal_key;
-            return Ok(Strongroom {
-                inner: Arc::new(inner),
-            });
+            let _ = sr.inner.dev_root_token.set(root);
+            if let Some(k) = unseal_key {
+                let _ = sr.inner.dev_unseal_key.set(k);
+            }
+            return Ok(sr);
         }
         let sr = Strongroom {
             inner: Arc::new(inner),
@@ -243,7 +239,7 @@ impl Strongroom {
     pub fn dev_root_token(&self) -> Option<String> {
         self.inner
             .dev_root_token
-            .as_ref()
+            .get()
             .map(|t| t.expose_secret().to_string())
     }
 
@@ -252,7 +248,7 @@ impl Strongroom {
     pub fn dev_unseal_key(&self) -> Option<String> {
         self.inner
             .dev_unseal_key
-            .as_ref()
+            .get()
             .map(|k| k.expose_secret().to_string())
     }
 
@@ -916,6 +912,7 @@ impl Strongroom {
             .tokens
             .store_new(self.inner.storage.as_ref(), e, id)
             .await
+            .map(|(id, _)| id)
     }
 
     /// The ACL step: may `token` do `req`? Returns whether it holds sudo (root privileges) on

@@ -116,7 +116,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
     match path {
         "mounts" | "mounts/" if matches!(op, Operation::Read | Operation::List) => {
             let mut d = Data::new();
-            for e in sr.router()?.entries_with_system(sr).await? {
+            for e in router::load_table(sr.inner.storage.as_ref()).await? {
                 d.insert(e.path.clone(), e.to_json());
             }
             Ok(Response::with_data(d))
@@ -229,15 +229,6 @@ const KNOWN: &[&str] = &[
     "capabilities-self",
     "capabilities-accessor",
 ];
-
-impl router::Router {
-    /// Every mount including the built-in `sys/` entry (which is not routed).
-    async fn entries_with_system(&self, sr: &Strongroom) -> Result<Vec<MountEntry>> {
-        let mut v = router::load_table(sr.inner.storage.as_ref()).await?;
-        v.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(v)
-    }
-}
 
 fn options_from(data: &Data) -> Result<Option<BTreeMap<String, String>>> {
     params::string_map(data, "options")

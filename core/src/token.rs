@@ -221,18 +221,9 @@ impl TokenStore {
         storage: &dyn Backend,
         mut entry: TokenEntry,
         id: Option<String>,
-    ) -> Result<String> {
+    ) -> Result<(String, String)> {
         let id = id.unwrap_or_else(new_service_token_id);
         let salted = self.salt_id(&id)?;
-        if storage
-            .get(&format!("{ID_PREFIX}{salted}"))
-            .await?
-            .is_some()
-        {
-            return Err(Error::invalid_input(
-                "cannot create a token with a duplicate ID",
-            ));
-        }
         entry.salted_id = salted.clone();
         entry.accessor = base62(24);
         let mut ops = vec![
@@ -255,8 +246,15 @@ impl TokenStore {
                 value: Vec::new(),
             });
         }
-        storage.transaction(ops).await?;
-        Ok(id)
+        // The Check makes a duplicate id fail atomically, also against another process.
+        storage.transaction(ops).await.map_err(|e| {
+            if e.code() == ErrorCode::Conflict {
+                Error::invalid_input("cannot create a token with a duplicate ID")
+            } else {
+                e
+            }
+        })?;
+        Ok((id, entry.accessor))
     }
 
     /// Encrypt a batch token (`b.` + base64url(AEAD(entry))); never stored.
@@ -511,7 +509,8 @@ mod tests {
                 None,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         let salted = ts.salt_id(&id).unwrap();
         assert!(salted.starts_with('h') && salted.len() == 65);
         assert_eq!(
@@ -542,15 +541,16 @@ mod tests {
         let root = ts
             .store_new(&mem, new_entry(now, "p", vec!["root".into()]), None)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         let rs = ts.salt_id(&root).unwrap();
         let mut child = new_entry(now, "p", vec!["default".into()]);
         child.parent = Some(rs.clone());
-        let c = ts.store_new(&mem, child.clone(), None).await.unwrap();
+        let c = ts.store_new(&mem, child.clone(), None).await.unwrap().0;
         let cs = ts.salt_id(&c).unwrap();
         let mut grand = child.clone();
         grand.parent = Some(cs.clone());
-        let g = ts.store_new(&mem, grand, None).await.unwrap();
+        let g = ts.store_new(&mem, grand, None).await.unwrap().0;
         // revoke-orphan on the child: the grandchild survives as an orphan.
         ts.revoke_one(&mem, &cs).await.unwrap();
         assert!(ts.lookup(&mem, &c, now).await.unwrap().is_none());
@@ -559,7 +559,7 @@ mod tests {
         // A new child under root, then revoke root's tree.
         let mut child2 = new_entry(now, "p", vec!["default".into()]);
         child2.parent = Some(rs.clone());
-        let c2 = ts.store_new(&mem, child2, None).await.unwrap();
+        let c2 = ts.store_new(&mem, child2, None).await.unwrap().0;
         ts.revoke_tree(&mem, &rs).await.unwrap();
         assert!(ts.lookup(&mem, &root, now).await.unwrap().is_none());
         assert!(ts.lookup(&mem, &c2, now).await.unwrap().is_none());

@@ -471,22 +471,14 @@ async fn create(
         .map(|r| r.token_bound_cidrs.clone())
         .unwrap_or_default();
 
-    let client_token = if batch {
+    let (client_token, accessor) = if batch {
         entry.accessor.clear();
-        sr.inner.tokens.seal_batch(&entry)?
+        (sr.inner.tokens.seal_batch(&entry)?, String::new())
     } else {
         sr.inner
             .tokens
-            .store_new(sr.inner.storage.as_ref(), entry.clone(), id)
+            .store_new(sr.inner.storage.as_ref(), entry, id)
             .await?
-    };
-    let accessor = if batch {
-        String::new()
-    } else {
-        sr.token_lookup(&client_token)
-            .await?
-            .map(|e| e.accessor.clone())
-            .unwrap_or_default()
     };
     Ok(Response {
         auth: Some(Auth {
