@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::clock::SharedClock;
 use crate::error::Result;
-use crate::request::{Request, Response};
+use crate::request::{Data, LeaseInfo, Request, Response};
 use crate::storage::view::View;
 
 pub(crate) mod kv;
@@ -43,6 +43,52 @@ pub(crate) trait Engine: Send + Sync + 'static {
         let _ = (ctx, req);
         Ok(None)
     }
+
+    /// Revoke the secret behind a lease this engine issued (drop the database user, ...).
+    ///
+    /// Called by the lease manager on expiry, explicit revoke, or token revocation, possibly
+    /// more than once for one lease (a retry after a crash or a lost answer): it must be
+    /// idempotent, and a secret that is already gone counts as revoked. An error is retried
+    /// with backoff; [`crate::ErrorCode::InvalidInput`] / `Unsupported` errors are not retried.
+    #[allow(dead_code, reason = "called by the lease manager")]
+    async fn revoke(&self, ctx: &EngineContext, lease: &LeasedSecret<'_>) -> Result<()> {
+        let _ = (ctx, lease);
+        Ok(())
+    }
+
+    /// Extend the secret behind a lease by `increment` (zero = the engine's default TTL).
+    ///
+    /// Returns the engine's bounds for the renewed lease (`ttl`, `max_ttl`, counted from the
+    /// lease's original issue time); the lease manager caps the result and records it. The
+    /// default refuses: a lease is renewable only when its engine says how.
+    #[allow(dead_code, reason = "called by the lease manager")]
+    async fn renew(
+        &self,
+        ctx: &EngineContext,
+        lease: &LeasedSecret<'_>,
+        increment: Duration,
+    ) -> Result<LeaseInfo> {
+        let _ = (ctx, increment);
+        Err(crate::error::Error::invalid_input(format!(
+            "lease is not renewable: `{}`",
+            lease.lease_id
+        )))
+    }
+}
+
+/// A lease as its engine sees it on revoke and renew.
+#[allow(dead_code, reason = "the lease manager fills it; engines read it")]
+pub(crate) struct LeasedSecret<'a> {
+    /// The lease id (`database/creds/ro/<id>`).
+    pub lease_id: &'a str,
+    /// The request path that created it, relative to the mount (`creds/ro`).
+    pub path: &'a str,
+    /// The engine-private data the engine put in [`LeaseInfo::internal`] when issuing.
+    pub internal: &'a Data,
+    /// When the lease was issued (max TTL counts from here).
+    pub issue_time: std::time::SystemTime,
+    /// When it currently expires.
+    pub expire_time: std::time::SystemTime,
 }
 
 /// Build the engine for a mount of type `kind`, or `None` when the type is unknown.
