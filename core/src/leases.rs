@@ -1161,6 +1161,35 @@ impl Strongroom {
             return Ok(report);
         }
         report.leader = true;
+        // Keep the lock while this run lasts (a run can outlast the lock's TTL); stop handing
+        // out work if it is lost.
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heartbeat = {
+            let sr = self.clone();
+            let lost = lost.clone();
+            let every = (self.leases_mgr().config.leader_ttl / 3).max(Duration::from_millis(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if !matches!(sr.hold_leadership().await, Ok(true)) {
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        };
+        let result = self.revoke_due(&mut report, &lost).await;
+        heartbeat.abort();
+        result.map(|()| report)
+    }
+
+    async fn revoke_due(
+        &self,
+        report: &mut ExpiryReport,
+        lost: &std::sync::atomic::AtomicBool,
+    ) -> Result<()> {
         let now = nanos(self.inner.clock.now());
         let now_bucket = now.div_euclid(1_000_000_000);
         self.warn_expiring(now_bucket).await?;
@@ -1190,7 +1219,7 @@ impl Strongroom {
                 let Ok(bucket) = bucket.parse::<i64>() else {
                     continue;
                 };
-                if bucket > now_bucket {
+                if bucket > now_bucket || lost.load(std::sync::atomic::Ordering::SeqCst) {
                     past_now = true;
                     break;
                 }
@@ -1218,7 +1247,7 @@ impl Strongroom {
                     r
                 });
                 while let Some(done) = jobs.try_join_next() {
-                    tally(&mut report, done);
+                    tally(report, done);
                 }
             }
             if done || past_now {
@@ -1226,9 +1255,9 @@ impl Strongroom {
             }
         }
         while let Some(done) = jobs.join_next().await {
-            tally(&mut report, done);
+            tally(report, done);
         }
-        Ok(report)
+        Ok(())
     }
 
     async fn sync_caches(&self) -> Result<()> {

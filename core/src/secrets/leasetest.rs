@@ -7,7 +7,7 @@
 //! * `write issue/<name> {ttl, max_ttl, renewable, role, fail, noop}`: issues secret `<name>`
 //!   (stored under `live/<name>`) with a lease. `fail: "retry"` makes every revocation of it
 //!   fail with a retryable error, `fail: "fatal"` with an unrecoverable one; `noop: true` makes
-//!   revocation do nothing at all (benchmarks).
+//!   revocation do nothing at all (benchmarks); `delay_ms` makes each revocation take that long.
 //! * revocation deletes `live/<name>` and records `revoked/<name>`; a second revocation of the
 //!   same secret is counted under `duplicates/<name>` (idempotent in effect, but visible).
 //! * `write config {fail_all}` makes every revocation fail (an outage) until cleared.
@@ -51,12 +51,13 @@ impl Engine for LeaseTest {
                 let role = params::string(&req.data, "role")?.unwrap_or_default();
                 let fail = params::string(&req.data, "fail")?.unwrap_or_default();
                 let noop = params::bool(&req.data, "noop")?.unwrap_or(false);
+                let delay_ms = params::int(&req.data, "delay_ms")?.unwrap_or(0);
                 if !noop {
                     s.put(&format!("live/{name}"), b"1").await?;
                 }
                 let mut internal = crate::data(json!({
                     "name": name, "fail": fail, "noop": noop,
-                    "ttl": ttl.as_secs(), "max_ttl": max_ttl.as_secs(),
+                    "ttl": ttl.as_secs(), "max_ttl": max_ttl.as_secs(), "delay_ms": delay_ms,
                 }));
                 if !role.is_empty() {
                     internal.insert("role".into(), Value::String(role));
@@ -102,6 +103,12 @@ impl Engine for LeaseTest {
             Some("retry") => return Err(Error::unavailable("test backend: connection refused")),
             Some("fatal") => return Err(Error::invalid_input("test backend: role does not exist")),
             _ => {}
+        }
+        if let Some(ms) = lease.internal.get("delay_ms").and_then(Value::as_u64) {
+            if ms > 0 {
+                // A slow backend (a remote database): revocation takes a while.
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
         }
         let s = &ctx.storage;
         if s.get("config/fail_all").await?.is_some() {
