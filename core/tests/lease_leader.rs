@@ -74,9 +74,10 @@ fn child_process_entry() {
         println!("READY");
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-                Ok(Ok(LeaseEvent::Revoked { .. })) => println!("REVOKED"),
-                Ok(_) | Err(_) => {}
+            if let Ok(Ok(LeaseEvent::Revoked { .. })) =
+                tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+            {
+                println!("REVOKED");
             }
         }
     });
