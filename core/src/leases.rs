@@ -594,10 +594,8 @@ impl Strongroom {
                 revoke_err: String::new(),
                 version: 1,
             };
-            ops.push(TxnOp::Check {
-                key: format!("{ID_PREFIX}{lease_id}"),
-                expected: None,
-            });
+            // No existence check: 24 random base62 characters (143 bits) do not collide, and
+            // a check would cost a read per lease.
             ops.push(TxnOp::Put {
                 key: format!("{ID_PREFIX}{lease_id}"),
                 value: encode(&rec)?,
@@ -913,30 +911,7 @@ impl Strongroom {
     /// Delete a revoked lease: record, index entries, counters (one transaction).
     async fn delete_lease(&self, rec: &LeaseRecord, due: Option<&str>) -> Result<()> {
         let storage = self.inner.storage.as_ref();
-        let mut ops = vec![
-            TxnOp::Delete {
-                key: format!("{ID_PREFIX}{}", rec.lease_id),
-            },
-            TxnOp::Delete {
-                key: due_key(bucket_of(rec.expire_time), &rec.lease_id),
-            },
-            TxnOp::Delete {
-                key: due_key(0, &rec.lease_id),
-            },
-        ];
-        if let Some(d) = due {
-            ops.push(TxnOp::Delete { key: d.to_string() });
-        }
-        if !rec.client_token.is_empty() {
-            ops.push(TxnOp::Delete {
-                key: format!("{TOKEN_PREFIX}{}/{}", rec.client_token, rec.lease_id),
-            });
-        }
-        if rec.irrevocable() {
-            ops.push(TxnOp::Delete {
-                key: format!("{IRREVOCABLE_PREFIX}{}", rec.lease_id),
-            });
-        }
+        let ops = deletion_ops(rec, due);
         if rec.quotas.is_empty() {
             return storage.transaction(ops).await;
         }
@@ -1197,6 +1172,7 @@ impl Strongroom {
         let sem = Arc::new(tokio::sync::Semaphore::new(workers));
         let mut jobs: tokio::task::JoinSet<Result<Outcome>> = tokio::task::JoinSet::new();
         let mut after: Option<String> = None;
+        let mut tally = Tally::default();
         loop {
             let page = self
                 .inner
@@ -1247,16 +1223,19 @@ impl Strongroom {
                     r
                 });
                 while let Some(done) = jobs.try_join_next() {
-                    tally(report, done);
+                    tally.add(self, report, done);
                 }
+                tally.flush_if_full(self, report).await;
             }
             if done || past_now {
                 break;
             }
         }
         while let Some(done) = jobs.join_next().await {
-            tally(report, done);
+            tally.add(self, report, done);
+            tally.flush_if_full(self, report).await;
         }
+        tally.flush(self, report).await;
         Ok(())
     }
 
@@ -1363,12 +1342,17 @@ impl Strongroom {
             return Ok(Outcome::Rescheduled);
         }
         match self.revoke_in_engine(&rec).await {
+            Ok(()) if rec.quotas.is_empty() => {
+                // The runner deletes revoked leases in batches (a crash before that commit
+                // means the next run revokes them again, which engines allow).
+                Ok(Outcome::Revoked(
+                    rec.lease_id.clone(),
+                    Some(deletion_ops(&rec, Some(due))),
+                ))
+            }
             Ok(()) => {
                 self.delete_lease(&rec, Some(due)).await?;
-                self.leases_mgr().emit(LeaseEvent::Revoked {
-                    lease_id: rec.lease_id.clone(),
-                });
-                Ok(Outcome::Revoked)
+                Ok(Outcome::Revoked(rec.lease_id.clone(), None))
             }
             Err(e) => {
                 let cfg = &self.leases_mgr().config;
@@ -1467,6 +1451,35 @@ impl Strongroom {
     }
 }
 
+/// The deletions that remove a revoked lease (record and index entries; counters aside).
+fn deletion_ops(rec: &LeaseRecord, due: Option<&str>) -> Vec<TxnOp> {
+    let mut ops = vec![
+        TxnOp::Delete {
+            key: format!("{ID_PREFIX}{}", rec.lease_id),
+        },
+        TxnOp::Delete {
+            key: due_key(bucket_of(rec.expire_time), &rec.lease_id),
+        },
+        TxnOp::Delete {
+            key: due_key(0, &rec.lease_id),
+        },
+    ];
+    if let Some(d) = due {
+        ops.push(TxnOp::Delete { key: d.to_string() });
+    }
+    if !rec.client_token.is_empty() {
+        ops.push(TxnOp::Delete {
+            key: format!("{TOKEN_PREFIX}{}/{}", rec.client_token, rec.lease_id),
+        });
+    }
+    if rec.irrevocable() {
+        ops.push(TxnOp::Delete {
+            key: format!("{IRREVOCABLE_PREFIX}{}", rec.lease_id),
+        });
+    }
+    ops
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -1481,25 +1494,73 @@ fn backoff(cfg: &LeaseConfig, attempt: u32) -> Duration {
 }
 
 enum Outcome {
-    Revoked,
+    /// Revoked; the deletions still to commit, when the runner batches them.
+    Revoked(String, Option<Vec<TxnOp>>),
     Retried,
     Irrevocable,
     Rescheduled,
 }
 
-fn tally(
-    report: &mut ExpiryReport,
-    r: std::result::Result<Result<Outcome>, tokio::task::JoinError>,
-) {
-    match r {
-        Ok(Ok(Outcome::Revoked)) => report.revoked += 1,
-        Ok(Ok(Outcome::Retried)) => report.retried += 1,
-        Ok(Ok(Outcome::Irrevocable)) => report.irrevocable += 1,
-        Ok(Ok(Outcome::Rescheduled)) => report.rescheduled += 1,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e.message(), "expiry runner: a job failed; it will be retried next tick")
+/// Counts outcomes and commits the deletions of revoked leases in batches.
+#[derive(Default)]
+struct Tally {
+    ops: Vec<TxnOp>,
+    ids: Vec<String>,
+}
+
+/// Revoked leases deleted per transaction.
+const DELETE_BATCH: usize = 256;
+
+impl Tally {
+    fn add(
+        &mut self,
+        sr: &Strongroom,
+        report: &mut ExpiryReport,
+        r: std::result::Result<Result<Outcome>, tokio::task::JoinError>,
+    ) {
+        match r {
+            Ok(Ok(Outcome::Revoked(id, Some(ops)))) => {
+                self.ops.extend(ops);
+                self.ids.push(id);
+            }
+            Ok(Ok(Outcome::Revoked(id, None))) => {
+                report.revoked += 1;
+                sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+            }
+            Ok(Ok(Outcome::Retried)) => report.retried += 1,
+            Ok(Ok(Outcome::Irrevocable)) => report.irrevocable += 1,
+            Ok(Ok(Outcome::Rescheduled)) => report.rescheduled += 1,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message(), "expiry runner: a job failed; it will be retried next tick")
+            }
+            Err(e) => tracing::error!(error = %e, "expiry runner: a job panicked"),
         }
-        Err(e) => tracing::error!(error = %e, "expiry runner: a job panicked"),
+    }
+
+    async fn flush_if_full(&mut self, sr: &Strongroom, report: &mut ExpiryReport) {
+        if self.ids.len() >= DELETE_BATCH {
+            self.flush(sr, report).await;
+        }
+    }
+
+    async fn flush(&mut self, sr: &Strongroom, report: &mut ExpiryReport) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.ops);
+        let ids = std::mem::take(&mut self.ids);
+        match sr.inner.storage.transaction(ops).await {
+            Ok(()) => {
+                report.revoked += ids.len();
+                for id in ids {
+                    sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+                }
+            }
+            Err(e) => {
+                // Revoked but still recorded: the next run revokes them again (idempotent).
+                tracing::warn!(error = %e.message(), count = ids.len(), "expiry runner: could not delete revoked leases; they will be retried");
+            }
+        }
     }
 }
 
