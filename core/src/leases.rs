@@ -1040,6 +1040,10 @@ impl Strongroom {
         if storage.kind() == "inmem" {
             return Ok(true);
         }
+        // PostgreSQL: a session advisory lock, released by the server when we die.
+        if let Some(held) = storage.hold_lock("expiry").await? {
+            return Ok(held);
+        }
         let mgr = self.leases_mgr();
         let now_ms = nanos(self.inner.clock.now()) / 1_000_000;
         let current = storage.get(LEADER_KEY).await?;
@@ -1085,6 +1089,7 @@ impl Strongroom {
         if storage.kind() == "inmem" || self.inner.barrier.is_sealed() {
             return Ok(());
         }
+        storage.release_lock("expiry").await?;
         let Some(current) = storage.get(LEADER_KEY).await? else {
             return Ok(());
         };
