@@ -691,7 +691,8 @@ impl Strongroom {
             .ok_or_else(|| Error::invalid_input("invalid lease"))?;
         let now = nanos(self.inner.clock.now());
         let expire = self.effective_expiry(&rec).await?;
-        let ttl = expire.map_or(0, |e| (e - now).max(0) / 1_000_000_000);
+        // Rounded to the nearest second, as OpenBao does.
+        let ttl = expire.map_or(0, |e| ((e - now).max(0) + 500_000_000) / 1_000_000_000);
         let mut d = crate::data(json!({
             "id": rec.lease_id,
             "issue_time": crate::clock::rfc3339(from_nanos(rec.issue_time)),
