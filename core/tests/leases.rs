@@ -583,3 +583,43 @@ async fn one_runner_among_engines_sharing_a_sqlite_file() {
     b.seal().await.unwrap();
     assert!(c.run_expiry().await.unwrap().leader);
 }
+
+#[tokio::test]
+async fn an_irrevocable_lease_is_revoked_once_its_backend_recovers() {
+    let (sr, root, clock) = setup().await;
+    let l = issue(&root, "x", json!({"ttl": "10s"})).await;
+    root.write("tl/config", data(json!({"fail_all": true})))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+    let mut irrevocable = 0;
+    for _ in 0..10 {
+        irrevocable += sr.run_expiry().await.unwrap().irrevocable;
+        clock.advance(Duration::from_secs(7200));
+    }
+    assert_eq!(irrevocable, 1, "after max_attempts (3) it stops retrying");
+    assert_eq!(
+        root.leases()
+            .lookup(&l.lease_id)
+            .await
+            .unwrap()
+            .revoke_error
+            .as_deref(),
+        Some("out of retries: test backend: outage")
+    );
+    assert_eq!(
+        listed(&root, "tl/live/").await,
+        vec!["x"],
+        "never dropped silently"
+    );
+    root.write("tl/config", data(json!({"fail_all": false})))
+        .await
+        .unwrap();
+    root.leases().revoke(&l.lease_id).await.unwrap();
+    assert!(listed(&root, "tl/live/").await.is_empty());
+    let list = root
+        .handle(Request::read("sys/leases").with_data(data(json!({"type": "irrevocable"}))))
+        .await
+        .unwrap();
+    assert_eq!(list.get("lease_count").unwrap(), 0);
+}
