@@ -57,6 +57,8 @@ const COUNT_PREFIX: &str = "sys/expire/count/";
 const LEADER_KEY: &str = "core/leader/expiry";
 /// OpenBao truncates a stored revocation error to this many characters.
 const MAX_REVOKE_ERR: usize = 240;
+/// How often an irrevocable lease is tried again (OpenBao: daily).
+const IRREVOCABLE_RETRY: Duration = Duration::from_secs(24 * 3600);
 /// How many due entries one storage page fetches.
 const DUE_PAGE: usize = 512;
 
@@ -1308,8 +1310,28 @@ impl Strongroom {
             return Ok(Outcome::Rescheduled);
         };
         if rec.irrevocable() {
-            storage.delete(due).await?;
-            return Ok(Outcome::Rescheduled);
+            // As OpenBao: an irrevocable lease is tried again once a day; it goes when its
+            // backend has recovered, and stays (with its error) when not.
+            return match self.revoke_in_engine(&rec).await {
+                Ok(()) => Ok(Outcome::Revoked(
+                    rec.lease_id.clone(),
+                    Some(deletion_ops(&rec, Some(due))),
+                )),
+                Err(e) => {
+                    tracing::warn!(lease_id, error = %e.message(), "irrevocable lease: daily retry failed");
+                    let next = bucket_of(now.saturating_add(dur_nanos(IRREVOCABLE_RETRY)));
+                    storage
+                        .transaction(vec![
+                            TxnOp::Delete { key: due.into() },
+                            TxnOp::Put {
+                                key: due_key(next, lease_id),
+                                value: Vec::new(),
+                            },
+                        ])
+                        .await?;
+                    Ok(Outcome::Rescheduled)
+                }
+            };
         }
         let expire = if rec.is_auth() {
             self.effective_expiry(&rec).await?
@@ -1384,6 +1406,13 @@ impl Strongroom {
                                 value: encode(&rec)?,
                             },
                             TxnOp::Delete { key: due.into() },
+                            TxnOp::Put {
+                                key: due_key(
+                                    bucket_of(now.saturating_add(dur_nanos(IRREVOCABLE_RETRY))),
+                                    lease_id,
+                                ),
+                                value: Vec::new(),
+                            },
                             TxnOp::Put {
                                 key: format!("{IRREVOCABLE_PREFIX}{lease_id}"),
                                 value: Vec::new(),

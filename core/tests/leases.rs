@@ -318,8 +318,9 @@ async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
         .await
         .unwrap();
     assert_eq!(count.get("lease_count").unwrap(), 1);
-    // No longer picked up by the runner; renew refuses; a normal revoke still fails.
-    clock.advance(Duration::from_secs(86_400));
+    // Out of the retry cycle: tried again only once a day (and kept when that fails);
+    // renew refuses; a normal revoke still fails.
+    clock.advance(Duration::from_secs(3600));
     assert_eq!(
         sr.run_expiry().await.unwrap(),
         strongroom::ExpiryReport {
@@ -327,6 +328,16 @@ async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
             ..Default::default()
         }
     );
+    clock.advance(Duration::from_secs(86_400));
+    assert_eq!(
+        sr.run_expiry().await.unwrap(),
+        strongroom::ExpiryReport {
+            leader: true,
+            rescheduled: 1,
+            ..Default::default()
+        }
+    );
+    assert!(root.leases().lookup(&poison.lease_id).await.is_ok());
     let e = root
         .leases()
         .renew(&poison.lease_id, Duration::ZERO)
