@@ -15,8 +15,10 @@
 pub(crate) mod broker;
 pub(crate) mod config;
 pub(crate) mod entry;
+pub(crate) mod json;
 pub(crate) mod salt;
 pub(crate) mod sink;
+pub(crate) mod time;
 
 pub(crate) use broker::AuditBroker;
 pub use broker::AuditDeviceStats;
