@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) router: RwLock<Arc<Router>>,
     pub(crate) tokens: TokenStore,
     pub(crate) audit: AuditBroker,
+    /// What the configuration allows for audit devices over the API.
+    pub(crate) audit_api: crate::audit::table::ApiPolicy,
     pub(crate) policies: crate::policies::PolicyCache,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
@@ -181,6 +183,11 @@ impl Strongroom {
             router: RwLock::new(Arc::new(Router::default())),
             tokens: TokenStore::default(),
             audit,
+            audit_api: crate::audit::table::ApiPolicy {
+                allow_creation: config.unsafe_allow_api_audit_creation,
+                allow_prefixing: config.allow_audit_log_prefixing,
+                config_paths: config.audit.iter().map(|d| d.path().to_string()).collect(),
+            },
             policies: crate::policies::PolicyCache::default(),
             admin: AsyncMutex::new(()),
             storage_type,
@@ -454,6 +461,7 @@ impl Strongroom {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
         i.audit.setup(i.storage.as_ref()).await?;
+        crate::audit::table::restore(self).await?;
         self.reload_router().await
     }
 

@@ -458,7 +458,6 @@ impl std::fmt::Debug for AuditBroker {
     }
 }
 
-#[allow(dead_code, reason = "run-time enable/disable is wired to sys/audit next")]
 impl AuditBroker {
     /// Check every device's options, open its file or prepare its socket, and start its writer
     /// thread. Paths may not overlap (`path already in use`).
@@ -598,11 +597,6 @@ impl AuditBroker {
             .collect();
         *guard = Arc::new(next);
         Ok(true)
-    }
-
-    /// The configuration of every device, in order.
-    pub(crate) fn configs(&self) -> Vec<AuditDevice> {
-        self.devices().iter().map(|d| d.config.clone()).collect()
     }
 
     /// Load (or create) every device's salt from the barrier; called after unseal.
