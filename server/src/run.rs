@@ -70,7 +70,7 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
         }
     };
     // Registered before the banner: whoever waits for it may signal right after.
-    let hangup = tokio::spawn(ignore_hangup());
+    let hangup = tokio::spawn(ignore_hangup(sr.clone()));
     let initialized = sr.is_initialized().await.unwrap_or(false);
     print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
     if !initialized {
@@ -92,6 +92,10 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     }
     maintenance.abort();
     hangup.abort();
+    // Best-effort audit lines still queued go out before the process ends.
+    if !sr.flush_audit(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("some audit lines could not be written before shutdown");
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -172,17 +176,19 @@ async fn maintain(sr: Strongroom) {
 }
 
 /// Vault reloads its config on SIGHUP; Strongroom cannot yet, and SIGHUP's default action would
-/// kill the server, so it is logged and otherwise ignored. The handler is installed when this
-/// is called; the returned future only reports.
-fn ignore_hangup() -> impl std::future::Future<Output = ()> {
+/// kill the server, so it only reopens the audit files (log rotation, as OpenBao does) and
+/// logs the rest. The handler is installed when this is called; the returned future only
+/// reports.
+fn ignore_hangup(sr: Strongroom) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     async move {
         #[cfg(unix)]
         if let Some(mut hup) = hup {
             while hup.recv().await.is_some() {
+                sr.reopen_audit();
                 tracing::warn!(
-                    "SIGHUP received: reloading the configuration is not supported; ignored"
+                    "SIGHUP received: audit files reopened; reloading the configuration is not supported"
                 );
             }
         }
