@@ -28,4 +28,4 @@ pub use config::{
     AuditDevice, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY, FailurePolicy,
     SocketType,
 };
-pub(crate) use entry::{AuditAuth, AuditInput, GrantingPolicy, PolicyResults};
+pub(crate) use entry::{AuditAuth, AuditInput, AuditMemo, GrantingPolicy, PolicyResults};

@@ -649,6 +649,7 @@ impl Strongroom {
             ));
         }
         let mut auth = self.audit_auth(&caller.entry);
+        let memo = crate::audit::AuditMemo::default();
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req).await {
             Ok(t) => t,
@@ -663,7 +664,7 @@ impl Strongroom {
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
         }
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a);
+            let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -696,7 +697,10 @@ impl Strongroom {
             Ok(r) => with_id(r, &req),
             Err(e) => {
                 if let Some(a) = &auth {
-                    let mut input = AuditInput::new(&req).with_auth(a).with_error(&e);
+                    let mut input = AuditInput::new(&req)
+                        .with_auth(a)
+                        .with_error(&e)
+                        .with_memo(&memo);
                     if let Some(m) = mount {
                         input = input.with_mount(m);
                     }
@@ -706,7 +710,10 @@ impl Strongroom {
             }
         };
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a).with_response(&resp);
+            let mut input = AuditInput::new(&req)
+                .with_auth(a)
+                .with_response(&resp)
+                .with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -774,7 +781,8 @@ impl Strongroom {
         if self.inner.audit.is_empty() {
             return e;
         }
-        let mut input = AuditInput::new(req).with_error(&e);
+        let memo = crate::audit::AuditMemo::default();
+        let mut input = AuditInput::new(req).with_error(&e).with_memo(&memo);
         if let Some(a) = auth {
             input = input.with_auth(a);
         }

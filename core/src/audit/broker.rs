@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::config::{AuditDevice, AuditKind, FailurePolicy, FormatOptions, Settings};
-use super::entry::{AuditInput, EntryKind, write_entry};
+use super::entry::{AuditInput, EntryKind, write_entry_reusing};
 use super::salt::Salt;
 use super::sink::{self, Sink};
 use crate::clock::SharedClock;
@@ -653,10 +653,31 @@ impl AuditBroker {
             let salt = d.salt();
             // Sized from the last line, so a line is formatted straight into its own buffer.
             let mut line = Vec::with_capacity(d.line_hint.load(Ordering::Relaxed) + 256);
-            if let Err(e) = write_entry(kind, input, &d.format, salt.as_deref(), &time, &mut line) {
-                d.shared
-                    .record_failure(d.config.path(), 1, e.message().to_string());
-                continue;
+            let key = Arc::as_ptr(d).addr();
+            let memo = input.memo;
+            let part = match kind {
+                EntryKind::Response => memo.and_then(|m| m.take(key)),
+                EntryKind::Request => None,
+            };
+            match write_entry_reusing(
+                kind,
+                input,
+                &d.format,
+                salt.as_deref(),
+                &time,
+                &mut line,
+                part.as_deref(),
+            ) {
+                Ok(range) => {
+                    if let (EntryKind::Request, Some(m)) = (kind, memo) {
+                        m.put(key, line.get(range).unwrap_or_default());
+                    }
+                }
+                Err(e) => {
+                    d.shared
+                        .record_failure(d.config.path(), 1, e.message().to_string());
+                    continue;
+                }
             }
             d.line_hint.store(line.len(), Ordering::Relaxed);
             if !required {

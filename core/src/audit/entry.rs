@@ -109,6 +109,34 @@ pub(crate) struct AuditInput<'a> {
     pub non_hmac_request_keys: &'a [String],
     /// Response data keys logged in clear (the mount's `audit_non_hmac_response_keys`).
     pub non_hmac_response_keys: &'a [String],
+    /// Per-call scratch shared by the request and response entries of one call, so the
+    /// response entry copies the `auth` and `request` parts the request entry already built.
+    pub memo: Option<&'a AuditMemo>,
+}
+
+/// The `"auth":{...},"request":{...}` part of each device's request entry, kept for the
+/// response entry of the same call (it is the same text). Keyed by device identity, so a
+/// device enabled or disabled in between is never confused with another.
+#[derive(Debug, Default)]
+pub(crate) struct AuditMemo {
+    parts: std::sync::Mutex<Vec<(usize, Vec<u8>)>>,
+}
+
+impl AuditMemo {
+    /// Take the part kept for `device` (the response entry is its last use).
+    pub(crate) fn take(&self, device: usize) -> Option<Vec<u8>> {
+        let mut parts = self.parts.lock().ok()?;
+        let at = parts.iter().position(|(d, _)| *d == device)?;
+        Some(parts.swap_remove(at).1)
+    }
+
+    /// Keep `part` for `device`.
+    pub(crate) fn put(&self, device: usize, part: &[u8]) {
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.retain(|(d, _)| *d != device);
+            parts.push((device, part.to_vec()));
+        }
+    }
 }
 
 impl<'a> AuditInput<'a> {
@@ -124,6 +152,7 @@ impl<'a> AuditInput<'a> {
             client_id: None,
             non_hmac_request_keys: &[],
             non_hmac_response_keys: &[],
+            memo: None,
         }
     }
 
@@ -142,6 +171,12 @@ impl<'a> AuditInput<'a> {
     /// Set the response.
     pub(crate) fn with_response(mut self, response: &'a Response) -> AuditInput<'a> {
         self.response = Some(response);
+        self
+    }
+
+    /// Share `memo` between this call's request and response entries.
+    pub(crate) fn with_memo(mut self, memo: &'a AuditMemo) -> AuditInput<'a> {
+        self.memo = Some(memo);
         self
     }
 
@@ -304,6 +339,7 @@ pub(crate) fn format_entry(
 /// Append one line (prefix, JSON, newline) for a device to `buf`. `salt` is required unless
 /// the device logs raw; `time` is the entry time (RFC 3339, nanoseconds). On error nothing is
 /// appended.
+#[cfg(test)]
 pub(crate) fn write_entry(
     kind: EntryKind,
     input: &AuditInput<'_>,
@@ -312,6 +348,21 @@ pub(crate) fn write_entry(
     time: &str,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
+    write_entry_reusing(kind, input, opts, salt, time, buf, None).map(|_| ())
+}
+
+/// [`write_entry`], copying `part` (the `"auth":...,"request":{...}` text of this call's
+/// request entry for the same device) instead of building it again. Returns where that part
+/// is in `buf`, for the next entry to reuse.
+pub(crate) fn write_entry_reusing(
+    kind: EntryKind,
+    input: &AuditInput<'_>,
+    opts: &FormatOptions,
+    salt: Option<&Salt>,
+    time: &str,
+    buf: &mut Vec<u8>,
+    part: Option<&[u8]>,
+) -> Result<std::ops::Range<usize>> {
     let salt = if opts.log_raw {
         None
     } else {
@@ -321,26 +372,39 @@ pub(crate) fn write_entry(
         salt,
         hmac_accessor: opts.hmac_accessor,
     };
-    // The token and its accessor each appear twice in a line: hash them once.
-    let token = input.request.token_str();
-    let token = (!token.is_empty()).then(|| h.secret(token));
-    let accessor = input
-        .auth
-        .map(|a| a.accessor.as_str())
-        .filter(|a| !a.is_empty())
-        .map(|a| h.accessor(a));
-    let ids = Ids {
-        token: token.as_ref(),
-        accessor: accessor.as_ref(),
-    };
     buf.extend_from_slice(opts.prefix.as_bytes());
     let mut e = Fields::open(buf);
     e.str(buf, "time", time);
     e.str(buf, "type", kind.as_str());
-    e.key(buf, "auth");
-    entry_auth(buf, input, kind, &ids);
-    e.key(buf, "request");
-    request_object(buf, input, &h, &ids);
+    // The response entry's `auth` differs only by `entity_created`.
+    let reusable = kind == EntryKind::Request || input.auth.is_none_or(|a| !a.entity_created);
+    let start = buf.len();
+    match part.filter(|_| reusable) {
+        Some(part) => {
+            buf.push(b',');
+            buf.extend_from_slice(part);
+        }
+        None => {
+            // The token and its accessor each appear twice in a line: hash them once.
+            let token = input.request.token_str();
+            let token = (!token.is_empty()).then(|| h.secret(token));
+            let accessor = input
+                .auth
+                .map(|a| a.accessor.as_str())
+                .filter(|a| !a.is_empty())
+                .map(|a| h.accessor(a));
+            let ids = Ids {
+                token: token.as_ref(),
+                accessor: accessor.as_ref(),
+            };
+            e.key(buf, "auth");
+            entry_auth(buf, input, kind, &ids);
+            e.key(buf, "request");
+            request_object(buf, input, &h, &ids);
+        }
+    }
+    // Without the leading comma.
+    let part_range = start + 1..buf.len();
     if kind == EntryKind::Response {
         e.key(buf, "response");
         response_object(buf, input, opts, &h);
@@ -350,7 +414,7 @@ pub(crate) fn write_entry(
     }
     e.close(buf);
     buf.push(b'\n');
-    Ok(())
+    Ok(part_range)
 }
 
 /// The caller's token and accessor as the line shows them.
@@ -743,6 +807,60 @@ mod tests {
             line(EntryKind::Response, &input, &opts),
             format!("{}\n", serde_json::to_string(&expected_response).unwrap())
         );
+    }
+
+    /// The response entry built from the request entry's `auth` and `request` text is the
+    /// same line, byte for byte, as one built from scratch, unless the auth differs.
+    #[test]
+    fn response_entry_reuses_the_request_part_exactly() {
+        let s = salt();
+        let req = kv_write();
+        let mut auth = root_auth();
+        let mount = kv_mount();
+        let resp = Response::with_data(crate::data(json!({"version": 1, "x": "y"})));
+        let opts = FormatOptions {
+            prefix: "p: ".into(),
+            ..FormatOptions::default()
+        };
+        for entity_created in [false, true] {
+            auth.entity_created = entity_created;
+            let input = AuditInput::new(&req).with_auth(&auth).with_mount(&mount);
+            let mut request_line = Vec::new();
+            let range = write_entry_reusing(
+                EntryKind::Request,
+                &input,
+                &opts,
+                Some(&s),
+                TIME,
+                &mut request_line,
+                None,
+            )
+            .unwrap();
+            let part = request_line[range].to_vec();
+            assert!(
+                part.starts_with(b"\"auth\":{"),
+                "{}",
+                String::from_utf8_lossy(&part)
+            );
+            assert!(part.ends_with(b"}"));
+            let input = input.with_response(&resp);
+            let mut reused = Vec::new();
+            write_entry_reusing(
+                EntryKind::Response,
+                &input,
+                &opts,
+                Some(&s),
+                TIME,
+                &mut reused,
+                Some(&part),
+            )
+            .unwrap();
+            let fresh = format_entry(EntryKind::Response, &input, &opts, Some(&s), TIME).unwrap();
+            assert_eq!(
+                String::from_utf8(reused).unwrap(),
+                String::from_utf8(fresh).unwrap()
+            );
+        }
     }
 
     #[test]
