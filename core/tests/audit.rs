@@ -266,7 +266,7 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
         ),
         (
             json!({"type": "file", "options": {"file_path": api_log.to_str().unwrap(), "mode": "rw"}}),
-            "invalid file mode `rw`",
+            "strconv.ParseUint: parsing \"rw\": invalid syntax",
         ),
         (json!({"type": "file"}), "file_path is required"),
         (
@@ -297,7 +297,7 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
     assert_eq!(
         listed.get("api/").unwrap(),
         &json!({"description": "from the API", "local": false,
-                "options": {"file_path": api_log.to_str().unwrap(), "hmac_accessor": "false"},
+                "options": {"file_path": api_log.to_str().unwrap(), "hmac_accessor": "0"},
                 "path": "api/", "type": "file"})
     );
     root.kv("secret")

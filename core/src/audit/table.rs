@@ -72,7 +72,7 @@ pub(crate) async fn enable(sr: &Strongroom, path: &str, data: &Data) -> Result<(
     let kind = params::string(data, "type")?.unwrap_or_default();
     let description = params::string(data, "description")?.unwrap_or_default();
     let local = params::bool(data, "local")?.unwrap_or(false);
-    let options = params::string_map(data, "options")?.unwrap_or_default();
+    let options = options(data)?;
     if options.contains_key("prefix") && !i.audit_api.allow_prefixing {
         return Err(Error::invalid_input("audit log prefixing is not allowed"));
     }
@@ -96,6 +96,27 @@ pub(crate) async fn enable(sr: &Strongroom, path: &str, data: &Data) -> Result<(
     }
     tracing::info!(device = %path, "audit device enabled over the API");
     Ok(())
+}
+
+/// The `options` map, values as Go's weak decoding turns them into strings (OpenBao stores
+/// `"hmac_accessor": false` as `"0"`).
+fn options(data: &Data) -> Result<BTreeMap<String, String>> {
+    let Some(map) = params::object(data, "options")? else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(map
+        .iter()
+        .map(|(k, v)| {
+            let s = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Bool(true) => "1".to_string(),
+                serde_json::Value::Bool(false) => "0".to_string(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect())
 }
 
 /// `DELETE sys/audit/:path`. Devices from the configuration stay; an unknown path is a no-op
