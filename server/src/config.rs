@@ -351,6 +351,17 @@ impl ServerConfig {
                 "at least one listener stanza is required (listener \"tcp\" { ... })",
             ));
         }
+        // OpenBao refuses a prefixed device from the config file too (at unseal; here at
+        // start, before anything is opened).
+        let allow_prefixing = file.allow_audit_log_prefixing.unwrap_or(false);
+        if !allow_prefixing
+            && file
+                .audit
+                .iter()
+                .any(|d| d.options().contains_key("prefix"))
+        {
+            return Err(ConfigError::new("audit log prefixing is not allowed"));
+        }
         Ok(ServerConfig {
             listeners,
             storage,
@@ -360,7 +371,7 @@ impl ServerConfig {
             dev,
             audit: file.audit,
             unsafe_allow_api_audit_creation: file.unsafe_allow_api_audit_creation.unwrap_or(false),
-            allow_audit_log_prefixing: file.allow_audit_log_prefixing.unwrap_or(false),
+            allow_audit_log_prefixing: allow_prefixing,
             notes,
         })
     }
@@ -782,6 +793,18 @@ mod tests {
         assert_eq!(main.options()["mode"], "0640");
         assert_eq!(main.options()["hmac_accessor"], "false");
         assert_eq!(cfg.audit[1].options()["socket_type"], "udp");
+
+        // A prefix needs allow_audit_log_prefixing, as in OpenBao.
+        let prefixed = |allow: &str| {
+            FileConfig::parse(&format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{ tls_disable = true }}\n{allow}\naudit \"file\" \"p\" {{\n  options {{\n    file_path = \"stdout\"\n    prefix = \"P:\"\n  }}\n}}\n"
+            ))
+            .unwrap()
+        };
+        let e = ServerConfig::build(prefixed(""), None).unwrap_err();
+        assert_eq!(e.to_string(), "audit log prefixing is not allowed");
+        let cfg = ServerConfig::build(prefixed("allow_audit_log_prefixing = true"), None).unwrap();
+        assert_eq!(cfg.audit[0].options()["prefix"], "P:");
 
         // Off unless set; OpenBao's texts for bad devices.
         let plain = FileConfig::parse(r#"storage "inmem" {}"#).unwrap();
