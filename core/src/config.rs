@@ -63,6 +63,7 @@ pub struct Config {
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
     pub(crate) unsafe_allow_api_audit_creation: bool,
     pub(crate) allow_audit_log_prefixing: bool,
+    pub(crate) leases: crate::leases::LeaseConfig,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -86,6 +87,7 @@ impl Config {
             audit: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            leases: crate::leases::LeaseConfig::default(),
         }
     }
 
@@ -193,6 +195,18 @@ impl Config {
     /// How many storage entries the read cache keeps (0 disables it).
     pub fn cache_entries(mut self, n: usize) -> Config {
         self.cache_entries = n;
+        self
+    }
+
+    /// How the lease manager runs (background expiry runner, workers, retries, leader lock).
+    ///
+    /// ```
+    /// use strongroom::{Config, LeaseConfig};
+    /// let cfg = Config::memory().leases(LeaseConfig { workers: 8, ..LeaseConfig::default() });
+    /// # let _ = cfg;
+    /// ```
+    pub fn leases(mut self, leases: crate::leases::LeaseConfig) -> Config {
+        self.leases = leases;
         self
     }
 }
