@@ -870,8 +870,18 @@ impl Database {
         let apply = params::bool(data, "apply")?.unwrap_or(false);
         let (_, plugin) = self.connection(ctx, name).await?;
         let style = plugin.username_style();
+        // A narrower prefix keeps other engines' users on a shared server out of reach.
+        let prefix = params::string(data, "username_prefix")?
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| style.prefix().to_string());
+        if !prefix.starts_with(style.prefix()) {
+            return Err(Error::invalid_input(format!(
+                "username_prefix must start with `{}`",
+                style.prefix()
+            )));
+        }
         let mut orphans = Vec::new();
-        for user in plugin.list_users(style.prefix()).await? {
+        for user in plugin.list_users(&prefix).await? {
             if ctx.storage.get(&format!("issued/{user}")).await?.is_none() {
                 orphans.push(user);
             }

@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 
 const DEFAULT_RENEW: &str = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';";
 const DEFAULT_ROTATE: &str = "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';";
+/// Concurrent GRANTs or REVOKEs on one object fail with `tuple concurrently updated` (they all
+/// rewrite its ACL row), so statements that change privileges take this advisory lock: one at
+/// a time per database server, across every process.
+const PRIVILEGE_LOCK: &str = "SELECT pg_advisory_xact_lock(7305820313154562418)";
 
 /// A PostgreSQL connection config: one bounded pool. Creation may use all connections but
 /// one, so revocation always finds a free connection.
@@ -82,32 +86,13 @@ impl Postgres {
         })
     }
 
-    /// End the user's sessions and forbid new ones, so a dropped user's open connection cannot
-    /// go on working (vault#10681, vault PR #8668).
-    async fn lock_out(&self, c: &deadpool_postgres::Client, username: &str) -> Result<()> {
-        c.batch_execute(&format!("ALTER ROLE {} NOLOGIN", pg_ident(username)))
-            .await
-            .map_err(|e| pg_err("cannot lock the role", &e))?;
-        c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-            &[&username],
-        )
-        .await
-        .map_err(|e| pg_err("cannot end the role's sessions", &e))?;
-        Ok(())
-    }
-
+    /// Run the statements as one implicit transaction in a single round trip (a simple query
+    /// holding several statements is atomic), under the privilege lock.
     async fn run_in_txn(&self, stmts: &[String], vars: &Vars<'_>, what: &str) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| pg_err(what, &e))?;
-        for stmt in stmts {
-            for q in template::split(stmt) {
-                tx.batch_execute(&template::render(&q, vars))
-                    .await
-                    .map_err(|e| pg_err(what, &e))?;
-            }
-        }
-        tx.commit().await.map_err(|e| pg_err(what, &e))
+        let c = self.client().await?;
+        c.batch_execute(&batch(stmts, vars))
+            .await
+            .map_err(|e| pg_err(what, &e))
     }
 }
 
@@ -117,6 +102,23 @@ pub(crate) fn pg_err(what: &str, e: &tokio_postgres::Error) -> Error {
         return upstream(what, db.message());
     }
     unavailable(what, e)
+}
+
+/// The statements, templated and split, behind the privilege lock, as one simple query.
+fn batch(stmts: &[String], vars: &Vars<'_>) -> String {
+    let mut out = String::from(PRIVILEGE_LOCK);
+    for stmt in stmts {
+        for q in template::split(stmt) {
+            out.push_str(";\n");
+            out.push_str(&template::render(&q, vars));
+        }
+    }
+    out
+}
+
+/// A PostgreSQL string literal (`standard_conforming_strings` is on by default).
+fn pg_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn default_if_empty<'a>(stmts: &'a [String], default: &'a str) -> Vec<&'a str> {
@@ -163,85 +165,83 @@ impl Plugin for Postgres {
     }
 
     async fn drop_user(&self, statements: &[String], username: &str) -> Result<()> {
-        if !self.user_exists(username).await? {
-            return Ok(());
-        }
         let c = self.client().await?;
-        self.lock_out(&c, username).await?;
-        let given: Vec<&String> = statements.iter().filter(|s| !s.trim().is_empty()).collect();
-        if !given.is_empty() {
-            drop(c);
-            let vars = Vars {
-                name: username,
-                password: "",
-                expiration: "",
-            };
-            let owned: Vec<String> = given.into_iter().cloned().collect();
-            return self
-                .run_in_txn(&owned, &vars, "cannot revoke the user")
-                .await;
-        }
-        // OpenBao's default revocation, then ownership handed to the admin so DROP ROLE cannot
-        // fail on owned objects or leftover grants (vault#699, #1535).
-        let u = pg_ident(username);
-        let schemas = c
-            .query(
-                "SELECT DISTINCT table_schema FROM information_schema.role_column_grants WHERE grantee = $1",
+        let row = c
+            .query_one(
+                "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1), current_database()::text, \
+                 ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1)",
                 &[&username],
             )
             .await
-            .map_err(|e| pg_err("cannot revoke the user", &e))?;
-        let mut stmts = Vec::new();
-        for row in schemas {
-            let schema: String = row
-                .try_get(0)
-                .map_err(|e| pg_err("cannot revoke the user", &e))?;
-            let s = pg_ident(&schema);
-            stmts.push(format!(
-                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {u}"
-            ));
-            stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {u}"));
+            .map_err(|e| pg_err("cannot look up the user", &e))?;
+        let look = |e: tokio_postgres::Error| pg_err("cannot look up the user", &e);
+        let exists: bool = row.try_get(0).map_err(look)?;
+        if !exists {
+            return Ok(());
         }
-        stmts.push(format!(
-            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {u}"
-        ));
-        stmts.push(format!(
-            "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {u}"
-        ));
-        stmts.push(format!("REVOKE USAGE ON SCHEMA public FROM {u}"));
-        let db: String = c
-            .query_one("SELECT current_database()", &[])
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| pg_err("cannot revoke the user", &e))?;
-        stmts.push(format!(
-            "REVOKE CONNECT ON DATABASE {} FROM {u}",
-            pg_ident(&db)
-        ));
-        // Outside a transaction and continuing on error, as OpenBao does; any failure stops
-        // the revoke before the DROP so it is retried.
-        let mut first_err = None;
-        for s in &stmts {
-            if let Err(e) = c.batch_execute(s).await {
-                first_err.get_or_insert(pg_err("cannot revoke the user", &e));
+        let db: String = row.try_get(1).map_err(look)?;
+        let schemas: Vec<String> = row.try_get(2).map_err(look)?;
+        let u = pg_ident(username);
+        // First forbid new logins and end the open sessions, so a dropped user's connection
+        // cannot go on working (vault#10681, vault PR #8668).
+        let mut stmts = vec![
+            format!("ALTER ROLE {u} NOLOGIN"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {} AND pid <> pg_backend_pid()",
+                pg_literal(username)
+            ),
+        ];
+        let given: Vec<String> = statements
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect();
+        if !given.is_empty() {
+            stmts.extend(given);
+        } else {
+            // OpenBao's default revocation statements.
+            for schema in &schemas {
+                let s = pg_ident(schema);
+                stmts.push(format!(
+                    "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {u}"
+                ));
+                stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {u}"));
             }
+            stmts.push(format!(
+                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {u}"
+            ));
+            stmts.push(format!(
+                "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {u}"
+            ));
+            stmts.push(format!("REVOKE USAGE ON SCHEMA public FROM {u}"));
+            stmts.push(format!(
+                "REVOKE CONNECT ON DATABASE {} FROM {u}",
+                pg_ident(&db)
+            ));
+            stmts.push(format!("DROP ROLE IF EXISTS {u}"));
         }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        let drop_role = format!("DROP ROLE IF EXISTS {u}");
-        match c.batch_execute(&drop_role).await {
+        let vars = Vars {
+            name: username,
+            password: "",
+            expiration: "",
+        };
+        // All or nothing, in one round trip: a failure leaves the role to the next attempt.
+        match c.batch_execute(&batch(&stmts, &vars)).await {
             Ok(()) => Ok(()),
             // Objects or grants elsewhere still depend on the role (vault#699, #1535): hand
-            // them to the admin and drop the rest, then try again. Needs membership in the
-            // role (a superuser, or PostgreSQL 16's CREATEROLE).
-            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "2BP01") => c
-                .batch_execute(&format!(
-                    "REASSIGN OWNED BY {u} TO CURRENT_USER; DROP OWNED BY {u}; {drop_role}"
-                ))
-                .await
-                .map_err(|e| pg_err("cannot drop the user", &e)),
-            Err(e) => Err(pg_err("cannot drop the user", &e)),
+            // them to the admin and drop the rest. Needs membership in the role (a superuser,
+            // or PostgreSQL 16's CREATEROLE).
+            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "2BP01") => {
+                let retry = vec![
+                    format!("REASSIGN OWNED BY {u} TO CURRENT_USER"),
+                    format!("DROP OWNED BY {u}"),
+                    format!("DROP ROLE IF EXISTS {u}"),
+                ];
+                c.batch_execute(&batch(&retry, &vars))
+                    .await
+                    .map_err(|e| pg_err("cannot drop the user", &e))
+            }
+            Err(e) => Err(pg_err("cannot revoke the user", &e)),
         }
     }
 

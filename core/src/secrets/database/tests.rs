@@ -572,20 +572,36 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
     let e = env();
     pg_setup(&e, &db, "ro").await;
     let live = e.creds("ro").await;
-    let orphan = format!("v-token-ro-orphan{}-1", uniq());
+    let tag = format!("v-token-ro-orphan{}", uniq());
+    let orphan = format!("{tag}-1");
     pg_admin("")
         .await
         .batch_execute(&format!("CREATE ROLE \"{orphan}\" LOGIN"))
         .await
         .unwrap();
     let dry = e.write("reconcile/pg", json!({})).await.unwrap();
+    let err = e
+        .call(
+            Operation::Update,
+            "reconcile/pg",
+            json!({"username_prefix": "app_"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
     let found: Vec<String> = serde_json::from_value(dry.get("orphans").cloned().unwrap()).unwrap();
     assert!(found.contains(&orphan));
     assert!(!found.contains(&live.username));
     assert!(db.role_exists(&orphan).await, "a dry run changes nothing");
-    // Only our orphan is applied here: other tests' users share the server.
-    let _ = found;
-    e.write("reconcile/pg", json!({"apply": true})).await;
+    // Applied to this test's prefix only: other tests' users share the server.
+    let applied = e
+        .write(
+            "reconcile/pg",
+            json!({"apply": true, "username_prefix": tag}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.get("orphans"), Some(&json!([orphan])));
     assert!(!db.role_exists(&orphan).await);
     assert!(db.role_exists(&live.username).await);
     e.revoke(&live).await.unwrap();
