@@ -125,6 +125,26 @@ struct Issued {
     role: String,
 }
 
+/// OpenBao's 500 for errors its database backend wraps in a multierror.
+fn multi(msg: impl std::fmt::Display) -> Error {
+    Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
+}
+
+/// OpenBao's 404 for a path its patterns do not match (a name with characters outside
+/// `[\w-.]`, say).
+fn unsupported_path() -> Error {
+    Error::new(
+        crate::error::ErrorCode::UnsupportedPath,
+        "1 error occurred:\n\t* unsupported path\n\n",
+    )
+}
+
+fn no_connection(name: &str) -> Error {
+    multi(format!(
+        "failed to find entry for connection with name: \"{name}\""
+    ))
+}
+
 fn password_type() -> String {
     "password".into()
 }
@@ -250,7 +270,7 @@ fn redact_url(url: &str) -> String {
     let cred = rest.get(..at).unwrap_or("");
     match cred.split_once(':') {
         Some((_, pass)) if pass != "{{password}}" => format!(
-            "{}{}:*****{}",
+            "{}{}:xxxxx{}",
             url.get(..scheme_end + 3).unwrap_or(""),
             cred.split(':').next().unwrap_or(""),
             rest.get(at..).unwrap_or("")
@@ -278,11 +298,9 @@ impl Database {
         ctx: &EngineContext,
         name: &str,
     ) -> Result<(DbConfig, Arc<dyn Plugin>)> {
-        let mut cfg: DbConfig = load(ctx, &format!("config/{name}")).await?.ok_or_else(|| {
-            Error::invalid_input(format!(
-                "failed to find entry for connection with name: \"{name}\""
-            ))
-        })?;
+        let mut cfg: DbConfig = load(ctx, &format!("config/{name}"))
+            .await?
+            .ok_or_else(|| no_connection(name))?;
         let mut conns = self.conns.lock().await;
         if let Some(p) = conns.get(name) {
             return Ok((cfg, p.clone()));
@@ -338,7 +356,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("connection", name)?;
+        check_name("connection", name).map_err(|_| unsupported_path())?;
         let existing: Option<DbConfig> = load(ctx, &format!("config/{name}")).await?;
         let plugin_name = match params::string(data, "plugin_name")? {
             Some(p) if !p.is_empty() => p,
@@ -349,8 +367,7 @@ impl Database {
         };
         if !plugin::PLUGINS.contains(&plugin_name.as_str()) {
             return Err(Error::invalid_input(format!(
-                "error creating database object: plugin `{plugin_name}` is not supported (supported: {})",
-                plugin::PLUGINS.join(", ")
+                "error creating database object: invalid database version: 2 errors occurred:\n\t* plugin not found in the catalog: {plugin_name}\n\t* plugin not found in the catalog: {plugin_name}\n\n"
             )));
         }
         let mut details = existing
@@ -393,10 +410,10 @@ impl Database {
         if cfg.verify_connection {
             if let Err(e) = p.verify().await {
                 p.close().await;
-                return Err(Error::new(
-                    e.code(),
-                    format!("error creating database object: {}", e.message()),
-                ));
+                return Err(Error::invalid_input(format!(
+                    "error creating database object: error verifying connection: {}",
+                    e.message()
+                )));
             }
         }
         save(ctx, &format!("config/{name}"), &cfg).await?;
@@ -440,7 +457,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("role", name)?;
+        check_name("role", name).map_err(|_| unsupported_path())?;
         if ctx
             .storage
             .get(&format!("static-role/{name}"))
@@ -456,7 +473,7 @@ impl Database {
             Some(d) if !d.is_empty() => d,
             _ => match &existing {
                 Some(r) => r.db_name.clone(),
-                None => return Err(Error::invalid_input("empty database name attribute")),
+                None => return Err(Error::invalid_input("database name is required")),
             },
         };
         let credential_type = params::string(data, "credential_type")?
@@ -498,9 +515,7 @@ impl Database {
                 .unwrap_or(0),
             credential_type,
         };
-        if role.max_ttl != 0 && role.default_ttl > role.max_ttl {
-            return Err(Error::invalid_input("ttl cannot be greater than max_ttl"));
-        }
+        // A default_ttl above max_ttl is accepted, as OpenBao does; issuing caps it.
         save(ctx, &format!("role/{name}"), &role).await?;
         Ok(None)
     }
@@ -639,7 +654,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("role", name)?;
+        check_name("role", name).map_err(|_| unsupported_path())?;
         if ctx.storage.get(&format!("role/{name}")).await?.is_some() {
             return Err(Error::invalid_input(
                 "Role and Static Role names must be unique",
@@ -650,7 +665,7 @@ impl Database {
             Some(d) if !d.is_empty() => d,
             _ => match &existing {
                 Some(r) => r.db_name.clone(),
-                None => return Err(Error::invalid_input("empty database name attribute")),
+                None => return Err(Error::invalid_input("database name is required")),
             },
         };
         let username = match (params::string(data, "username")?, &existing) {
@@ -696,9 +711,7 @@ impl Database {
             .unwrap_or_default();
         let (cfg, _) = self.connection(ctx, &db_name).await?;
         if !cfg.allows(name) {
-            return Err(Error::invalid_input(format!(
-                "\"{name}\" is not an allowed role"
-            )));
+            return Err(multi(format!("\"{name}\" is not an allowed role")));
         }
         let role = StaticRole {
             db_name,
@@ -813,13 +826,13 @@ impl Database {
         let (mut cfg, plugin) = self.connection(ctx, name).await?;
         let username = params::string(&cfg.connection_details, "username")?.unwrap_or_default();
         if username.is_empty() {
-            return Err(Error::invalid_input(
+            return Err(multi(
                 "unable to rotate root credentials: no username in configuration",
             ));
         }
         let old = params::string(&cfg.connection_details, "password")?.unwrap_or_default();
         if old.is_empty() {
-            return Err(Error::invalid_input(
+            return Err(multi(
                 "unable to rotate root credentials: no password in configuration",
             ));
         }
@@ -930,9 +943,7 @@ impl Engine for Database {
             ("reset", _) if write => {
                 // Drop the pool; the next use reconnects with the stored settings.
                 if ctx.storage.get(&format!("config/{name}")).await?.is_none() {
-                    return Err(Error::invalid_input(format!(
-                        "failed to find entry for connection with name: \"{name}\""
-                    )));
+                    return Err(no_connection(name));
                 }
                 self.forget(name).await;
                 Ok(None)
@@ -956,9 +967,7 @@ impl Engine for Database {
             }
             ("rotate-role", _) if write && !name.is_empty() => {
                 let Some(r) = self.static_role(ctx, name).await? else {
-                    return Err(Error::invalid_input(format!(
-                        "no static role found for role name: {name}"
-                    )));
+                    return Err(Error::invalid_input("no static role found for role name"));
                 };
                 self.rotate_static(ctx, name, r).await?;
                 Ok(None)
@@ -972,7 +981,7 @@ impl Engine for Database {
                 | "rotate-root" | "reset" | "reconcile",
                 _,
             ) => Err(Error::unsupported_operation()),
-            _ => Err(Error::unsupported_path(&req.path)),
+            _ => Err(unsupported_path()),
         }
     }
 

@@ -101,7 +101,15 @@ pub(crate) fn pg_err(what: &str, e: &tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         return upstream(what, db.message());
     }
-    unavailable(what, e)
+    // The cause (`Connection refused`, a timeout) is in the source chain.
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        msg.push_str(": ");
+        msg.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    unavailable(what, msg)
 }
 
 /// The statements, templated and split, behind the privilege lock, as one simple query.

@@ -471,7 +471,8 @@ async fn pg_bad_input_gets_clear_errors_and_changes_nothing() {
             )
             .await
             .unwrap_err();
-        assert_eq!(err.code(), ErrorCode::InvalidInput, "{bad}");
+        assert_eq!(err.code(), ErrorCode::UnsupportedPath, "{bad}");
+        assert_eq!(err.message(), "1 error occurred:\n\t* unsupported path\n\n");
     }
     // Unreachable server: the config is refused and not stored.
     let err = e
@@ -482,12 +483,13 @@ async fn pg_bad_input_gets_clear_errors_and_changes_nothing() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
     assert!(
         err.message()
-            .starts_with("error creating database object: "),
+            .starts_with("error creating database object: error verifying connection: "),
         "{err}"
     );
+    assert!(err.message().contains("refused"), "says why: {err}");
     assert!(e.read("config/down").await.is_none());
     // Unknown plugin.
     let err = e
@@ -498,7 +500,30 @@ async fn pg_bad_input_gets_clear_errors_and_changes_nothing() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert_eq!(
+        err.message(),
+        "error creating database object: invalid database version: 2 errors occurred:\n\t* plugin not found in the catalog: oracle-database-plugin\n\t* plugin not found in the catalog: oracle-database-plugin\n\n"
+    );
+    // A role on a connection that does not exist.
+    e.write(
+        "roles/ghost",
+        json!({"db_name": "nodb", "creation_statements": "x"}),
+    )
+    .await;
+    let err = e
+        .call(Operation::Read, "creds/ghost", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert_eq!(
+        err.message(),
+        "1 error occurred:\n\t* failed to find entry for connection with name: \"nodb\"\n\n"
+    );
+    let err = e
+        .call(Operation::Update, "roles/nodb", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "database name is required");
     // Roles and static roles share one namespace.
     let err = e
         .call(
@@ -562,7 +587,10 @@ async fn pg_config_and_role_read_back_in_openbaos_shape() {
         .unwrap();
     assert!(w.warnings[0].starts_with("Password found in connection_url"));
     let lit = e.read("config/lit").await.unwrap().data.unwrap();
-    assert!(!Value::Object(lit).to_string().contains("s3cret"));
+    assert_eq!(
+        lit["connection_details"]["connection_url"],
+        "postgresql://postgres:xxxxx@127.0.0.1:5432/x"
+    );
     db.drop_all(&[]).await;
 }
 
@@ -781,7 +809,7 @@ async fn my_setup(e: &Env, db: &str, admin_user: &str, admin_pass: &str) {
     e.write(
         "config/my",
         json!({"plugin_name": "mysql-database-plugin", "connection_url": my_dsn(),
-               "username": admin_user, "password": admin_pass, "allowed_roles": ["ro", "static*"]}),
+               "username": admin_user, "password": admin_pass, "allowed_roles": ["ro", "half", "static*"]}),
     )
     .await;
     e.write(
@@ -849,18 +877,18 @@ async fn mysql_half_created_user_is_dropped_and_wrong_admin_password_is_refused(
     let (u, p) = my_root();
     my_setup(&e, &db, &u, &p).await;
     e.write(
-        "roles/ro",
-        json!({"creation_statements": "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'; GRANT SELECT ON no_such_db_x.nope TO '{{name}}'@'%';"}),
+        "roles/half",
+        json!({"db_name": "my", "creation_statements": "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'; GRANT SELECT ON no_such_db_x.nope TO '{{name}}'@'%';"}),
     )
     .await;
     let err = e
-        .call(Operation::Read, "creds/ro", json!({}))
+        .call(Operation::Read, "creds/half", json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Upstream, "{err}");
     let left: Vec<String> = my_admin()
         .await
-        .query("SELECT User FROM mysql.user WHERE User LIKE 'v-token-ro-%'")
+        .query("SELECT User FROM mysql.user WHERE User LIKE 'v-token-half-%'")
         .await
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
