@@ -234,6 +234,37 @@ impl PgDb {
     }
 }
 
+impl Drop for PgDb {
+    /// A failed test still cleans up: the database and the users its table was granted to.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                let users: Vec<String> = pg_admin(&name)
+                    .await
+                    .query(
+                        "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants WHERE table_name = 'items' AND grantee LIKE 'v-%'",
+                        &[],
+                    )
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                    .unwrap_or_default();
+                let db = PgDb { name: name.clone() };
+                let roles: Vec<&str> = users.iter().map(String::as_str).collect();
+                db.drop_all(&roles).await;
+                std::mem::forget(db);
+            });
+        })
+        .join();
+    }
+}
+
 /// Whether `password` is the one PostgreSQL stored for `user` (its SCRAM-SHA-256 verifier):
 /// this machine's pg_hba trusts loopback, so a login alone would not prove the password.
 async fn pg_password_matches(user: &str, password: &str) -> bool {
