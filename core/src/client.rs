@@ -16,7 +16,7 @@ use crate::strongroom::Strongroom;
 mod database;
 mod leases;
 mod tokens;
-pub use database::{Database, DbCredential, StaticCredential};
+pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 

@@ -18,7 +18,8 @@ use rand::Rng;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use strongroom::{
-    Client, Config, ErrorCode, LeaseConfig, Strongroom, TokenRequest, VirtualClock, data,
+    Client, Config, ErrorCode, KeeperAction, LeaseConfig, Strongroom, TokenRequest, VirtualClock,
+    data,
 };
 
 fn pg_url() -> String {
@@ -313,5 +314,65 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
         (ours_per.as_secs_f64() / direct_per.as_secs_f64() - 1.0) * 100.0,
         SEQ + CONCURRENT
     );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
+    let db = TestDb::new().await;
+    let (sr, root, clock) = setup(&db).await;
+    let keeper = root.database("database").keep_fresh("ro").await.unwrap();
+    let mut changes = keeper.subscribe();
+    let first = keeper.current();
+    assert!(db.role_exists(&first.username).await);
+
+    clock.advance(Duration::from_secs(30 * 60));
+    assert_eq!(keeper.tick().await.unwrap(), KeeperAction::Nothing);
+    clock.advance(Duration::from_secs(15 * 60)); // 15 minutes left of the hour: renew
+    assert_eq!(
+        keeper.tick().await.unwrap(),
+        KeeperAction::Renewed(Duration::from_secs(3600))
+    );
+    assert!(!changes.has_changed().unwrap());
+
+    // Keep renewing until the 24h max cannot give a third of an hour any more.
+    let mut replaced = None;
+    for _ in 0..40 {
+        clock.advance(Duration::from_secs(45 * 60));
+        sr.run_expiry().await.unwrap();
+        match keeper.tick().await.unwrap() {
+            KeeperAction::Replaced {
+                old_username,
+                new_username,
+            } => {
+                replaced = Some((old_username, new_username));
+                break;
+            }
+            KeeperAction::Renewed(_) | KeeperAction::Nothing => {}
+        }
+    }
+    let (old, new) = replaced.expect("replaced before the max TTL");
+    assert_eq!(old, first.username);
+    assert!(changes.has_changed().unwrap());
+    assert_eq!(changes.borrow_and_update().username, new);
+    assert!(db.role_exists(&new).await, "the new credential exists");
+    // The old one runs out at its max TTL and the runner drops it.
+    clock.advance(Duration::from_secs(3600));
+    sr.run_expiry().await.unwrap();
+    assert!(!db.role_exists(&old).await);
+
+    // Revoked under the keeper: the next tick replaces it.
+    root.leases()
+        .revoke(&keeper.current().lease_id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        keeper.tick().await.unwrap(),
+        KeeperAction::Replaced { .. }
+    ));
+    root.leases()
+        .revoke_prefix("database/creds/ro")
+        .await
+        .unwrap();
     db.drop().await;
 }

@@ -204,3 +204,122 @@ impl Database {
             .unwrap_or_default())
     }
 }
+
+/// What one [`CredentialKeeper::tick`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeeperAction {
+    /// The lease had enough time left.
+    Nothing,
+    /// The lease was renewed; this much time is left now.
+    Renewed(Duration),
+    /// The lease could not be extended further (max TTL near, or the lease gone): a new
+    /// credential was fetched and published. The old one is left to expire.
+    Replaced {
+        /// The username given up.
+        old_username: String,
+        /// The username now in use.
+        new_username: String,
+    },
+}
+
+/// Keeps one role's credential fresh: renews its lease when a third of its duration is left,
+/// and fetches a new credential when renewal can no longer extend it (max TTL reached, lease
+/// revoked), publishing each new one to subscribers. The in-process replacement for a Vault
+/// Agent sidecar.
+///
+/// [`CredentialKeeper::tick`] does one check (drive it yourself, e.g. with a virtual clock);
+/// [`CredentialKeeper::spawn`] runs it on a timer.
+///
+/// ```no_run
+/// # async fn demo(client: strongroom::Client) -> strongroom::Result<()> {
+/// let keeper = client.database("database").keep_fresh("api-role").await?;
+/// let mut changes = keeper.subscribe();
+/// let _task = keeper.spawn();
+/// loop {
+///     changes.changed().await.ok();
+///     let cred = changes.borrow().clone();
+///     reconnect_pool(&cred); // the application swaps its connection pool
+/// }
+/// # }
+/// # fn reconnect_pool(_: &strongroom::DbCredential) {}
+/// ```
+#[derive(Debug)]
+pub struct CredentialKeeper {
+    db: Database,
+    role: String,
+    current: tokio::sync::watch::Sender<std::sync::Arc<DbCredential>>,
+}
+
+impl Database {
+    /// Fetch a credential for `role` and keep it fresh (see [`CredentialKeeper`]).
+    pub async fn keep_fresh(&self, role: &str) -> Result<CredentialKeeper> {
+        let cred = self.creds(role).await?;
+        Ok(CredentialKeeper {
+            db: self.clone(),
+            role: role.to_string(),
+            current: tokio::sync::watch::Sender::new(std::sync::Arc::new(cred)),
+        })
+    }
+}
+
+impl CredentialKeeper {
+    /// The credential in use now.
+    pub fn current(&self) -> std::sync::Arc<DbCredential> {
+        self.current.borrow().clone()
+    }
+
+    /// A receiver that sees every new credential.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<DbCredential>> {
+        self.current.subscribe()
+    }
+
+    /// One check: renew when a third of the lease's duration is left, replace when renewing
+    /// no longer helps.
+    pub async fn tick(&self) -> Result<KeeperAction> {
+        let cred = self.current();
+        let threshold = cred.lease_duration / 3;
+        let leases = self.db.client.leases();
+        let left = match leases.lookup(&cred.lease_id).await {
+            Ok(l) => Some(Duration::from_secs(l.ttl)),
+            // Revoked or expired under us: replace.
+            Err(e) if e.code() == crate::ErrorCode::InvalidInput => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(left) = left {
+            if left > threshold {
+                return Ok(KeeperAction::Nothing);
+            }
+            if cred.renewable {
+                match leases.renew(&cred.lease_id, cred.lease_duration).await {
+                    Ok(r) if r.ttl > threshold => return Ok(KeeperAction::Renewed(r.ttl)),
+                    // Capped near the max TTL, or refused: time for a new credential.
+                    Ok(_) => {}
+                    Err(e) if e.code() == crate::ErrorCode::InvalidInput => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let fresh = self.db.creds(&self.role).await?;
+        let action = KeeperAction::Replaced {
+            old_username: cred.username.clone(),
+            new_username: fresh.username.clone(),
+        };
+        self.current.send_replace(std::sync::Arc::new(fresh));
+        Ok(action)
+    }
+
+    /// Run [`CredentialKeeper::tick`] on a timer (every sixth of the lease duration, between
+    /// one second and five minutes) until the task is aborted. Errors are logged and retried.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let every = (self.current().lease_duration / 6)
+                    .clamp(Duration::from_secs(1), Duration::from_secs(300));
+                tokio::time::sleep(every).await;
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(role = %self.role, error = %e.message(), "credential keeper: check failed");
+                }
+            }
+        })
+    }
+}
