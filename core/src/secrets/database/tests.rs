@@ -988,6 +988,41 @@ async fn mysql_static_role_and_root_rotation_with_a_wal_that_survives_a_storage_
         "the old one does not"
     );
 
+    // A rotation whose storage write fails: the database has the new password, the WAL
+    // keeps it, and the next read finishes the rotation with that same password.
+    *failing.fail_key.lock().unwrap() = Some("logical/db/static-role/static-app".into());
+    let err = e
+        .call(Operation::Update, "rotate-role/static-app", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    let wal: super::PasswordWal = serde_json::from_slice(
+        &e.ctx
+            .storage
+            .get("wal/static/static-app")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    my_login(&target, &wal.new_password, &db)
+        .await
+        .expect("the database took the WAL password");
+    *failing.fail_key.lock().unwrap() = None;
+    let sc = e.read("static-creds/static-app").await.unwrap();
+    assert_eq!(
+        sc.get("password").and_then(Value::as_str),
+        Some(wal.new_password.as_str())
+    );
+    assert!(
+        e.ctx
+            .storage
+            .get("wal/static/static-app")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // Root rotation whose final storage write fails: the WAL keeps the new password, and the
     // next engine over the same storage finishes the job.
     *failing.fail_key.lock().unwrap() = Some("logical/db/config/my".into());
@@ -1138,6 +1173,94 @@ async fn redis_dynamic_creds_are_acl_users_limited_to_their_rules() {
     e.revoke(&c).await.expect("idempotent");
     let _: i64 = ::redis::cmd("DEL")
         .arg(format!("{prefix}:k"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redis_static_role_and_root_rotation() {
+    let mut admin = match redis_client(None).get_multiplexed_async_connection().await {
+        Ok(c) => c,
+        Err(e) => panic!("Redis at {} is not reachable: {e}", redis_url()),
+    };
+    let tag = uniq();
+    let (root_user, target) = (format!("sr_root_{tag}"), format!("sr_static_{tag}"));
+    let _: String = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&root_user)
+        .arg("on")
+        .arg(">root-Pw-1")
+        .arg("+@all")
+        .arg("~*")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: String = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&target)
+        .arg("on")
+        .arg(">initial-Pw-1")
+        .arg("+ping")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e = env();
+    let url = redis_url();
+    let o: Vec<&str> = url
+        .trim_start_matches("redis://")
+        .split([':', '/'])
+        .collect();
+    e.write(
+        "config/rd",
+        json!({"plugin_name": "redis-database-plugin", "host": o[0], "port": o.get(1).copied().unwrap_or("6379"),
+               "username": root_user, "password": "root-Pw-1", "allowed_roles": "*"}),
+    )
+    .await;
+    e.write(
+        "static-roles/app",
+        json!({"db_name": "rd", "username": target, "rotation_period": "1h"}),
+    )
+    .await;
+    assert!(
+        redis_login(&target, "initial-Pw-1").await.is_err(),
+        "rotated at creation"
+    );
+    let pw = e
+        .read("static-creds/app")
+        .await
+        .unwrap()
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    redis_login(&target, &pw)
+        .await
+        .expect("the static password logs in");
+
+    e.write("rotate-root/rd", json!({})).await;
+    assert!(
+        redis_login(&root_user, "root-Pw-1").await.is_err(),
+        "old root password gone"
+    );
+    e.write("rotate-role/app", json!({})).await;
+    let pw2 = e
+        .read("static-creds/app")
+        .await
+        .unwrap()
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    assert_ne!(pw, pw2);
+    redis_login(&target, &pw2)
+        .await
+        .expect("rotated with the new root password");
+
+    let _: i64 = ::redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&root_user)
+        .arg(&target)
         .query_async(&mut admin)
         .await
         .unwrap();
