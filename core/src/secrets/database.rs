@@ -35,6 +35,9 @@ use template::check_name;
 
 /// OpenBao adds this to `{{expiration}}` so the database never ends a user before its lease.
 const EXPIRATION_BUFFER: Duration = Duration::from_secs(5);
+/// How long past its max TTL a known user may linger (revocation retries) before the
+/// reconciler calls it an orphan.
+const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
 /// The display name of token-store tokens (the only kind the pipeline hands engines so far).
 const DISPLAY_NAME: &str = "token";
 
@@ -123,6 +126,10 @@ struct PasswordWal {
 struct Issued {
     db_name: String,
     role: String,
+    /// Issue time + max TTL (RFC 3339): no lease can outlive it, so a user still here after
+    /// it was lost between creation and lease registration (a crash) and is an orphan.
+    #[serde(default)]
+    max_expiry: String,
 }
 
 /// OpenBao's 500 for errors its database backend wraps in a multierror.
@@ -595,6 +602,7 @@ impl Database {
             &Issued {
                 db_name: role.db_name.clone(),
                 role: role_name.to_string(),
+                max_expiry: crate::clock::rfc3339(now + max_ttl),
             },
         )
         .await?;
@@ -893,15 +901,25 @@ impl Database {
                 style.prefix()
             )));
         }
+        let now = ctx.clock.now();
         let mut orphans = Vec::new();
         for user in plugin.list_users(&prefix).await? {
-            if ctx.storage.get(&format!("issued/{user}")).await?.is_none() {
+            let known: Option<Issued> = load(ctx, &format!("issued/{user}")).await?;
+            // Unknown, or known but past any lease's max TTL (a lease lost to a crash between
+            // creation and registration; a live lease would have been revoked by now).
+            let orphan = match known {
+                None => true,
+                Some(i) => crate::clock::parse_rfc3339(&i.max_expiry)
+                    .is_some_and(|t| now > t + ORPHAN_GRACE),
+            };
+            if orphan {
                 orphans.push(user);
             }
         }
         if apply {
             for u in &orphans {
                 plugin.drop_user(&[], u).await?;
+                ctx.storage.delete(&format!("issued/{u}")).await?;
             }
         }
         Ok(Some(Response::with_data(crate::data(json!({

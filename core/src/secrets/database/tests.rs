@@ -663,6 +663,31 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
     assert_eq!(applied.get("orphans"), Some(&json!([orphan])));
     assert!(!db.role_exists(&orphan).await);
     assert!(db.role_exists(&live.username).await);
+
+    // A credential whose lease was lost (a crash between creation and registration): known
+    // to the engine, so not an orphan while a lease could still be live, but one once the
+    // max TTL (24h) and the grace hour have passed.
+    let lost = e.creds("ro").await;
+    let lost_tag = lost.username.get(..30).unwrap().to_string();
+    let dry = e
+        .write("reconcile/pg", json!({"username_prefix": lost_tag}))
+        .await
+        .unwrap();
+    assert_eq!(dry.get("orphans"), Some(&json!([])));
+    e.clock.advance(Duration::from_secs(25 * 3600 + 1));
+    let applied = e
+        .write(
+            "reconcile/pg",
+            json!({"apply": true, "username_prefix": lost_tag}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.get("orphans"), Some(&json!([lost.username])));
+    assert!(!db.role_exists(&lost.username).await);
+    assert!(
+        db.role_exists(&live.username).await,
+        "never another credential"
+    );
     e.revoke(&live).await.unwrap();
     db.drop_all(&[&orphan]).await;
 }
