@@ -146,6 +146,33 @@ fn unsupported_path() -> Error {
     )
 }
 
+/// A database error text may quote the failing statement, and with it a password or a piece
+/// of one (PostgreSQL's `syntax error at or near "abc"` names one token). The whole password
+/// is replaced, as OpenBao does; when a piece of it remains, the quoted part goes too.
+fn scrub(e: Error, secret: &str) -> Error {
+    if secret.is_empty() {
+        return e;
+    }
+    let mut msg = e.message().replace(secret, "[password]");
+    let chars: Vec<char> = secret.chars().collect();
+    let leaks = chars
+        .windows(4)
+        .any(|w| msg.contains(&w.iter().collect::<String>()));
+    if leaks {
+        msg = match msg.find(" near ") {
+            Some(pos) => format!("{} near [redacted]", msg.get(..pos).unwrap_or("")),
+            None => match msg.find(": ") {
+                Some(pos) => format!("{}: [redacted]", msg.get(..pos).unwrap_or("")),
+                None => "the database error quoted the password; [redacted]".to_string(),
+            },
+        };
+    }
+    if msg == e.message() {
+        return e;
+    }
+    Error::new(e.code(), msg)
+}
+
 fn no_connection(name: &str) -> Error {
     multi(format!(
         "failed to find entry for connection with name: \"{name}\""
@@ -615,7 +642,8 @@ impl Database {
                     expiration: &expiration,
                 },
             )
-            .await;
+            .await
+            .map_err(|e| scrub(e, &password));
         if let Err(e) = created {
             // The plugin left nothing behind; forget the intent (a failure here only leaves a
             // record the reconciler will find with no user).
@@ -769,6 +797,7 @@ impl Database {
         if let Err(e) = plugin
             .set_password(&role.rotation_statements, &role.username, &wal.new_password)
             .await
+            .map_err(|e| scrub(e, &wal.new_password))
         {
             // The database kept the old password: nothing to finish later.
             if role.password.is_empty() {
@@ -864,6 +893,7 @@ impl Database {
                 &wal.new_password,
             )
             .await
+            .map_err(|e| scrub(e, &wal.new_password))
         {
             ctx.storage.delete(&wal_key).await?;
             return Err(e);
@@ -1100,3 +1130,27 @@ impl Engine for Database {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_whole_and_partial_passwords() {
+        let e = Error::internal("bad: role x with password 'Abcd-1234efgh'");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "bad: role x with password '[password]'"
+        );
+        let e = Error::internal("cannot create the user: syntax error at or near \"Abcd\"");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "cannot create the user: syntax error at or near [redacted]"
+        );
+        let e = Error::internal("cannot create: role exists");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "cannot create: role exists"
+        );
+    }
+}

@@ -415,6 +415,19 @@ async fn pg_a_failing_statement_leaves_no_role_behind() {
         db.roles_like("v-token-bad-").await.is_empty(),
         "nothing half-created"
     );
+    // A syntax error quoting the password does not show it.
+    e.write(
+        "roles/bad",
+        json!({"creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD {{password}};"]}),
+    )
+    .await;
+    let err = e
+        .call(Operation::Read, "creds/bad", json!({}))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("syntax error"), "{err}");
+    assert!(err.message().ends_with("near [redacted]"), "{err}");
+    assert!(db.roles_like("v-token-bad-").await.is_empty());
     let intents = e
         .ctx
         .storage
