@@ -42,13 +42,14 @@ const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
 const DISPLAY_NAME: &str = "token";
 
 /// `connection_details` keys that are not connection settings.
-const CONFIG_FIELDS: [&str; 7] = [
+const CONFIG_FIELDS: [&str; 8] = [
     "name",
     "plugin_name",
     "plugin_version",
     "verify_connection",
     "allowed_roles",
     "root_rotation_statements",
+    "root_rotation_period",
     "password_policy",
 ];
 
@@ -68,6 +69,12 @@ struct DbConfig {
     password_policy: String,
     #[serde(default)]
     connection_details: Data,
+    /// Strongroom's scheduled root rotation (vault#7143): seconds, 0 = never.
+    #[serde(default)]
+    root_rotation_period: u64,
+    /// When the root password was last rotated (RFC 3339; "" = never).
+    #[serde(default)]
+    last_root_rotation: String,
 }
 
 impl DbConfig {
@@ -327,7 +334,36 @@ fn url_has_password(url: &str) -> bool {
 impl Database {
     /// The live plugin for config `name`, opened (and a pending root rotation recovered) on
     /// first use.
+    /// The live plugin for config `name`; rotates the root password first when its
+    /// `root_rotation_period` has passed (checked on use: engines have no timer of their own).
     async fn connection(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+    ) -> Result<(DbConfig, Arc<dyn Plugin>)> {
+        let (cfg, plugin) = self.open_connection(ctx, name).await?;
+        if cfg.root_rotation_period == 0 {
+            return Ok((cfg, plugin));
+        }
+        let period =
+            time::Duration::seconds(i64::try_from(cfg.root_rotation_period).unwrap_or(i64::MAX));
+        let due = crate::clock::parse_rfc3339(&cfg.last_root_rotation)
+            .is_none_or(|last| ctx.clock.now() >= last + period);
+        if !due {
+            return Ok((cfg, plugin));
+        }
+        // A failed rotation must not stop credentials: the old root password still works (the
+        // WAL makes sure of that), and the next use tries again.
+        if let Err(e) = self.rotate_root(ctx, name).await {
+            tracing::warn!(config = name, error = %e.message(), "scheduled root rotation failed");
+            return Ok((cfg, plugin));
+        }
+        self.open_connection(ctx, name).await
+    }
+
+    /// The live plugin for config `name`, opened (and a pending root rotation recovered) on
+    /// first use.
+    async fn open_connection(
         &self,
         ctx: &EngineContext,
         name: &str,
@@ -438,7 +474,37 @@ impl Database {
                 .or_else(|| existing.as_ref().map(|c| c.password_policy.clone()))
                 .unwrap_or_default(),
             connection_details: details,
+            root_rotation_period: match params::duration(data, "root_rotation_period")? {
+                Some(d) => d.as_secs(),
+                None => existing
+                    .as_ref()
+                    .map(|c| c.root_rotation_period)
+                    .unwrap_or(0),
+            },
+            last_root_rotation: existing
+                .as_ref()
+                .map(|c| c.last_root_rotation.clone())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| crate::clock::rfc3339(ctx.clock.now())),
         };
+        if cfg.root_rotation_period > 0 {
+            if cfg.root_rotation_period < 5 {
+                return Err(Error::invalid_input(
+                    "root_rotation_period must be 5 seconds or more",
+                ));
+            }
+            let has = |k: &str| {
+                params::string(&cfg.connection_details, k)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| !v.is_empty())
+            };
+            if !has("username") || !has("password") {
+                return Err(Error::invalid_input(
+                    "root_rotation_period needs username and password in the configuration",
+                ));
+            }
+        }
         let settings = ConnectionSettings::from_details(&cfg.connection_details)?;
         let p: Arc<dyn Plugin> = Arc::from(plugin::open(&cfg.plugin_name, &settings)?);
         if cfg.verify_connection {
@@ -473,14 +539,24 @@ impl Database {
         if let Some(Value::String(u)) = details.get("connection_url").cloned() {
             details.insert("connection_url".into(), Value::String(redact_url(&u)));
         }
-        Ok(Some(Response::with_data(crate::data(json!({
+        let mut resp = Response::with_data(crate::data(json!({
             "allowed_roles": cfg.allowed_roles,
             "connection_details": details,
             "password_policy": cfg.password_policy,
             "plugin_name": cfg.plugin_name,
             "plugin_version": cfg.plugin_version,
             "root_credentials_rotate_statements": cfg.root_credentials_rotate_statements,
-        })))))
+        })));
+        if cfg.root_rotation_period > 0 {
+            if let Some(d) = resp.data.as_mut() {
+                d.insert(
+                    "root_rotation_period".into(),
+                    json!(cfg.root_rotation_period),
+                );
+                d.insert("last_root_rotation".into(), json!(cfg.last_root_rotation));
+            }
+        }
+        Ok(Some(resp))
     }
 
     // ---- roles ----
@@ -860,7 +936,7 @@ impl Database {
     // ---- root rotation ----
 
     async fn rotate_root(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
-        let (mut cfg, plugin) = self.connection(ctx, name).await?;
+        let (mut cfg, plugin) = self.open_connection(ctx, name).await?;
         let username = params::string(&cfg.connection_details, "username")?.unwrap_or_default();
         if username.is_empty() {
             return Err(multi(
@@ -902,6 +978,7 @@ impl Database {
         // and the next use of the connection finishes the job.
         cfg.connection_details
             .insert("password".into(), Value::String(wal.new_password.clone()));
+        cfg.last_root_rotation = crate::clock::rfc3339(ctx.clock.now());
         self.forget(name).await;
         save(ctx, &format!("config/{name}"), &cfg).await?;
         ctx.storage.delete(&wal_key).await?;

@@ -425,7 +425,7 @@ async fn pg_a_failing_statement_leaves_no_role_behind() {
         .call(Operation::Read, "creds/bad", json!({}))
         .await
         .unwrap_err();
-    assert!(err.message().contains("syntax error"), "{err}");
+    assert_eq!(err.code(), ErrorCode::Upstream, "{err}");
     assert!(err.message().ends_with("near [redacted]"), "{err}");
     assert!(db.roles_like("v-token-bad-").await.is_empty());
     let intents = e
@@ -809,6 +809,48 @@ async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
         !pg_password_matches(&admin, "admin-Pw-1").await,
         "old root password gone"
     );
+
+    // Scheduled: nothing before the period, a rotation on the first use after it.
+    let err = e
+        .call(
+            Operation::Update,
+            "config/pg",
+            json!({"root_rotation_period": 2}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "root_rotation_period must be 5 seconds or more"
+    );
+    e.write("config/pg", json!({"root_rotation_period": "1h"}))
+        .await;
+    let cfg = e.read("config/pg").await.unwrap();
+    assert_eq!(cfg.get("root_rotation_period"), Some(&json!(3600)));
+    let before = cfg.get("last_root_rotation").cloned().unwrap();
+    let known = |e: &Env| {
+        let e = e.ctx.storage.clone();
+        async move {
+            let raw = e.get("config/pg").await.unwrap().unwrap();
+            let c: super::DbConfig = serde_json::from_slice(&raw).unwrap();
+            params_password(&c)
+        }
+    };
+    let pw1 = known(&e).await;
+    assert!(pg_password_matches(&admin, &pw1).await);
+    let c = e.creds("ro").await;
+    e.revoke(&c).await.unwrap();
+    assert_eq!(known(&e).await, pw1, "not due yet");
+    e.clock.advance(Duration::from_secs(3601));
+    let c = e.creds("ro").await;
+    let pw2 = known(&e).await;
+    assert_ne!(pw2, pw1, "rotated when due");
+    assert!(pg_password_matches(&admin, &pw2).await);
+    assert_ne!(
+        e.read("config/pg").await.unwrap().get("last_root_rotation"),
+        Some(&before)
+    );
+    e.revoke(&c).await.unwrap();
     let c = e.creds("ro").await;
     assert!(
         db.role_exists(&c.username).await,
@@ -816,6 +858,13 @@ async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
     );
     e.revoke(&c).await.unwrap();
     db.drop_all(&[&admin]).await;
+}
+
+fn params_password(c: &super::DbConfig) -> String {
+    c.connection_details["password"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 // ---------------------------------------------------------------- MySQL / MariaDB
