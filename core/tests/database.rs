@@ -243,7 +243,12 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     let db = TestDb::new().await;
     let (_sr, root, _clock) = setup(&db).await;
     const SEQ: usize = 50;
-    const CONCURRENT: usize = 200;
+    // Issue 6 asks for 1,000; the suite uses 200 to stay quick on 2 cores
+    // (`STRONGROOM_DB_CONCURRENT=1000` for the full figure).
+    let concurrent: usize = std::env::var("STRONGROOM_DB_CONCURRENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
 
     let direct = admin(Some(&db.name)).await;
     let t = Instant::now();
@@ -276,7 +281,7 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     let ours_per = t.elapsed() / SEQ as u32;
 
     let t = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENT)
+    let tasks: Vec<_> = (0..concurrent)
         .map(|_| {
             let api = api.clone();
             tokio::spawn(async move { api.creds("ro").await })
@@ -295,7 +300,7 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     }
     let concurrent_elapsed = t.elapsed();
     assert_eq!(errors, 0);
-    assert_eq!(db.granted_roles().await.len(), SEQ + CONCURRENT);
+    assert_eq!(db.granted_roles().await.len(), SEQ + concurrent);
 
     let t = Instant::now();
     root.leases()
@@ -310,9 +315,9 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     }
     println!(
         "issue latency: direct CREATE ROLE+GRANT {direct_per:?}, strongroom creds {ours_per:?} ({:+.0}%); \
-         {CONCURRENT} concurrent creds in {concurrent_elapsed:?}, 0 errors; revoke-prefix of {} leases in {revoke_elapsed:?}, 0 left",
+         {concurrent} concurrent creds in {concurrent_elapsed:?}, 0 errors; revoke-prefix of {} leases in {revoke_elapsed:?}, 0 left",
         (ours_per.as_secs_f64() / direct_per.as_secs_f64() - 1.0) * 100.0,
-        SEQ + CONCURRENT
+        SEQ + concurrent
     );
     db.drop().await;
 }
