@@ -162,9 +162,16 @@ fn scrub(e: Error, secret: &str) -> Error {
     }
     let mut msg = e.message().replace(secret, "[password]");
     let chars: Vec<char> = secret.chars().collect();
-    let leaks = chars
-        .windows(4)
-        .any(|w| msg.contains(&w.iter().collect::<String>()));
+    // A quoted token that is a piece of the password (`near "9"`), or any four characters of it.
+    let quoted_piece = msg
+        .split(['"', '\''])
+        .skip(1)
+        .step_by(2)
+        .any(|q| !q.is_empty() && secret.contains(q));
+    let leaks = quoted_piece
+        || chars
+            .windows(4)
+            .any(|w| msg.contains(&w.iter().collect::<String>()));
     if leaks {
         msg = match msg.find(" near ") {
             Some(pos) => format!("{} near [redacted]", msg.get(..pos).unwrap_or("")),
@@ -1224,6 +1231,13 @@ mod scrub_tests {
             scrub(e, "Abcd-1234efgh").message(),
             "cannot create the user: syntax error at or near [redacted]"
         );
+        let e = Error::internal("syntax error at or near \"9\"");
+        assert_eq!(
+            scrub(e, "9-bcd").message(),
+            "syntax error at or near [redacted]"
+        );
+        let e = Error::internal("role \"v-token-x\" exists");
+        assert_eq!(scrub(e, "9-bcd").message(), "role \"v-token-x\" exists");
         let e = Error::internal("cannot create: role exists");
         assert_eq!(
             scrub(e, "Abcd-1234efgh").message(),
