@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# The database secrets engine's tests also use MariaDB and Redis (started with the machine).
+export STRONGROOM_TEST_MYSQL_URL="${STRONGROOM_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+export STRONGROOM_TEST_REDIS_URL="${STRONGROOM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 
 ensure_postgres() {
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -13,8 +13,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
+mod database;
 mod leases;
 mod tokens;
+pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 
@@ -99,6 +101,14 @@ impl Client {
     pub fn token(&self) -> Tokens {
         Tokens {
             client: self.clone(),
+        }
+    }
+
+    /// The database secrets engine mounted at `mount` (`"database"`).
+    pub fn database(&self, mount: &str) -> Database {
+        Database {
+            client: self.clone(),
+            mount: mount.trim_matches('/').to_string(),
         }
     }
 

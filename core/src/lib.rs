@@ -40,8 +40,9 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
-    RenewedLease, SecretData, Sys, TokenInfo, TokenRequest, Tokens,
+    Client, CredentialKeeper, Database, DbCredential, KeeperAction, Kv, KvMetadata, KvSecret,
+    KvVersion, KvVersionState, LeaseDetails, Leases, RenewedLease, SecretData, StaticCredential,
+    Sys, TokenInfo, TokenRequest, Tokens,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
