@@ -491,6 +491,9 @@ impl Backend for Barrier {
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.backend.change_marker().await
     }
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.backend.external_change_marker().await
+    }
 
     fn kind(&self) -> &'static str {
         self.backend.kind()

@@ -160,8 +160,15 @@ impl Strongroom {
             StorageConfig::Backend(b) => b.clone(),
         };
         let storage_type = physical.kind();
+        // A backend handed in may be shared with other engines in this process: then its own
+        // commits may be theirs, and only the marker that counts every commit is safe.
+        let sole_user = !matches!(config.storage, StorageConfig::Backend(_));
         let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
-            let c = Arc::new(CachedBackend::new(physical, config.cache_entries));
+            let c = Arc::new(CachedBackend::new(
+                physical,
+                config.cache_entries,
+                sole_user,
+            ));
             (c.clone(), Some(c))
         } else {
             (physical, None)

@@ -78,6 +78,9 @@ impl Backend for View {
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.inner.change_marker().await
     }
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.inner.external_change_marker().await
+    }
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
