@@ -173,11 +173,10 @@ impl Strongroom {
         } else {
             (physical, None)
         };
-        let barrier = Arc::new(Barrier::new(
-            below_barrier,
-            clock.clone(),
-            config.max_entry_size,
-        ));
+        let barrier = Arc::new(
+            Barrier::new(below_barrier, clock.clone(), config.max_entry_size)
+                .with_decoded_cache(config.decoded_cache_entries),
+        );
         let audit = AuditBroker::new(&config.audit, clock.clone())?;
         let inner = Inner {
             clock,
@@ -480,9 +479,13 @@ impl Strongroom {
             .clone())
     }
 
+    fn mount_storage(&self) -> router::MountStorage {
+        router::MountStorage::Barrier(self.inner.barrier.clone())
+    }
+
     pub(crate) async fn reload_router(&self) -> Result<()> {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
-        let r = Router::build(&entries, &self.inner.storage, &self.inner.clock)?;
+        let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
         *self.router_lock()? = Arc::new(r);
         Ok(())
     }
@@ -521,7 +524,7 @@ impl Strongroom {
             )));
         }
         // Fails on an unknown type before anything is written.
-        Router::instantiate(&e, &self.inner.storage, &self.inner.clock)?;
+        Router::instantiate(&e, &self.mount_storage(), &self.inner.clock)?;
         entries.push(e);
         self.inner
             .storage
