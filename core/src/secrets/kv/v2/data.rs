@@ -47,14 +47,16 @@ pub(super) fn not_found_empty() -> Response {
 pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<Option<Response>> {
     let version = version_param(req)?;
     for _ in 0..READ_ATTEMPTS {
-        let Some(meta) = load_meta_decoded(&ctx.storage, key).await? else {
+        let Some(read) = load_meta_decoded(&ctx.storage, key).await? else {
             return Ok(None);
         };
-        let number = version.unwrap_or(meta.current_version);
-        let Some(vm) = meta.versions.get(&number) else {
+        let number = version.unwrap_or(read.meta.current_version);
+        let (Some(vm), Some(metadata)) = (
+            read.meta.versions.get(&number),
+            read.version_data.get(&number).cloned(),
+        ) else {
             return Ok(None);
         };
-        let metadata = vm.to_data(number, &meta.custom_metadata);
         let mut out = Data::new();
         if vm.is_gone(now_nanos(ctx)) {
             out.insert("data".into(), Value::Null);
