@@ -13,7 +13,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
+mod leases;
 mod tokens;
+pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 
 /// A handle that makes calls with one token.
@@ -98,6 +100,17 @@ impl Client {
         Tokens {
             client: self.clone(),
         }
+    }
+
+    /// The lease manager: lookup, renew, revoke, events.
+    pub fn leases(&self) -> Leases {
+        Leases {
+            client: self.clone(),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Strongroom {
+        &self.sr
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Config {
     pub(crate) decoded_cache_entries: usize,
     pub(crate) dev: Option<DevOptions>,
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
+    pub(crate) unsafe_allow_api_audit_creation: bool,
+    pub(crate) allow_audit_log_prefixing: bool,
+    pub(crate) leases: crate::leases::LeaseConfig,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -84,6 +87,9 @@ impl Config {
             decoded_cache_entries: 4_096,
             dev: None,
             audit: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
+            leases: crate::leases::LeaseConfig::default(),
         }
     }
 
@@ -165,6 +171,29 @@ impl Config {
         self
     }
 
+    /// Let callers with access to `sys/audit/:path` enable and disable audit devices at run
+    /// time (OpenBao's `unsafe_allow_api_audit_creation`; default off). Devices enabled this
+    /// way are stored behind the barrier and come back after a restart. Off, `POST
+    /// sys/audit/:path` is refused, because an audit device writes files where its creator
+    /// says (CVE-2025-6000).
+    ///
+    /// ```
+    /// use strongroom::Config;
+    /// let cfg = Config::dev().unsafe_allow_api_audit_creation(true);
+    /// # let _ = cfg;
+    /// ```
+    pub fn unsafe_allow_api_audit_creation(mut self, allow: bool) -> Config {
+        self.unsafe_allow_api_audit_creation = allow;
+        self
+    }
+
+    /// Allow the `prefix` option on devices enabled over the API (OpenBao's
+    /// `allow_audit_log_prefixing`; default off: `audit log prefixing is not allowed`).
+    pub fn allow_audit_log_prefixing(mut self, allow: bool) -> Config {
+        self.allow_audit_log_prefixing = allow;
+        self
+    }
+
     /// How many storage entries the read cache keeps (0 disables it).
     pub fn cache_entries(mut self, n: usize) -> Config {
         self.cache_entries = n;
@@ -188,6 +217,18 @@ impl Config {
     /// ```
     pub fn decoded_cache_entries(mut self, n: usize) -> Config {
         self.decoded_cache_entries = n;
+        self
+    }
+
+    /// How the lease manager runs (background expiry runner, workers, retries, leader lock).
+    ///
+    /// ```
+    /// use strongroom::{Config, LeaseConfig};
+    /// let cfg = Config::memory().leases(LeaseConfig { workers: 8, ..LeaseConfig::default() });
+    /// # let _ = cfg;
+    /// ```
+    pub fn leases(mut self, leases: crate::leases::LeaseConfig) -> Config {
+        self.leases = leases;
         self
     }
 }

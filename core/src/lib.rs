@@ -23,6 +23,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod leases;
 mod policies;
 pub(crate) mod policy;
 mod request;
@@ -39,11 +40,12 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys, TokenInfo,
-    TokenRequest, Tokens,
+    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
+    RenewedLease, SecretData, Sys, TokenInfo, TokenRequest, Tokens,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
+pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent};
 pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
 pub use strongroom::{InitResponse, SealStatus, Strongroom};

@@ -107,7 +107,10 @@ pub(crate) struct Inner {
     pub(crate) router: RwLock<Arc<Router>>,
     pub(crate) tokens: TokenStore,
     pub(crate) audit: AuditBroker,
+    /// What the configuration allows for audit devices over the API.
+    pub(crate) audit_api: crate::audit::table::ApiPolicy,
     pub(crate) policies: crate::policies::PolicyCache,
+    pub(crate) leases: crate::leases::LeaseManager,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
@@ -187,7 +190,13 @@ impl Strongroom {
             router: RwLock::new(Arc::new(Router::default())),
             tokens: TokenStore::default(),
             audit,
+            audit_api: crate::audit::table::ApiPolicy {
+                allow_creation: config.unsafe_allow_api_audit_creation,
+                allow_prefixing: config.allow_audit_log_prefixing,
+                config_paths: config.audit.iter().map(|d| d.path().to_string()).collect(),
+            },
             policies: crate::policies::PolicyCache::default(),
+            leases: crate::leases::LeaseManager::new(config.leases.clone()),
             admin: AsyncMutex::new(()),
             storage_type,
             dev_root_token: std::sync::OnceLock::new(),
@@ -197,6 +206,7 @@ impl Strongroom {
             let sr = Strongroom {
                 inner: Arc::new(inner),
             };
+            crate::leases::spawn_runner(&sr.inner);
             let init = sr.init(1, 1).await?;
             let key = init
                 .keys
@@ -232,6 +242,7 @@ impl Strongroom {
         let sr = Strongroom {
             inner: Arc::new(inner),
         };
+        crate::leases::spawn_runner(&sr.inner);
         if let Some(src) = &config.unseal_key {
             if sr.is_initialized().await? {
                 let key = read_key_source(src)?;
@@ -402,6 +413,9 @@ impl Strongroom {
     /// Seal: drop every key from memory. Calls fail with [`ErrorCode::Sealed`] until unsealed.
     pub async fn seal(&self) -> Result<()> {
         let _guard = self.inner.admin.lock().await;
+        if let Err(e) = self.release_leadership().await {
+            tracing::warn!(error = %e.message(), "could not release the expiry runner's leader lock");
+        }
         self.inner.barrier.seal()?;
         self.inner.tokens.clear()?;
         self.inner.audit.clear();
@@ -460,6 +474,7 @@ impl Strongroom {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
         i.audit.setup(i.storage.as_ref()).await?;
+        crate::audit::table::restore(self).await?;
         self.reload_router().await
     }
 
@@ -543,6 +558,14 @@ impl Strongroom {
         if removed.kind == "system" {
             return Err(Error::invalid_input(format!("cannot unmount '{path}'")));
         }
+        // As OpenBao: the mount's leases are revoked first, and a failure stops the unmount,
+        // so no credential outlives the engine that could revoke it.
+        self.lease_revoke_prefix(path, false).await.map_err(|e| {
+            Error::invalid_input(format!(
+                "failed to revoke leases on unmount of '{path}': {}",
+                e.message()
+            ))
+        })?;
         // The table first, so a crash never leaves a mount pointing at deleted data; the
         // mount's entries are cleared after.
         self.inner
@@ -639,7 +662,7 @@ impl Strongroom {
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
         }
-        self.sync().await?;
+        self.sync_store().await?;
         let mut caller = match self.resolve_token(&req).await {
             Ok(c) => c,
             Err(e) => return Err(self.audit_failure(&req, None, None, e).await),
@@ -651,6 +674,7 @@ impl Strongroom {
             ));
         }
         let mut auth = self.audit_auth(&caller.entry);
+        let memo = crate::audit::AuditMemo::default();
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req).await {
             Ok(t) => t,
@@ -665,7 +689,7 @@ impl Strongroom {
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
         }
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a);
+            let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -687,7 +711,17 @@ impl Strongroom {
         };
         self.finish_use(&caller.entry, last_use).await?;
         let resp = match result {
-            Ok(Some(r)) => self.register_lease(&req, r),
+            Ok(Some(r)) if r.lease.is_some() => match &target {
+                Target::Mount(m, rel) => {
+                    self.register_secret_lease(&req, &caller.entry, m, rel, r)
+                        .await
+                }
+                _ => Err(Error::internal(format!(
+                    "`{}` returned a lease outside a secrets engine",
+                    req.path
+                ))),
+            },
+            Ok(Some(r)) => Ok(r),
             Ok(None) if matches!(req.operation, Operation::Read | Operation::List) => Err(
                 Error::not_found(format!("no value found at `{}`", req.path)),
             ),
@@ -698,7 +732,10 @@ impl Strongroom {
             Ok(r) => with_id(r, &req),
             Err(e) => {
                 if let Some(a) = &auth {
-                    let mut input = AuditInput::new(&req).with_auth(a).with_error(&e);
+                    let mut input = AuditInput::new(&req)
+                        .with_auth(a)
+                        .with_error(&e)
+                        .with_memo(&memo);
                     if let Some(m) = mount {
                         input = input.with_mount(m);
                     }
@@ -708,7 +745,10 @@ impl Strongroom {
             }
         };
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a).with_response(&resp);
+            let mut input = AuditInput::new(&req)
+                .with_auth(a)
+                .with_response(&resp)
+                .with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -776,7 +816,8 @@ impl Strongroom {
         if self.inner.audit.is_empty() {
             return e;
         }
-        let mut input = AuditInput::new(req).with_error(&e);
+        let memo = crate::audit::AuditMemo::default();
+        let mut input = AuditInput::new(req).with_error(&e).with_memo(&memo);
         if let Some(a) = auth {
             input = input.with_auth(a);
         }
@@ -793,13 +834,14 @@ impl Strongroom {
     }
 
     /// Another process may have written: drop caches and pick up a changed mount table.
-    async fn sync(&self) -> Result<()> {
+    pub(crate) async fn sync_store(&self) -> Result<()> {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
         };
         if cache.sync().await? {
             self.inner.tokens.clear()?;
             self.inner.policies.clear()?;
+            self.inner.leases.clear()?;
             self.reload_router().await?;
         }
         Ok(())
@@ -970,18 +1012,6 @@ impl Strongroom {
                 self.inner.clock.now(),
             )
             .await
-    }
-
-    /// Lease seam: a response carrying a lease is recorded by the lease manager before the
-    /// caller sees it. No engine returns leases yet, so one arriving here is a bug.
-    fn register_lease(&self, req: &Request, resp: Response) -> Result<Response> {
-        if resp.lease.is_some() {
-            return Err(Error::internal(format!(
-                "`{}` returned a lease but the lease manager is not available",
-                req.path
-            )));
-        }
-        Ok(resp)
     }
 }
 
