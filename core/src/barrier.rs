@@ -18,10 +18,12 @@ use crate::error::{Error, Result};
 use crate::storage::{Backend, Page, TxnOp};
 
 pub(crate) mod aead;
+pub(crate) mod decoded;
 pub(crate) mod seal;
 pub(crate) mod shamir;
 
 use aead::GcmKey;
+use decoded::DecodedCache;
 
 /// Where the keyring lives (encrypted by the root key).
 pub(crate) const KEYRING_PATH: &str = "core/keyring";
@@ -171,6 +173,7 @@ pub(crate) struct Barrier {
     keyring: RwLock<Option<Arc<Keyring>>>,
     clock: SharedClock,
     max_entry_size: usize,
+    decoded: DecodedCache,
 }
 
 impl Barrier {
@@ -184,7 +187,42 @@ impl Barrier {
             keyring: RwLock::new(None),
             clock,
             max_entry_size,
+            decoded: DecodedCache::new(0),
         }
+    }
+
+    /// Keep up to `capacity` decoded entries for [`Barrier::get_decoded`] (see [`decoded`]
+    /// for what that trades).
+    pub(crate) fn with_decoded_cache(mut self, capacity: usize) -> Barrier {
+        self.decoded = DecodedCache::new(capacity);
+        self
+    }
+
+    /// The entry at `key`, decrypted and decoded by `decode`, from the decoded cache while the
+    /// stored ciphertext is the one it was decoded from. An entry last decoded as another
+    /// type is decoded again.
+    pub(crate) async fn get_decoded<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T> + Send,
+    ) -> Result<Option<Arc<T>>> {
+        self.current()?;
+        let Some(blob) = self.backend.get_shared(key).await? else {
+            return Ok(None);
+        };
+        if let Some(hit) = self.decoded.get(key, &blob) {
+            if let Ok(value) = hit.downcast::<T>() {
+                return Ok(Some(value));
+            }
+        }
+        let plain = self.decrypt(key, &blob).await?;
+        let value = Arc::new(decode(&plain)?);
+        self.decoded.insert(key, blob, value.clone());
+        // A seal that ran meanwhile cleared the cache before this insert: clear it again.
+        if self.is_sealed() {
+            self.decoded.clear();
+        }
+        Ok(Some(value))
     }
 
     /// The physical backend below the barrier (for the seal's clear-text entries).
@@ -276,9 +314,11 @@ impl Barrier {
         Keyring::from_json(&json)
     }
 
-    /// Forget every key.
+    /// Forget every key, and every decoded entry.
     pub(crate) fn seal(&self) -> Result<()> {
-        self.install(None)
+        let r = self.install(None);
+        self.decoded.clear();
+        r
     }
 
     /// Re-read the keyring (another process rotated it).
@@ -491,6 +531,9 @@ impl Backend for Barrier {
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.backend.change_marker().await
     }
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.backend.external_change_marker().await
+    }
 
     async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
         self.backend.hold_lock(name).await
@@ -542,6 +585,48 @@ mod tests {
         let wrong = aead::random_key(32).unwrap();
         assert!(b.unseal(&wrong).await.is_err());
         assert!(b.is_sealed());
+    }
+
+    #[tokio::test]
+    async fn decoded_reads_follow_the_stored_ciphertext_and_seal_drops_them() {
+        let (mem, b) = barrier();
+        let b = b.with_decoded_cache(8);
+        let root = aead::random_key(32).unwrap();
+        b.initialize(&root, vec![]).await.unwrap();
+        b.unseal(&root).await.unwrap();
+        let decode = |raw: &[u8]| Ok(String::from_utf8_lossy(raw).into_owned());
+        b.put("logical/a", b"one").await.unwrap();
+        let first = b.get_decoded("logical/a", decode).await.unwrap().unwrap();
+        assert_eq!(first.as_str(), "one");
+        // Served from the cache: the same decoded value, no second decode.
+        let again = b
+            .get_decoded("logical/a", |_: &[u8]| -> Result<String> {
+                Err(Error::internal("decoded twice"))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // A write below this barrier's back (another process) is seen at once.
+        let other = Barrier::new(mem.clone(), Arc::new(VirtualClock::new()), 1 << 20);
+        other.unseal(&root).await.unwrap();
+        other.put("logical/a", b"two").await.unwrap();
+        let fresh = b.get_decoded("logical/a", decode).await.unwrap().unwrap();
+        assert_eq!(fresh.as_str(), "two");
+        // A tampered entry is an error, never the cached value.
+        let mut raw = mem.get("logical/a").await.unwrap().unwrap();
+        raw[10] ^= 0xff;
+        mem.put("logical/a", &raw).await.unwrap();
+        let e = b.get_decoded("logical/a", decode).await.unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::Storage);
+        // Sealing drops every decoded entry.
+        assert!(b.decoded.len() > 0);
+        b.seal().unwrap();
+        assert_eq!(b.decoded.len(), 0);
+        assert_eq!(
+            b.get_decoded("logical/a", decode).await.unwrap_err().code(),
+            crate::ErrorCode::Sealed
+        );
     }
 
     #[tokio::test]

@@ -59,6 +59,7 @@ pub struct Config {
     pub(crate) unseal_key: Option<UnsealKeySource>,
     pub(crate) max_entry_size: usize,
     pub(crate) cache_entries: usize,
+    pub(crate) decoded_cache_entries: usize,
     pub(crate) dev: Option<DevOptions>,
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
     pub(crate) unsafe_allow_api_audit_creation: bool,
@@ -83,6 +84,7 @@ impl Config {
             unseal_key: None,
             max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
             cache_entries: 65_536,
+            decoded_cache_entries: 4_096,
             dev: None,
             audit: Vec::new(),
             unsafe_allow_api_audit_creation: false,
@@ -195,6 +197,26 @@ impl Config {
     /// How many storage entries the read cache keeps (0 disables it).
     pub fn cache_entries(mut self, n: usize) -> Config {
         self.cache_entries = n;
+        self
+    }
+
+    /// How many decoded entries (decrypted and parsed, such as a KV secret's metadata and
+    /// version data) are kept so a warm read skips AES-GCM and JSON decoding; 4096 by
+    /// default, 0 disables it.
+    ///
+    /// The trade-off: the secrets most recently read stay in this process's memory between
+    /// requests, not only while a request runs. They are wiped when evicted and when the engine
+    /// seals, and an entry is only served while the stored ciphertext is the one it was decoded
+    /// from, so a write from this or another process is seen at once.
+    ///
+    /// ```
+    /// use strongroom::Config;
+    /// // Keep no plaintext between requests (reads decrypt and parse every time).
+    /// let cfg = Config::sqlite("strongroom.db").decoded_cache_entries(0);
+    /// # let _ = cfg;
+    /// ```
+    pub fn decoded_cache_entries(mut self, n: usize) -> Config {
+        self.decoded_cache_entries = n;
         self
     }
 

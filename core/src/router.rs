@@ -121,6 +121,28 @@ impl MountEntry {
 }
 
 /// A mount with its live engine.
+/// What mounts store their entries in: the barrier (engines then read through its decoded
+/// cache), or any backend (tests).
+#[derive(Clone)]
+pub(crate) enum MountStorage {
+    Barrier(Arc<crate::barrier::Barrier>),
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "router tests mount over plain storage")
+    )]
+    Plain(Arc<dyn Backend>),
+}
+
+impl MountStorage {
+    /// A mount's view under `prefix`.
+    fn view(&self, prefix: String) -> View {
+        match self {
+            MountStorage::Barrier(b) => View::of_barrier(b, prefix),
+            MountStorage::Plain(b) => View::new(b.clone(), prefix),
+        }
+    }
+}
+
 pub(crate) struct Mounted {
     pub entry: MountEntry,
     pub engine: Arc<dyn Engine>,
@@ -152,7 +174,7 @@ impl Router {
     /// Build the router from stored entries.
     pub(crate) fn build(
         entries: &[MountEntry],
-        storage: &Arc<dyn Backend>,
+        storage: &MountStorage,
         clock: &SharedClock,
     ) -> Result<Router> {
         let mut mounts = HashMap::new();
@@ -166,7 +188,7 @@ impl Router {
 
     pub(crate) fn instantiate(
         e: &MountEntry,
-        storage: &Arc<dyn Backend>,
+        storage: &MountStorage,
         clock: &SharedClock,
     ) -> Result<Mounted> {
         let options = e.options.clone().unwrap_or_default();
@@ -174,7 +196,7 @@ impl Router {
             Error::invalid_input(format!("plugin not found in the catalog: {}", e.kind))
         })?;
         let ctx = EngineContext {
-            storage: View::new(storage.clone(), format!("logical/{}/", e.uuid)),
+            storage: storage.view(format!("logical/{}/", e.uuid)),
             clock: clock.clone(),
             default_lease_ttl: e.default_ttl(),
         };
@@ -294,7 +316,7 @@ mod tests {
 
     #[test]
     fn routes_by_longest_segment_prefix() {
-        let storage: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let storage = MountStorage::Plain(Arc::new(MemoryBackend::new()));
         let clock: SharedClock = Arc::new(VirtualClock::new());
         let mut a = MountEntry::new("secret/", "kv");
         a.options = Some(BTreeMap::from([("version".into(), "2".into())]));

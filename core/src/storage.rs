@@ -107,6 +107,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Like [`Backend::change_marker`], but it moves only when a *different* handle (another
+    /// connection or process) changed the store: this handle's own writes leave it alone. A
+    /// cache that is the only user of a handle, and drops what it writes itself, can keep
+    /// everything else across its own writes. The default is [`Backend::change_marker`],
+    /// which is always safe (it also moves for own writes).
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.change_marker().await
+    }
+
     /// Take, or confirm this handle still holds, the store-wide exclusive lock `name` (the
     /// lease expiry runner's leadership), released by the server when this process dies.
     /// `Ok(None)` = this backend has no such lock: callers fall back to a lock row with a

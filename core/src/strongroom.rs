@@ -163,17 +163,23 @@ impl Strongroom {
             StorageConfig::Backend(b) => b.clone(),
         };
         let storage_type = physical.kind();
+        // A backend handed in may be shared with other engines in this process: then its own
+        // commits may be theirs, and only the marker that counts every commit is safe.
+        let sole_user = !matches!(config.storage, StorageConfig::Backend(_));
         let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
-            let c = Arc::new(CachedBackend::new(physical, config.cache_entries));
+            let c = Arc::new(CachedBackend::new(
+                physical,
+                config.cache_entries,
+                sole_user,
+            ));
             (c.clone(), Some(c))
         } else {
             (physical, None)
         };
-        let barrier = Arc::new(Barrier::new(
-            below_barrier,
-            clock.clone(),
-            config.max_entry_size,
-        ));
+        let barrier = Arc::new(
+            Barrier::new(below_barrier, clock.clone(), config.max_entry_size)
+                .with_decoded_cache(config.decoded_cache_entries),
+        );
         let audit = AuditBroker::new(&config.audit, clock.clone())?;
         let inner = Inner {
             clock,
@@ -488,9 +494,13 @@ impl Strongroom {
             .clone())
     }
 
+    fn mount_storage(&self) -> router::MountStorage {
+        router::MountStorage::Barrier(self.inner.barrier.clone())
+    }
+
     pub(crate) async fn reload_router(&self) -> Result<()> {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
-        let r = Router::build(&entries, &self.inner.storage, &self.inner.clock)?;
+        let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
         *self.router_lock()? = Arc::new(r);
         Ok(())
     }
@@ -529,7 +539,7 @@ impl Strongroom {
             )));
         }
         // Fails on an unknown type before anything is written.
-        Router::instantiate(&e, &self.inner.storage, &self.inner.clock)?;
+        Router::instantiate(&e, &self.mount_storage(), &self.inner.clock)?;
         entries.push(e);
         self.inner
             .storage

@@ -900,6 +900,62 @@ async fn sqlite_data_survives_reopen_and_busy_lock_is_unavailable() {
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"w"[..]));
 }
 
+async fn external(b: &SqliteBackend) -> u64 {
+    b.external_change_marker().await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_external_marker_ignores_own_commits_and_never_misses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let b = SqliteBackend::open(&path).unwrap();
+    let other = SqliteBackend::open(&path).unwrap();
+    b.put("warm", b"0").await.unwrap();
+    let start = external(&b).await;
+    assert_eq!(external(&b).await, start, "stable when idle");
+
+    // Own writes of every kind: the full marker moves, the external one does not.
+    let full = b.change_marker().await.unwrap();
+    b.put("a", b"1").await.unwrap();
+    b.delete("a").await.unwrap();
+    b.transaction(vec![TxnOp::Put {
+        key: "t".into(),
+        value: b"2".to_vec(),
+    }])
+    .await
+    .unwrap();
+    assert_ne!(b.change_marker().await.unwrap(), full);
+    assert_eq!(
+        external(&b).await,
+        start,
+        "own commits leave the external marker"
+    );
+
+    // Another handle's commit moves it.
+    other.put("x", b"3").await.unwrap();
+    let after_other = external(&b).await;
+    assert_ne!(after_other, start);
+
+    // Another handle's commit hidden behind a newer own commit (nobody looked in between)
+    // still moves it.
+    other.put("y", b"4").await.unwrap();
+    b.put("z", b"5").await.unwrap();
+    let hidden = external(&b).await;
+    assert_ne!(
+        hidden, after_other,
+        "an unseen foreign commit was attributed to us"
+    );
+
+    // A raw connection (another process's view) writing moves it too.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "INSERT INTO strongroom_kv (key, value) VALUES ('r', x'00')",
+        [],
+    )
+    .unwrap();
+    assert_ne!(external(&b).await, hidden);
+}
+
 #[tokio::test]
 async fn sqlite_open_failure_names_the_path() {
     let dir = tempfile::tempdir().unwrap();

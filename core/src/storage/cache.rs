@@ -21,16 +21,23 @@ pub(crate) struct CachedBackend {
     /// Bumped on every write, so a read that raced a write never caches the old value.
     generation: AtomicU64,
     marker: Mutex<Option<u64>>,
+    /// Every write to `inner` goes through this cache (nobody else holds the handle), so the
+    /// handle's own commits are ours, already invalidated key by key: only other handles'
+    /// commits ([`Backend::external_change_marker`]) need a full drop.
+    sole_user: bool,
 }
 
 impl CachedBackend {
-    pub(crate) fn new(inner: Arc<dyn Backend>, capacity: usize) -> CachedBackend {
+    /// A cache of `capacity` entries over `inner`. `sole_user`: nothing else writes through
+    /// the `inner` handle (then this cache's own writes do not drop the whole cache).
+    pub(crate) fn new(inner: Arc<dyn Backend>, capacity: usize, sole_user: bool) -> CachedBackend {
         CachedBackend {
             inner,
             map: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             generation: AtomicU64::new(0),
             marker: Mutex::new(None),
+            sole_user,
         }
     }
 
@@ -50,7 +57,11 @@ impl CachedBackend {
     /// Check the backend's change marker and drop the cache when another writer was active.
     /// Returns whether it did.
     pub(crate) async fn sync(&self) -> Result<bool> {
-        let now = self.inner.change_marker().await?;
+        let now = if self.sole_user {
+            self.inner.external_change_marker().await?
+        } else {
+            self.inner.change_marker().await?
+        };
         if now.is_none() {
             return Ok(false);
         }
@@ -69,11 +80,35 @@ impl CachedBackend {
         Ok(changed)
     }
 
-    fn invalidate(&self, keys: &[&str]) -> Result<()> {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    /// Drop `keys` and return the generation that this change started (see [`Self::written`]).
+    fn invalidate(&self, keys: &[&str]) -> Result<u64> {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut map = self.map()?;
         for k in keys {
             map.remove(*k);
+        }
+        Ok(generation)
+    }
+
+    /// After a write that started generation `generation` committed: keep what it wrote (the
+    /// next read of a key just written, such as the metadata of a KV secret, is then a hit),
+    /// unless anything else was invalidated meanwhile (another write, a drop after another
+    /// process's write), when the write's own value might already be stale.
+    fn written(&self, generation: u64, entries: Vec<(String, Entry)>) -> Result<()> {
+        let mut map = self.map()?;
+        if self.generation.load(Ordering::SeqCst) != generation {
+            for (k, _) in &entries {
+                map.remove(k);
+            }
+            return Ok(());
+        }
+        for (k, v) in entries {
+            if map.len() >= self.capacity && !map.contains_key(&k) {
+                if let Some(old) = map.keys().next().cloned() {
+                    map.remove(&old);
+                }
+            }
+            map.insert(k, v);
         }
         Ok(())
     }
@@ -111,17 +146,25 @@ impl Backend for CachedBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.invalidate(&[key])?;
-        let r = self.inner.put(key, value).await;
-        self.invalidate(&[key])?;
-        r
+        let generation = self.invalidate(&[key])?;
+        match self.inner.put(key, value).await {
+            Ok(()) => self.written(generation, vec![(key.to_string(), Some(Arc::from(value)))]),
+            Err(e) => {
+                self.invalidate(&[key])?;
+                Err(e)
+            }
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.invalidate(&[key])?;
-        let r = self.inner.delete(key).await;
-        self.invalidate(&[key])?;
-        r
+        let generation = self.invalidate(&[key])?;
+        match self.inner.delete(key).await {
+            Ok(()) => self.written(generation, vec![(key.to_string(), None)]),
+            Err(e) => {
+                self.invalidate(&[key])?;
+                Err(e)
+            }
+        }
     }
 
     async fn list(&self, prefix: &str, page: &Page) -> Result<Vec<String>> {
@@ -133,22 +176,31 @@ impl Backend for CachedBackend {
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
-        let keys: Vec<String> = ops
+        // What the transaction leaves at each key it writes (the last op on a key wins).
+        let entries: Vec<(String, Entry)> = ops
             .iter()
             .filter_map(|op| match op {
-                TxnOp::Put { key, .. } | TxnOp::Delete { key } => Some(key.clone()),
+                TxnOp::Put { key, value } => Some((key.clone(), Some(Arc::from(value.as_slice())))),
+                TxnOp::Delete { key } => Some((key.clone(), None)),
                 TxnOp::Check { .. } => None,
             })
             .collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.invalidate(&refs)?;
-        let r = self.inner.transaction(ops).await;
-        self.invalidate(&refs)?;
-        r
+        let refs: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let generation = self.invalidate(&refs)?;
+        match self.inner.transaction(ops).await {
+            Ok(()) => self.written(generation, entries),
+            Err(e) => {
+                self.invalidate(&refs)?;
+                Err(e)
+            }
+        }
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.inner.change_marker().await
+    }
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.inner.external_change_marker().await
     }
 
     async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
@@ -172,16 +224,34 @@ mod tests {
     #[tokio::test]
     async fn caches_hits_and_misses_and_sees_own_writes() {
         let mem = Arc::new(MemoryBackend::new());
-        let c = CachedBackend::new(mem.clone(), 2);
+        let c = CachedBackend::new(mem.clone(), 2, true);
         assert_eq!(c.get("a").await.unwrap(), None);
         // A write behind the cache's back is not seen until the cache is cleared...
         mem.put("a", b"1").await.unwrap();
         assert_eq!(c.get("a").await.unwrap(), None);
         c.clear().unwrap();
         assert_eq!(c.get("a").await.unwrap().unwrap(), b"1");
-        // ...but writes through it are.
+        // ...but writes through it are, and are kept: the next read is served from memory.
         c.put("a", b"2").await.unwrap();
+        mem.put("a", b"behind").await.unwrap();
         assert_eq!(c.get("a").await.unwrap().unwrap(), b"2");
+        c.clear().unwrap();
+        assert_eq!(c.get("a").await.unwrap().unwrap(), b"behind");
+        // A failed transaction keeps nothing it meant to write.
+        let failed = c
+            .transaction(vec![
+                TxnOp::Check {
+                    key: "a".into(),
+                    expected: None,
+                },
+                TxnOp::Put {
+                    key: "a".into(),
+                    value: b"3".to_vec(),
+                },
+            ])
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(c.get("a").await.unwrap().unwrap(), b"behind");
         c.transaction(vec![TxnOp::Delete { key: "a".into() }])
             .await
             .unwrap();

@@ -155,9 +155,63 @@ pub struct SqliteBackend {
     /// Commits made by this handle's writer (also bumped in `marker`'s data_version, but
     /// counting them here makes the marker move even if SQLite ever folded them together).
     local_commits: Arc<AtomicU64>,
+    /// What the writer learnt about its own commits and other connections' commits.
+    own: Arc<OwnCommits>,
     writer: Writer,
     /// The WAL-index (`-shm`) file, read to notice commits without taking a lock.
     shm: Mutex<ShmProbe>,
+}
+
+/// What the writer thread records so [`Backend::external_change_marker`] can leave this
+/// handle's own commits out without a round trip to the writer.
+///
+/// After each commit the writer reads the WAL-index header its commit left, then checks with
+/// `PRAGMA data_version` on its own connection (which moves only for *other* connections'
+/// commits) that nobody committed in between; only then is the header known to be its own.
+/// At the start of each write transaction the same check catches other connections' commits
+/// since its previous one, which the probe may never have seen (they may be hidden behind
+/// this handle's newer header).
+#[derive(Default)]
+pub(super) struct OwnCommits {
+    /// Commits by other connections the writer noticed.
+    pub(super) others: AtomicU64,
+    /// The WAL-index header exactly as this handle's last commit left it; `None` when that is
+    /// not known (another connection may have committed right after it).
+    pub(super) header: Mutex<Option<[u8; WAL_HEADER]>>,
+}
+
+/// Bytes of the WAL-index header (`WalIndexHdr`) that every commit rewrites.
+pub(super) const WAL_HEADER: usize = 48;
+
+/// Read the WAL-index header from the `-shm` file, opening it on first use; `None` (and the
+/// file forgotten) when it cannot be read.
+#[cfg(unix)]
+pub(super) fn read_wal_header(
+    file: &mut Option<std::fs::File>,
+    db: &Path,
+) -> Option<[u8; WAL_HEADER]> {
+    use std::os::unix::fs::FileExt;
+    if file.is_none() {
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
+        *file = std::fs::File::open(shm).ok();
+    }
+    let mut header = [0u8; WAL_HEADER];
+    match file.as_ref()?.read_at(&mut header, 0) {
+        Ok(WAL_HEADER) => Some(header),
+        _ => {
+            *file = None;
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) fn read_wal_header(
+    _file: &mut Option<std::fs::File>,
+    _db: &Path,
+) -> Option<[u8; WAL_HEADER]> {
+    None
 }
 
 /// Reads the WAL-index header: SQLite rewrites it on every commit (its `iChange` counter,
@@ -166,50 +220,40 @@ pub struct SqliteBackend {
 /// transaction and two `fcntl` locks per call.
 struct ShmProbe {
     file: Option<std::fs::File>,
-    last: [u8; 48],
+    last: [u8; WAL_HEADER],
+    /// Header changes seen, own commits included.
     generation: u64,
+    /// Header changes seen that were not this handle's own commit.
+    external: u64,
 }
 
 impl Default for ShmProbe {
     fn default() -> Self {
         ShmProbe {
             file: None,
-            last: [0; 48],
+            last: [0; WAL_HEADER],
             generation: 0,
+            external: 0,
         }
     }
 }
 
 impl ShmProbe {
-    /// The header generation: bumped whenever the header differs from the last read. `None`
-    /// when the file cannot be read (the caller falls back to `data_version`).
-    #[cfg(unix)]
-    fn generation(&mut self, db: &Path) -> Option<u64> {
-        use std::os::unix::fs::FileExt;
-        if self.file.is_none() {
-            let mut shm = db.as_os_str().to_owned();
-            shm.push("-shm");
-            self.file = std::fs::File::open(shm).ok();
-        }
-        let file = self.file.as_ref()?;
-        let mut header = [0u8; 48];
-        match file.read_at(&mut header, 0) {
-            Ok(48) => {}
-            _ => {
-                self.file = None;
-                return None;
-            }
-        }
+    /// The header generations (all changes, changes other than `own`): bumped whenever the
+    /// header differs from the last read. `None` when the file cannot be read (the caller
+    /// falls back to `data_version`).
+    fn generation(&mut self, db: &Path, own: Option<[u8; WAL_HEADER]>) -> Option<(u64, u64)> {
+        let header = read_wal_header(&mut self.file, db)?;
         if header != self.last {
             self.last = header;
             self.generation = self.generation.wrapping_add(1);
+            // Every commit bumps the header's change counter, so a header equal to the one
+            // this handle's last commit produced is that commit and nobody else's.
+            if own != Some(header) {
+                self.external = self.external.wrapping_add(1);
+            }
         }
-        Some(self.generation)
-    }
-
-    #[cfg(not(unix))]
-    fn generation(&mut self, _db: &Path) -> Option<u64> {
-        None
+        Some((self.generation, self.external))
     }
 }
 
@@ -297,7 +341,14 @@ impl SqliteBackend {
             .map_err(|e| sqlite_error("opening a reader", e))?;
 
         let local_commits = Arc::new(AtomicU64::new(0));
-        let writer = Writer::start(writer, options.busy_timeout, local_commits.clone())?;
+        let own = Arc::new(OwnCommits::default());
+        let writer = Writer::start(
+            writer,
+            options.busy_timeout,
+            local_commits.clone(),
+            own.clone(),
+            path.clone(),
+        )?;
         Ok(SqliteBackend {
             path,
             synchronous: options.synchronous,
@@ -306,6 +357,7 @@ impl SqliteBackend {
             marker: Mutex::new(marker),
             shm: Mutex::new(ShmProbe::default()),
             local_commits,
+            own,
             writer,
         })
     }
@@ -391,18 +443,45 @@ impl Backend for SqliteBackend {
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {
-        let probe = self
-            .shm
-            .lock()
-            .map_err(|_| poisoned())?
-            .generation(&self.path);
-        if let Some(g) = probe {
+        if let Some((all, _)) = self.probe()? {
             // The high bit keeps the two sources from ever producing the same number by
             // accident when the probe comes and goes.
             return Ok(Some(
-                (g | 1 << 63).wrapping_add(self.local_commits.load(Ordering::Acquire)),
+                (all | 1 << 63).wrapping_add(self.local_commits.load(Ordering::Acquire)),
             ));
         }
+        self.data_version_marker()
+    }
+
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        if let Some((_, external)) = self.probe()? {
+            return Ok(Some(
+                (external | 1 << 63).wrapping_add(self.own.others.load(Ordering::Acquire)),
+            ));
+        }
+        // Without the probe there is no telling own commits apart: every commit counts.
+        self.data_version_marker()
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+impl SqliteBackend {
+    /// The WAL-index probe's generations (all commits, commits other than this handle's).
+    fn probe(&self) -> Result<Option<(u64, u64)>> {
+        let own = *self.own.header.lock().map_err(|_| poisoned())?;
+        Ok(self
+            .shm
+            .lock()
+            .map_err(|_| poisoned())?
+            .generation(&self.path, own))
+    }
+
+    /// The marker from `PRAGMA data_version` on a connection that never writes, when the
+    /// WAL-index cannot be read.
+    fn data_version_marker(&self) -> Result<Option<u64>> {
         let conn = self.marker.lock().map_err(|_| poisoned())?;
         let version: i64 = conn
             .prepare_cached(DATA_VERSION)
@@ -412,10 +491,6 @@ impl Backend for SqliteBackend {
         Ok(Some(
             version.wrapping_add(self.local_commits.load(Ordering::Acquire)),
         ))
-    }
-
-    fn kind(&self) -> &'static str {
-        "sqlite"
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Backend, Page, TxnOp};
+use crate::barrier::Barrier;
 use crate::error::{Error, Result};
 
 /// A [`Backend`] restricted to the keys under `prefix`.
@@ -13,6 +14,8 @@ use crate::error::{Error, Result};
 pub(crate) struct View {
     inner: Arc<dyn Backend>,
     prefix: String,
+    /// The barrier `inner` is, for [`View::get_decoded`]'s cache.
+    barrier: Option<Arc<Barrier>>,
 }
 
 impl View {
@@ -21,6 +24,34 @@ impl View {
         View {
             inner,
             prefix: prefix.into(),
+            barrier: None,
+        }
+    }
+
+    /// A view of the barrier under `prefix`, whose [`View::get_decoded`] uses the barrier's
+    /// decoded cache.
+    pub(crate) fn of_barrier(barrier: &Arc<Barrier>, prefix: impl Into<String>) -> View {
+        View {
+            inner: barrier.clone(),
+            prefix: prefix.into(),
+            barrier: Some(barrier.clone()),
+        }
+    }
+
+    /// The entry at `key` decoded by `decode`: from the barrier's decoded cache when this is a
+    /// view of the barrier and the stored entry has not changed since it was decoded.
+    pub(crate) async fn get_decoded<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T> + Send,
+    ) -> Result<Option<Arc<T>>> {
+        let full = self.full(key)?;
+        match &self.barrier {
+            Some(b) => b.get_decoded(&full, decode).await,
+            None => match self.inner.get(&full).await? {
+                Some(raw) => Ok(Some(Arc::new(decode(&raw)?))),
+                None => Ok(None),
+            },
         }
     }
 
@@ -77,6 +108,9 @@ impl Backend for View {
     }
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.inner.change_marker().await
+    }
+    async fn external_change_marker(&self) -> Result<Option<u64>> {
+        self.inner.external_change_marker().await
     }
     async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
         self.inner.hold_lock(name).await

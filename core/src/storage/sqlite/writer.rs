@@ -1,6 +1,7 @@
 //! The writer thread of a [`super::SqliteBackend`]: owns the one read-write connection and
 //! commits writes in groups (group commit), so concurrent writers share an fsync.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{DELETE, GET, PUT, retry_busy, sqlite_error};
+use super::{
+    DATA_VERSION, DELETE, GET, OwnCommits, PUT, WAL_HEADER, read_wal_header, retry_busy,
+    sqlite_error,
+};
 use crate::error::{Error, Result};
 use crate::storage::TxnOp;
 
@@ -58,11 +62,21 @@ impl Writer {
         conn: Connection,
         busy_timeout: Duration,
         local_commits: Arc<AtomicU64>,
+        own: Arc<OwnCommits>,
+        path: PathBuf,
     ) -> Result<Writer> {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("strongroom-sqlite-writer".to_string())
-            .spawn(move || run(&conn, &queue, busy_timeout, &local_commits))
+            .spawn(move || {
+                let mut watch = Watch {
+                    own: &own,
+                    path: &path,
+                    shm: None,
+                    seen: data_version(&conn).ok(),
+                };
+                run(&conn, &queue, busy_timeout, &local_commits, &mut watch);
+            })
             .map_err(|e| {
                 Error::storage("could not start the sqlite writer thread").with_source(e)
             })?;
@@ -83,11 +97,69 @@ fn stopped() -> Error {
     Error::internal("the sqlite writer thread stopped")
 }
 
+/// The writer's side of [`OwnCommits`].
+struct Watch<'a> {
+    own: &'a OwnCommits,
+    path: &'a Path,
+    shm: Option<std::fs::File>,
+    /// This connection's `data_version` after its last commit (`None` = unknown).
+    seen: Option<i64>,
+}
+
+impl Watch<'_> {
+    /// Another connection committed (or may have): the external marker must move.
+    fn other_commit(&self) {
+        self.own.others.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn set_own_header(&self, header: Option<[u8; WAL_HEADER]>) {
+        if let Ok(mut h) = self.own.header.lock() {
+            *h = header;
+        }
+    }
+
+    /// Inside a fresh write transaction: did anyone else commit since our last commit?
+    fn transaction_started(&mut self, conn: &Connection) -> Result<i64> {
+        let now = data_version(conn).map_err(|e| sqlite_error("write", e))?;
+        if self.seen != Some(now) {
+            self.other_commit();
+        }
+        Ok(now)
+    }
+
+    /// Right after our commit: record the header it left, unless someone else committed
+    /// after it before we could read it.
+    fn committed(&mut self, conn: &Connection, before: i64) {
+        let header = read_wal_header(&mut self.shm, self.path);
+        let after = data_version(conn).ok();
+        if after == Some(before) && header.is_some() {
+            self.set_own_header(header);
+        } else {
+            self.other_commit();
+            self.set_own_header(None);
+        }
+        self.seen = after;
+    }
+
+    /// The group failed: assume the worst.
+    fn failed(&mut self) {
+        self.other_commit();
+        self.set_own_header(None);
+        self.seen = None;
+    }
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(DATA_VERSION)
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+}
+
 fn run(
     conn: &Connection,
     queue: &mpsc::Receiver<Job>,
     busy_timeout: Duration,
     local_commits: &AtomicU64,
+    watch: &mut Watch<'_>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut bytes = first.write.bytes();
@@ -101,7 +173,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let results = commit_group(conn, &group, Instant::now() + busy_timeout);
+        let results = commit_group(conn, &group, Instant::now() + busy_timeout, watch);
         if results.iter().any(Result::is_ok) {
             local_commits.fetch_add(1, Ordering::Release);
         }
@@ -115,10 +187,16 @@ fn run(
 /// Commit every job of `group` that can be applied, in order, in one transaction. A job that
 /// fails (a precondition, a constraint) is rolled back to its savepoint alone; a failure of the
 /// transaction itself fails them all.
-fn commit_group(conn: &Connection, group: &[Job], deadline: Instant) -> Vec<Result<()>> {
-    match try_commit_group(conn, group, deadline) {
+fn commit_group(
+    conn: &Connection,
+    group: &[Job],
+    deadline: Instant,
+    watch: &mut Watch<'_>,
+) -> Vec<Result<()>> {
+    match try_commit_group(conn, group, deadline, watch) {
         Ok(results) => results,
         Err(failure) => {
+            watch.failed();
             if !conn.is_autocommit() {
                 // Best effort: if even this fails the next BEGIN reports the problem.
                 let _ = conn.execute_batch("ROLLBACK");
@@ -135,6 +213,7 @@ fn try_commit_group(
     conn: &Connection,
     group: &[Job],
     deadline: Instant,
+    watch: &mut Watch<'_>,
 ) -> Result<Vec<Result<()>>> {
     let exec = |sql: &str, what: &str| {
         conn.prepare_cached(sql)
@@ -148,6 +227,7 @@ fn try_commit_group(
             .and_then(|mut stmt| stmt.execute([]))
     })
     .map_err(|e| sqlite_error("write", e))?;
+    let before = watch.transaction_started(conn)?;
     let mut results = Vec::with_capacity(group.len());
     for job in group {
         exec("SAVEPOINT job", "write")?;
@@ -159,6 +239,7 @@ fn try_commit_group(
         results.push(outcome);
     }
     exec("COMMIT", "commit")?;
+    watch.committed(conn, before);
     Ok(results)
 }
 

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::layout::{
     KeyMeta, MAX_ATTEMPTS, MountConfig, canonical, commit, contention, decode_data, deletion_time,
-    encode, load_config, load_meta, meta_key, now_nanos, version_key,
+    encode, load_config, load_meta, load_meta_decoded, meta_key, now_nanos, version_key,
 };
+use crate::barrier::decoded::SecretData;
 use crate::error::{Error, Result};
 use crate::request::{Data, Response};
 use crate::secrets::EngineContext;
@@ -46,14 +47,16 @@ pub(super) fn not_found_empty() -> Response {
 pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<Option<Response>> {
     let version = version_param(req)?;
     for _ in 0..READ_ATTEMPTS {
-        let (_, Some(meta)) = load_meta(&ctx.storage, key).await? else {
+        let Some(read) = load_meta_decoded(&ctx.storage, key).await? else {
             return Ok(None);
         };
-        let number = version.unwrap_or(meta.current_version);
-        let Some(vm) = meta.versions.get(&number) else {
+        let number = version.unwrap_or(read.meta.current_version);
+        let (Some(vm), Some(metadata)) = (
+            read.meta.versions.get(&number),
+            read.version_data.get(&number).cloned(),
+        ) else {
             return Ok(None);
         };
-        let metadata = vm.to_data(number, &meta.custom_metadata);
         let mut out = Data::new();
         if vm.is_gone(now_nanos(ctx)) {
             out.insert("data".into(), Value::Null);
@@ -61,10 +64,16 @@ pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<O
             return Ok(Some(gone(out)));
         }
         // The version may be pruned or destroyed between the two reads: start over then.
-        let Some(raw) = ctx.storage.get(&version_key(key, number)).await? else {
+        let version_data = ctx
+            .storage
+            .get_decoded(&version_key(key, number), |raw| {
+                decode_data(raw).map(SecretData)
+            })
+            .await?;
+        let Some(secret) = version_data else {
             continue;
         };
-        out.insert("data".into(), Value::Object(decode_data(&raw)?));
+        out.insert("data".into(), Value::Object(secret.0.clone()));
         out.insert("metadata".into(), Value::Object(metadata));
         return Ok(Some(Response::with_data(out)));
     }

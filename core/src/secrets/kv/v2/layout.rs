@@ -17,7 +17,8 @@
 //! and the version keys it touches. Two writers (threads or processes) that read the same
 //! metadata cannot both commit: the loser re-reads and tries again ([`MAX_ATTEMPTS`]), so version
 //! numbers are never handed out twice and a version's data never exists without its metadata.
-//! Nothing is cached in memory: every request reads what it needs.
+//! Reads of `data/<key>` take the metadata and the version from the barrier's decoded cache
+//! when their stored ciphertext is unchanged; every change reads what it needs from storage.
 
 use std::collections::BTreeMap;
 
@@ -337,6 +338,38 @@ pub(super) async fn load_meta(
     let meta = serde_json::from_slice(&raw)
         .map_err(|e| Error::storage("failed to decode key metadata from storage").with_source(e))?;
     Ok((Some(raw), Some(meta)))
+}
+
+/// A secret's metadata as reads use it: decoded, with each version's `metadata` answer
+/// formatted once (formatting times costs more than copying the result).
+pub(super) struct ReadMeta {
+    pub meta: KeyMeta,
+    /// [`VersionMeta::to_data`] of every version in the table.
+    pub version_data: BTreeMap<u64, Data>,
+}
+
+/// A secret's metadata for reading, from the decoded cache when it is unchanged in storage
+/// (metadata holds no secret values).
+pub(super) async fn load_meta_decoded(
+    storage: &View,
+    key: &str,
+) -> Result<Option<std::sync::Arc<ReadMeta>>> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    storage
+        .get_decoded(&meta_key(key), |raw| {
+            let meta: KeyMeta = serde_json::from_slice(raw).map_err(|e| {
+                Error::storage("failed to decode key metadata from storage").with_source(e)
+            })?;
+            let version_data = meta
+                .versions
+                .iter()
+                .map(|(n, v)| (*n, v.to_data(*n, &meta.custom_metadata)))
+                .collect();
+            Ok(ReadMeta { meta, version_data })
+        })
+        .await
 }
 
 /// The mount configuration (defaults when never written).
