@@ -593,17 +593,22 @@ impl Strongroom {
     }
 
     /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
-    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due. Returns
-    /// whether it rotated.
+    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due, then runs
+    /// each mount's periodic work (transit auto-rotation). Returns whether the keyring rotated.
     pub async fn run_maintenance(&self) -> Result<bool> {
         if self.inner.barrier.is_sealed() {
             return Ok(false);
         }
-        if self.inner.barrier.rotation_due()? {
+        let rotated = if self.inner.barrier.rotation_due()? {
             self.inner.barrier.rotate().await?;
-            return Ok(true);
+            true
+        } else {
+            false
+        };
+        for m in self.router()?.mounted() {
+            m.engine.periodic(&m.ctx).await?;
         }
-        Ok(false)
+        Ok(rotated)
     }
 
     /// Run one request through the pipeline: seal check, token, ACL, audit, engine, lease,

@@ -29,9 +29,9 @@ fn algorithm(key_type: KeyType) -> Result<&'static Algorithm> {
         KeyType::Aes256Gcm96 => Ok(&AES_256_GCM),
         KeyType::ChaCha20Poly1305 => Ok(&CHACHA20_POLY1305),
         KeyType::XChaCha20Poly1305 => Err(KeyType::xchacha_unavailable()),
-        KeyType::Hmac => Err(Error::invalid_input(
-            "message encryption not supported for key type hmac",
-        )),
+        other => Err(Error::invalid_input(format!(
+            "message encryption not supported for key type {other}"
+        ))),
     }
 }
 
