@@ -1053,12 +1053,18 @@ impl Transit {
             _ => {}
         }
         let export_one = |kv: &super::key::KeyVersion| -> Result<String> {
-            match kind {
-                "hmac-key" => Ok(base64::encode(&kv.hmac_key)),
-                "public-key" => kv.parsed(t)?.public_key_text(),
-                _ if t.is_asymmetric() => kv.parsed(t)?.private_key_text(&kv.key),
-                _ => Ok(base64::encode(&kv.key)),
-            }
+            let text = match kind {
+                "hmac-key" => base64::encode(&kv.hmac_key),
+                "public-key" => kv.parsed(t)?.public_key_text()?,
+                _ if t.is_asymmetric() => kv.parsed(t)?.private_key_text(&kv.key)?,
+                _ => base64::encode(&kv.key),
+            };
+            // OpenBao trims the final newline of ECDSA PEM exports (and only those).
+            Ok(if t.is_ecdsa() {
+                text.trim_end_matches('\n').to_string()
+            } else {
+                text
+            })
         };
         let mut keys = serde_json::Map::new();
         match version {
