@@ -14,7 +14,9 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
 mod tokens;
+mod transit;
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
+pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 
 /// A handle that makes calls with one token.
 ///
@@ -84,6 +86,11 @@ impl Client {
             client: self.clone(),
             mount: mount.trim_matches('/').to_string(),
         }
+    }
+
+    /// The transit engine mounted at `mount` (`"transit"`).
+    pub fn transit(&self, mount: &str) -> Transit {
+        Transit::new(self.clone(), mount)
     }
 
     /// System operations: mounts, tuning, keyring rotation.

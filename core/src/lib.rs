@@ -39,8 +39,8 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys, TokenInfo,
-    TokenRequest, Tokens,
+    Ciphertext, Client, DataKey, EncryptOptions, KeyConfig, Kv, KvMetadata, KvSecret, KvVersion,
+    KvVersionState, Plaintext, SecretData, Sys, TokenInfo, TokenRequest, Tokens, Transit,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

@@ -726,3 +726,69 @@ async fn policy_decides_create_versus_update_on_encrypt() {
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     assert!(read(&root, "keys/absent").await.is_none());
 }
+
+#[tokio::test]
+async fn typed_api_round_trips_and_reports_per_item_errors() {
+    let (_sr, c, _) = setup().await;
+    let t = c.transit("transit");
+    let ct = t.encrypt("typed", b"secret").await.unwrap();
+    assert_eq!(ct.key_version(), Some(1));
+    assert_eq!(t.decrypt("typed", &ct).await.unwrap().expose(), b"secret");
+    assert!(!format!("{:?}", t.decrypt("typed", &ct).await.unwrap()).contains("secret"));
+    assert_eq!(t.rotate("typed").await.unwrap(), 2);
+    let rw = t.rewrap("typed", &ct).await.unwrap();
+    assert_eq!(rw.key_version(), Some(2));
+
+    let aad = strongroom::EncryptOptions {
+        associated_data: Some(b"row-7"),
+        ..Default::default()
+    };
+    let bound = t.encrypt_with("typed", b"x", &aad).await.unwrap();
+    assert_eq!(
+        t.decrypt_with("typed", &bound, &aad)
+            .await
+            .unwrap()
+            .expose(),
+        b"x"
+    );
+    let e = t.decrypt("typed", &bound).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Crypto);
+
+    let items = t
+        .encrypt_batch("typed", &[b"a".as_slice(), b"b", b""])
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+    let cts: Vec<_> = items.into_iter().map(Result::unwrap).collect();
+    let mut with_bad = cts.clone();
+    with_bad.push(strongroom::Ciphertext::new("vault:v9:AAAA"));
+    let out = t.decrypt_batch("typed", &with_bad).await.unwrap();
+    assert_eq!(out[0].as_ref().unwrap().expose(), b"a");
+    assert_eq!(out[2].as_ref().unwrap().expose(), b"");
+    let e = out[3].as_ref().unwrap_err();
+    assert_eq!(e.message(), "invalid ciphertext: version is too new");
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+
+    let dk = t.datakey("typed", 256).await.unwrap();
+    assert_eq!(dk.plaintext.expose().len(), 32);
+    assert_eq!(
+        t.decrypt("typed", &dk.ciphertext).await.unwrap(),
+        dk.plaintext
+    );
+
+    t.create_key(
+        "signer",
+        &strongroom::KeyConfig {
+            key_type: "ed25519".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sig = t.sign("signer", b"doc").await.unwrap();
+    assert!(t.verify("signer", b"doc", &sig).await.unwrap());
+    assert!(!t.verify("signer", b"dog", &sig).await.unwrap());
+    let mac = t.hmac("typed", b"doc").await.unwrap();
+    assert!(t.verify_hmac("typed", b"doc", &mac).await.unwrap());
+    assert!(!t.verify_hmac("typed", b"dog", &mac).await.unwrap());
+}
