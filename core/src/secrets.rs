@@ -40,6 +40,11 @@ pub(crate) trait Engine: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// This engine as a transit engine, for the typed API's fast path.
+    fn as_transit(&self) -> Option<&transit::engine::Transit> {
+        None
+    }
+
     /// Periodic work (transit auto-rotation, ...), run from
     /// [`crate::Strongroom::run_maintenance`] by the process that does housekeeping. Time comes
     /// from `ctx.clock`, so tests drive it with the virtual clock. The default does nothing.

@@ -712,6 +712,48 @@ impl Strongroom {
         Ok(resp)
     }
 
+    /// The typed fast path's gate: the pipeline's seal, token and ACL steps for `op` on
+    /// `path`, without building a JSON request. `Ok(None)` sends the caller through
+    /// [`Strongroom::handle`] instead: when an audit device is enabled (every call is logged),
+    /// the token has limited uses, the path is not on a mount, or the matching ACL rule
+    /// inspects request parameters. Otherwise the mount and the path relative to it.
+    pub(crate) async fn fast_gate(
+        &self,
+        token: &str,
+        op: Operation,
+        path: &str,
+    ) -> Result<Option<(Arc<router::Mounted>, String)>> {
+        if self.inner.barrier.is_sealed() {
+            return Err(Error::sealed());
+        }
+        if !self.inner.audit.is_empty() {
+            return Ok(None);
+        }
+        let path = normalize_request_path(path)?;
+        self.sync().await?;
+        let entry = self
+            .token_lookup(token)
+            .await?
+            .ok_or_else(Error::permission_denied)?;
+        if entry.num_uses != 0 {
+            return Ok(None);
+        }
+        let router = self.router()?;
+        let Some((mount, rel)) = router.route(&path) else {
+            return Ok(None);
+        };
+        let acl = self.acl_for(&entry.policies).await?;
+        if acl.inspects_body(&path) {
+            return Ok(None);
+        }
+        let empty = Data::new();
+        let d = acl.allow(op, &path, &empty, None);
+        if !(d.allowed && (d.root_privs || !crate::policies::needs_sudo(&path))) {
+            return Err(Error::permission_denied());
+        }
+        Ok(Some((mount.clone(), rel.to_string())))
+    }
+
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
     /// check, which turns an update of a missing entry into a create).
     async fn route(&self, req: &mut Request) -> Result<Target> {

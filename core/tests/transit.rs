@@ -792,3 +792,78 @@ async fn typed_api_round_trips_and_reports_per_item_errors() {
     assert!(t.verify_hmac("typed", b"doc", &mac).await.unwrap());
     assert!(!t.verify_hmac("typed", b"dog", &mac).await.unwrap());
 }
+
+#[tokio::test]
+async fn typed_fast_path_keeps_policy_and_token_rules() {
+    let (sr, root, _) = setup().await;
+    root.transit("transit")
+        .create_key("k", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    root.sys()
+        .write_policy(
+            "enc-only",
+            r#"path "transit/encrypt/k" { capabilities = ["update"] }
+               path "transit/encrypt/guarded" {
+                 capabilities = ["update"]
+                 denied_parameters = { "associated_data" = [] }
+               }"#,
+        )
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("guarded", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    let mk = |uses: u64| {
+        let root = root.clone();
+        async move {
+            root.token()
+                .create(&strongroom::TokenRequest {
+                    policies: vec!["enc-only".into()],
+                    num_uses: uses,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .client_token
+        }
+    };
+    let user = sr.client(mk(0).await).transit("transit");
+    let ct = user.encrypt("k", b"x").await.unwrap();
+    // No decrypt capability: refused on the fast path too.
+    let e = user.decrypt("k", &ct).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    let e = user.sign("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // A rule that inspects parameters is still enforced (the call takes the full pipeline).
+    user.encrypt("guarded", b"x").await.unwrap();
+    let aad = strongroom::EncryptOptions {
+        associated_data: Some(b"a"),
+        ..Default::default()
+    };
+    let e = user.encrypt_with("guarded", b"x", &aad).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // Limited-use tokens are counted.
+    let limited = sr.client(mk(2).await).transit("transit");
+    limited.encrypt("k", b"1").await.unwrap();
+    limited.encrypt("k", b"2").await.unwrap();
+    let e = limited.encrypt("k", b"3").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // A bad token is refused.
+    let e = sr
+        .client("s.nope")
+        .transit("transit")
+        .encrypt("k", b"x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // A sealed engine answers Sealed.
+    sr.seal().await.unwrap();
+    let e = root
+        .transit("transit")
+        .encrypt("k", b"x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Sealed);
+}

@@ -1,6 +1,9 @@
 //! Typed access to a transit mount: `client.transit("transit")`.
 
 use std::fmt;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +13,9 @@ use zeroize::Zeroizing;
 use super::Client;
 use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request};
+use crate::secrets::transit::asym::SignOptions;
+use crate::secrets::transit::hmac::HmacAlgorithm;
+use crate::secrets::transit::key::TransitKey;
 
 /// A `vault:v<N>:...` ciphertext (not secret: safe to store and log).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,6 +184,29 @@ impl Transit {
         format!("{}/{op}/{key}", self.mount)
     }
 
+    /// The fast path: the pipeline's seal, token and policy checks for `op/key`, then the key
+    /// straight from the engine's memory, with no JSON or base64 in between. `None` when the
+    /// call must take the full pipeline (audit devices, limited-use tokens, policies that
+    /// inspect parameters, a key that does not exist yet).
+    async fn fast_key(&self, op: &str, key: &str) -> Result<Option<Arc<TransitKey>>> {
+        let gate = self
+            .client
+            .sr
+            .fast_gate(
+                self.client.token.expose_secret(),
+                Operation::Update,
+                &self.path(op, key),
+            )
+            .await?;
+        let Some((mount, _)) = gate else {
+            return Ok(None);
+        };
+        let Some(engine) = mount.engine.as_transit() else {
+            return Ok(None);
+        };
+        engine.fast_key(&mount.ctx, key).await
+    }
+
     async fn write(&self, path: String, body: Data) -> Result<(Data, Option<u16>)> {
         let resp = self
             .client
@@ -237,6 +266,15 @@ impl Transit {
         plaintext: &[u8],
         opts: &EncryptOptions<'_>,
     ) -> Result<Ciphertext> {
+        if let Some(k) = self.fast_key("encrypt", key).await? {
+            let enc = k.encrypt(
+                plaintext,
+                opts.context.unwrap_or_default(),
+                opts.associated_data.unwrap_or_default(),
+                i64::from(opts.key_version),
+            )?;
+            return Ok(Ciphertext(enc.ciphertext));
+        }
         let mut body = Data::new();
         body.insert("plaintext".into(), b64(plaintext));
         add_options(&mut body, opts);
@@ -257,6 +295,15 @@ impl Transit {
         ciphertext: &Ciphertext,
         opts: &EncryptOptions<'_>,
     ) -> Result<Plaintext> {
+        if let Some(k) = self.fast_key("decrypt", key).await? {
+            return k
+                .decrypt(
+                    ciphertext.as_str(),
+                    opts.context.unwrap_or_default(),
+                    opts.associated_data.unwrap_or_default(),
+                )
+                .map(Plaintext);
+        }
         let mut body = Data::new();
         body.insert("ciphertext".into(), json!(ciphertext.as_str()));
         add_options(&mut body, opts);
@@ -278,6 +325,12 @@ impl Transit {
         key: &str,
         plaintexts: &[&[u8]],
     ) -> Result<Vec<Result<Ciphertext>>> {
+        if let Some(k) = self.fast_key("encrypt", key).await? {
+            return Ok(plaintexts
+                .iter()
+                .map(|p| k.encrypt(p, &[], &[], 0).map(|e| Ciphertext(e.ciphertext)))
+                .collect());
+        }
         let items: Vec<Value> = plaintexts
             .iter()
             .map(|p| json!({"plaintext": b64(p)}))
@@ -304,6 +357,12 @@ impl Transit {
         key: &str,
         ciphertexts: &[Ciphertext],
     ) -> Result<Vec<Result<Plaintext>>> {
+        if let Some(k) = self.fast_key("decrypt", key).await? {
+            return Ok(ciphertexts
+                .iter()
+                .map(|c| k.decrypt(c.as_str(), &[], &[]).map(Plaintext))
+                .collect());
+        }
         let items: Vec<Value> = ciphertexts
             .iter()
             .map(|c| json!({"ciphertext": c.as_str()}))
@@ -343,6 +402,11 @@ impl Transit {
 
     /// Sign `input` with the latest version of `key` (default options: SHA2-256, PSS, ASN.1).
     pub async fn sign(&self, key: &str, input: &[u8]) -> Result<String> {
+        if let Some(k) = self.fast_key("sign", key).await? {
+            return k
+                .sign(input, &[], &SignOptions::default(), 0)
+                .map(|(s, _)| s);
+        }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         let (d, _) = self.write(self.path("sign", key), body).await?;
@@ -351,6 +415,9 @@ impl Transit {
 
     /// Whether `signature` signs `input` (a mismatch is `Ok(false)`).
     pub async fn verify(&self, key: &str, input: &[u8], signature: &str) -> Result<bool> {
+        if let Some(k) = self.fast_key("verify", key).await? {
+            return k.verify_signature(input, signature, &[], &SignOptions::default());
+        }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         body.insert("signature".into(), json!(signature));
@@ -360,6 +427,9 @@ impl Transit {
 
     /// `vault:v<N>:` HMAC-SHA256 of `input` with the latest version of `key`.
     pub async fn hmac(&self, key: &str, input: &[u8]) -> Result<String> {
+        if let Some(k) = self.fast_key("hmac", key).await? {
+            return k.hmac(input, HmacAlgorithm::Sha2_256, 0);
+        }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         let (d, _) = self.write(self.path("hmac", key), body).await?;

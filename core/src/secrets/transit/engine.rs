@@ -89,6 +89,20 @@ impl Transit {
         Ok(Some(key))
     }
 
+    /// A key for the typed API's fast path: `None` when it does not exist (the caller then
+    /// takes the full pipeline, which may create it); soft-deleted keys are refused.
+    pub(crate) async fn fast_key(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+    ) -> Result<Option<Arc<TransitKey>>> {
+        check_name(name)?;
+        match self.load(ctx, name).await? {
+            Some(k) if k.policy.soft_deleted => Err(Error::invalid_input(ERR_SOFT_DELETED)),
+            other => Ok(other),
+        }
+    }
+
     /// A key for use: missing is `encryption key not found`, soft-deleted is refused.
     async fn usable(&self, ctx: &EngineContext, name: &str) -> Result<Arc<TransitKey>> {
         let key = self
@@ -355,6 +369,10 @@ impl Engine for Transit {
             }
             _ => Err(Error::unsupported_path(path)),
         }
+    }
+
+    fn as_transit(&self) -> Option<&Transit> {
+        Some(self)
     }
 
     async fn periodic(&self, ctx: &EngineContext) -> Result<()> {
