@@ -35,6 +35,11 @@ fn algorithm(key_type: KeyType) -> Result<&'static Algorithm> {
     }
 }
 
+/// A prepared AEAD key (the key schedule done once), for keys used many times.
+pub(crate) fn prepare(key_type: KeyType, key: &[u8]) -> Result<LessSafeKey> {
+    aead_key(key_type, key)
+}
+
 fn aead_key(key_type: KeyType, key: &[u8]) -> Result<LessSafeKey> {
     let unbound = UnboundKey::new(algorithm(key_type)?, key)
         .map_err(|_| Error::internal("could not derive enc key, length not correct"))?;
@@ -61,7 +66,16 @@ pub(crate) fn seal(
     aad: &[u8],
     nonce: NonceSource<'_>,
 ) -> Result<Vec<u8>> {
-    let sealing = aead_key(key_type, key)?;
+    seal_with(&aead_key(key_type, key)?, plaintext, aad, nonce)
+}
+
+/// [`seal`] with a prepared key.
+pub(crate) fn seal_with(
+    sealing: &LessSafeKey,
+    plaintext: &[u8],
+    aad: &[u8],
+    nonce: NonceSource<'_>,
+) -> Result<Vec<u8>> {
     let mut nonce_bytes = [0u8; NONCE_LEN];
     match nonce {
         NonceSource::Random => aws_lc_rs::rand::fill(&mut nonce_bytes)
@@ -103,7 +117,16 @@ pub(crate) fn open(
     raw: &[u8],
     aad: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let opening = aead_key(key_type, key)?;
+    open_with(key_type, &aead_key(key_type, key)?, raw, aad)
+}
+
+/// [`open`] with a prepared key.
+pub(crate) fn open_with(
+    key_type: KeyType,
+    opening: &LessSafeKey,
+    raw: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     let nonce_len = key_type.nonce_len();
     if raw.len() < nonce_len {
         return Err(Error::invalid_input("invalid ciphertext length"));

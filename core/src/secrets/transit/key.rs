@@ -47,9 +47,22 @@ pub(crate) struct KeyVersion {
     pub public_key: Vec<u8>,
     /// Asymmetric types: the parsed private key, built on first use and shared by clones.
     pub parsed: Arc<OnceLock<Parsed>>,
+    /// AEAD types without derivation: the prepared cipher key, built on first use.
+    pub aead: Arc<OnceLock<aws_lc_rs::aead::LessSafeKey>>,
 }
 
 impl KeyVersion {
+    /// The prepared AEAD key of this version's own key (key schedule done once).
+    pub(crate) fn aead(&self, key_type: KeyType) -> Result<&aws_lc_rs::aead::LessSafeKey> {
+        if let Some(k) = self.aead.get() {
+            return Ok(k);
+        }
+        let _ = self.aead.set(aead::prepare(key_type, &self.key)?);
+        self.aead
+            .get()
+            .ok_or_else(|| Error::internal("key cache failed"))
+    }
+
     /// The parsed private key of an asymmetric version (parsed once, then cached).
     pub(crate) fn parsed(&self, key_type: KeyType) -> Result<&Parsed> {
         if let Some(p) = self.parsed.get() {
@@ -270,6 +283,7 @@ impl TransitKey {
                 convergent_version,
                 public_key,
                 parsed: Arc::new(OnceLock::new()),
+                aead: Arc::new(OnceLock::new()),
             },
         );
         self.latest_version = version;
@@ -388,6 +402,14 @@ impl TransitKey {
             });
         }
         let convergent = self.check_convergent(ver)? != 0;
+        if !self.derived && !convergent {
+            let prepared = self.entry(ver)?.aead(self.key_type)?;
+            let raw = aead::seal_with(prepared, plaintext, aad, NonceSource::Random)?;
+            return Ok(Encrypted {
+                ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+                key_version,
+            });
+        }
         let enc_len = self.key_type.key_len();
         let hmac_len = if convergent { CONVERGENT_HMAC_LEN } else { 0 };
         let material = self.key_for(context, ver, enc_len + hmac_len)?;
@@ -440,6 +462,10 @@ impl TransitKey {
             .map_err(|_| Error::invalid_input("invalid ciphertext: could not decode base64"))?;
         if self.key_type.is_rsa() {
             return self.entry(ver)?.parsed(self.key_type)?.rsa_decrypt(&raw);
+        }
+        if !self.derived {
+            let prepared = self.entry(ver)?.aead(self.key_type)?;
+            return aead::open_with(self.key_type, prepared, &raw, aad);
         }
         let enc_len = self.key_type.key_len();
         let material = self.key_for(context, ver, enc_len)?;
