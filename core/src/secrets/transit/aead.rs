@@ -78,8 +78,9 @@ pub(crate) fn seal_with(
 ) -> Result<Vec<u8>> {
     let mut nonce_bytes = [0u8; NONCE_LEN];
     match nonce {
-        NonceSource::Random => aws_lc_rs::rand::fill(&mut nonce_bytes)
-            .map_err(|_| Error::internal("random source failed"))?,
+        // The thread's CSPRNG (ChaCha12, seeded and reseeded from the OS): unpredictable
+        // nonces without a system call per encryption.
+        NonceSource::Random => rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce_bytes),
         NonceSource::Convergent { hmac_key } => {
             if hmac_key.is_empty() {
                 return Err(Error::internal("invalid hmac key length of zero"));
