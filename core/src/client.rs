@@ -16,9 +16,11 @@ use crate::strongroom::Strongroom;
 mod database;
 mod leases;
 mod tokens;
+mod transit;
 pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
+pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 
 /// A handle that makes calls with one token.
 ///
@@ -88,6 +90,11 @@ impl Client {
             client: self.clone(),
             mount: mount.trim_matches('/').to_string(),
         }
+    }
+
+    /// The transit engine mounted at `mount` (`"transit"`).
+    pub fn transit(&self, mount: &str) -> Transit {
+        Transit::new(self.clone(), mount)
     }
 
     /// System operations: mounts, tuning, keyring rotation.

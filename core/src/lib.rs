@@ -40,9 +40,10 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Client, CredentialKeeper, Database, DbCredential, KeeperAction, Kv, KvMetadata, KvSecret,
-    KvVersion, KvVersionState, LeaseDetails, Leases, RenewedLease, SecretData, StaticCredential,
-    Sys, TokenInfo, TokenRequest, Tokens,
+    Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential, EncryptOptions,
+    KeeperAction, KeyConfig, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails,
+    Leases, Plaintext, RenewedLease, SecretData, StaticCredential, Sys, TokenInfo, TokenRequest,
+    Tokens, Transit,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

@@ -229,6 +229,11 @@ impl Router {
         None
     }
 
+    /// Every mounted engine (for periodic work).
+    pub(crate) fn mounted(&self) -> Vec<Arc<Mounted>> {
+        self.mounts.values().cloned().collect()
+    }
+
     /// Every mount, sorted by path.
     pub(crate) fn entries(&self) -> Vec<MountEntry> {
         let mut v: Vec<MountEntry> = self.mounts.values().map(|m| m.entry.clone()).collect();

@@ -15,10 +15,6 @@ pub(crate) mod database;
 pub(crate) mod kv;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod leasetest;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "the transit engine's HTTP paths use it next")
-)]
 pub(crate) mod transit;
 
 /// What an engine knows about the mount it serves.
@@ -45,6 +41,19 @@ pub(crate) trait Engine: Send + Sync + 'static {
     async fn exists(&self, ctx: &EngineContext, req: &Request) -> Result<Option<bool>> {
         let _ = (ctx, req);
         Ok(None)
+    }
+
+    /// This engine as a transit engine, for the typed API's fast path.
+    fn as_transit(&self) -> Option<&transit::engine::Transit> {
+        None
+    }
+
+    /// Periodic work (transit auto-rotation, ...), run from
+    /// [`crate::Strongroom::run_maintenance`] by the process that does housekeeping. Time comes
+    /// from `ctx.clock`, so tests drive it with the virtual clock. The default does nothing.
+    async fn periodic(&self, ctx: &EngineContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
     }
 
     /// Revoke the secret behind a lease this engine issued (drop the database user, ...).
@@ -102,6 +111,7 @@ pub(crate) fn new_engine(
         "database" => Some(database::new()),
         #[cfg(any(test, feature = "bench-internals"))]
         "test-leases" => Some(Arc::new(leasetest::LeaseTest)),
+        "transit" => Some(transit::engine::new()),
         _ => None,
     }
 }

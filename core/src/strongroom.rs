@@ -626,17 +626,22 @@ impl Strongroom {
     }
 
     /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
-    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due. Returns
-    /// whether it rotated.
+    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due, then runs
+    /// each mount's periodic work (transit auto-rotation). Returns whether the keyring rotated.
     pub async fn run_maintenance(&self) -> Result<bool> {
         if self.inner.barrier.is_sealed() {
             return Ok(false);
         }
-        if self.inner.barrier.rotation_due()? {
+        let rotated = if self.inner.barrier.rotation_due()? {
             self.inner.barrier.rotate().await?;
-            return Ok(true);
+            true
+        } else {
+            false
+        };
+        for m in self.router()?.mounted() {
+            m.engine.periodic(&m.ctx).await?;
         }
-        Ok(false)
+        Ok(rotated)
     }
 
     /// Run one request through the pipeline: seal check, token, ACL, audit, engine, lease,
@@ -755,6 +760,48 @@ impl Strongroom {
             self.inner.audit.log_response(&input).await?;
         }
         Ok(resp)
+    }
+
+    /// The typed fast path's gate: the pipeline's seal, token and ACL steps for `op` on
+    /// `path`, without building a JSON request. `Ok(None)` sends the caller through
+    /// [`Strongroom::handle`] instead: when an audit device is enabled (every call is logged),
+    /// the token has limited uses, the path is not on a mount, or the matching ACL rule
+    /// inspects request parameters. Otherwise the mount and the path relative to it.
+    pub(crate) async fn fast_gate(
+        &self,
+        token: &str,
+        op: Operation,
+        path: &str,
+    ) -> Result<Option<(Arc<router::Mounted>, String)>> {
+        if self.inner.barrier.is_sealed() {
+            return Err(Error::sealed());
+        }
+        if !self.inner.audit.is_empty() {
+            return Ok(None);
+        }
+        let path = normalize_request_path(path)?;
+        self.sync_store().await?;
+        let entry = self
+            .token_lookup(token)
+            .await?
+            .ok_or_else(Error::permission_denied)?;
+        if entry.num_uses != 0 {
+            return Ok(None);
+        }
+        let router = self.router()?;
+        let Some((mount, rel)) = router.route(&path) else {
+            return Ok(None);
+        };
+        let acl = self.acl_for(&entry.policies).await?;
+        if acl.inspects_body(&path) {
+            return Ok(None);
+        }
+        let empty = Data::new();
+        let d = acl.allow(op, &path, &empty, None);
+        if !(d.allowed && (d.root_privs || !crate::policies::needs_sudo(&path))) {
+            return Err(Error::permission_denied());
+        }
+        Ok(Some((mount.clone(), rel.to_string())))
     }
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence

@@ -401,6 +401,30 @@ impl Acl {
             .collect()
     }
 
+    /// Whether the rule matching `path` looks at request parameters (required, denied or
+    /// allowed ones) or wrapping TTLs, so that a decision depends on the request body. Typed
+    /// fast paths, which carry no JSON body, may call [`Acl::allow`] with an empty body only
+    /// when this is false.
+    pub(crate) fn inspects_body(&self, path: &str) -> bool {
+        if self.root.is_some() {
+            return false;
+        }
+        self.find(path.trim_start_matches('/'), false)
+            .is_some_and(|rule| {
+                !rule.required_parameters.is_empty()
+                    || rule
+                        .allowed_parameters
+                        .as_ref()
+                        .is_some_and(|m| !m.is_empty())
+                    || rule
+                        .denied_parameters
+                        .as_ref()
+                        .is_some_and(|m| !m.is_empty())
+                    || rule.min_wrapping_ttl != 0
+                    || rule.max_wrapping_ttl != 0
+            })
+    }
+
     /// Decide whether `op` on `path` with `data` (the body, or the query for reads and
     /// lists) may proceed; `wrap_ttl` is the requested response-wrapping TTL.
     pub(crate) fn allow<'a>(

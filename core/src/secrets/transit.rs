@@ -8,11 +8,16 @@
 //! message or `Debug` output ever shows key material or plaintext.
 
 pub(crate) mod aead;
+pub(crate) mod asym;
 pub(crate) mod base64;
 pub(crate) mod ciphertext;
+pub(crate) mod der;
+pub(crate) mod engine;
+pub(crate) mod fields;
 pub(crate) mod hmac;
 pub(crate) mod key;
 pub(crate) mod key_type;
+pub(crate) mod store;
 pub(crate) mod tools;
 
 /// The convergent-encryption version new key versions get (OpenBao's

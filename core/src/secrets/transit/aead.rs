@@ -29,10 +29,15 @@ fn algorithm(key_type: KeyType) -> Result<&'static Algorithm> {
         KeyType::Aes256Gcm96 => Ok(&AES_256_GCM),
         KeyType::ChaCha20Poly1305 => Ok(&CHACHA20_POLY1305),
         KeyType::XChaCha20Poly1305 => Err(KeyType::xchacha_unavailable()),
-        KeyType::Hmac => Err(Error::invalid_input(
-            "message encryption not supported for key type hmac",
-        )),
+        other => Err(Error::invalid_input(format!(
+            "message encryption not supported for key type {other}"
+        ))),
     }
+}
+
+/// A prepared AEAD key (the key schedule done once), for keys used many times.
+pub(crate) fn prepare(key_type: KeyType, key: &[u8]) -> Result<LessSafeKey> {
+    aead_key(key_type, key)
 }
 
 fn aead_key(key_type: KeyType, key: &[u8]) -> Result<LessSafeKey> {
@@ -61,11 +66,21 @@ pub(crate) fn seal(
     aad: &[u8],
     nonce: NonceSource<'_>,
 ) -> Result<Vec<u8>> {
-    let sealing = aead_key(key_type, key)?;
+    seal_with(&aead_key(key_type, key)?, plaintext, aad, nonce)
+}
+
+/// [`seal`] with a prepared key.
+pub(crate) fn seal_with(
+    sealing: &LessSafeKey,
+    plaintext: &[u8],
+    aad: &[u8],
+    nonce: NonceSource<'_>,
+) -> Result<Vec<u8>> {
     let mut nonce_bytes = [0u8; NONCE_LEN];
     match nonce {
-        NonceSource::Random => aws_lc_rs::rand::fill(&mut nonce_bytes)
-            .map_err(|_| Error::internal("random source failed"))?,
+        // The thread's CSPRNG (ChaCha12, seeded and reseeded from the OS): unpredictable
+        // nonces without a system call per encryption.
+        NonceSource::Random => rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce_bytes),
         NonceSource::Convergent { hmac_key } => {
             if hmac_key.is_empty() {
                 return Err(Error::internal("invalid hmac key length of zero"));
@@ -103,7 +118,16 @@ pub(crate) fn open(
     raw: &[u8],
     aad: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let opening = aead_key(key_type, key)?;
+    open_with(key_type, &aead_key(key_type, key)?, raw, aad)
+}
+
+/// [`open`] with a prepared key.
+pub(crate) fn open_with(
+    key_type: KeyType,
+    opening: &LessSafeKey,
+    raw: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     let nonce_len = key_type.nonce_len();
     if raw.len() < nonce_len {
         return Err(Error::invalid_input("invalid ciphertext length"));

@@ -15,6 +15,19 @@ const GO_STD: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
 );
 
+/// URL-safe base64 without padding (JWS signatures).
+pub(crate) fn encode_url_nopad(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decode URL-safe base64 without padding; `None` when malformed.
+pub(crate) fn decode_url_nopad(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .map(Zeroizing::new)
+}
+
 /// Encode with padding.
 pub(crate) fn encode(bytes: &[u8]) -> String {
     GO_STD.encode(bytes)

@@ -17,6 +17,8 @@ pub(crate) enum Envelope {
     Ciphertext,
     /// An HMAC given to `verify`.
     Hmac,
+    /// A signature given to `verify`.
+    Signature,
 }
 
 impl Envelope {
@@ -24,18 +26,21 @@ impl Envelope {
         match self {
             Envelope::Ciphertext => "invalid ciphertext: no prefix",
             Envelope::Hmac => "invalid HMAC to verify: no prefix",
+            Envelope::Signature => "invalid signature: no prefix",
         }
     }
     fn wrong_fields(self) -> &'static str {
         match self {
             Envelope::Ciphertext => "invalid ciphertext: wrong number of fields",
             Envelope::Hmac => "invalid HMAC: wrong number of fields",
+            Envelope::Signature => "invalid signature: wrong number of fields",
         }
     }
     fn bad_version(self) -> &'static str {
         match self {
             Envelope::Ciphertext => "invalid ciphertext: version number could not be decoded",
             Envelope::Hmac => "invalid HMAC: version number could not be decoded",
+            Envelope::Signature => "invalid signature: version number could not be decoded",
         }
     }
 }

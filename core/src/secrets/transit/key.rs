@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::hkdf;
 use time::OffsetDateTime;
@@ -10,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::CURRENT_CONVERGENT_VERSION;
 use super::aead::{self, NonceSource};
+use super::asym::{self, Parsed, SignOptions};
 use super::base64;
 use super::ciphertext::{self, Envelope};
 use super::hmac::HmacAlgorithm;
@@ -41,6 +43,37 @@ pub(crate) struct KeyVersion {
     /// The convergent-encryption version of this key version (`0` = not recorded; the key's
     /// own `convergent_version` applies).
     pub convergent_version: i32,
+    /// Asymmetric types: the public key (ed25519 raw, ECDSA uncompressed point, RSA PKCS #1).
+    pub public_key: Vec<u8>,
+    /// Asymmetric types: the parsed private key, built on first use and shared by clones.
+    pub parsed: Arc<OnceLock<Parsed>>,
+    /// AEAD types without derivation: the prepared cipher key, built on first use.
+    pub aead: Arc<OnceLock<aws_lc_rs::aead::LessSafeKey>>,
+}
+
+impl KeyVersion {
+    /// The prepared AEAD key of this version's own key (key schedule done once).
+    pub(crate) fn aead(&self, key_type: KeyType) -> Result<&aws_lc_rs::aead::LessSafeKey> {
+        if let Some(k) = self.aead.get() {
+            return Ok(k);
+        }
+        let _ = self.aead.set(aead::prepare(key_type, &self.key)?);
+        self.aead
+            .get()
+            .ok_or_else(|| Error::internal("key cache failed"))
+    }
+
+    /// The parsed private key of an asymmetric version (parsed once, then cached).
+    pub(crate) fn parsed(&self, key_type: KeyType) -> Result<&Parsed> {
+        if let Some(p) = self.parsed.get() {
+            return Ok(p);
+        }
+        let p = asym::parse(key_type, &self.key, &self.public_key)?;
+        let _ = self.parsed.set(p);
+        self.parsed
+            .get()
+            .ok_or_else(|| Error::internal("key cache failed"))
+    }
 }
 
 impl fmt::Debug for KeyVersion {
@@ -51,6 +84,7 @@ impl fmt::Debug for KeyVersion {
             .field("hmac_key", &"[redacted]")
             .field("creation_time", &self.creation_time)
             .field("convergent_version", &self.convergent_version)
+            .field("public_key_len", &self.public_key.len())
             .finish()
     }
 }
@@ -98,6 +132,33 @@ pub(crate) struct TransitKey {
     pub convergent_encryption: bool,
     /// The key-wide convergent version; `-1` for new keys, whose versions record their own.
     pub convergent_version: i32,
+    /// Key-level settings and bookkeeping (`keys/:name/config`, backup, soft delete).
+    pub policy: KeyPolicy,
+}
+
+/// Key-level settings that do not touch the cryptography.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyPolicy {
+    /// The key may be exported (never switched off again).
+    pub exportable: bool,
+    /// The key may be backed up in plaintext (never switched off again).
+    pub allow_plaintext_backup: bool,
+    /// `DELETE keys/:name` is allowed.
+    pub deletion_allowed: bool,
+    /// Rotate automatically after this many seconds (`0` = never).
+    pub auto_rotate_period: u64,
+    /// Soft-deleted keys refuse every operation until restored.
+    pub soft_deleted: bool,
+    /// Versions below this were trimmed away.
+    pub min_available_version: u32,
+    /// Key material was imported rather than generated.
+    pub imported: bool,
+    /// `hmac` keys: the key length in bytes.
+    pub key_size: usize,
+    /// The last backup: time (RFC 3339) and the latest version then.
+    pub backup_info: Option<(String, u32)>,
+    /// The restore this key came from: time (RFC 3339) and version.
+    pub restore_info: Option<(String, u32)>,
 }
 
 impl TransitKey {
@@ -147,9 +208,13 @@ impl TransitKey {
             kdf: Kdf::HkdfSha256,
             convergent_encryption: options.convergent_encryption,
             convergent_version: if options.convergent_encryption { -1 } else { 0 },
+            policy: KeyPolicy::default(),
         };
         let len = options.key_size.unwrap_or_else(|| key_type.key_len());
-        key.push_version(random_key(len)?, random_key(HMAC_KEY_LEN)?, now)?;
+        if key_type == KeyType::Hmac {
+            key.policy.key_size = len;
+        }
+        key.rotate_with_len(len, now)?;
         Ok(key)
     }
 
@@ -160,7 +225,22 @@ impl TransitKey {
             .get(&self.latest_version)
             .filter(|_| self.key_type == KeyType::Hmac)
             .map_or_else(|| self.key_type.key_len(), |v| v.key.len());
-        self.push_version(random_key(len)?, random_key(HMAC_KEY_LEN)?, now)
+        self.rotate_with_len(len, now)
+    }
+
+    fn rotate_with_len(&mut self, len: usize, now: OffsetDateTime) -> Result<u32> {
+        if self.key_type.is_asymmetric() {
+            let (private, public) = asym::generate(self.key_type)?;
+            return self.push_material(private, random_key(HMAC_KEY_LEN)?, public, now);
+        }
+        let key = random_key(len)?;
+        // An `hmac` key's HMAC key is the key itself, as OpenBao stores it.
+        let hmac_key = if self.key_type == KeyType::Hmac {
+            key.clone()
+        } else {
+            random_key(HMAC_KEY_LEN)?
+        };
+        self.push_version(key, hmac_key, now)
     }
 
     /// Add a version with the given key material (rotation, restore, tests).
@@ -168,6 +248,17 @@ impl TransitKey {
         &mut self,
         key: Zeroizing<Vec<u8>>,
         hmac_key: Zeroizing<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> Result<u32> {
+        self.push_material(key, hmac_key, Vec::new(), now)
+    }
+
+    /// Add a version with the given key material and public key.
+    pub(crate) fn push_material(
+        &mut self,
+        key: Zeroizing<Vec<u8>>,
+        hmac_key: Zeroizing<Vec<u8>>,
+        public_key: Vec<u8>,
         now: OffsetDateTime,
     ) -> Result<u32> {
         let version = self
@@ -190,6 +281,9 @@ impl TransitKey {
                 hmac_key,
                 creation_time: now,
                 convergent_version,
+                public_key,
+                parsed: Arc::new(OnceLock::new()),
+                aead: Arc::new(OnceLock::new()),
             },
         );
         self.latest_version = version;
@@ -197,7 +291,7 @@ impl TransitKey {
     }
 
     /// The entry of version `ver`.
-    fn entry(&self, ver: i64) -> Result<&KeyVersion> {
+    pub(crate) fn entry(&self, ver: i64) -> Result<&KeyVersion> {
         u32::try_from(ver)
             .ok()
             .and_then(|v| self.versions.get(&v))
@@ -297,7 +391,25 @@ impl TransitKey {
             }
             v => v,
         };
+        let key_version =
+            u32::try_from(ver).map_err(|_| Error::internal("key version out of range"))?;
+        if self.key_type.is_rsa() {
+            let parsed = self.entry(ver)?.parsed(self.key_type)?;
+            let raw = asym::rsa_encrypt(parsed, plaintext)?;
+            return Ok(Encrypted {
+                ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+                key_version,
+            });
+        }
         let convergent = self.check_convergent(ver)? != 0;
+        if !self.derived && !convergent {
+            let prepared = self.entry(ver)?.aead(self.key_type)?;
+            let raw = aead::seal_with(prepared, plaintext, aad, NonceSource::Random)?;
+            return Ok(Encrypted {
+                ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+                key_version,
+            });
+        }
         let enc_len = self.key_type.key_len();
         let hmac_len = if convergent { CONVERGENT_HMAC_LEN } else { 0 };
         let material = self.key_for(context, ver, enc_len + hmac_len)?;
@@ -315,8 +427,6 @@ impl TransitKey {
             NonceSource::Random
         };
         let raw = aead::seal(self.key_type, enc_key, plaintext, aad, nonce)?;
-        let key_version =
-            u32::try_from(ver).map_err(|_| Error::internal("key version out of range"))?;
         Ok(Encrypted {
             ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
             key_version,
@@ -350,6 +460,13 @@ impl TransitKey {
         self.check_convergent(ver)?;
         let raw = base64::decode(payload)
             .map_err(|_| Error::invalid_input("invalid ciphertext: could not decode base64"))?;
+        if self.key_type.is_rsa() {
+            return self.entry(ver)?.parsed(self.key_type)?.rsa_decrypt(&raw);
+        }
+        if !self.derived {
+            let prepared = self.entry(ver)?.aead(self.key_type)?;
+            return aead::open_with(self.key_type, prepared, &raw, aad);
+        }
         let enc_len = self.key_type.key_len();
         let material = self.key_for(context, ver, enc_len)?;
         let enc_key = material
@@ -455,6 +572,114 @@ impl TransitKey {
             ));
         }
         Ok(algorithm.verify(self.hmac_key_of(ver)?, input, &tag))
+    }
+}
+
+impl TransitKey {
+    /// The parsed signing key of version `ver`, derived from `context` for derived ed25519.
+    fn signer(&self, ver: i64, context: &[u8]) -> Result<SignerRef<'_>> {
+        if self.derived && self.key_type == KeyType::Ed25519 {
+            let seed = self.key_for(context, ver, 32)?;
+            return Ok(SignerRef::Owned(Box::new(asym::ed25519_from_seed(&seed)?)));
+        }
+        Ok(SignerRef::Cached(self.entry(ver)?.parsed(self.key_type)?))
+    }
+
+    /// Sign `input` with version `key_version` (`0` = latest): `vault:v<N>:<signature>` and N.
+    pub(crate) fn sign(
+        &self,
+        input: &[u8],
+        context: &[u8],
+        opts: &SignOptions,
+        key_version: i64,
+    ) -> Result<(String, u32)> {
+        if !self.key_type.supports_signing() {
+            return Err(Error::invalid_input(format!(
+                "key type {} does not support signing",
+                self.key_type
+            )));
+        }
+        let latest = i64::from(self.latest_version);
+        let ver = match key_version {
+            0 => latest,
+            v if v < 0 => {
+                return Err(Error::invalid_input(
+                    "requested version for signing is negative",
+                ));
+            }
+            v if v > latest => {
+                return Err(Error::invalid_input(
+                    "requested version for signing is higher than the latest key version",
+                ));
+            }
+            v => v,
+        };
+        if self.min_encryption_version > 0 && ver < i64::from(self.min_encryption_version) {
+            return Err(Error::invalid_input(
+                "requested version for signing is less than the minimum encryption key version",
+            ));
+        }
+        let sig = self
+            .signer(ver, context)?
+            .get()
+            .sign(self.key_type, opts, input)?;
+        let encoded = if opts.jws {
+            base64::encode_url_nopad(&sig)
+        } else {
+            base64::encode(&sig)
+        };
+        let ver = u32::try_from(ver).map_err(|_| Error::internal("key version out of range"))?;
+        Ok((ciphertext::format(ver, &encoded), ver))
+    }
+
+    /// Whether `signature` (`vault:v<N>:...`) signs `input`. A mismatch is `Ok(false)`.
+    pub(crate) fn verify_signature(
+        &self,
+        input: &[u8],
+        signature: &str,
+        context: &[u8],
+        opts: &SignOptions,
+    ) -> Result<bool> {
+        if !self.key_type.supports_signing() {
+            return Err(Error::invalid_input(format!(
+                "key type {} does not support verification",
+                self.key_type
+            )));
+        }
+        let (ver, payload) = ciphertext::parse(signature, Envelope::Signature)?;
+        let ver = if ver == 0 { 1 } else { ver };
+        if ver > i64::from(self.latest_version) {
+            return Err(Error::invalid_input(
+                "invalid signature: version is too new",
+            ));
+        }
+        if self.min_decryption_version > 0 && ver < i64::from(self.min_decryption_version) {
+            return Err(Error::invalid_input(ERR_TOO_OLD));
+        }
+        let sig = if opts.jws {
+            base64::decode_url_nopad(payload)
+        } else {
+            base64::decode(payload).ok()
+        }
+        .ok_or_else(|| Error::invalid_input("invalid base64 signature value"))?;
+        self.signer(ver, context)?
+            .get()
+            .verify(self.key_type, opts, input, &sig)
+    }
+}
+
+/// A signing key: the version's cached one, or one derived for this call.
+enum SignerRef<'a> {
+    Cached(&'a Parsed),
+    Owned(Box<Parsed>),
+}
+
+impl SignerRef<'_> {
+    fn get(&self) -> &Parsed {
+        match self {
+            SignerRef::Cached(p) => p,
+            SignerRef::Owned(p) => p,
+        }
     }
 }
 

@@ -18,6 +18,20 @@ pub(crate) enum KeyType {
     XChaCha20Poly1305,
     /// A bare HMAC key (`hmac/` only); its key bytes are the HMAC key.
     Hmac,
+    /// Ed25519 signatures (derivable).
+    Ed25519,
+    /// ECDSA over NIST P-256.
+    EcdsaP256,
+    /// ECDSA over NIST P-384.
+    EcdsaP384,
+    /// ECDSA over NIST P-521.
+    EcdsaP521,
+    /// RSA with a 2048-bit modulus: OAEP-SHA256 encryption, PSS / PKCS#1 v1.5 signatures.
+    Rsa2048,
+    /// RSA with a 3072-bit modulus.
+    Rsa3072,
+    /// RSA with a 4096-bit modulus.
+    Rsa4096,
 }
 
 impl KeyType {
@@ -29,20 +43,87 @@ impl KeyType {
         KeyType::XChaCha20Poly1305,
     ];
 
-    /// Parse OpenBao's type name. Asymmetric types are known to OpenBao but not built here.
+    /// Every type, in OpenBao's numbering order where it has one.
+    pub(crate) const ALL: [KeyType; 12] = [
+        KeyType::Aes256Gcm96,
+        KeyType::EcdsaP256,
+        KeyType::Ed25519,
+        KeyType::Rsa2048,
+        KeyType::Rsa4096,
+        KeyType::ChaCha20Poly1305,
+        KeyType::EcdsaP384,
+        KeyType::EcdsaP521,
+        KeyType::Aes128Gcm96,
+        KeyType::Rsa3072,
+        KeyType::XChaCha20Poly1305,
+        KeyType::Hmac,
+    ];
+
+    /// Parse OpenBao's type name. `external-key` (a KMS reference) is known but not built here.
     pub(crate) fn parse(name: &str) -> Result<KeyType> {
+        if let Some(t) = KeyType::ALL.into_iter().find(|t| t.name() == name) {
+            return Ok(t);
+        }
         match name {
-            "aes128-gcm96" => Ok(KeyType::Aes128Gcm96),
-            "aes256-gcm96" => Ok(KeyType::Aes256Gcm96),
-            "chacha20-poly1305" => Ok(KeyType::ChaCha20Poly1305),
-            "xchacha20-poly1305" => Ok(KeyType::XChaCha20Poly1305),
-            "hmac" => Ok(KeyType::Hmac),
-            "ed25519" | "ecdsa-p256" | "ecdsa-p384" | "ecdsa-p521" | "rsa-2048" | "rsa-3072"
-            | "rsa-4096" | "external-key" => Err(Error::invalid_input(format!(
+            "external-key" => Err(Error::invalid_input(format!(
                 "key type {name} is not supported yet"
             ))),
             _ => Err(Error::invalid_input(format!("unknown key type {name}"))),
         }
+    }
+
+    /// OpenBao's stored number for the type (`keysutil.KeyType`), as in backups.
+    pub(crate) fn number(self) -> u32 {
+        match self {
+            KeyType::Aes256Gcm96 => 0,
+            KeyType::EcdsaP256 => 1,
+            KeyType::Ed25519 => 2,
+            KeyType::Rsa2048 => 3,
+            KeyType::Rsa4096 => 4,
+            KeyType::ChaCha20Poly1305 => 5,
+            KeyType::EcdsaP384 => 6,
+            KeyType::EcdsaP521 => 7,
+            KeyType::Aes128Gcm96 => 8,
+            KeyType::Rsa3072 => 9,
+            KeyType::XChaCha20Poly1305 => 11,
+            KeyType::Hmac => 10,
+        }
+    }
+
+    /// The type with OpenBao's stored number `n`.
+    pub(crate) fn from_number(n: u64) -> Result<KeyType> {
+        KeyType::ALL
+            .into_iter()
+            .find(|t| u64::from(t.number()) == n)
+            .ok_or_else(|| Error::invalid_input(format!("unsupported key type number {n}")))
+    }
+
+    /// Whether the type is one of the AEADs (encrypts with `nonce ‖ ct ‖ tag`).
+    pub(crate) fn is_aead(self) -> bool {
+        KeyType::ENCRYPTING.contains(&self)
+    }
+
+    /// Whether the type is an RSA key.
+    pub(crate) fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+
+    /// Whether the type is an ECDSA key.
+    pub(crate) fn is_ecdsa(self) -> bool {
+        matches!(
+            self,
+            KeyType::EcdsaP256 | KeyType::EcdsaP384 | KeyType::EcdsaP521
+        )
+    }
+
+    /// Whether the type signs and verifies.
+    pub(crate) fn supports_signing(self) -> bool {
+        self == KeyType::Ed25519 || self.is_ecdsa() || self.is_rsa()
+    }
+
+    /// Whether the type has a private/public key pair.
+    pub(crate) fn is_asymmetric(self) -> bool {
+        self.supports_signing()
     }
 
     /// OpenBao's name for the type.
@@ -53,17 +134,24 @@ impl KeyType {
             KeyType::ChaCha20Poly1305 => "chacha20-poly1305",
             KeyType::XChaCha20Poly1305 => "xchacha20-poly1305",
             KeyType::Hmac => "hmac",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::EcdsaP521 => "ecdsa-p521",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
         }
     }
 
     /// Whether the type encrypts and decrypts.
     pub(crate) fn supports_encryption(self) -> bool {
-        !matches!(self, KeyType::Hmac)
+        self.is_aead() || self.is_rsa()
     }
 
     /// Whether per-request keys can be derived from it.
     pub(crate) fn supports_derivation(self) -> bool {
-        self.supports_encryption()
+        self.is_aead() || self == KeyType::Ed25519
     }
 
     /// Length of a newly generated key (`hmac` keys take `key_size` instead).
@@ -135,7 +223,12 @@ mod tests {
             KeyType::parse("des").unwrap_err().message(),
             "unknown key type des"
         );
-        assert!(KeyType::parse("rsa-2048").is_err());
+        assert_eq!(KeyType::parse("rsa-2048").unwrap(), KeyType::Rsa2048);
+        assert!(KeyType::parse("external-key").is_err());
+        for t in KeyType::ALL {
+            assert_eq!(KeyType::parse(t.name()).unwrap(), t);
+            assert_eq!(KeyType::from_number(u64::from(t.number())).unwrap(), t);
+        }
     }
 
     #[test]

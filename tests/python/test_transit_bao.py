@@ -1,0 +1,144 @@
+"""Transit keys move from Strongroom to OpenBao: keys created here are backed up, restored
+into a real `bao server -dev`, and what Strongroom produced with them (ciphertexts, signatures,
+HMACs) decrypts and verifies there. The other direction (OpenBao's output checked here) is
+core/tests/transit_vectors.rs.
+"""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from test_hvac import DevServer
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("BAO_BIN"), reason="BAO_BIN (the OpenBao binary) not set"
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def call(addr, token, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"{addr}/v1/{path}",
+        data=data,
+        method=method,
+        headers={"X-Vault-Token": token, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{method} {path}: {e.code} {e.read()!r}") from e
+
+
+class Bao:
+    def __init__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.addr = f"http://127.0.0.1:{port}"
+        self.token = "bao-root"
+        self.proc = subprocess.Popen(
+            [
+                os.environ["BAO_BIN"],
+                "server",
+                "-dev",
+                f"-dev-root-token-id={self.token}",
+                f"-dev-listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.addr}/v1/sys/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.proc.kill()
+                    pytest.fail("bao server -dev did not start")
+                time.sleep(0.2)
+
+    def __call__(self, method, path, body=None):
+        return call(self.addr, self.token, method, path, body)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def both():
+    ours = DevServer()
+    bao = Bao()
+    try:
+        yield (lambda m, p, b=None: call(ours.url, ours.root_token, m, p, b)), bao
+    finally:
+        bao.stop()
+        ours.stop()
+
+
+@pytest.mark.parametrize(
+    "key_type",
+    ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048"],
+)
+def test_strongroom_keys_and_output_work_in_openbao(both, key_type):
+    ours, bao = both
+    ours("POST", "sys/mounts/transit", {"type": "transit"})
+    bao("POST", "sys/mounts/transit", {"type": "transit"})
+    ours("POST", "transit/keys/k", {"type": key_type, "exportable": True, "allow_plaintext_backup": True})
+    ours("POST", "transit/keys/k/rotate")
+    msg = b64(b"moved from strongroom")
+    made = []
+    if not key_type.startswith(("ed", "ecdsa")):
+        for version in (1, 2):
+            body = {"plaintext": msg, "key_version": version}
+            if not key_type.startswith("rsa"):
+                body["associated_data"] = b64(b"aad")
+            ct = ours("POST", "transit/encrypt/k", body)["data"]["ciphertext"]
+            made.append(("decrypt", {"ciphertext": ct, **({"associated_data": body["associated_data"]} if "associated_data" in body else {})}))
+    else:
+        for opts in ({}, {"hash_algorithm": "sha2-512"}, {"marshaling_algorithm": "jws"}):
+            if opts.get("marshaling_algorithm") and not key_type.startswith("ecdsa"):
+                continue
+            sig = ours("POST", "transit/sign/k", {"input": msg, **opts})["data"]["signature"]
+            made.append(("verify", {"input": msg, "signature": sig, **opts}))
+    if key_type.startswith("rsa"):
+        for opts in ({}, {"signature_algorithm": "pkcs1v15"}, {"salt_length": "hash"}):
+            sig = ours("POST", "transit/sign/k", {"input": msg, **opts})["data"]["signature"]
+            made.append(("verify", {"input": msg, "signature": sig, **opts}))
+    mac = ours("POST", "transit/hmac/k", {"input": msg})["data"]["hmac"]
+
+    backup = ours("GET", "transit/backup/k")["data"]["backup"]
+    bao("POST", "transit/restore/k", {"backup": backup})
+
+    for path, body in made:
+        out = bao("POST", f"transit/{path}/k", body)["data"]
+        if path == "decrypt":
+            assert out["plaintext"] == msg
+        else:
+            assert out["valid"] is True, body
+    assert bao("POST", "transit/hmac/k", {"input": msg})["data"]["hmac"] == mac
+    theirs = bao("GET", "transit/keys/k")["data"]
+    mine = ours("GET", "transit/keys/k")["data"]
+    assert theirs["latest_version"] == mine["latest_version"] == 2
+    assert theirs["type"] == key_type
+    # The same exports from both sides.
+    for kind in ("hmac-key", "encryption-key", "signing-key", "public-key"):
+        try:
+            want = bao("GET", f"transit/export/{kind}/k")["data"]["keys"]
+        except AssertionError:
+            continue
+        assert ours("GET", f"transit/export/{kind}/k")["data"]["keys"] == want, kind
