@@ -13,7 +13,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
+mod auth;
 mod tokens;
+pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 
 /// A handle that makes calls with one token.
@@ -89,6 +91,13 @@ impl Client {
     /// System operations: mounts, tuning, keyring rotation.
     pub fn sys(&self) -> Sys {
         Sys {
+            client: self.clone(),
+        }
+    }
+
+    /// Auth methods: enable / disable, and typed userpass, AppRole and Kubernetes handles.
+    pub fn auth(&self) -> AuthMethods {
+        AuthMethods {
             client: self.clone(),
         }
     }

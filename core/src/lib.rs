@@ -15,6 +15,7 @@
 )]
 
 mod audit;
+mod auth;
 mod barrier;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
@@ -39,8 +40,8 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Client, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, SecretData, Sys, TokenInfo,
-    TokenRequest, Tokens,
+    AppRole, AuthMethods, Client, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState,
+    SecretData, SecretId, Sys, TokenInfo, TokenRequest, Tokens, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
