@@ -376,3 +376,286 @@ async fn userpass_renewal_rechecks_the_user() {
     let e = ann.token().renew_self(Duration::ZERO).await.unwrap_err();
     assert_eq!(e.message(), "user no longer exists, not renewing");
 }
+
+#[tokio::test]
+async fn approle_role_secret_id_login_and_tidy() {
+    let (sr, root, clock) = setup().await;
+    root.auth().enable("approle", "approle").await.unwrap();
+    let ar = root.auth().approle("approle");
+    ar.write_role(
+        "Web",
+        data(json!({"token_policies": "web", "token_ttl": "30m", "secret_id_num_uses": 2, "secret_id_ttl": "1h"})),
+    )
+    .await
+    .unwrap();
+    let role = ar.read_role("web").await.unwrap().unwrap();
+    assert_eq!(role["bind_secret_id"], true);
+    assert_eq!(role["secret_id_num_uses"], 2);
+    assert_eq!(role["secret_id_ttl"], 3600);
+    assert_eq!(role["token_policies"], json!(["web"]));
+    assert_eq!(root.list("auth/approle/role").await.unwrap(), vec!["web"]);
+    let role_id = ar.role_id("web").await.unwrap();
+    assert_eq!(role_id.len(), 36);
+
+    let sid = ar
+        .generate_secret_id("web", data(json!({"metadata": "{\"team\":\"blue\"}"})))
+        .await
+        .unwrap();
+    assert_eq!((sid.ttl, sid.num_uses), (3600, 2));
+    assert!(!format!("{sid:?}").contains(secrecy::ExposeSecret::expose_secret(&sid.secret_id)));
+    assert_eq!(
+        ar.list_secret_ids("web").await.unwrap(),
+        vec![sid.accessor.clone()]
+    );
+    let secret = secrecy::ExposeSecret::expose_secret(&sid.secret_id).to_string();
+    let look = root
+        .write(
+            "auth/approle/role/web/secret-id/lookup",
+            data(json!({"secret_id": secret})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        look.get("secret_id_accessor").unwrap(),
+        &json!(sid.accessor)
+    );
+    assert_eq!(look.get("metadata").unwrap(), &json!({"team": "blue"}));
+    assert_eq!(look.get("secret_id_num_uses").unwrap(), 2);
+
+    let auth = ar.login_auth(&role_id, &secret).await.unwrap();
+    assert_eq!(auth.policies, vec!["default", "web"]);
+    assert_eq!(auth.lease_duration, 1800);
+    assert_eq!(
+        auth.metadata,
+        [
+            ("role_name".to_string(), "web".to_string()),
+            ("team".into(), "blue".into())
+        ]
+        .into()
+    );
+    let me = sr
+        .client(auth.client_token.clone())
+        .token()
+        .lookup_self()
+        .await
+        .unwrap();
+    assert_eq!(me.display_name, "approle");
+    assert_eq!(me.path, "auth/approle/login");
+    // Second use is the last; the third fails and the secret id is gone.
+    sr.login_approle("approle", &role_id, &secret)
+        .await
+        .unwrap();
+    let e = ar.login(&role_id, &secret).await.unwrap_err();
+    assert_eq!(e.message(), "invalid role or secret ID");
+    assert!(ar.list_secret_ids("web").await.unwrap().is_empty());
+
+    // Wrong inputs.
+    let sid2 = ar
+        .generate_secret_id("web", data(json!({"num_uses": 1})))
+        .await
+        .unwrap();
+    let s2 = secrecy::ExposeSecret::expose_secret(&sid2.secret_id).to_string();
+    assert_eq!(
+        ar.login("", &s2).await.unwrap_err().message(),
+        "missing role_id"
+    );
+    assert_eq!(
+        ar.login(&role_id, "").await.unwrap_err().message(),
+        "missing secret_id"
+    );
+    assert_eq!(
+        ar.login("nope", &s2).await.unwrap_err().message(),
+        "invalid role or secret ID"
+    );
+    assert_eq!(
+        ar.login(&role_id, "nope").await.unwrap_err().message(),
+        "invalid role or secret ID"
+    );
+    let e = ar
+        .generate_secret_id("web", data(json!({"num_uses": 5})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "num_uses cannot be higher than the role's secret_id_num_uses"
+    );
+    let e = ar
+        .generate_secret_id("web", data(json!({"ttl": "2h"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "ttl cannot be longer than the role's secret_id_ttl"
+    );
+    assert_eq!(
+        ar.list_secret_ids("web").await.unwrap(),
+        vec![sid2.accessor.clone()]
+    );
+
+    // Destroy by accessor.
+    ar.destroy_secret_id_accessor("web", &sid2.accessor)
+        .await
+        .unwrap();
+    assert!(ar.login(&role_id, &s2).await.is_err());
+
+    // Expiry by the virtual clock, then tidy removes the dead entry.
+    let sid3 = ar
+        .generate_secret_id("web", data(json!({"ttl": "10m"})))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(601));
+    let r = root
+        .write("auth/approle/tidy/secret-id", data(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.http_status, Some(202));
+    assert!(ar.list_secret_ids("web").await.unwrap().is_empty());
+    let s3 = secrecy::ExposeSecret::expose_secret(&sid3.secret_id).to_string();
+    assert!(ar.login(&role_id, &s3).await.is_err());
+
+    // Renewal re-reads the role; a deleted role refuses it and takes its secret ids along.
+    let sid4 = ar.generate_secret_id("web", data(json!({}))).await.unwrap();
+    let s4 = secrecy::ExposeSecret::expose_secret(&sid4.secret_id).to_string();
+    let c = ar.login(&role_id, &s4).await.unwrap();
+    assert_eq!(
+        c.token()
+            .renew_self(Duration::ZERO)
+            .await
+            .unwrap()
+            .lease_duration,
+        1800
+    );
+    ar.delete_role("web").await.unwrap();
+    let e = c.token().renew_self(Duration::ZERO).await.unwrap_err();
+    assert_eq!(e.message(), "role \"web\" does not exist during renewal");
+    assert!(ar.login(&role_id, &s4).await.is_err());
+    assert!(ar.read_role("web").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn approle_custom_ids_cidrs_and_no_secret() {
+    let (sr, root, _) = setup().await;
+    root.auth().enable("approle", "approle").await.unwrap();
+    let ar = root.auth().approle("approle");
+    let e = ar
+        .write_role("open", data(json!({"bind_secret_id": false})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "at least one constraint should be enabled on the role"
+    );
+    assert!(
+        ar.read_role("open").await.unwrap().is_none(),
+        "nothing written"
+    );
+    ar.write_role(
+        "net",
+        data(json!({"bind_secret_id": false, "secret_id_bound_cidrs": "10.0.0.0/8", "role_id": "my-role-id"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ar.role_id("net").await.unwrap(), "my-role-id");
+    let ok = anon(
+        &sr,
+        "auth/approle/login",
+        json!({"role_id": "my-role-id"}),
+        Some("10.1.1.1"),
+    )
+    .await
+    .unwrap();
+    assert!(ok.auth.unwrap().client_token.starts_with("s."));
+    let e = anon(
+        &sr,
+        "auth/approle/login",
+        json!({"role_id": "my-role-id"}),
+        Some("127.0.0.1"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.message()
+            .contains("unauthorized by CIDR restrictions on the role"),
+        "{}",
+        e.message()
+    );
+
+    // A second role cannot take the same role id; a new role id replaces the old.
+    let e = ar
+        .write_role("other", data(json!({"role_id": "my-role-id"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "role_id already in use");
+    root.write(
+        "auth/approle/role/net/role-id",
+        data(json!({"role_id": "new-id"})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        anon(
+            &sr,
+            "auth/approle/login",
+            json!({"role_id": "my-role-id"}),
+            Some("10.1.1.1")
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        anon(
+            &sr,
+            "auth/approle/login",
+            json!({"role_id": "new-id"}),
+            Some("10.1.1.1")
+        )
+        .await
+        .is_ok()
+    );
+
+    // A custom secret id bound to a CIDR.
+    ar.write_role(
+        "app",
+        data(json!({"secret_id_bound_cidrs": ["192.168.0.0/16"]})),
+    )
+    .await
+    .unwrap();
+    let rid = ar.role_id("app").await.unwrap();
+    root.write(
+        "auth/approle/role/app/custom-secret-id",
+        data(json!({"secret_id": "my-secret", "cidr_list": "192.168.1.0/24"})),
+    )
+    .await
+    .unwrap();
+    let e = root
+        .write(
+            "auth/approle/role/app/custom-secret-id",
+            data(json!({"secret_id": "other", "cidr_list": "10.0.0.0/8"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("failed to verify the CIDR restrictions")
+    );
+    let e = anon(
+        &sr,
+        "auth/approle/login",
+        json!({"role_id": rid, "secret_id": "my-secret"}),
+        Some("192.168.2.1"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.message()
+            .contains("unauthorized through CIDR restrictions on the secret ID")
+    );
+    anon(
+        &sr,
+        "auth/approle/login",
+        json!({"role_id": rid, "secret_id": "my-secret"}),
+        Some("192.168.1.7"),
+    )
+    .await
+    .unwrap();
+}
