@@ -379,15 +379,10 @@ impl Strongroom {
             .put(router::AUTH_PATH, &router::encode_table(&table)?)
             .await?;
         self.reload_auth().await?;
-        // Tokens issued through the mount go with it (OpenBao revokes the mount's prefix).
-        let login_prefix = format!("auth/{}", removed.path);
-        for salted in storage.scan(crate::token::ID_PREFIX, &Page::all()).await? {
-            if let Some(t) = self.inner.tokens.get_salted(storage, &salted).await? {
-                if t.path.starts_with(&login_prefix) {
-                    self.token_revoke_tree(&salted).await?;
-                }
-            }
-        }
+        // Tokens issued through the mount go with it: every login token is a lease under
+        // `auth/<path>` (OpenBao revokes the mount's prefix the same way).
+        self.lease_revoke_prefix(&format!("auth/{}", removed.path), false)
+            .await?;
         let prefix = storage_prefix(&removed);
         loop {
             let keys = storage

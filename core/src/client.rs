@@ -14,8 +14,10 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
 mod auth;
+mod leases;
 mod tokens;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
+pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 
 /// A handle that makes calls with one token.
@@ -107,6 +109,17 @@ impl Client {
         Tokens {
             client: self.clone(),
         }
+    }
+
+    /// The lease manager: lookup, renew, revoke, events.
+    pub fn leases(&self) -> Leases {
+        Leases {
+            client: self.clone(),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Strongroom {
+        &self.sr
     }
 }
 

@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) cache_entries: usize,
     pub(crate) dev: Option<DevOptions>,
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
+    pub(crate) leases: crate::leases::LeaseConfig,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -82,6 +83,7 @@ impl Config {
             cache_entries: 65_536,
             dev: None,
             audit: Vec::new(),
+            leases: crate::leases::LeaseConfig::default(),
         }
     }
 
@@ -166,6 +168,18 @@ impl Config {
     /// How many storage entries the read cache keeps (0 disables it).
     pub fn cache_entries(mut self, n: usize) -> Config {
         self.cache_entries = n;
+        self
+    }
+
+    /// How the lease manager runs (background expiry runner, workers, retries, leader lock).
+    ///
+    /// ```
+    /// use strongroom::{Config, LeaseConfig};
+    /// let cfg = Config::memory().leases(LeaseConfig { workers: 8, ..LeaseConfig::default() });
+    /// # let _ = cfg;
+    /// ```
+    pub fn leases(mut self, leases: crate::leases::LeaseConfig) -> Config {
+        self.leases = leases;
         self
     }
 }

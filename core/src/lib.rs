@@ -24,6 +24,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod leases;
 mod policies;
 pub(crate) mod policy;
 mod request;
@@ -41,10 +42,12 @@ pub use audit::{
 };
 pub use client::{
     AppRole, AuthMethods, Client, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState,
-    SecretData, SecretId, Sys, TokenInfo, TokenRequest, Tokens, Userpass,
+    LeaseDetails, Leases, RenewedLease, SecretData, SecretId, Sys, TokenInfo, TokenRequest, Tokens,
+    Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
+pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent};
 pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
 pub use strongroom::{InitResponse, SealStatus, Strongroom};

@@ -38,6 +38,8 @@ const SUDO_PATHS: &[&str] = &[
     "sys/leases/lookup/*",
     "sys/leases/revoke-prefix/*",
     "sys/leases/revoke-force/*",
+    "sys/revoke-prefix/*",
+    "sys/revoke-force/*",
     "auth/token/revoke-orphan*",
     "auth/token/accessors*",
 ];

@@ -110,6 +110,7 @@ pub(crate) struct Inner {
     pub(crate) auth: crate::auth::AuthMethods,
     pub(crate) audit: AuditBroker,
     pub(crate) policies: crate::policies::PolicyCache,
+    pub(crate) leases: crate::leases::LeaseManager,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
     storage_type: &'static str,
@@ -185,6 +186,7 @@ impl Strongroom {
             auth: crate::auth::AuthMethods::default(),
             audit,
             policies: crate::policies::PolicyCache::default(),
+            leases: crate::leases::LeaseManager::new(config.leases.clone()),
             admin: AsyncMutex::new(()),
             storage_type,
             dev_root_token: std::sync::OnceLock::new(),
@@ -194,6 +196,7 @@ impl Strongroom {
             let sr = Strongroom {
                 inner: Arc::new(inner),
             };
+            crate::leases::spawn_runner(&sr.inner);
             let init = sr.init(1, 1).await?;
             let key = init
                 .keys
@@ -229,6 +232,7 @@ impl Strongroom {
         let sr = Strongroom {
             inner: Arc::new(inner),
         };
+        crate::leases::spawn_runner(&sr.inner);
         if let Some(src) = &config.unseal_key {
             if sr.is_initialized().await? {
                 let key = read_key_source(src)?;
@@ -399,6 +403,9 @@ impl Strongroom {
     /// Seal: drop every key from memory. Calls fail with [`ErrorCode::Sealed`] until unsealed.
     pub async fn seal(&self) -> Result<()> {
         let _guard = self.inner.admin.lock().await;
+        if let Err(e) = self.release_leadership().await {
+            tracing::warn!(error = %e.message(), "could not release the expiry runner's leader lock");
+        }
         self.inner.barrier.seal()?;
         self.inner.tokens.clear()?;
         self.inner.audit.clear();
@@ -537,6 +544,14 @@ impl Strongroom {
         if removed.kind == "system" {
             return Err(Error::invalid_input(format!("cannot unmount '{path}'")));
         }
+        // As OpenBao: the mount's leases are revoked first, and a failure stops the unmount,
+        // so no credential outlives the engine that could revoke it.
+        self.lease_revoke_prefix(path, false).await.map_err(|e| {
+            Error::invalid_input(format!(
+                "failed to revoke leases on unmount of '{path}': {}",
+                e.message()
+            ))
+        })?;
         // The table first, so a crash never leaves a mount pointing at deleted data; the
         // mount's entries are cleared after.
         self.inner
@@ -633,7 +648,7 @@ impl Strongroom {
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
         }
-        self.sync().await?;
+        self.sync_store().await?;
         if let Some(resp) = self.try_login(&req).await? {
             return Ok(resp);
         }
@@ -684,7 +699,17 @@ impl Strongroom {
         };
         self.finish_use(&caller.entry, last_use).await?;
         let resp = match result {
-            Ok(Some(r)) => self.register_lease(&req, r),
+            Ok(Some(r)) if r.lease.is_some() => match &target {
+                Target::Mount(m, rel) => {
+                    self.register_secret_lease(&req, &caller.entry, m, rel, r)
+                        .await
+                }
+                _ => Err(Error::internal(format!(
+                    "`{}` returned a lease outside a secrets engine",
+                    req.path
+                ))),
+            },
+            Ok(Some(r)) => Ok(r),
             Ok(None) if matches!(req.operation, Operation::Read | Operation::List) => Err(
                 Error::not_found(format!("no value found at `{}`", req.path)),
             ),
@@ -795,13 +820,14 @@ impl Strongroom {
     }
 
     /// Another process may have written: drop caches and pick up a changed mount table.
-    async fn sync(&self) -> Result<()> {
+    pub(crate) async fn sync_store(&self) -> Result<()> {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
         };
         if cache.sync().await? {
             self.inner.tokens.clear()?;
             self.inner.policies.clear()?;
+            self.inner.leases.clear()?;
             self.reload_router().await?;
         }
         Ok(())
@@ -976,18 +1002,6 @@ impl Strongroom {
                 self.inner.clock.now(),
             )
             .await
-    }
-
-    /// Lease seam: a response carrying a lease is recorded by the lease manager before the
-    /// caller sees it. No engine returns leases yet, so one arriving here is a bug.
-    fn register_lease(&self, req: &Request, resp: Response) -> Result<Response> {
-        if resp.lease.is_some() {
-            return Err(Error::internal(format!(
-                "`{}` returned a lease but the lease manager is not available",
-                req.path
-            )));
-        }
-        Ok(resp)
     }
 }
 

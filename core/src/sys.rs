@@ -171,6 +171,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(resp) = crate::policies::handle(sr, req, path).await? {
                 return Ok(resp);
             }
+            if let Some(resp) = crate::leases::endpoints::handle(sr, req, path).await? {
+                return Ok(resp);
+            }
             if let Some(rest) = path.strip_prefix("mounts/") {
                 return mounts(sr, req, rest).await;
             }
@@ -228,6 +231,13 @@ const KNOWN: &[&str] = &[
     "capabilities",
     "capabilities-self",
     "capabilities-accessor",
+    "leases",
+    "leases/lookup",
+    "leases/renew",
+    "leases/revoke",
+    "leases/tidy",
+    "leases/count",
+    "renew",
 ];
 
 fn options_from(data: &Data) -> Result<Option<BTreeMap<String, String>>> {

@@ -31,7 +31,7 @@ pub(crate) const PARENT_PREFIX: &str = "sys/token/parent/";
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-fn base62(n: usize) -> String {
+pub(crate) fn base62(n: usize) -> String {
     let mut rng = rand::rng();
     (0..n)
         .map(|_| {
@@ -240,6 +240,7 @@ impl TokenStore {
                 value: salted.clone().into_bytes(),
             },
         ];
+        ops.extend(crate::leases::token_lease_ops(&entry)?);
         if let Some(parent) = &entry.parent {
             ops.push(TxnOp::Put {
                 key: format!("{PARENT_PREFIX}{parent}/{salted}"),
@@ -383,6 +384,8 @@ impl TokenStore {
                 key: format!("{PARENT_PREFIX}{p}/{salted}"),
             });
         }
+        // Its own lease record goes; the leases it created are queued for revocation.
+        ops.extend(crate::leases::token_revocation_ops(storage, &entry).await?);
         for child in self.children(storage, salted).await? {
             ops.push(TxnOp::Delete {
                 key: format!("{PARENT_PREFIX}{salted}/{child}"),
