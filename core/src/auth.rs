@@ -43,6 +43,10 @@ pub(crate) struct Grant {
     pub display_name: String,
     /// Warnings for the caller.
     pub warnings: Vec<String>,
+    /// Login reuse: the token issued for the previous login with the same key (Kubernetes:
+    /// role, service-account uid and pod uid) is revoked when this one is issued, so repeated
+    /// logins of one pod hold one token and one lease, not one per login (vault#14531).
+    pub reuse_key: Option<String>,
 }
 
 impl std::fmt::Debug for Grant {
@@ -311,7 +315,14 @@ impl Strongroom {
                 remote_addr: req.remote_addr,
             };
             let grant = m.method.login(&lc, req).await?;
-            crate::token::endpoints::create_login_token(self, entry, &req.path, grant).await
+            let reuse = grant.reuse_key.clone();
+            let resp =
+                crate::token::endpoints::create_login_token(self, entry, &req.path, grant).await?;
+            if let Some(key) = reuse {
+                self.replace_previous_login(&m.mounted.ctx, &key, &resp)
+                    .await?;
+            }
+            Ok(resp)
         }
         .await;
         let mut resp = match result {
@@ -334,6 +345,33 @@ impl Strongroom {
                 .await?;
         }
         Ok(Some(resp))
+    }
+
+    /// Login reuse: remember the new token (by its salted id only) under `key` and revoke the
+    /// one the previous login with the same key got.
+    async fn replace_previous_login(
+        &self,
+        ctx: &EngineContext,
+        key: &str,
+        resp: &Response,
+    ) -> Result<()> {
+        let Some(auth) = resp
+            .auth
+            .as_ref()
+            .filter(|a| !a.client_token.starts_with("b."))
+        else {
+            return Ok(());
+        };
+        let salted = self.inner.tokens.salt_id(&auth.client_token)?;
+        let slot = format!("reuse/{key}");
+        let previous = ctx.storage.get(&slot).await?;
+        ctx.storage.put(&slot, salted.as_bytes()).await?;
+        if let Some(old) = previous.and_then(|p| String::from_utf8(p).ok()) {
+            if old != salted {
+                self.token_revoke_tree(&old).await?;
+            }
+        }
+        Ok(())
     }
 
     /// `POST sys/auth/:path`: enable a method (its type must be known).

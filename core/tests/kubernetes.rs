@@ -534,3 +534,77 @@ async fn namespace_selector_uses_the_api_server() {
         .unwrap_err();
     assert_eq!(e.message(), "can not mix \"*\" with values");
 }
+
+#[tokio::test]
+async fn login_reuse_keeps_one_token_per_pod() {
+    let k8s = StandIn::start("reviewer-jwt").await;
+    let (sr, root) = setup().await;
+    configure(&root, &k8s, json!({})).await;
+    api_role(&root, json!({"login_reuse": true})).await;
+    let kube = root.auth().kubernetes("kubernetes");
+    assert_eq!(
+        kube.read_role("api-service").await.unwrap().unwrap()["login_reuse"],
+        true
+    );
+    let exp = now() + 600;
+    // A pod logging in again (a restarted agent, a retry loop) replaces its token.
+    let pod_a = k8s.projected(
+        Alg::Rs256,
+        "production",
+        "api-service-sa",
+        "sa-1",
+        &[AUD],
+        exp,
+    );
+    let first = kube.login_auth("api-service", &pod_a).await.unwrap();
+    let second = kube.login_auth("api-service", &pod_a).await.unwrap();
+    assert_ne!(first.client_token, second.client_token);
+    let gone = sr
+        .client(first.client_token)
+        .token()
+        .lookup_self()
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), ErrorCode::PermissionDenied);
+    sr.client(second.client_token.clone())
+        .token()
+        .lookup_self()
+        .await
+        .unwrap();
+    let leases = root
+        .list("sys/leases/lookup/auth/kubernetes/login")
+        .await
+        .unwrap();
+    assert_eq!(
+        leases.len(),
+        1,
+        "one lease per pod, not per login: {leases:?}"
+    );
+    // Another service account (another pod) keeps its own.
+    let pod_b = k8s.projected(
+        Alg::Rs256,
+        "production",
+        "api-service-sa",
+        "sa-2",
+        &[AUD],
+        exp,
+    );
+    let b = kube.login_auth("api-service", &pod_b).await.unwrap();
+    sr.client(b.client_token)
+        .token()
+        .lookup_self()
+        .await
+        .unwrap();
+    sr.client(second.client_token)
+        .token()
+        .lookup_self()
+        .await
+        .unwrap();
+    assert_eq!(
+        root.list("sys/leases/lookup/auth/kubernetes/login")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

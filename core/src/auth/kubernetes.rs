@@ -92,6 +92,10 @@ struct Role {
     /// `tokenreview` (OpenBao's behaviour), `jwks` or `both`.
     #[serde(default = "tokenreview")]
     verification: String,
+    /// Strongroom: a new login of the same pod (role, service-account uid, pod uid) replaces
+    /// the token its previous login got, so logins do not pile up tokens and leases.
+    #[serde(default)]
+    login_reuse: bool,
     #[serde(flatten)]
     token: TokenFields,
 }
@@ -172,6 +176,9 @@ fn role_json(r: &Role) -> Data {
     }
     if r.verification != "tokenreview" {
         d.insert("verification".into(), json!(r.verification));
+    }
+    if r.login_reuse {
+        d.insert("login_reuse".into(), json!(true));
     }
     r.token.add_to(&mut d);
     d
@@ -257,6 +264,9 @@ fn apply_role(r: &mut Role, d: &Data) -> Result<()> {
             )));
         }
         r.verification = v;
+    }
+    if let Some(b) = params::bool(d, "login_reuse")? {
+        r.login_reuse = b;
     }
     r.token.apply(d)?;
     if r.bound_service_account_names.is_empty() {
@@ -722,6 +732,7 @@ impl Engine for Kubernetes {
                                 audience: String::new(),
                                 alias_name_source: uid_source(),
                                 verification: tokenreview(),
+                                login_reuse: false,
                                 token: TokenFields::new(),
                             });
                         apply_role(&mut r, &req.data)?;
@@ -869,8 +880,15 @@ impl AuthMethod for Kubernetes {
             ("service_account_uid".into(), sa.uid.clone()),
         ]
         .into();
-        let _ = &sa.pod_uid;
+        let reuse_key = role.login_reuse.then(|| {
+            hex::encode(sha(&[
+                role_name.to_lowercase().as_bytes(),
+                sa.uid.as_bytes(),
+                sa.pod_uid.as_bytes(),
+            ]))
+        });
         Ok(Grant {
+            reuse_key,
             policies: role.token.token_policies.clone(),
             token: role.token,
             metadata,
