@@ -384,7 +384,7 @@ impl Strongroom {
             .find(|m| m.path.starts_with(&e.path) || e.path.starts_with(&m.path))
         {
             return Err(Error::invalid_input(format!(
-                "path is already in use at auth/{}",
+                "path is already in use at {}",
                 existing.path
             )));
         }

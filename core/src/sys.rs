@@ -356,6 +356,11 @@ fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
 
 fn auth_json(e: &MountEntry) -> Value {
     let mut v = e.to_json();
+    if e.kind != "token" {
+        if let Some(m) = v.as_object_mut() {
+            m.insert("deprecation_status".into(), json!("supported"));
+        }
+    }
     if e.kind == "token" {
         if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
             cfg.insert("token_type".into(), json!("default-service"));

@@ -63,7 +63,7 @@ async fn sys_auth_enable_tune_disable() {
         .enable("userpass", "userpass")
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "path is already in use at auth/userpass/");
+    assert_eq!(e.message(), "path is already in use at userpass/");
     let e = root.auth().enable("other", "nope").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);
     assert_eq!(e.message(), "plugin not found in the catalog: nope");
@@ -182,7 +182,7 @@ async fn userpass_login_end_to_end() {
         .unwrap_err();
     assert_eq!(
         e.message(),
-        "token ttl should not be greater than token max ttl"
+        "'token_ttl' cannot be greater than 'token_max_ttl'"
     );
     assert!(
         up.login("bob", "n3w-pw").await.is_ok(),
@@ -195,7 +195,7 @@ async fn userpass_login_end_to_end() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "missing password");
+    assert_eq!(e.message(), "must provide either password or password_hash");
     assert!(up.read_user("carol").await.unwrap().is_none());
 
     up.delete_user("bob").await.unwrap();
@@ -543,7 +543,7 @@ async fn approle_custom_ids_cidrs_and_no_secret() {
         .unwrap_err();
     assert_eq!(
         e.message(),
-        "at least one constraint should be enabled on the role"
+        "1 error occurred:\n\t* at least one constraint should be enabled on the role\n\n"
     );
     assert!(
         ar.read_role("open").await.unwrap().is_none(),
@@ -585,7 +585,10 @@ async fn approle_custom_ids_cidrs_and_no_secret() {
         .write_role("other", data(json!({"role_id": "my-role-id"})))
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "role_id already in use");
+    assert_eq!(
+        e.message(),
+        "1 error occurred:\n\t* role_id already in use\n\n"
+    );
     root.write(
         "auth/approle/role/net/role-id",
         data(json!({"role_id": "new-id"})),
@@ -658,4 +661,86 @@ async fn approle_custom_ids_cidrs_and_no_secret() {
     )
     .await
     .unwrap();
+}
+
+/// Texts and codes checked against a real `bao server -dev` (2.7.2).
+#[tokio::test]
+async fn error_texts_and_codes_match_openbao() {
+    let (sr, root, _) = setup().await;
+    root.auth().enable("userpass", "userpass").await.unwrap();
+    root.auth().enable("approle", "approle").await.unwrap();
+    let read = root.read("sys/auth/userpass").await.unwrap().unwrap();
+    assert_eq!(read.get("deprecation_status").unwrap(), "supported");
+    // userpass: a missing password at login is a plain (500) error; a bcrypt hash is accepted.
+    let e = anon(&sr, "auth/userpass/login/x", json!({}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (ErrorCode::Internal, "missing password")
+    );
+    let h = "$2b$04$BUObzp3ZqhZvXAy6f3lUTeHDH6NDLd0TMZX7xXrU5H5MRPBxMoYFy";
+    root.write(
+        "auth/userpass/users/hashy",
+        data(json!({"password_hash": h})),
+    )
+    .await
+    .unwrap();
+    let e = root
+        .write(
+            "auth/userpass/users/bad",
+            data(json!({"password_hash": "nope"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    // AppRole.
+    let e = anon(&sr, "auth/approle/login", json!({}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (ErrorCode::Internal, "missing role_id")
+    );
+    root.auth()
+        .approle("approle")
+        .write_role("web", data(json!({})))
+        .await
+        .unwrap();
+    let r = root
+        .write(
+            "auth/approle/role/web/secret-id-accessor/lookup",
+            data(json!({"secret_id_accessor": "nope"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.http_status, Some(404));
+    assert_eq!(
+        r.get("error").unwrap(),
+        "failed to find accessor entry for secret_id_accessor: \"nope\""
+    );
+    let role = root
+        .auth()
+        .approle("approle")
+        .read_role("web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(role["secret_id_bound_cidrs"], Value::Null);
+    // Kubernetes: no CA and no pod CA file refuses the config.
+    root.auth()
+        .enable("kubernetes", "kubernetes")
+        .await
+        .unwrap();
+    let e = root
+        .write(
+            "auth/kubernetes/config",
+            data(json!({"kubernetes_host": "https://127.0.0.1:1", "local_ca_path": "/nonexistent/ca.crt"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "open /nonexistent/ca.crt: no such file or directory"
+    );
 }

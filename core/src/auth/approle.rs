@@ -111,7 +111,7 @@ fn role_json(r: &Role) -> Data {
     let mut d = crate::data(json!({
         "bind_secret_id": r.bind_secret_id,
         "local_secret_ids": false,
-        "secret_id_bound_cidrs": r.secret_id_bound_cidrs,
+        "secret_id_bound_cidrs": (!r.secret_id_bound_cidrs.is_empty()).then_some(&r.secret_id_bound_cidrs),
         "secret_id_num_uses": r.secret_id_num_uses,
         "secret_id_ttl": r.secret_id_ttl,
     }));
@@ -394,8 +394,9 @@ async fn role_endpoint(
                 && role.secret_id_bound_cidrs.is_empty()
                 && role.token.token_bound_cidrs.is_empty()
             {
-                return Err(Error::invalid_input(
-                    "at least one constraint should be enabled on the role",
+                return Err(Error::new(
+                    ErrorCode::Internal,
+                    "1 error occurred:\n\t* at least one constraint should be enabled on the role\n\n",
                 ));
             }
             let mut ops = Vec::new();
@@ -430,7 +431,10 @@ async fn role_endpoint(
             }
             ctx.storage.transaction(ops).await.map_err(|e| {
                 if e.code() == ErrorCode::Conflict {
-                    Error::invalid_input("role_id already in use")
+                    Error::new(
+                        ErrorCode::Internal,
+                        "1 error occurred:\n\t* role_id already in use\n\n",
+                    )
                 } else {
                     e
                 }
@@ -473,7 +477,10 @@ async fn role_endpoint(
                 .await
                 .map_err(|e| {
                     if e.code() == ErrorCode::Conflict {
-                        Error::invalid_input("role_id already in use")
+                        Error::new(
+                            ErrorCode::Internal,
+                            "1 error occurred:\n\t* role_id already in use\n\n",
+                        )
                     } else {
                         e
                     }
@@ -535,8 +542,16 @@ async fn role_endpoint(
         }
         (Some("secret-id-accessor/lookup"), _) if write => {
             let role = must_role(ctx, name).await?;
-            let (_, s) = by_accessor(ctx, &role, d).await?;
-            Ok(Some(Response::with_data(secret_json(&s))))
+            match by_accessor(ctx, &role, d).await {
+                Ok((_, s)) => Ok(Some(Response::with_data(secret_json(&s)))),
+                // OpenBao answers 404 with the message in `data.error`.
+                Err(e) if e.message().starts_with("failed to find accessor entry") => {
+                    let mut r = Response::with_data(crate::data(json!({"error": e.message()})));
+                    r.http_status = Some(404);
+                    Ok(Some(r))
+                }
+                Err(e) => Err(e),
+            }
         }
         (Some("secret-id-accessor/destroy"), _) if write || op == Operation::Delete => {
             let role = must_role(ctx, name).await?;
@@ -595,7 +610,8 @@ impl Engine for AppRole {
             }
             let n = tidy(ctx).await?;
             let mut r = Response::default();
-            r.warn(format!("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs. ({n} entries removed)"));
+            tracing::info!(removed = n, "approle tidy/secret-id finished");
+            r.warn("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs.");
             r.http_status = Some(202);
             return Ok(Some(r));
         }
@@ -633,7 +649,7 @@ impl AuthMethod for AppRole {
         let ctx = lc.ctx;
         let role_id = params::string(&req.data, "role_id")?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::invalid_input("missing role_id"))?;
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "missing role_id"))?;
         let name = ctx
             .storage
             .get(&role_id_key(&role_id))

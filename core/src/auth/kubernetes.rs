@@ -222,6 +222,17 @@ fn apply_config(c: &mut Config, d: &Data) -> Result<()> {
             "kubernetes_ca_cert must be given when disable_local_ca_jwt is true",
         ));
     }
+    // As OpenBao: without a CA, the pod's CA file must be readable when the config is written.
+    if c.kubernetes_ca_cert.is_empty()
+        && !c.disable_local_ca_jwt
+        && !c.kubernetes_host.starts_with("http://")
+        && std::fs::metadata(&c.local_ca_path).is_err()
+    {
+        return Err(Error::invalid_input(format!(
+            "open {}: no such file or directory",
+            c.local_ca_path
+        )));
+    }
     if !c.kubernetes_ca_cert.is_empty()
         && reqwest::Certificate::from_pem_bundle(c.kubernetes_ca_cert.as_bytes())
             .map_or(true, |v| v.is_empty())
@@ -788,9 +799,9 @@ impl AuthMethod for Kubernetes {
         if !cidr::allows(&role.token.token_bound_cidrs, lc.remote_addr) {
             return Err(Error::permission_denied());
         }
-        let config: Config = get_json(&ctx.storage, "config")
-            .await?
-            .ok_or_else(|| Error::invalid_input("could not load backend configuration"))?;
+        let config: Config = get_json(&ctx.storage, "config").await?.ok_or_else(|| {
+            Error::new(ErrorCode::Internal, "could not load backend configuration")
+        })?;
         let token = Jwt::parse(&jwt_str)?;
         let offline = role.verification != "tokenreview";
         let online = role.verification != "jwks";

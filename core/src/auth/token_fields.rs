@@ -146,7 +146,7 @@ impl TokenFields {
         }
         if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
             return Err(Error::invalid_input(
-                "token ttl should not be greater than token max ttl",
+                "'token_ttl' cannot be greater than 'token_max_ttl'",
             ));
         }
         Ok(())
@@ -213,7 +213,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.message(),
-            "token ttl should not be greater than token max ttl"
+            "'token_ttl' cannot be greater than 'token_max_ttl'"
         );
         let mut t2 = before.clone();
         assert!(t2.apply(&crate::data(json!({"token_type": "x"}))).is_err());

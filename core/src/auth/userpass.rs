@@ -139,10 +139,30 @@ impl Engine for Userpass {
                     .map(|u| u.token.clone())
                     .unwrap_or_else(TokenFields::new);
                 token.apply(&req.data)?;
-                let password_hash = match (password, existing) {
-                    (Some(p), _) => hash(p).await?,
-                    (None, Some(u)) => u.password_hash,
-                    (None, None) => return Err(Error::invalid_input("missing password")),
+                let given_hash =
+                    params::string(&req.data, "password_hash")?.filter(|h| !h.is_empty());
+                if password.is_some() && given_hash.is_some() {
+                    return Err(Error::invalid_input(
+                        "only one of password or password_hash can be provided",
+                    ));
+                }
+                let password_hash = match (password, given_hash, existing) {
+                    (Some(p), _, _) => hash(p).await?,
+                    (None, Some(h), _) => {
+                        // A bcrypt hash made elsewhere (OpenBao's `password_hash`).
+                        if h.parse::<bcrypt::HashParts>().is_err() {
+                            return Err(Error::invalid_input(
+                                "password_hash is not a valid bcrypt hash",
+                            ));
+                        }
+                        h
+                    }
+                    (None, None, Some(u)) => u.password_hash,
+                    (None, None, None) => {
+                        return Err(Error::invalid_input(
+                            "must provide either password or password_hash",
+                        ));
+                    }
                 };
                 store(
                     ctx,
@@ -205,8 +225,8 @@ impl AuthMethod for Userpass {
             .map(|(_, n)| n.trim().to_lowercase())
             .filter(|n| !n.is_empty() && !n.contains('/'))
             .ok_or_else(|| Error::invalid_input("missing username"))?;
-        let password =
-            password_param(&req.data)?.ok_or_else(|| Error::invalid_input("missing password"))?;
+        let password = password_param(&req.data)?
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "missing password"))?;
         let user = load(lc.ctx, &name).await?;
         // Always run bcrypt, also for an unknown user, so timing does not tell users apart.
         let hash = user
