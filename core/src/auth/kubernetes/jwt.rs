@@ -265,3 +265,61 @@ fn strip_zeros(v: Vec<u8>) -> Vec<u8> {
     let first = v.iter().position(|b| *b != 0).unwrap_or(v.len());
     v.get(first..).map(<[u8]>::to_vec).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(header: &str) -> String {
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#),
+            URL_SAFE_NO_PAD.encode("sig")
+        )
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_parse() {
+        assert!(Jwt::parse(&token(r#"{"alg":"RS256"}"#)).is_ok());
+        assert!(Jwt::parse(&token(r#"{"alg":"ES256","kid":"k"}"#)).is_ok());
+        for bad in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#"{}"#,
+            "not json",
+        ] {
+            let e = Jwt::parse(&token(bad)).err().unwrap();
+            assert_eq!(e.code(), ErrorCode::PermissionDenied);
+        }
+        for garbage in ["", "a.b", "a.b.c.d", "....", "\u{0}.\u{1}.\u{2}"] {
+            assert!(Jwt::parse(garbage).is_err());
+        }
+        // A token whose signature matches no key never verifies.
+        let t = Jwt::parse(&token(r#"{"alg":"RS256"}"#)).unwrap();
+        assert!(!t.verify(&[]));
+        assert!(!t.verify(&[Key {
+            kid: None,
+            key: PublicKey::Rsa {
+                n: vec![1; 256],
+                e: vec![1, 0, 1]
+            }
+        }]));
+    }
+
+    #[test]
+    fn pem_keys_and_jwks_parsing() {
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".to_string();
+        assert!(parse_pem_keys(&[cert]).is_err());
+        assert!(parse_pem_keys(&["no pem here".to_string()]).is_err());
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "a", "n": "AQAB", "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "kid": "b", "x": "AAAA", "y": "AAAA"},
+            {"kty": "oct", "k": "secret"},
+            {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"},
+        ]});
+        let keys = parse_jwks(&jwks).unwrap();
+        assert_eq!(keys.len(), 2, "symmetric and encryption keys are ignored");
+        assert!(parse_jwks(&serde_json::json!({})).is_err());
+    }
+}
