@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, then the Rust workspace (unit,
 # engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
-# tests), the Python client tests (hvac, bao CLI) against the server, then the examples.
+# tests), the Python client tests (hvac, bao CLI) and the Node client tests (node-vault)
+# against the server, then the examples.
 # Bindings (Python, Node, C) join here as they land.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
@@ -10,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# The database secrets engine's tests also use MariaDB and Redis (started with the machine).
+export STRONGROOM_TEST_MYSQL_URL="${STRONGROOM_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+export STRONGROOM_TEST_REDIS_URL="${STRONGROOM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 
 ensure_postgres() {
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
@@ -35,6 +39,9 @@ cargo test --workspace
 
 echo "== python (hvac and the bao CLI against strongroom server -dev)"
 ./scripts/test-python.sh
+
+echo "== node (node-vault against strongroom server -dev)"
+./scripts/test-node.sh
 
 echo "== examples"
 tmp=$(mktemp -d)

@@ -492,6 +492,14 @@ impl Backend for Barrier {
         self.backend.change_marker().await
     }
 
+    async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
+        self.backend.hold_lock(name).await
+    }
+
+    async fn release_lock(&self, name: &str) -> Result<()> {
+        self.backend.release_lock(name).await
+    }
+
     fn kind(&self) -> &'static str {
         self.backend.kind()
     }

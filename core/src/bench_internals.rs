@@ -37,3 +37,53 @@ impl CompiledAcl {
 pub async fn resolve_token(sr: &crate::Strongroom, id: &str) -> Result<bool> {
     Ok(sr.token_lookup(id).await?.is_some())
 }
+
+/// Register `count` leases on the `test-leases` mount at `mount` directly with the lease
+/// manager, `batch` per storage transaction (what a batched registration costs, without the
+/// request pipeline in front). `noop` leases revoke without touching storage. Leases belong to
+/// the token `token`.
+pub async fn register_test_leases(
+    sr: &crate::Strongroom,
+    mount: &str,
+    token: &str,
+    count: usize,
+    batch: usize,
+    ttl: std::time::Duration,
+    noop: bool,
+) -> Result<()> {
+    let entry = sr
+        .token_lookup(token)
+        .await?
+        .ok_or_else(crate::Error::permission_denied)?;
+    let router = sr.router()?;
+    let (mounted, _) = router
+        .route(&format!("{}/issue/x", mount.trim_matches('/')))
+        .ok_or_else(|| crate::Error::unsupported_path(mount))?;
+    let limits = crate::util::ttl::TtlLimits {
+        default_ttl: mounted.ctx.default_lease_ttl,
+        max_ttl: mounted.entry.max_ttl(),
+    };
+    let mut done = 0;
+    while done < count {
+        let n = batch.min(count - done);
+        let leases = (done..done + n)
+            .map(|i| crate::leases::NewLease {
+                path: format!("{}/issue/b{i}", mount.trim_matches('/')),
+                client_token: entry.salted_id.clone(),
+                info: crate::request::LeaseInfo {
+                    ttl,
+                    max_ttl: std::time::Duration::ZERO,
+                    renewable: true,
+                    internal: crate::data(
+                        serde_json::json!({"name": format!("b{i}"), "noop": noop}),
+                    ),
+                },
+                limits,
+                cap: None,
+            })
+            .collect();
+        sr.store_leases(leases).await?;
+        done += n;
+    }
+    Ok(())
+}

@@ -14,9 +14,11 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
 mod auth;
+mod database;
 mod leases;
 mod tokens;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
+pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 
@@ -108,6 +110,14 @@ impl Client {
     pub fn token(&self) -> Tokens {
         Tokens {
             client: self.clone(),
+        }
+    }
+
+    /// The database secrets engine mounted at `mount` (`"database"`).
+    pub fn database(&self, mount: &str) -> Database {
+        Database {
+            client: self.clone(),
+            mount: mount.trim_matches('/').to_string(),
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Config {
     pub(crate) cache_entries: usize,
     pub(crate) dev: Option<DevOptions>,
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
+    pub(crate) unsafe_allow_api_audit_creation: bool,
+    pub(crate) allow_audit_log_prefixing: bool,
     pub(crate) leases: crate::leases::LeaseConfig,
 }
 
@@ -83,6 +85,8 @@ impl Config {
             cache_entries: 65_536,
             dev: None,
             audit: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
             leases: crate::leases::LeaseConfig::default(),
         }
     }
@@ -162,6 +166,29 @@ impl Config {
     /// ```
     pub fn audit(mut self, device: crate::audit::AuditDevice) -> Config {
         self.audit.push(device);
+        self
+    }
+
+    /// Let callers with access to `sys/audit/:path` enable and disable audit devices at run
+    /// time (OpenBao's `unsafe_allow_api_audit_creation`; default off). Devices enabled this
+    /// way are stored behind the barrier and come back after a restart. Off, `POST
+    /// sys/audit/:path` is refused, because an audit device writes files where its creator
+    /// says (CVE-2025-6000).
+    ///
+    /// ```
+    /// use strongroom::Config;
+    /// let cfg = Config::dev().unsafe_allow_api_audit_creation(true);
+    /// # let _ = cfg;
+    /// ```
+    pub fn unsafe_allow_api_audit_creation(mut self, allow: bool) -> Config {
+        self.unsafe_allow_api_audit_creation = allow;
+        self
+    }
+
+    /// Allow the `prefix` option on devices enabled over the API (OpenBao's
+    /// `allow_audit_log_prefixing`; default off: `audit log prefixing is not allowed`).
+    pub fn allow_audit_log_prefixing(mut self, allow: bool) -> Config {
+        self.allow_audit_log_prefixing = allow;
         self
     }
 

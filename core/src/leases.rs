@@ -57,6 +57,8 @@ const COUNT_PREFIX: &str = "sys/expire/count/";
 const LEADER_KEY: &str = "core/leader/expiry";
 /// OpenBao truncates a stored revocation error to this many characters.
 const MAX_REVOKE_ERR: usize = 240;
+/// How often an irrevocable lease is tried again (OpenBao: daily).
+const IRREVOCABLE_RETRY: Duration = Duration::from_secs(24 * 3600);
 /// How many due entries one storage page fetches.
 const DUE_PAGE: usize = 512;
 
@@ -594,10 +596,8 @@ impl Strongroom {
                 revoke_err: String::new(),
                 version: 1,
             };
-            ops.push(TxnOp::Check {
-                key: format!("{ID_PREFIX}{lease_id}"),
-                expected: None,
-            });
+            // No existence check: 24 random base62 characters (143 bits) do not collide, and
+            // a check would cost a read per lease.
             ops.push(TxnOp::Put {
                 key: format!("{ID_PREFIX}{lease_id}"),
                 value: encode(&rec)?,
@@ -693,7 +693,8 @@ impl Strongroom {
             .ok_or_else(|| Error::invalid_input("invalid lease"))?;
         let now = nanos(self.inner.clock.now());
         let expire = self.effective_expiry(&rec).await?;
-        let ttl = expire.map_or(0, |e| (e - now).max(0) / 1_000_000_000);
+        // Rounded to the nearest second, as OpenBao does.
+        let ttl = expire.map_or(0, |e| ((e - now).max(0) + 500_000_000) / 1_000_000_000);
         let mut d = crate::data(json!({
             "id": rec.lease_id,
             "issue_time": crate::clock::rfc3339(from_nanos(rec.issue_time)),
@@ -913,30 +914,7 @@ impl Strongroom {
     /// Delete a revoked lease: record, index entries, counters (one transaction).
     async fn delete_lease(&self, rec: &LeaseRecord, due: Option<&str>) -> Result<()> {
         let storage = self.inner.storage.as_ref();
-        let mut ops = vec![
-            TxnOp::Delete {
-                key: format!("{ID_PREFIX}{}", rec.lease_id),
-            },
-            TxnOp::Delete {
-                key: due_key(bucket_of(rec.expire_time), &rec.lease_id),
-            },
-            TxnOp::Delete {
-                key: due_key(0, &rec.lease_id),
-            },
-        ];
-        if let Some(d) = due {
-            ops.push(TxnOp::Delete { key: d.to_string() });
-        }
-        if !rec.client_token.is_empty() {
-            ops.push(TxnOp::Delete {
-                key: format!("{TOKEN_PREFIX}{}/{}", rec.client_token, rec.lease_id),
-            });
-        }
-        if rec.irrevocable() {
-            ops.push(TxnOp::Delete {
-                key: format!("{IRREVOCABLE_PREFIX}{}", rec.lease_id),
-            });
-        }
+        let ops = deletion_ops(rec, due);
         if rec.quotas.is_empty() {
             return storage.transaction(ops).await;
         }
@@ -1065,6 +1043,10 @@ impl Strongroom {
         if storage.kind() == "inmem" {
             return Ok(true);
         }
+        // PostgreSQL: a session advisory lock, released by the server when we die.
+        if let Some(held) = storage.hold_lock("expiry").await? {
+            return Ok(held);
+        }
         let mgr = self.leases_mgr();
         let now_ms = nanos(self.inner.clock.now()) / 1_000_000;
         let current = storage.get(LEADER_KEY).await?;
@@ -1110,6 +1092,7 @@ impl Strongroom {
         if storage.kind() == "inmem" || self.inner.barrier.is_sealed() {
             return Ok(());
         }
+        storage.release_lock("expiry").await?;
         let Some(current) = storage.get(LEADER_KEY).await? else {
             return Ok(());
         };
@@ -1197,6 +1180,7 @@ impl Strongroom {
         let sem = Arc::new(tokio::sync::Semaphore::new(workers));
         let mut jobs: tokio::task::JoinSet<Result<Outcome>> = tokio::task::JoinSet::new();
         let mut after: Option<String> = None;
+        let mut tally = Tally::default();
         loop {
             let page = self
                 .inner
@@ -1247,16 +1231,19 @@ impl Strongroom {
                     r
                 });
                 while let Some(done) = jobs.try_join_next() {
-                    tally(report, done);
+                    tally.add(self, report, done);
                 }
+                tally.flush_if_full(self, report).await;
             }
             if done || past_now {
                 break;
             }
         }
         while let Some(done) = jobs.join_next().await {
-            tally(report, done);
+            tally.add(self, report, done);
+            tally.flush_if_full(self, report).await;
         }
+        tally.flush(self, report).await;
         Ok(())
     }
 
@@ -1323,8 +1310,28 @@ impl Strongroom {
             return Ok(Outcome::Rescheduled);
         };
         if rec.irrevocable() {
-            storage.delete(due).await?;
-            return Ok(Outcome::Rescheduled);
+            // As OpenBao: an irrevocable lease is tried again once a day; it goes when its
+            // backend has recovered, and stays (with its error) when not.
+            return match self.revoke_in_engine(&rec).await {
+                Ok(()) => Ok(Outcome::Revoked(
+                    rec.lease_id.clone(),
+                    Some(deletion_ops(&rec, Some(due))),
+                )),
+                Err(e) => {
+                    tracing::warn!(lease_id, error = %e.message(), "irrevocable lease: daily retry failed");
+                    let next = bucket_of(now.saturating_add(dur_nanos(IRREVOCABLE_RETRY)));
+                    storage
+                        .transaction(vec![
+                            TxnOp::Delete { key: due.into() },
+                            TxnOp::Put {
+                                key: due_key(next, lease_id),
+                                value: Vec::new(),
+                            },
+                        ])
+                        .await?;
+                    Ok(Outcome::Rescheduled)
+                }
+            };
         }
         let expire = if rec.is_auth() {
             self.effective_expiry(&rec).await?
@@ -1363,12 +1370,17 @@ impl Strongroom {
             return Ok(Outcome::Rescheduled);
         }
         match self.revoke_in_engine(&rec).await {
+            Ok(()) if rec.quotas.is_empty() => {
+                // The runner deletes revoked leases in batches (a crash before that commit
+                // means the next run revokes them again, which engines allow).
+                Ok(Outcome::Revoked(
+                    rec.lease_id.clone(),
+                    Some(deletion_ops(&rec, Some(due))),
+                ))
+            }
             Ok(()) => {
                 self.delete_lease(&rec, Some(due)).await?;
-                self.leases_mgr().emit(LeaseEvent::Revoked {
-                    lease_id: rec.lease_id.clone(),
-                });
-                Ok(Outcome::Revoked)
+                Ok(Outcome::Revoked(rec.lease_id.clone(), None))
             }
             Err(e) => {
                 let cfg = &self.leases_mgr().config;
@@ -1394,6 +1406,13 @@ impl Strongroom {
                                 value: encode(&rec)?,
                             },
                             TxnOp::Delete { key: due.into() },
+                            TxnOp::Put {
+                                key: due_key(
+                                    bucket_of(now.saturating_add(dur_nanos(IRREVOCABLE_RETRY))),
+                                    lease_id,
+                                ),
+                                value: Vec::new(),
+                            },
                             TxnOp::Put {
                                 key: format!("{IRREVOCABLE_PREFIX}{lease_id}"),
                                 value: Vec::new(),
@@ -1467,6 +1486,35 @@ impl Strongroom {
     }
 }
 
+/// The deletions that remove a revoked lease (record and index entries; counters aside).
+fn deletion_ops(rec: &LeaseRecord, due: Option<&str>) -> Vec<TxnOp> {
+    let mut ops = vec![
+        TxnOp::Delete {
+            key: format!("{ID_PREFIX}{}", rec.lease_id),
+        },
+        TxnOp::Delete {
+            key: due_key(bucket_of(rec.expire_time), &rec.lease_id),
+        },
+        TxnOp::Delete {
+            key: due_key(0, &rec.lease_id),
+        },
+    ];
+    if let Some(d) = due {
+        ops.push(TxnOp::Delete { key: d.to_string() });
+    }
+    if !rec.client_token.is_empty() {
+        ops.push(TxnOp::Delete {
+            key: format!("{TOKEN_PREFIX}{}/{}", rec.client_token, rec.lease_id),
+        });
+    }
+    if rec.irrevocable() {
+        ops.push(TxnOp::Delete {
+            key: format!("{IRREVOCABLE_PREFIX}{}", rec.lease_id),
+        });
+    }
+    ops
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -1481,25 +1529,73 @@ fn backoff(cfg: &LeaseConfig, attempt: u32) -> Duration {
 }
 
 enum Outcome {
-    Revoked,
+    /// Revoked; the deletions still to commit, when the runner batches them.
+    Revoked(String, Option<Vec<TxnOp>>),
     Retried,
     Irrevocable,
     Rescheduled,
 }
 
-fn tally(
-    report: &mut ExpiryReport,
-    r: std::result::Result<Result<Outcome>, tokio::task::JoinError>,
-) {
-    match r {
-        Ok(Ok(Outcome::Revoked)) => report.revoked += 1,
-        Ok(Ok(Outcome::Retried)) => report.retried += 1,
-        Ok(Ok(Outcome::Irrevocable)) => report.irrevocable += 1,
-        Ok(Ok(Outcome::Rescheduled)) => report.rescheduled += 1,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e.message(), "expiry runner: a job failed; it will be retried next tick")
+/// Counts outcomes and commits the deletions of revoked leases in batches.
+#[derive(Default)]
+struct Tally {
+    ops: Vec<TxnOp>,
+    ids: Vec<String>,
+}
+
+/// Revoked leases deleted per transaction.
+const DELETE_BATCH: usize = 256;
+
+impl Tally {
+    fn add(
+        &mut self,
+        sr: &Strongroom,
+        report: &mut ExpiryReport,
+        r: std::result::Result<Result<Outcome>, tokio::task::JoinError>,
+    ) {
+        match r {
+            Ok(Ok(Outcome::Revoked(id, Some(ops)))) => {
+                self.ops.extend(ops);
+                self.ids.push(id);
+            }
+            Ok(Ok(Outcome::Revoked(id, None))) => {
+                report.revoked += 1;
+                sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+            }
+            Ok(Ok(Outcome::Retried)) => report.retried += 1,
+            Ok(Ok(Outcome::Irrevocable)) => report.irrevocable += 1,
+            Ok(Ok(Outcome::Rescheduled)) => report.rescheduled += 1,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message(), "expiry runner: a job failed; it will be retried next tick")
+            }
+            Err(e) => tracing::error!(error = %e, "expiry runner: a job panicked"),
         }
-        Err(e) => tracing::error!(error = %e, "expiry runner: a job panicked"),
+    }
+
+    async fn flush_if_full(&mut self, sr: &Strongroom, report: &mut ExpiryReport) {
+        if self.ids.len() >= DELETE_BATCH {
+            self.flush(sr, report).await;
+        }
+    }
+
+    async fn flush(&mut self, sr: &Strongroom, report: &mut ExpiryReport) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.ops);
+        let ids = std::mem::take(&mut self.ids);
+        match sr.inner.storage.transaction(ops).await {
+            Ok(()) => {
+                report.revoked += ids.len();
+                for id in ids {
+                    sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+                }
+            }
+            Err(e) => {
+                // Revoked but still recorded: the next run revokes them again (idempotent).
+                tracing::warn!(error = %e.message(), count = ids.len(), "expiry runner: could not delete revoked leases; they will be retried");
+            }
+        }
     }
 }
 

@@ -41,8 +41,9 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    AppRole, AuthMethods, Client, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState,
-    LeaseDetails, Leases, RenewedLease, SecretData, SecretId, Sys, TokenInfo, TokenRequest, Tokens,
+    AppRole, AuthMethods, Client, CredentialKeeper, Database, DbCredential, KeeperAction,
+    Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
+    RenewedLease, SecretData, SecretId, StaticCredential, Sys, TokenInfo, TokenRequest, Tokens,
     Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};

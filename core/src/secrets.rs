@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::request::{Data, LeaseInfo, Request, Response};
 use crate::storage::view::View;
 
+pub(crate) mod database;
 pub(crate) mod kv;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod leasetest;
@@ -98,6 +99,7 @@ pub(crate) fn new_engine(
 ) -> Option<Arc<dyn Engine>> {
     match kind {
         "kv" | "generic" => Some(kv::new(options)),
+        "database" => Some(database::new()),
         #[cfg(any(test, feature = "bench-internals"))]
         "test-leases" => Some(Arc::new(leasetest::LeaseTest)),
         _ => None,

@@ -107,6 +107,21 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Take, or confirm this handle still holds, the store-wide exclusive lock `name` (the
+    /// lease expiry runner's leadership), released by the server when this process dies.
+    /// `Ok(None)` = this backend has no such lock: callers fall back to a lock row with a
+    /// heartbeat, stored through [`Backend::transaction`].
+    async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Give up the lock `name` if this handle holds it.
+    async fn release_lock(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
+    }
+
     /// A short name for diagnostics: `inmem`, `sqlite`, `postgresql`.
     fn kind(&self) -> &'static str;
 }

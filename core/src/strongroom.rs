@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     /// The mounted auth methods (userpass, AppRole, Kubernetes).
     pub(crate) auth: crate::auth::AuthMethods,
     pub(crate) audit: AuditBroker,
+    /// What the configuration allows for audit devices over the API.
+    pub(crate) audit_api: crate::audit::table::ApiPolicy,
     pub(crate) policies: crate::policies::PolicyCache,
     pub(crate) leases: crate::leases::LeaseManager,
     /// Serialises mount-table changes and unseal setup.
@@ -185,6 +187,11 @@ impl Strongroom {
             tokens: TokenStore::default(),
             auth: crate::auth::AuthMethods::default(),
             audit,
+            audit_api: crate::audit::table::ApiPolicy {
+                allow_creation: config.unsafe_allow_api_audit_creation,
+                allow_prefixing: config.allow_audit_log_prefixing,
+                config_paths: config.audit.iter().map(|d| d.path().to_string()).collect(),
+            },
             policies: crate::policies::PolicyCache::default(),
             leases: crate::leases::LeaseManager::new(config.leases.clone()),
             admin: AsyncMutex::new(()),
@@ -465,6 +472,7 @@ impl Strongroom {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
         i.audit.setup(i.storage.as_ref()).await?;
+        crate::audit::table::restore(self).await?;
         self.reload_router().await
     }
 
@@ -663,6 +671,7 @@ impl Strongroom {
             ));
         }
         let mut auth = self.audit_auth(&caller.entry);
+        let memo = crate::audit::AuditMemo::default();
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req).await {
             Ok(t) => t,
@@ -677,7 +686,7 @@ impl Strongroom {
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
         }
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a);
+            let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -720,7 +729,10 @@ impl Strongroom {
             Ok(r) => with_id(r, &req),
             Err(e) => {
                 if let Some(a) = &auth {
-                    let mut input = AuditInput::new(&req).with_auth(a).with_error(&e);
+                    let mut input = AuditInput::new(&req)
+                        .with_auth(a)
+                        .with_error(&e)
+                        .with_memo(&memo);
                     if let Some(m) = mount {
                         input = input.with_mount(m);
                     }
@@ -730,7 +742,10 @@ impl Strongroom {
             }
         };
         if let Some(a) = &auth {
-            let mut input = AuditInput::new(&req).with_auth(a).with_response(&resp);
+            let mut input = AuditInput::new(&req)
+                .with_auth(a)
+                .with_response(&resp)
+                .with_memo(&memo);
             if let Some(m) = mount {
                 input = input.with_mount(m);
             }
@@ -803,7 +818,8 @@ impl Strongroom {
         if self.inner.audit.is_empty() {
             return e;
         }
-        let mut input = AuditInput::new(req).with_error(&e);
+        let memo = crate::audit::AuditMemo::default();
+        let mut input = AuditInput::new(req).with_error(&e).with_memo(&memo);
         if let Some(a) = auth {
             input = input.with_auth(a);
         }

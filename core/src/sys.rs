@@ -186,14 +186,16 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
                 let hash = sr.inner.audit.hash(&device, &input)?;
                 return Ok(Response::with_data(crate::data(json!({ "hash": hash }))));
             }
-            if path.starts_with("audit/") {
+            if let Some(device) = path.strip_prefix("audit/") {
                 return match op {
-                    Operation::Update | Operation::Create => Err(Error::invalid_input(
-                        "cannot enable audit device via API; use declarative, config-based audit device management instead",
-                    )),
-                    Operation::Delete => Err(Error::invalid_input(
-                        "cannot disable configuration-managed audit device",
-                    )),
+                    Operation::Update | Operation::Create => {
+                        crate::audit::table::enable(sr, device, &req.data).await?;
+                        Ok(Response::default())
+                    }
+                    Operation::Delete => {
+                        crate::audit::table::disable(sr, device).await?;
+                        Ok(Response::default())
+                    }
                     _ => Err(Error::unsupported_operation()),
                 };
             }

@@ -195,3 +195,175 @@ async fn a_stalled_device_never_hangs_the_engine() {
         start.elapsed()
     );
 }
+
+/// An engine on a SQLite store in `dir` that unseals itself from a key file, with one audit
+/// device from the configuration (`cfg/`) and the API switch as given.
+async fn open_store(dir: &std::path::Path, allow_api: bool) -> Strongroom {
+    Strongroom::open(
+        Config::sqlite(dir.join("sr.db"))
+            .unseal_key_file(dir.join("unseal.key"))
+            .audit(AuditDevice::file(
+                "cfg",
+                dir.join("cfg.log").to_str().unwrap(),
+            ))
+            .unsafe_allow_api_audit_creation(allow_api),
+    )
+    .await
+    .unwrap()
+}
+
+fn device_paths(listed: &strongroom::Response) -> Vec<String> {
+    let mut paths: Vec<String> = listed.data.as_ref().unwrap().keys().cloned().collect();
+    paths.sort();
+    paths
+}
+
+#[tokio::test]
+async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_log = dir.path().join("api.log");
+    let enable_body = json!({
+        "type": "file",
+        "description": "from the API",
+        "options": {"file_path": api_log.to_str().unwrap(), "hmac_accessor": false},
+    });
+
+    // Without the switch (OpenBao's default): refused, and nothing changes.
+    let sr = open_store(dir.path(), false).await;
+    let root_token = secrecy::ExposeSecret::expose_secret(
+        &sr.init_with_key_file(dir.path().join("unseal.key"))
+            .await
+            .unwrap(),
+    )
+    .to_string();
+    let root = sr.client(root_token.as_str());
+    root.sys()
+        .enable_mount("secret", "kv", &[("version", "2")])
+        .await
+        .unwrap();
+    let e = root
+        .write("sys/audit/api", data(enable_body.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert_eq!(
+        e.message(),
+        "cannot enable audit device via API; use declarative, config-based audit device management instead"
+    );
+    assert!(!api_log.exists());
+    let listed = root.read("sys/audit").await.unwrap().unwrap();
+    assert_eq!(device_paths(&listed), ["cfg/"]);
+    drop(root);
+    drop(sr);
+
+    // With the switch: bad requests are refused with OpenBao's texts and change nothing.
+    let sr = open_store(dir.path(), true).await;
+    let root = sr.client(root_token.as_str());
+    for (body, expected) in [
+        (
+            json!({"type": "file", "options": {"file_path": api_log.to_str().unwrap(), "prefix": "x"}}),
+            "audit log prefixing is not allowed",
+        ),
+        (
+            json!({"type": "file", "options": {"file_path": api_log.to_str().unwrap(), "mode": "rw"}}),
+            "strconv.ParseUint: parsing \"rw\": invalid syntax",
+        ),
+        (json!({"type": "file"}), "file_path is required"),
+        (
+            json!({"type": "syslog"}),
+            "unknown backend type: \"syslog\"",
+        ),
+    ] {
+        let e = root.write("sys/audit/api", data(body)).await.unwrap_err();
+        assert_eq!((e.code(), e.message()), (ErrorCode::InvalidInput, expected));
+    }
+    let e = root
+        .write("sys/audit/cfg/nested", data(enable_body.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "path already in use");
+    assert!(!api_log.exists());
+    assert_eq!(
+        device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
+        ["cfg/"]
+    );
+
+    // Enabled: listed, and every call is logged to it too.
+    root.write("sys/audit/api", data(enable_body.clone()))
+        .await
+        .unwrap();
+    let listed = root.read("sys/audit").await.unwrap().unwrap();
+    assert_eq!(device_paths(&listed), ["api/", "cfg/"]);
+    assert_eq!(
+        listed.get("api/").unwrap(),
+        &json!({"description": "from the API", "local": false,
+                "options": {"file_path": api_log.to_str().unwrap(), "hmac_accessor": "0"},
+                "path": "api/", "type": "file"})
+    );
+    root.kv("secret")
+        .put("app", &data(json!({"password": "api-secret"})))
+        .await
+        .unwrap();
+    // A call returns once one required device logged it: wait for the other one too.
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
+    let entries = lines(&api_log);
+    let last = entries.last().unwrap();
+    assert_eq!(last["type"], "response");
+    assert_eq!(last["request"]["path"], "secret/data/app");
+    let hash = root
+        .write("sys/audit-hash/api", data(json!({"input": "api-secret"})))
+        .await
+        .unwrap();
+    let hash = hash.get("hash").unwrap().as_str().unwrap().to_string();
+    let logged = entries
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "request")
+        .unwrap();
+    assert_eq!(logged["request"]["data"]["data"]["password"], hash);
+    // The configuration's device stays whatever the API says.
+    let e = root.delete("sys/audit/cfg").await.unwrap_err();
+    assert_eq!(
+        e.message(),
+        "cannot disable configuration-managed audit device"
+    );
+    drop(root);
+    drop(sr);
+
+    // After a restart (switch off now) the stored device is back, with the same salt.
+    let sr = open_store(dir.path(), false).await;
+    let root = sr.client(root_token.as_str());
+    assert_eq!(
+        device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
+        ["api/", "cfg/"]
+    );
+    let before = lines(&api_log).len();
+    root.kv("secret").get("app").await.unwrap().unwrap();
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
+    assert_eq!(lines(&api_log).len(), before + 2);
+    let again = root
+        .write("sys/audit-hash/api", data(json!({"input": "api-secret"})))
+        .await
+        .unwrap();
+    assert_eq!(again.get("hash").unwrap().as_str().unwrap(), hash);
+
+    // Disabled: gone at once and after the next restart; an unknown path is a no-op.
+    root.delete("sys/audit/api").await.unwrap();
+    root.delete("sys/audit/never-there").await.unwrap();
+    assert_eq!(
+        device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
+        ["cfg/"]
+    );
+    let before = lines(&api_log).len();
+    root.kv("secret").get("app").await.unwrap().unwrap();
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
+    assert_eq!(lines(&api_log).len(), before);
+    drop(root);
+    drop(sr);
+    let sr = open_store(dir.path(), true).await;
+    let root = sr.client(root_token.as_str());
+    assert_eq!(
+        device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
+        ["cfg/"]
+    );
+}

@@ -318,8 +318,9 @@ async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
         .await
         .unwrap();
     assert_eq!(count.get("lease_count").unwrap(), 1);
-    // No longer picked up by the runner; renew refuses; a normal revoke still fails.
-    clock.advance(Duration::from_secs(86_400));
+    // Out of the retry cycle: tried again only once a day (and kept when that fails);
+    // renew refuses; a normal revoke still fails.
+    clock.advance(Duration::from_secs(3600));
     assert_eq!(
         sr.run_expiry().await.unwrap(),
         strongroom::ExpiryReport {
@@ -327,6 +328,16 @@ async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
             ..Default::default()
         }
     );
+    clock.advance(Duration::from_secs(86_400));
+    assert_eq!(
+        sr.run_expiry().await.unwrap(),
+        strongroom::ExpiryReport {
+            leader: true,
+            rescheduled: 1,
+            ..Default::default()
+        }
+    );
+    assert!(root.leases().lookup(&poison.lease_id).await.is_ok());
     let e = root
         .leases()
         .renew(&poison.lease_id, Duration::ZERO)
@@ -582,4 +593,44 @@ async fn one_runner_among_engines_sharing_a_sqlite_file() {
     assert!(!c.run_expiry().await.unwrap().leader);
     b.seal().await.unwrap();
     assert!(c.run_expiry().await.unwrap().leader);
+}
+
+#[tokio::test]
+async fn an_irrevocable_lease_is_revoked_once_its_backend_recovers() {
+    let (sr, root, clock) = setup().await;
+    let l = issue(&root, "x", json!({"ttl": "10s"})).await;
+    root.write("tl/config", data(json!({"fail_all": true})))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+    let mut irrevocable = 0;
+    for _ in 0..10 {
+        irrevocable += sr.run_expiry().await.unwrap().irrevocable;
+        clock.advance(Duration::from_secs(7200));
+    }
+    assert_eq!(irrevocable, 1, "after max_attempts (3) it stops retrying");
+    assert_eq!(
+        root.leases()
+            .lookup(&l.lease_id)
+            .await
+            .unwrap()
+            .revoke_error
+            .as_deref(),
+        Some("out of retries: test backend: outage")
+    );
+    assert_eq!(
+        listed(&root, "tl/live/").await,
+        vec!["x"],
+        "never dropped silently"
+    );
+    root.write("tl/config", data(json!({"fail_all": false})))
+        .await
+        .unwrap();
+    root.leases().revoke(&l.lease_id).await.unwrap();
+    assert!(listed(&root, "tl/live/").await.is_empty());
+    let list = root
+        .handle(Request::read("sys/leases").with_data(data(json!({"type": "irrevocable"}))))
+        .await
+        .unwrap();
+    assert_eq!(list.get("lease_count").unwrap(), 0);
 }

@@ -18,6 +18,15 @@
 //! seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }    # ... or from an environment variable
 //! api_addr  = "https://strongroom.example:8200"
 //! log_level = "info"
+//! audit "file" "cfgfile" {                              # OpenBao's declarative audit devices
+//!   description = "main log"
+//!   options { file_path = "/var/log/strongroom/audit.log" }   # or options = { ... }
+//! }
+//! audit "socket" "siem" {
+//!   options = { address = "10.0.0.5:9090", socket_type = "tcp" }
+//! }
+//! unsafe_allow_api_audit_creation = false  # true: sys/audit/:path may enable devices (stored)
+//! allow_audit_log_prefixing       = false  # true: such devices may use the `prefix` option
 //! ```
 //!
 //! The `seal` stanza is Strongroom's own: it names where the single unseal key of a store
@@ -153,6 +162,12 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// Dev mode settings when `-dev` is given.
     pub dev: Option<DevSettings>,
+    /// `audit` stanzas, in order.
+    pub audit: Vec<strongroom::AuditDevice>,
+    /// `unsafe_allow_api_audit_creation`.
+    pub unsafe_allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`.
+    pub allow_audit_log_prefixing: bool,
     /// Things that were accepted but ignored, to be logged once logging is up.
     pub notes: Vec<String>,
 }
@@ -170,6 +185,12 @@ pub struct FileConfig {
     pub api_addr: Option<String>,
     /// `log_level`.
     pub log_level: Option<String>,
+    /// `audit "<type>" "<path>" { ... }` stanzas, in order.
+    pub audit: Vec<strongroom::AuditDevice>,
+    /// `unsafe_allow_api_audit_creation`.
+    pub unsafe_allow_api_audit_creation: Option<bool>,
+    /// `allow_audit_log_prefixing`.
+    pub allow_audit_log_prefixing: Option<bool>,
     /// Accepted-but-ignored keys and stanzas.
     pub notes: Vec<String>,
 }
@@ -216,6 +237,12 @@ impl FileConfig {
             match key {
                 "api_addr" => cfg.api_addr = Some(string(attr.expr(), key)?),
                 "log_level" => cfg.log_level = Some(log_level(&string(attr.expr(), key)?)?),
+                "unsafe_allow_api_audit_creation" => {
+                    cfg.unsafe_allow_api_audit_creation = Some(boolean(attr.expr(), key)?);
+                }
+                "allow_audit_log_prefixing" => {
+                    cfg.allow_audit_log_prefixing = Some(boolean(attr.expr(), key)?);
+                }
                 k if IGNORED_TOP_LEVEL.contains(&k) => {
                     cfg.notes
                         .push(format!("config key `{k}` is accepted and ignored"));
@@ -234,6 +261,7 @@ impl FileConfig {
                     }
                     cfg.storage = Some(storage(block, &mut cfg.notes)?);
                 }
+                "audit" => cfg.audit.push(audit(block)?),
                 "seal" => {
                     if cfg.seal.is_some() {
                         return Err(ConfigError::new("only one seal stanza is allowed"));
@@ -268,6 +296,13 @@ impl FileConfig {
         }
         if later.log_level.is_some() {
             self.log_level = later.log_level;
+        }
+        self.audit.extend(later.audit);
+        if later.unsafe_allow_api_audit_creation.is_some() {
+            self.unsafe_allow_api_audit_creation = later.unsafe_allow_api_audit_creation;
+        }
+        if later.allow_audit_log_prefixing.is_some() {
+            self.allow_audit_log_prefixing = later.allow_audit_log_prefixing;
         }
         self.notes.extend(later.notes);
         Ok(self)
@@ -316,6 +351,17 @@ impl ServerConfig {
                 "at least one listener stanza is required (listener \"tcp\" { ... })",
             ));
         }
+        // OpenBao refuses a prefixed device from the config file too (at unseal; here at
+        // start, before anything is opened).
+        let allow_prefixing = file.allow_audit_log_prefixing.unwrap_or(false);
+        if !allow_prefixing
+            && file
+                .audit
+                .iter()
+                .any(|d| d.options().contains_key("prefix"))
+        {
+            return Err(ConfigError::new("audit log prefixing is not allowed"));
+        }
         Ok(ServerConfig {
             listeners,
             storage,
@@ -323,28 +369,39 @@ impl ServerConfig {
             api_addr: file.api_addr,
             log_level: file.log_level,
             dev,
+            audit: file.audit,
+            unsafe_allow_api_audit_creation: file.unsafe_allow_api_audit_creation.unwrap_or(false),
+            allow_audit_log_prefixing: allow_prefixing,
             notes,
         })
     }
 
     /// The engine configuration this server opens.
     pub fn engine_config(&self) -> strongroom::Config {
-        if let Some(d) = &self.dev {
-            return strongroom::Config::dev_with(strongroom::DevOptions {
+        let cfg = if let Some(d) = &self.dev {
+            strongroom::Config::dev_with(strongroom::DevOptions {
                 root_token_id: d.root_token_id.clone(),
                 kv_v1: d.kv_v1,
-            });
-        }
-        let cfg = match &self.storage {
-            StorageChoice::Memory => strongroom::Config::memory(),
-            StorageChoice::Sqlite(p) => strongroom::Config::sqlite(p),
-            StorageChoice::Postgres(url) => strongroom::Config::postgres(url.clone()),
+            })
+        } else {
+            let cfg = match &self.storage {
+                StorageChoice::Memory => strongroom::Config::memory(),
+                StorageChoice::Sqlite(p) => strongroom::Config::sqlite(p),
+                StorageChoice::Postgres(url) => strongroom::Config::postgres(url.clone()),
+            };
+            match &self.seal {
+                Some(SealChoice::File(p)) => cfg.unseal_key_file(p),
+                Some(SealChoice::Env(v)) => cfg.unseal_key_env(v.clone()),
+                None => cfg,
+            }
         };
-        match &self.seal {
-            Some(SealChoice::File(p)) => cfg.unseal_key_file(p),
-            Some(SealChoice::Env(v)) => cfg.unseal_key_env(v.clone()),
-            None => cfg,
-        }
+        let cfg = self
+            .audit
+            .iter()
+            .cloned()
+            .fold(cfg, strongroom::Config::audit);
+        cfg.unsafe_allow_api_audit_creation(self.unsafe_allow_api_audit_creation)
+            .allow_audit_log_prefixing(self.allow_audit_log_prefixing)
     }
 }
 
@@ -500,6 +557,71 @@ fn seal(block: &Block) -> Result<SealChoice, ConfigError> {
     }
 }
 
+/// `audit "<type>" "<path>" { description = "", local = false, options { k = "v" } }` (the
+/// options as a block or as `options = { ... }`), checked with OpenBao's texts.
+fn audit(block: &Block) -> Result<strongroom::AuditDevice, ConfigError> {
+    let (kind, path) = match block.labels() {
+        [kind, path] => (kind.as_str(), path.as_str()),
+        _ => {
+            return Err(ConfigError::new(
+                "`audit` stanza needs a type and a path, like audit \"file\" \"path\" { ... }",
+            ));
+        }
+    };
+    let context =
+        |e: &dyn fmt::Display| ConfigError::new(format!("audit \"{kind}\" \"{path}\": {e}"));
+    let mut options: Vec<(String, String)> = Vec::new();
+    let mut description = String::new();
+    let mut add_options = |attrs: Vec<(String, &Expression)>| -> Result<(), ConfigError> {
+        for (k, v) in attrs {
+            options.push((k.clone(), string(v, &k)?));
+        }
+        Ok(())
+    };
+    for attr in block.body().attributes() {
+        match attr.key() {
+            "description" => description = string(attr.expr(), "description")?,
+            "local" => {
+                boolean(attr.expr(), "local")?;
+            }
+            "options" => match attr.expr() {
+                Expression::Object(o) => {
+                    add_options(o.iter().map(|(k, v)| (object_key(k), v)).collect())?
+                }
+                _ => return Err(context(&"`options` must be a map")),
+            },
+            other => return Err(context(&format!("option `{other}` is not supported"))),
+        }
+    }
+    for inner in block.body().blocks() {
+        if inner.identifier() != "options" {
+            return Err(context(&format!(
+                "block `{}` is not supported",
+                inner.identifier()
+            )));
+        }
+        add_options(
+            inner
+                .body()
+                .attributes()
+                .map(|a| (a.key().to_string(), a.expr()))
+                .collect(),
+        )?;
+    }
+    strongroom::AuditDevice::from_config(kind, path, options)
+        .map(|d| d.with_description(description))
+        .map_err(|e| context(&e))
+}
+
+/// An HCL object key as text.
+fn object_key(k: &hcl::ObjectKey) -> String {
+    match k {
+        hcl::ObjectKey::Identifier(id) => id.to_string(),
+        hcl::ObjectKey::Expression(Expression::String(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn string(e: &Expression, key: &str) -> Result<String, ConfigError> {
     match e {
         Expression::String(s) => Ok(s.clone()),
@@ -634,6 +756,120 @@ mod tests {
         let file = FileConfig::parse(r#"storage "inmem" {}"#).unwrap();
         let e = ServerConfig::build(file, None).unwrap_err();
         assert!(e.to_string().contains("listener"));
+    }
+
+    #[test]
+    fn audit_stanzas_and_switches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let text = format!(
+            r#"
+            storage "inmem" {{}}
+            listener "tcp" {{ tls_disable = true }}
+            unsafe_allow_api_audit_creation = true
+            allow_audit_log_prefixing = "true"
+            audit "file" "cfgfile" {{
+              description = "main log"
+              local = false
+              options {{
+                file_path = "{}"
+                mode = "0640"
+                hmac_accessor = false
+              }}
+            }}
+            audit "socket" "siem" {{
+              options = {{ address = "127.0.0.1:9", socket_type = "udp" }}
+            }}
+            "#,
+            log.display()
+        );
+        let file = FileConfig::parse(&text).unwrap();
+        assert!(file.notes.is_empty(), "{:?}", file.notes);
+        let cfg = ServerConfig::build(file, None).unwrap();
+        assert!(cfg.unsafe_allow_api_audit_creation && cfg.allow_audit_log_prefixing);
+        assert_eq!(cfg.audit.len(), 2);
+        let main = &cfg.audit[0];
+        assert_eq!((main.path(), main.description()), ("cfgfile/", "main log"));
+        assert_eq!(main.options()["mode"], "0640");
+        assert_eq!(main.options()["hmac_accessor"], "false");
+        assert_eq!(cfg.audit[1].options()["socket_type"], "udp");
+
+        // A prefix needs allow_audit_log_prefixing, as in OpenBao.
+        let prefixed = |allow: &str| {
+            FileConfig::parse(&format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{ tls_disable = true }}\n{allow}\naudit \"file\" \"p\" {{\n  options {{\n    file_path = \"stdout\"\n    prefix = \"P:\"\n  }}\n}}\n"
+            ))
+            .unwrap()
+        };
+        let e = ServerConfig::build(prefixed(""), None).unwrap_err();
+        assert_eq!(e.to_string(), "audit log prefixing is not allowed");
+        let cfg = ServerConfig::build(prefixed("allow_audit_log_prefixing = true"), None).unwrap();
+        assert_eq!(cfg.audit[0].options()["prefix"], "P:");
+
+        // Off unless set; OpenBao's texts for bad devices.
+        let plain = FileConfig::parse(r#"storage "inmem" {}"#).unwrap();
+        assert_eq!(plain.unsafe_allow_api_audit_creation, None);
+        for (text, needle) in [
+            (
+                "audit \"file\" \"x\" {\n options {\n mode = \"0600\"\n }\n}",
+                "file_path is required",
+            ),
+            (
+                r#"audit "syslog" "x" {}"#,
+                "unknown backend type: \"syslog\"",
+            ),
+            (r#"audit "file" { }"#, "needs a type and a path"),
+            (
+                r#"audit "file" "x" { bogus = 1 }"#,
+                "option `bogus` is not supported",
+            ),
+            (
+                r#"unsafe_allow_api_audit_creation = "maybe""#,
+                "must be a boolean",
+            ),
+        ] {
+            let e = FileConfig::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn configured_audit_device_logs_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let text = format!(
+            "audit \"file\" \"cfgfile\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}",
+            log.display()
+        );
+        let file = FileConfig::parse(&text).unwrap();
+        let dev = DevSettings {
+            root_token_id: Some("root".into()),
+            listen_address: "127.0.0.1:0".into(),
+            kv_v1: false,
+        };
+        let cfg = ServerConfig::build(file, Some(dev)).unwrap();
+        let sr = strongroom::Strongroom::open(cfg.engine_config())
+            .await
+            .unwrap();
+        let listed = sr.client("root").read("sys/audit").await.unwrap().unwrap();
+        assert_eq!(listed.get("cfgfile/").unwrap()["type"], "file");
+        // Not set in the file: the API may not add devices.
+        let e = sr
+            .client("root")
+            .write(
+                "sys/audit/more",
+                strongroom::data(serde_json::json!({"type": "file"})),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("cannot enable audit device via API")
+        );
+        assert!(sr.flush_audit(std::time::Duration::from_secs(5)).await);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.lines().count() >= 4, "{text}");
+        assert!(text.contains("\"path\":\"sys/audit\""));
     }
 
     #[test]

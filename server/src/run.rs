@@ -70,7 +70,8 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
         }
     };
     // Registered before the banner: whoever waits for it may signal right after.
-    let hangup = tokio::spawn(ignore_hangup());
+    let hangup = tokio::spawn(ignore_hangup(sr.clone()));
+    let stop = stop_signal();
     let initialized = sr.is_initialized().await.unwrap_or(false);
     print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
     if !initialized {
@@ -80,7 +81,7 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     }
     let maintenance = tokio::spawn(maintain(sr.clone()));
 
-    stop_signal().await;
+    stop.await;
     tracing::info!("shutdown triggered: no new connections, draining requests in flight");
     let control = listeners.control();
     tokio::select! {
@@ -92,6 +93,10 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     }
     maintenance.abort();
     hangup.abort();
+    // Best-effort audit lines still queued go out before the process ends.
+    if !sr.flush_audit(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("some audit lines could not be written before shutdown");
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -172,43 +177,54 @@ async fn maintain(sr: Strongroom) {
 }
 
 /// Vault reloads its config on SIGHUP; Strongroom cannot yet, and SIGHUP's default action would
-/// kill the server, so it is logged and otherwise ignored. The handler is installed when this
-/// is called; the returned future only reports.
-fn ignore_hangup() -> impl std::future::Future<Output = ()> {
+/// kill the server, so it only reopens the audit files (log rotation, as OpenBao does) and
+/// logs the rest. The handler is installed when this is called; the returned future only
+/// reports.
+fn ignore_hangup(sr: Strongroom) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     async move {
         #[cfg(unix)]
         if let Some(mut hup) = hup {
             while hup.recv().await.is_some() {
+                sr.reopen_audit();
                 tracing::warn!(
-                    "SIGHUP received: reloading the configuration is not supported; ignored"
+                    "SIGHUP received: audit files reopened; reloading the configuration is not supported"
                 );
             }
         }
     }
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_signal() {
+/// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, so a signal
+/// that arrives before the returned future is first polled still counts (a supervisor may
+/// stop the server right after the banner).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(e) => {
+            (_, Err(e)) | (Err(e), _) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -483,3 +483,82 @@ async fn sys_health_codes_and_overrides() {
     assert_eq!(a.json(), json!({"initialized": true}));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_leases_over_http() {
+    let s = TestServer::dev().await;
+    // A token with a TTL is a lease under its creation path.
+    let a = send(
+        s.root("POST", "auth/token/create")
+            .json(&json!({"ttl": "1h"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = send(s.root("LIST", "sys/leases/lookup/auth/token/create/")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let ids = keys_of(&a.json()["data"]);
+    assert_eq!(ids.len(), 1);
+    let lease_id = format!("auth/token/create/{}", ids[0]);
+    let a = send(
+        s.root("PUT", "sys/leases/lookup")
+            .json(&json!({"lease_id": lease_id})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["data"]["id"], lease_id.as_str());
+    assert_eq!(a.json()["data"]["ttl"], 3600);
+    // Tokens renew through the token store, not here.
+    let a = send(
+        s.root("PUT", "sys/leases/renew")
+            .json(&json!({"lease_id": lease_id})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json(),
+        json!({"errors": ["tokens cannot be renewed through this endpoint"]})
+    );
+    let a = send(
+        s.root("PUT", "sys/leases/lookup")
+            .json(&json!({"lease_id": "nope/x"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json(), json!({"errors": ["invalid lease"]}));
+    let a = send(s.root("PUT", "sys/leases/tidy")).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        a.json()["warnings"],
+        json!([
+            "Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs."
+        ])
+    );
+    // Queued revocation of the token lease: 202, then the runner revokes the token.
+    let a = send(
+        s.root("PUT", "sys/leases/revoke")
+            .json(&json!({"lease_id": lease_id, "sync": false})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let a = send(
+        s.root("PUT", "sys/leases/revoke")
+            .json(&json!({"lease_id": lease_id})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = send(s.root("GET", "sys/leases/count?type=irrevocable")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["data"], json!({"counts": {}, "lease_count": 0}));
+    let a = send(s.root("GET", "sys/leases?type=irrevocable")).await;
+    assert_eq!(a.json()["data"], json!({"lease_count": 0, "leases": []}));
+    s.stop().await;
+}
+
+fn keys_of(data: &Value) -> Vec<String> {
+    data["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
+}

@@ -247,3 +247,61 @@ def test_bao_cli_kv_put_get(server):
     assert "cli" in listed.stdout
     missing = bao("kv", "get", "secret/nothing-here")
     assert missing.returncode != 0
+
+
+def _psql(url, sql):
+    out = subprocess.run(
+        ["psql", url, "-tAc", sql], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, f"psql failed (is PostgreSQL up at {url}?): {out.stderr}"
+    return out.stdout.strip()
+
+
+def test_database_dynamic_credentials(server):
+    """hvac's database API: config, role, creds under a lease, revoke drops the role."""
+    admin_url = os.environ.get(
+        "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+    )
+    dbname = "sr_hvac_" + secrets.token_hex(5)
+    _psql(admin_url, f"CREATE DATABASE {dbname}")
+    try:
+        base, _, _ = admin_url.rpartition("/")
+        host = base.split("@")[-1]
+        client = server.client()
+        client.sys.enable_secrets_engine(backend_type="database", path="database")
+        db = client.secrets.database
+        db.configure(
+            name="pg",
+            plugin_name="postgresql-database-plugin",
+            connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}/{dbname}",
+            username="postgres",
+            password="unused",
+            allowed_roles=["ro"],
+        )
+        cfg = db.read_connection(name="pg")["data"]
+        assert cfg["allowed_roles"] == ["ro"]
+        assert "password" not in cfg["connection_details"]
+        db.create_role(
+            name="ro",
+            db_name="pg",
+            creation_statements=[
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            default_ttl="1h",
+            max_ttl="24h",
+        )
+        creds = db.generate_credentials(name="ro")
+        user = creds["data"]["username"]
+        assert creds["lease_id"].startswith("database/creds/ro/")
+        assert creds["lease_duration"] == 3600 and creds["renewable"] is True
+        assert user.startswith("v-token-ro-") and len(creds["data"]["password"]) == 20
+        assert _psql(admin_url, f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'") == "1"
+
+        client.sys.revoke_lease(lease_id=creds["lease_id"])
+        assert _psql(admin_url, f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'") == "0"
+
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="unknown role: nope"):
+            db.generate_credentials(name="nope")
+        client.sys.disable_secrets_engine(path="database")
+    finally:
+        _psql(admin_url, f"DROP DATABASE IF EXISTS {dbname}")

@@ -10,21 +10,26 @@
 //!   dropped and counted.
 //!
 //! Writer threads are plain OS threads, so a device blocked in `write(2)` holds only its own
-//! thread, never an async worker; they end when the broker is dropped and their queue drains.
+//! thread, never an async worker; they end when their device is dropped and their queue
+//! drains.
+//!
+//! The hand-off is cheap on purpose: a writer takes every queued line at once and writes
+//! them with one system call (group commit), a busy writer polls instead of being woken for
+//! best-effort lines, and callers wake a sleeping writer only when they wait for it (a
+//! required line) or when it has gone idle.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::Notify;
 
 use super::config::{AuditDevice, AuditKind, FailurePolicy, FormatOptions, Settings};
-use super::entry::{AuditInput, EntryKind, format_entry};
+use super::entry::{AuditInput, EntryKind, write_entry_reusing};
 use super::salt::Salt;
 use super::sink::{self, Sink};
-use crate::clock::{SharedClock, rfc3339};
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::request::Data;
 use crate::storage::Backend;
@@ -95,7 +100,7 @@ impl Shared {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Whether the writer has been on one line for longer than `deadline`.
+    /// Whether the writer has been on one write for longer than `deadline`.
     fn stalled(&self, deadline: Duration) -> bool {
         let since = self.busy_since.load(Ordering::Acquire);
         if since == 0 {
@@ -105,8 +110,8 @@ impl Shared {
         u128::from(busy) > deadline.as_nanos()
     }
 
-    fn record_failure(&self, path: &str, message: String) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
+    fn record_failure(&self, path: &str, lines: u64, message: String) {
+        self.failed.fetch_add(lines, Ordering::Relaxed);
         if self.healthy.swap(false, Ordering::AcqRel) {
             tracing::warn!(device = path, error = %message, "audit device cannot write");
         }
@@ -115,24 +120,38 @@ impl Shared {
         }
     }
 
-    fn record_success(&self, path: &str) {
-        self.written.fetch_add(1, Ordering::Relaxed);
+    fn record_success(&self, path: &str, lines: u64) {
+        self.written.fetch_add(lines, Ordering::Relaxed);
         if !self.healthy.swap(true, Ordering::AcqRel) {
             tracing::info!(device = path, "audit device writes again");
         }
     }
 }
 
+const PENDING: u8 = 0;
+const WRITTEN: u8 = 1;
+const FAILED: u8 = 2;
+
+/// What the caller of one `log` waits on: one slot per device it waits for, set by the
+/// writers, and a wake-up for when it stops polling.
+struct CallAck {
+    slots: Vec<AtomicU8>,
+    notify: Notify,
+}
+
 /// Tells the caller how a line it waits for went.
 struct Ack {
-    index: usize,
-    tx: UnboundedSender<(usize, bool)>,
+    call: Arc<CallAck>,
+    slot: usize,
 }
 
 impl Ack {
     fn send(self, ok: bool) {
-        // The caller may have given up already.
-        let _ = self.tx.send((self.index, ok));
+        if let Some(s) = self.call.slots.get(self.slot) {
+            s.store(if ok { WRITTEN } else { FAILED }, Ordering::Release);
+        }
+        // Stores a permit when the caller is still polling; harmless when it gave up.
+        self.call.notify.notify_one();
     }
 }
 
@@ -142,31 +161,169 @@ enum Job {
     Flush(Ack),
 }
 
+/// How the writer sleeps, which tells callers whether to wake it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    /// Working (or polling): it will see new jobs by itself.
+    Awake,
+    /// Just finished a batch and naps briefly: best-effort lines wait for the nap to end and
+    /// go out together; a line someone waits for wakes it.
+    Napping,
+    /// Idle: any new job wakes it.
+    Idle,
+}
+
+struct QueueState {
+    jobs: Vec<Job>,
+    sleep: Sleep,
+    closed: bool,
+}
+
+/// A device's bounded job queue.
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    /// Jobs waiting (mirrors `state.jobs.len()` so a polling writer need not lock).
+    waiting: AtomicUsize,
+    capacity: usize,
+}
+
+/// How long a writer naps after a batch before it looks again (best-effort lines written
+/// within this long of each other share one write).
+const NAP: Duration = Duration::from_millis(2);
+
+/// How long a writer polls for the next line after writing one somebody waited for, and how
+/// long a caller polls for its acknowledgement before it sleeps: waking a sleeping thread
+/// costs tens of microseconds on a busy machine, twice per audited call. Bounded, so an idle
+/// device costs nothing.
+const SPIN: Duration = Duration::from_micros(50);
+
+impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState {
+                jobs: Vec::new(),
+                sleep: Sleep::Awake,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add a job without blocking; gives it back when the queue is full (lines only: control
+    /// jobs always fit) or closed.
+    fn push(&self, job: Job, urgent: bool) -> std::result::Result<(), Job> {
+        let mut s = self.lock();
+        if s.closed || (matches!(job, Job::Line { .. }) && s.jobs.len() >= self.capacity) {
+            return Err(job);
+        }
+        s.jobs.push(job);
+        self.waiting.store(s.jobs.len(), Ordering::Release);
+        let wake = match s.sleep {
+            Sleep::Awake => false,
+            Sleep::Napping => urgent,
+            Sleep::Idle => true,
+        };
+        if wake {
+            s.sleep = Sleep::Awake;
+        }
+        drop(s);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Every queued job, waiting for some first; `None` once closed and drained.
+    fn take(&self, poll: bool) -> Option<Vec<Job>> {
+        if poll {
+            let until = Instant::now() + SPIN;
+            'spin: loop {
+                for _ in 0..64 {
+                    if self.waiting.load(Ordering::Acquire) > 0 {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+                // On a machine with more runnable threads than cores, let them run.
+                std::thread::yield_now();
+            }
+        }
+        let mut s = self.lock();
+        let mut napped = false;
+        while s.jobs.is_empty() {
+            if s.closed {
+                return None;
+            }
+            if napped {
+                s.sleep = Sleep::Idle;
+                s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            } else {
+                s.sleep = Sleep::Napping;
+                s = self
+                    .wake
+                    .wait_timeout(s, NAP)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+                napped = true;
+            }
+        }
+        s.sleep = Sleep::Awake;
+        self.waiting.store(0, Ordering::Release);
+        Some(std::mem::take(&mut s.jobs))
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+}
+
 /// One configured device: how to format for it, and its queue.
 struct Device {
     config: AuditDevice,
     format: FormatOptions,
     salt: RwLock<Option<Arc<Salt>>>,
-    queue: SyncSender<Job>,
+    queue: Arc<Queue>,
     shared: Arc<Shared>,
+    /// The length of the last line, to size the next one's buffer.
+    line_hint: AtomicUsize,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // The writer drains what is queued, then ends.
+        self.queue.close();
+    }
 }
 
 impl Device {
     /// Queue a job without ever blocking; false (and counted as dropped) when full.
-    fn enqueue(&self, job: Job) -> bool {
+    fn enqueue(&self, job: Job, urgent: bool) -> bool {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        match self.queue.try_send(job) {
+        match self.queue.push(job, urgent) {
             Ok(()) => true,
-            Err(e) => {
+            Err(job) => {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                match e {
-                    TrySendError::Full(Job::Line { .. }) => {
+                if let Job::Line { .. } = job {
+                    if self.queue.lock().closed {
+                        self.shared.record_failure(
+                            self.config.path(),
+                            1,
+                            "the writer has stopped".into(),
+                        );
+                    } else {
                         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    TrySendError::Disconnected(Job::Line { .. }) => self
-                        .shared
-                        .record_failure(self.config.path(), "the writer has stopped".into()),
-                    _ => {}
                 }
                 false
             }
@@ -194,67 +351,96 @@ impl Device {
     }
 }
 
-/// The writer thread of one device: drains its queue into its sink.
-fn run_writer(path: String, mut sink: Box<dyn Sink>, jobs: Receiver<Job>, shared: Arc<Shared>) {
-    while let Some(job) = next_job(&jobs) {
-        shared.queued.fetch_sub(1, Ordering::AcqRel);
+/// The writer thread of one device: drains its queue into its sink, a batch at a time.
+fn run_writer(path: String, mut sink: Box<dyn Sink>, queue: Arc<Queue>, shared: Arc<Shared>) {
+    let batched = sink.accepts_batches();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut acks: Vec<Ack> = Vec::new();
+    let mut poll = false;
+    while let Some(jobs) = queue.take(poll) {
+        shared.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
+        poll = false;
         if shared.reopen.swap(false, Ordering::AcqRel) {
             if let Err(e) = sink.reopen() {
-                shared.record_failure(&path, format!("cannot reopen: {e}"));
+                shared.record_failure(&path, 0, format!("cannot reopen: {e}"));
             }
         }
-        match job {
-            Job::Line { line, ack } => {
-                shared
-                    .busy_since
-                    .store(shared.now_nanos().saturating_add(1), Ordering::Release);
-                let result = sink.write_line(&line);
-                shared.busy_since.store(0, Ordering::Release);
-                let ok = match result {
-                    Ok(()) => {
-                        shared.record_success(&path);
-                        true
+        let mut lines = 0u64;
+        for job in jobs {
+            match job {
+                Job::Line { line, ack } => {
+                    poll |= ack.is_some();
+                    if batched {
+                        buf.extend_from_slice(&line);
+                        lines += 1;
+                        acks.extend(ack);
+                    } else {
+                        let ok = write(&path, sink.as_mut(), &shared, &line, 1);
+                        if let Some(ack) = ack {
+                            ack.send(ok);
+                        }
                     }
-                    Err(e) => {
-                        shared.record_failure(&path, e.to_string());
-                        false
-                    }
-                };
-                if let Some(ack) = ack {
-                    ack.send(ok);
+                }
+                Job::Reopen => {}
+                Job::Flush(ack) => {
+                    flush_batch(&path, sink.as_mut(), &shared, &mut buf, &mut acks, lines);
+                    lines = 0;
+                    ack.send(true);
                 }
             }
-            Job::Reopen => {}
-            Job::Flush(ack) => ack.send(true),
+        }
+        flush_batch(&path, sink.as_mut(), &shared, &mut buf, &mut acks, lines);
+        if buf.capacity() > 1 << 20 {
+            // Do not keep a burst's buffer for ever.
+            buf = Vec::new();
         }
     }
 }
 
-/// How long a writer keeps polling for the next line before it sleeps, and how long a caller
-/// polls for its acknowledgement before it awaits: waking a sleeping thread costs tens of
-/// microseconds on a busy machine, twice per audited call. Bounded, so an idle device costs
-/// nothing.
-const SPIN: Duration = Duration::from_micros(50);
+/// Write the lines gathered so far with one write, and tell whoever waits for them.
+fn flush_batch(
+    path: &str,
+    sink: &mut dyn Sink,
+    shared: &Shared,
+    buf: &mut Vec<u8>,
+    acks: &mut Vec<Ack>,
+    lines: u64,
+) {
+    if lines == 0 {
+        return;
+    }
+    let ok = write(path, sink, shared, buf, lines);
+    buf.clear();
+    for ack in acks.drain(..) {
+        ack.send(ok);
+    }
+}
 
-/// The next job: polled briefly, then waited for. `None` when the broker is gone.
-fn next_job(jobs: &Receiver<Job>) -> Option<Job> {
-    let until = Instant::now() + SPIN;
-    loop {
-        match jobs.try_recv() {
-            Ok(job) => return Some(job),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) if Instant::now() < until => {
-                std::hint::spin_loop();
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => return jobs.recv().ok(),
+/// One write of `lines` lines, timed so callers can see a stalled device.
+fn write(path: &str, sink: &mut dyn Sink, shared: &Shared, bytes: &[u8], lines: u64) -> bool {
+    shared
+        .busy_since
+        .store(shared.now_nanos().saturating_add(1), Ordering::Release);
+    let result = sink.write_line(bytes);
+    shared.busy_since.store(0, Ordering::Release);
+    match result {
+        Ok(()) => {
+            shared.record_success(path, lines);
+            true
+        }
+        Err(e) => {
+            shared.record_failure(path, lines, e.to_string());
+            false
         }
     }
 }
 
 /// Every configured audit device, and the failure policy that ties them to calls.
 pub(crate) struct AuditBroker {
-    devices: Vec<Device>,
+    /// The devices, replaced as a whole when one is enabled or disabled at run time.
+    devices: RwLock<Arc<Vec<Arc<Device>>>>,
     clock: SharedClock,
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for AuditBroker {
@@ -263,9 +449,9 @@ impl std::fmt::Debug for AuditBroker {
             .field(
                 "devices",
                 &self
-                    .devices
+                    .devices()
                     .iter()
-                    .map(|d| d.config.path())
+                    .map(|d| d.config.path().to_string())
                     .collect::<Vec<_>>(),
             )
             .finish()
@@ -290,52 +476,132 @@ impl AuditBroker {
         devices: Vec<(AuditDevice, FormatOptions, Box<dyn Sink>)>,
         clock: SharedClock,
     ) -> Result<AuditBroker> {
-        let epoch = Instant::now();
-        let mut out: Vec<Device> = Vec::with_capacity(devices.len());
-        for (config, format, sink) in devices {
-            let path = config.path().to_string();
-            if path.is_empty() {
-                return Err(Error::invalid_input("backend path must be specified"));
-            }
-            // OpenBao refuses nested device paths too (`a/` and `a/b/`).
-            if out.iter().any(|d| {
-                d.config.path().starts_with(path.as_str()) || path.starts_with(d.config.path())
-            }) {
-                return Err(Error::invalid_input("path already in use"));
-            }
-            let (tx, rx) = sync_channel(config.queue_capacity());
-            let shared = Arc::new(Shared::new(epoch));
-            let thread_shared = Arc::clone(&shared);
-            let thread_path = path.clone();
-            std::thread::Builder::new()
-                .name(thread_name(&path))
-                .spawn(move || run_writer(thread_path, sink, rx, thread_shared))
-                .map_err(|e| {
-                    Error::internal(format!("cannot start the writer of audit device `{path}`"))
-                        .with_source(e)
-                })?;
-            out.push(Device {
-                config,
-                format,
-                salt: RwLock::new(None),
-                queue: tx,
-                shared,
-            });
-        }
-        Ok(AuditBroker {
-            devices: out,
+        let broker = AuditBroker {
+            devices: RwLock::new(Arc::new(Vec::new())),
             clock,
+            epoch: Instant::now(),
+        };
+        let mut out: Vec<Arc<Device>> = Vec::with_capacity(devices.len());
+        for (config, format, sink) in devices {
+            check_path_free(&out, config.path())?;
+            out.push(Arc::new(broker.start(config, format, sink)?));
+        }
+        *broker.devices_mut()? = Arc::new(out);
+        Ok(broker)
+    }
+
+    /// Start the writer thread of one device.
+    fn start(
+        &self,
+        config: AuditDevice,
+        format: FormatOptions,
+        sink: Box<dyn Sink>,
+    ) -> Result<Device> {
+        let path = config.path().to_string();
+        if path.is_empty() {
+            return Err(Error::invalid_input("backend path must be specified"));
+        }
+        let queue = Arc::new(Queue::new(config.queue_capacity()));
+        let shared = Arc::new(Shared::new(self.epoch));
+        let (thread_queue, thread_shared) = (Arc::clone(&queue), Arc::clone(&shared));
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name(thread_name(&path))
+            .spawn(move || run_writer(thread_path, sink, thread_queue, thread_shared))
+            .map_err(|e| {
+                Error::internal(format!("cannot start the writer of audit device `{path}`"))
+                    .with_source(e)
+            })?;
+        Ok(Device {
+            config,
+            format,
+            salt: RwLock::new(None),
+            queue,
+            shared,
+            line_hint: AtomicUsize::new(1024),
         })
+    }
+
+    /// The devices now.
+    fn devices(&self) -> Arc<Vec<Arc<Device>>> {
+        match self.devices.read() {
+            Ok(d) => Arc::clone(&d),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    fn devices_mut(&self) -> Result<std::sync::RwLockWriteGuard<'_, Arc<Vec<Arc<Device>>>>> {
+        self.devices
+            .write()
+            .map_err(|_| Error::internal("audit lock poisoned"))
     }
 
     /// Whether no device is configured (then nothing is logged and nothing fails).
     pub(crate) fn is_empty(&self) -> bool {
-        self.devices.is_empty()
+        self.devices().is_empty()
+    }
+
+    /// Whether a device is enabled at `path` (normalised).
+    pub(crate) fn contains(&self, path: &str) -> bool {
+        let path = super::config::normalize_path(path);
+        self.devices().iter().any(|d| d.config.path() == path)
+    }
+
+    /// Enable one more device at run time: check its options, open its sink, load (or create)
+    /// its salt when `storage` is given (unsealed), and write OpenBao's test message. Nothing
+    /// changes when any step fails.
+    pub(crate) async fn add(
+        &self,
+        config: AuditDevice,
+        storage: Option<&dyn Backend>,
+    ) -> Result<()> {
+        let settings = Settings::parse(&config)?;
+        check_path_free(&self.devices(), config.path())?;
+        let mut sink = sink::open(&settings.target)?;
+        // OpenBao tries the device first and refuses one that cannot take a message (a file
+        // was just opened; a socket must connect).
+        if matches!(settings.target, super::config::Target::Socket { .. }) {
+            sink.reopen().map_err(|e| {
+                Error::invalid_input(format!("audit backend failed test message: {e}"))
+            })?;
+        }
+        let salt = match storage {
+            Some(s) => Some(Arc::new(Salt::load_or_create(s, config.path()).await?)),
+            None => None,
+        };
+        let device = self.start(config, settings.format, sink)?;
+        if let Ok(mut slot) = device.salt.write() {
+            *slot = salt;
+        }
+        let mut guard = self.devices_mut()?;
+        // Checked again under the lock: another call may have taken the path meanwhile.
+        check_path_free(&guard, device.config.path())?;
+        let mut next: Vec<Arc<Device>> = guard.iter().cloned().collect();
+        next.push(Arc::new(device));
+        *guard = Arc::new(next);
+        Ok(())
+    }
+
+    /// Disable the device at `path`: it takes no more lines, writes what it queued, and its
+    /// salt is forgotten (so is its storage entry, by the caller). False when there is none.
+    pub(crate) fn remove(&self, path: &str) -> Result<bool> {
+        let path = super::config::normalize_path(path);
+        let mut guard = self.devices_mut()?;
+        if !guard.iter().any(|d| d.config.path() == path) {
+            return Ok(false);
+        }
+        let next: Vec<Arc<Device>> = guard
+            .iter()
+            .filter(|d| d.config.path() != path)
+            .cloned()
+            .collect();
+        *guard = Arc::new(next);
+        Ok(true)
     }
 
     /// Load (or create) every device's salt from the barrier; called after unseal.
     pub(crate) async fn setup(&self, storage: &dyn Backend) -> Result<()> {
-        for d in &self.devices {
+        for d in self.devices().iter() {
             let salt = Salt::load_or_create(storage, d.config.path()).await?;
             let mut slot = d
                 .salt
@@ -348,7 +614,7 @@ impl AuditBroker {
 
     /// Forget the salts (on seal).
     pub(crate) fn clear(&self) {
-        for d in &self.devices {
+        for d in self.devices().iter() {
             if let Ok(mut slot) = d.salt.write() {
                 *slot = None;
             }
@@ -367,89 +633,83 @@ impl AuditBroker {
     }
 
     async fn log(&self, kind: EntryKind, input: &AuditInput<'_>) -> Result<()> {
-        if self.devices.is_empty() {
+        let devices = self.devices();
+        if devices.is_empty() {
             return Ok(());
         }
-        let time = rfc3339(self.clock.now());
+        let mut time = String::with_capacity(32);
+        super::time::write_rfc3339_nanos(&mut time, self.clock.now());
         let start = Instant::now();
-        let (ack_tx, mut ack_rx) = unbounded_channel();
+        let call = Arc::new(CallAck {
+            slots: devices.iter().map(|_| AtomicU8::new(PENDING)).collect(),
+            notify: Notify::new(),
+        });
         // (device index, give-up time) of the required writes being waited for.
         let mut pending: Vec<(usize, Instant)> = Vec::new();
         let mut any_required = false;
-        for (index, d) in self.devices.iter().enumerate() {
+        for (index, d) in devices.iter().enumerate() {
             let required = d.config.failure() == FailurePolicy::Required;
             any_required |= required;
             let salt = d.salt();
-            let line = match format_entry(kind, input, &d.format, salt.as_deref(), &time) {
-                Ok(line) => line,
+            // Sized from the last line, so a line is formatted straight into its own buffer.
+            let mut line = Vec::with_capacity(d.line_hint.load(Ordering::Relaxed) + 256);
+            let key = Arc::as_ptr(d).addr();
+            let memo = input.memo;
+            let part = match kind {
+                EntryKind::Response => memo.and_then(|m| m.take(key)),
+                EntryKind::Request => None,
+            };
+            match write_entry_reusing(
+                kind,
+                input,
+                &d.format,
+                salt.as_deref(),
+                &time,
+                &mut line,
+                part.as_deref(),
+            ) {
+                Ok(range) => {
+                    if let (EntryKind::Request, Some(m)) = (kind, memo) {
+                        m.put(key, line.get(range).unwrap_or_default());
+                    }
+                }
                 Err(e) => {
                     d.shared
-                        .record_failure(d.config.path(), e.message().to_string());
+                        .record_failure(d.config.path(), 1, e.message().to_string());
                     continue;
                 }
-            };
+            }
+            d.line_hint.store(line.len(), Ordering::Relaxed);
             if !required {
-                d.enqueue(Job::Line { line, ack: None });
+                d.enqueue(Job::Line { line, ack: None }, false);
                 continue;
             }
             if d.shared.stalled(d.config.deadline()) {
                 // Stuck on an older line: do not make this call wait too. Keep the line so
                 // it is written if the device recovers.
                 d.shared.timed_out.fetch_add(1, Ordering::Relaxed);
-                d.enqueue(Job::Line { line, ack: None });
+                d.enqueue(Job::Line { line, ack: None }, false);
                 continue;
             }
             let ack = Ack {
-                index,
-                tx: ack_tx.clone(),
+                call: Arc::clone(&call),
+                slot: index,
             };
-            if d.enqueue(Job::Line {
-                line,
-                ack: Some(ack),
-            }) {
+            if d.enqueue(
+                Job::Line {
+                    line,
+                    ack: Some(ack),
+                },
+                true,
+            ) {
                 pending.push((index, later(start, d.config.deadline())));
             }
         }
-        drop(ack_tx);
         if !any_required {
             return Ok(());
         }
-        // A local file usually answers within microseconds: poll for that before sleeping.
-        let spin_until = Instant::now() + SPIN;
-        while !pending.is_empty() && Instant::now() < spin_until {
-            match ack_rx.try_recv() {
-                Ok((index, ok)) => {
-                    pending.retain(|(i, _)| *i != index);
-                    if ok {
-                        return Ok(());
-                    }
-                }
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        }
-        while let Some(next) = pending.iter().map(|(_, t)| *t).min() {
-            match tokio::time::timeout_at(next.into(), ack_rx.recv()).await {
-                Ok(Some((index, ok))) => {
-                    pending.retain(|(i, _)| *i != index);
-                    if ok {
-                        return Ok(());
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    let now = Instant::now();
-                    pending.retain(|(i, t)| {
-                        if *t > now {
-                            return true;
-                        }
-                        if let Some(d) = self.devices.get(*i) {
-                            d.shared.timed_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                        false
-                    });
-                }
-            }
+        if wait_for_one(&call, &mut pending, &devices).await {
+            return Ok(());
         }
         tracing::error!(
             entry = kind.as_str(),
@@ -461,8 +721,8 @@ impl AuditBroker {
     /// `sys/audit-hash/:path`: the HMAC the device would log for `input`.
     pub(crate) fn hash(&self, path: &str, input: &str) -> Result<String> {
         let path = super::config::normalize_path(path);
-        let device = self
-            .devices
+        let devices = self.devices();
+        let device = devices
             .iter()
             .find(|d| d.config.path() == path)
             .ok_or_else(|| Error::invalid_input(format!("unknown audit backend \"{path}\"")))?;
@@ -473,11 +733,10 @@ impl AuditBroker {
     /// Reopen files and reconnect sockets (SIGHUP, after log rotation). Each writer does it
     /// before its next line; failures show in [`AuditBroker::stats`].
     pub(crate) fn reopen(&self) {
-        for d in &self.devices {
+        for d in self.devices().iter() {
             d.shared.reopen.store(true, Ordering::Release);
-            // Wake an idle writer so the file is reopened now; when the queue is full the
-            // flag alone does it before the next line.
-            d.enqueue(Job::Reopen);
+            // Wake an idle writer so the file is reopened now.
+            d.enqueue(Job::Reopen, true);
         }
     }
 
@@ -485,42 +744,48 @@ impl AuditBroker {
     /// tests). Returns whether every device caught up.
     pub(crate) async fn flush(&self, timeout: Duration) -> bool {
         let deadline = later(Instant::now(), timeout);
-        let (tx, mut rx) = unbounded_channel();
-        let mut waiting = 0usize;
-        for (index, d) in self.devices.iter().enumerate() {
-            loop {
-                let ack = Ack {
-                    index,
-                    tx: tx.clone(),
-                };
-                if d.enqueue(Job::Flush(ack)) {
-                    waiting += 1;
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
+        let devices = self.devices();
+        let call = Arc::new(CallAck {
+            slots: devices.iter().map(|_| AtomicU8::new(PENDING)).collect(),
+            notify: Notify::new(),
+        });
+        for (index, d) in devices.iter().enumerate() {
+            let ack = Ack {
+                call: Arc::clone(&call),
+                slot: index,
+            };
+            if !d.enqueue(Job::Flush(ack), true) {
+                return false;
             }
         }
-        drop(tx);
-        while waiting > 0 {
-            match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-                Ok(Some(_)) => waiting -= 1,
-                Ok(None) | Err(_) => return false,
+        loop {
+            let done = call
+                .slots
+                .iter()
+                .all(|s| s.load(Ordering::Acquire) != PENDING);
+            if done {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline.into(), call.notify.notified())
+                .await
+                .is_err()
+            {
+                return call
+                    .slots
+                    .iter()
+                    .all(|s| s.load(Ordering::Acquire) != PENDING);
             }
         }
-        true
     }
 
     /// Per-device counters.
     pub(crate) fn stats(&self) -> Vec<AuditDeviceStats> {
-        self.devices.iter().map(Device::stats).collect()
+        self.devices().iter().map(|d| d.stats()).collect()
     }
 
     /// `GET sys/audit`: `{"<path>": {"type", "description", "options", "local", "path"}}`.
     pub(crate) fn list(&self) -> Data {
-        self.devices
+        self.devices()
             .iter()
             .map(|d| {
                 let c = &d.config;
@@ -534,6 +799,87 @@ impl AuditBroker {
                 (c.path().to_string(), v)
             })
             .collect()
+    }
+}
+
+/// OpenBao refuses nested device paths too (`a/` and `a/b/`).
+fn check_path_free(devices: &[Arc<Device>], path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(Error::invalid_input("backend path must be specified"));
+    }
+    if devices
+        .iter()
+        .any(|d| d.config.path().starts_with(path) || path.starts_with(d.config.path()))
+    {
+        return Err(Error::invalid_input("path already in use"));
+    }
+    Ok(())
+}
+
+/// Wait until one of the `pending` required writes succeeds (true), or each has failed or
+/// passed its deadline (false). Polls briefly first: a local file usually answers within
+/// microseconds, and sleeping would cost more than that.
+async fn wait_for_one(
+    call: &CallAck,
+    pending: &mut Vec<(usize, Instant)>,
+    devices: &[Arc<Device>],
+) -> bool {
+    let spin_until = Instant::now() + SPIN;
+    let mut spins = 0u32;
+    loop {
+        let mut written = false;
+        pending.retain(
+            |(i, _)| match call.slots.get(*i).map(|s| s.load(Ordering::Acquire)) {
+                Some(WRITTEN) => {
+                    written = true;
+                    false
+                }
+                Some(PENDING) => true,
+                _ => false,
+            },
+        );
+        if written {
+            return true;
+        }
+        let Some(next) = pending.iter().map(|(_, t)| *t).min() else {
+            return false;
+        };
+        spins = spins.wrapping_add(1);
+        if spins % 64 != 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        if now < spin_until && now < next {
+            // On a machine with more runnable threads than cores, let the writer run.
+            std::thread::yield_now();
+            continue;
+        }
+        if now < next
+            && tokio::time::timeout_at(next.into(), call.notify.notified())
+                .await
+                .is_ok()
+        {
+            continue;
+        }
+        let now = Instant::now();
+        pending.retain(|(i, t)| {
+            if *t > now {
+                return true;
+            }
+            let still_pending = call
+                .slots
+                .get(*i)
+                .is_some_and(|s| s.load(Ordering::Acquire) == PENDING);
+            if still_pending {
+                if let Some(d) = devices.get(*i) {
+                    d.shared.timed_out.fetch_add(1, Ordering::Relaxed);
+                }
+                return false;
+            }
+            // Answered just now: looked at on the next round.
+            true
+        });
     }
 }
 

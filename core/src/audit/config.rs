@@ -471,7 +471,12 @@ fn parse_file_target(opts: &BTreeMap<String, String>) -> Result<Target> {
             let m = u64::from_str_radix(raw, 8)
                 .ok()
                 .filter(|m| *m <= u64::from(u32::MAX))
-                .ok_or_else(|| Error::invalid_input(format!("invalid file mode `{raw}`")))?;
+                .ok_or_else(|| {
+                    // Go's strconv text, as OpenBao returns it.
+                    Error::invalid_input(format!(
+                        "strconv.ParseUint: parsing \"{raw}\": invalid syntax"
+                    ))
+                })?;
             if m == 0 {
                 FileMode::Keep
             } else if m & (GO_MODE_TYPE | GO_MODE_IRREGULAR) != 0 {
@@ -578,7 +583,7 @@ mod tests {
         );
         assert_eq!(
             err(&AuditDevice::file("f", "/x").option("mode", "rw")),
-            "invalid file mode `rw`"
+            "strconv.ParseUint: parsing \"rw\": invalid syntax"
         );
         assert_eq!(
             err(&AuditDevice::file("f", "/x").option("mode", "20000000644")),

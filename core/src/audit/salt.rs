@@ -33,8 +33,25 @@ impl Salt {
 
     /// `hmac-sha256:<hex>` of `value`.
     pub(crate) fn hmac(&self, value: &str) -> String {
-        let tag = hmac::sign(&self.key, value.as_bytes());
-        format!("hmac-sha256:{}", crate::util::hex_lower(tag.as_ref()))
+        let hex = self.hmac_hex(value.as_bytes());
+        let mut out = String::with_capacity(12 + hex.len());
+        out.push_str("hmac-sha256:");
+        out.extend(hex.iter().map(|b| char::from(*b)));
+        out
+    }
+
+    /// The lower-case hex of HMAC-SHA256(salt, `value`), without allocating. The key holds the
+    /// precomputed inner and outer pads, so each call hashes only `value`.
+    pub(crate) fn hmac_hex(&self, value: &[u8]) -> [u8; 64] {
+        let tag = hmac::sign(&self.key, value);
+        let mut hex = [b'0'; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(tag.as_ref()) {
+            if let [hi, lo] = pair {
+                *hi = super::json::hex_digit(byte >> 4);
+                *lo = super::json::hex_digit(byte & 0x0f);
+            }
+        }
+        hex
     }
 
     /// The storage key of the salt of the device at `device_path`.

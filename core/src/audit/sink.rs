@@ -16,6 +16,12 @@ pub(crate) trait Sink: Send + 'static {
     /// Write one whole line (prefix, JSON and newline).
     fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
 
+    /// Whether several lines may go out in one `write_line` call (one write for a batch).
+    /// Datagram sockets and test sinks that count calls say no (the default).
+    fn accepts_batches(&self) -> bool {
+        false
+    }
+
     /// Close and reopen the destination (log rotation); the default does nothing.
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
@@ -94,6 +100,10 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
+    fn accepts_batches(&self) -> bool {
+        true
+    }
+
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let first = self.ensure_open().and_then(|f| f.write_all(line));
         if first.is_ok() {
@@ -138,6 +148,10 @@ fn create_dirs(dir: &Path) -> io::Result<()> {
 pub(crate) struct StdoutSink;
 
 impl Sink for StdoutSink {
+    fn accepts_batches(&self) -> bool {
+        true
+    }
+
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let mut out = io::stdout().lock();
         out.write_all(line)?;
@@ -149,6 +163,10 @@ impl Sink for StdoutSink {
 pub(crate) struct DiscardSink;
 
 impl Sink for DiscardSink {
+    fn accepts_batches(&self) -> bool {
+        true
+    }
+
     fn write_line(&mut self, _line: &[u8]) -> io::Result<()> {
         Ok(())
     }
@@ -273,6 +291,11 @@ impl SocketSink {
 }
 
 impl Sink for SocketSink {
+    fn accepts_batches(&self) -> bool {
+        // One datagram per line.
+        self.socket_type != SocketType::Udp
+    }
+
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         if self.send(line).is_ok() {
             return Ok(());

@@ -151,6 +151,14 @@ impl Backend for CachedBackend {
         self.inner.change_marker().await
     }
 
+    async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
+        self.inner.hold_lock(name).await
+    }
+
+    async fn release_lock(&self, name: &str) -> Result<()> {
+        self.inner.release_lock(name).await
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }

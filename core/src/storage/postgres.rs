@@ -87,6 +87,24 @@ pub struct PostgresBackend {
     changes: Arc<AtomicU64>,
     /// Stops the listening task when the backend is dropped.
     listener: listener::Listener,
+    /// The session holding advisory locks ([`Backend::hold_lock`]): one pooled connection kept
+    /// out of the pool while locks are held. PostgreSQL releases them when it closes.
+    locks: tokio::sync::Mutex<Option<LockSession>>,
+}
+
+struct LockSession {
+    client: deadpool_postgres::Client,
+    held: std::collections::HashSet<i64>,
+}
+
+/// A stable 64-bit advisory lock key for a lock name (FNV-1a), the same in every process.
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "strongroom/lock/".bytes().chain(name.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -151,6 +169,7 @@ impl PostgresBackend {
             endpoint: backend_endpoint,
             changes,
             listener,
+            locks: tokio::sync::Mutex::new(None),
         };
         backend.create_schema().await?;
         Ok(backend)
@@ -457,6 +476,69 @@ impl Backend for PostgresBackend {
             self.changes.fetch_add(1, Ordering::SeqCst);
         }
         Ok(Some(self.changes.load(Ordering::SeqCst)))
+    }
+
+    async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
+        let key = lock_key(name);
+        let mut slot = self.locks.lock().await;
+        if slot.as_ref().is_some_and(|s| s.client.is_closed()) {
+            // The session died, and the server released its locks with it.
+            *slot = None;
+        }
+        if let Some(session) = slot.as_mut() {
+            if session.held.contains(&key) {
+                return match session.client.simple_query("SELECT 1").await {
+                    Ok(_) => Ok(Some(true)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "advisory lock session lost");
+                        *slot = None;
+                        Ok(Some(false))
+                    }
+                };
+            }
+        }
+        if slot.is_none() {
+            *slot = Some(LockSession {
+                client: self.client().await?,
+                held: std::collections::HashSet::new(),
+            });
+        }
+        let Some(session) = slot.as_mut() else {
+            return Ok(Some(false));
+        };
+        match session
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+        {
+            Ok(row) => {
+                let got: bool = row.get(0);
+                if got {
+                    session.held.insert(key);
+                }
+                Ok(Some(got))
+            }
+            Err(e) => {
+                *slot = None;
+                Err(self.pg_error("advisory lock", &e))
+            }
+        }
+    }
+
+    async fn release_lock(&self, name: &str) -> Result<()> {
+        let key = lock_key(name);
+        let mut slot = self.locks.lock().await;
+        let Some(session) = slot.as_mut() else {
+            return Ok(());
+        };
+        if session.held.remove(&key) {
+            session
+                .client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+                .map_err(|e| self.pg_error("advisory unlock", &e))?;
+        }
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {

@@ -40,6 +40,8 @@ const KEYS_AT_OR_AFTER: &str = "SELECT key FROM strongroom_kv WHERE key >= ?1 OR
 const KEYS_AFTER: &str = "SELECT key FROM strongroom_kv WHERE key > ?1 ORDER BY key";
 const DATA_VERSION: &str = "PRAGMA data_version";
 const DEFAULT_MMAP_SIZE: i64 = 256 * 1024 * 1024;
+/// The writer connection's page cache, in KiB as a negative number (SQLite's convention).
+const WRITER_CACHE_KIB: i64 = -65_536;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -269,6 +271,12 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "mmap_size", options.mmap_size)
             .map_err(|e| sqlite_error("setting mmap_size", e))?;
+        // Large transactions (batched lease registration, group commits) would otherwise spill
+        // dirty pages to the WAL mid-transaction once the default 2 MiB page cache is full.
+        // Grows only as far as a transaction needs.
+        writer
+            .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+            .map_err(|e| sqlite_error("setting cache_size", e))?;
         retry_busy(deadline, || writer.execute_batch(CREATE_TABLE))
             .map_err(|e| sqlite_error("creating the schema", e))?;
 

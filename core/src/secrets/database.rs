@@ -1,0 +1,1247 @@
+//! The database secrets engine (mount type `database`): connection configs, roles with
+//! dynamic credentials under leases, static roles with rotated passwords, and root rotation,
+//! over the PostgreSQL, MySQL/MariaDB and Redis plugins.
+//!
+//! Storage layout (under the mount's view): `config/<name>`, `role/<name>`,
+//! `static-role/<name>`, `issued/<username>` (every dynamic user the engine created and has not
+//! dropped yet, written before the user is created: the reconciler's ground truth) and
+//! `wal/root/<name>`, `wal/static/<name>` (a new password kept before the database changes, so
+//! a crash or a storage failure cannot lose it: vault#6042).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::request::{Data, LeaseInfo, Operation, Request, Response};
+use crate::secrets::{Engine, EngineContext, LeasedSecret};
+use crate::storage::{Backend, Page};
+use crate::util::params;
+use crate::util::ttl::{self, TtlLimits, TtlRequest};
+
+mod mysql;
+mod plugin;
+mod postgres;
+mod redis;
+mod template;
+
+use plugin::{ConnectionSettings, NewUser, Plugin};
+use template::check_name;
+
+/// OpenBao adds this to `{{expiration}}` so the database never ends a user before its lease.
+const EXPIRATION_BUFFER: Duration = Duration::from_secs(5);
+/// How long past its max TTL a known user may linger (revocation retries) before the
+/// reconciler calls it an orphan.
+const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
+/// The display name of token-store tokens (the only kind the pipeline hands engines so far).
+const DISPLAY_NAME: &str = "token";
+
+/// `connection_details` keys that are not connection settings.
+const CONFIG_FIELDS: [&str; 8] = [
+    "name",
+    "plugin_name",
+    "plugin_version",
+    "verify_connection",
+    "allowed_roles",
+    "root_rotation_statements",
+    "root_rotation_period",
+    "password_policy",
+];
+
+/// A connection config as stored.
+#[derive(Clone, Serialize, Deserialize)]
+struct DbConfig {
+    plugin_name: String,
+    #[serde(default)]
+    plugin_version: String,
+    #[serde(default)]
+    verify_connection: bool,
+    #[serde(default)]
+    allowed_roles: Vec<String>,
+    #[serde(default)]
+    root_credentials_rotate_statements: Vec<String>,
+    #[serde(default)]
+    password_policy: String,
+    #[serde(default)]
+    connection_details: Data,
+    /// Strongroom's scheduled root rotation (vault#7143): seconds, 0 = never.
+    #[serde(default)]
+    root_rotation_period: u64,
+    /// When the root password was last rotated (RFC 3339; "" = never).
+    #[serde(default)]
+    last_root_rotation: String,
+}
+
+impl DbConfig {
+    fn allows(&self, role: &str) -> bool {
+        self.allowed_roles
+            .iter()
+            .any(|p| template::glob_match(p, role))
+    }
+}
+
+/// A dynamic role as stored.
+#[derive(Clone, Serialize, Deserialize)]
+struct Role {
+    db_name: String,
+    #[serde(default)]
+    creation_statements: Vec<String>,
+    #[serde(default)]
+    revocation_statements: Vec<String>,
+    #[serde(default)]
+    renew_statements: Vec<String>,
+    #[serde(default)]
+    rollback_statements: Vec<String>,
+    #[serde(default)]
+    default_ttl: u64,
+    #[serde(default)]
+    max_ttl: u64,
+    #[serde(default = "password_type")]
+    credential_type: String,
+}
+
+/// A static role as stored (with its current password, behind the barrier).
+#[derive(Clone, Serialize, Deserialize)]
+struct StaticRole {
+    db_name: String,
+    username: String,
+    rotation_period: u64,
+    #[serde(default)]
+    rotation_statements: Vec<String>,
+    #[serde(default = "password_type")]
+    credential_type: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    last_vault_rotation: String,
+}
+
+/// A new password written before the database is changed.
+#[derive(Serialize, Deserialize)]
+struct PasswordWal {
+    username: String,
+    new_password: String,
+}
+
+/// A dynamic user the engine created and has not dropped yet.
+#[derive(Serialize, Deserialize)]
+struct Issued {
+    db_name: String,
+    role: String,
+    /// Issue time + max TTL (RFC 3339): no lease can outlive it, so a user still here after
+    /// it was lost between creation and lease registration (a crash) and is an orphan.
+    #[serde(default)]
+    max_expiry: String,
+}
+
+/// OpenBao's 500 for errors its database backend wraps in a multierror.
+fn multi(msg: impl std::fmt::Display) -> Error {
+    Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
+}
+
+/// OpenBao's 404 for a path its patterns do not match (a name with characters outside
+/// `[\w-.]`, say).
+fn unsupported_path() -> Error {
+    Error::new(
+        crate::error::ErrorCode::UnsupportedPath,
+        "1 error occurred:\n\t* unsupported path\n\n",
+    )
+}
+
+/// A database error text may quote the failing statement, and with it a password or a piece
+/// of one (PostgreSQL's `syntax error at or near "abc"` names one token). The whole password
+/// is replaced, as OpenBao does; when a piece of it remains, the quoted part goes too.
+fn scrub(e: Error, secret: &str) -> Error {
+    if secret.is_empty() {
+        return e;
+    }
+    let mut msg = e.message().replace(secret, "[password]");
+    let chars: Vec<char> = secret.chars().collect();
+    // A quoted token that is a piece of the password (`near "9"`), or any four characters of it.
+    let quoted_piece = msg
+        .split(['"', '\''])
+        .skip(1)
+        .step_by(2)
+        .any(|q| !q.is_empty() && secret.contains(q));
+    let leaks = quoted_piece
+        || chars
+            .windows(4)
+            .any(|w| msg.contains(&w.iter().collect::<String>()));
+    if leaks {
+        msg = match msg.find(" near ") {
+            Some(pos) => format!("{} near [redacted]", msg.get(..pos).unwrap_or("")),
+            None => match msg.find(": ") {
+                Some(pos) => format!("{}: [redacted]", msg.get(..pos).unwrap_or("")),
+                None => "the database error quoted the password; [redacted]".to_string(),
+            },
+        };
+    }
+    if msg == e.message() {
+        return e;
+    }
+    Error::new(e.code(), msg)
+}
+
+fn no_connection(name: &str) -> Error {
+    multi(format!(
+        "failed to find entry for connection with name: \"{name}\""
+    ))
+}
+
+fn password_type() -> String {
+    "password".into()
+}
+
+/// The engine for one `database` mount.
+pub(crate) struct Database {
+    /// One live plugin (and so one bounded pool) per connection config.
+    conns: tokio::sync::Mutex<HashMap<String, Arc<dyn Plugin>>>,
+}
+
+/// A new engine.
+pub(crate) fn new() -> Arc<dyn Engine> {
+    Arc::new(Database {
+        conns: tokio::sync::Mutex::new(HashMap::new()),
+    })
+}
+
+async fn load<T: for<'de> Deserialize<'de>>(ctx: &EngineContext, key: &str) -> Result<Option<T>> {
+    match ctx.storage.get(key).await? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| Error::storage(format!("stored `{key}` is not valid")).with_source(e)),
+    }
+}
+
+async fn save<T: Serialize>(ctx: &EngineContext, key: &str, v: &T) -> Result<()> {
+    let raw = serde_json::to_vec(v)
+        .map_err(|e| Error::internal(format!("cannot encode `{key}`")).with_source(e))?;
+    ctx.storage.put(key, &raw).await
+}
+
+/// A list of statements: a JSON list, or one string (a JSON list in a string is unpacked).
+fn statements(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(Error::invalid_input(format!(
+                    "{field} must be a list of strings"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(|v| Some(v.into_iter().filter(|s| !s.trim().is_empty()).collect())),
+        Some(Value::String(s)) => {
+            if s.trim_start().starts_with('[') {
+                if let Ok(list) = serde_json::from_str::<Vec<String>>(s) {
+                    return Ok(Some(list));
+                }
+            }
+            Ok(Some(if s.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![s.clone()]
+            }))
+        }
+        Some(_) => Err(Error::invalid_input(format!(
+            "{field} must be a list of strings"
+        ))),
+    }
+}
+
+/// `allowed_roles`: a list or a comma-separated string.
+fn string_list(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(
+            a.iter()
+                .filter_map(|v| v.as_str().map(|s| s.trim().to_string()))
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )),
+        Some(Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )),
+        Some(_) => Err(Error::invalid_input(format!(
+            "{field} must be a list of strings"
+        ))),
+    }
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs()
+}
+
+fn to_time(t: std::time::SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(t)
+}
+
+fn split_path(path: &str) -> (&str, &str) {
+    match path.split_once('/') {
+        Some((a, b)) => (a, b),
+        None => (path, ""),
+    }
+}
+
+fn keys_response(keys: Vec<String>) -> Option<Response> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut d = Data::new();
+    d.insert(
+        "keys".into(),
+        Value::Array(keys.into_iter().map(Value::String).collect()),
+    );
+    Some(Response::with_data(d))
+}
+
+/// The URL with a literal password replaced (templated URLs are shown as they are).
+fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = url.get(scheme_end + 3..).unwrap_or("");
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    let cred = rest.get(..at).unwrap_or("");
+    match cred.split_once(':') {
+        Some((_, pass)) if pass != "{{password}}" => format!(
+            "{}{}:xxxxx{}",
+            url.get(..scheme_end + 3).unwrap_or(""),
+            cred.split(':').next().unwrap_or(""),
+            rest.get(at..).unwrap_or("")
+        ),
+        _ => url.to_string(),
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    redact_url(url) != url || {
+        // Go DSN `user:pass@tcp(...)`.
+        !url.contains("://")
+            && url
+                .split_once('@')
+                .and_then(|(c, _)| c.split_once(':'))
+                .is_some_and(|(_, p)| !p.is_empty() && p != "{{password}}")
+    }
+}
+
+impl Database {
+    /// The live plugin for config `name`, opened (and a pending root rotation recovered) on
+    /// first use.
+    /// The live plugin for config `name`; rotates the root password first when its
+    /// `root_rotation_period` has passed (checked on use: engines have no timer of their own).
+    async fn connection(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+    ) -> Result<(DbConfig, Arc<dyn Plugin>)> {
+        let (cfg, plugin) = self.open_connection(ctx, name).await?;
+        if cfg.root_rotation_period == 0 {
+            return Ok((cfg, plugin));
+        }
+        let period =
+            time::Duration::seconds(i64::try_from(cfg.root_rotation_period).unwrap_or(i64::MAX));
+        let due = crate::clock::parse_rfc3339(&cfg.last_root_rotation)
+            .is_none_or(|last| ctx.clock.now() >= last + period);
+        if !due {
+            return Ok((cfg, plugin));
+        }
+        // A failed rotation must not stop credentials: the old root password still works (the
+        // WAL makes sure of that), and the next use tries again.
+        if let Err(e) = self.rotate_root(ctx, name).await {
+            tracing::warn!(config = name, error = %e.message(), "scheduled root rotation failed");
+            return Ok((cfg, plugin));
+        }
+        self.open_connection(ctx, name).await
+    }
+
+    /// The live plugin for config `name`, opened (and a pending root rotation recovered) on
+    /// first use.
+    async fn open_connection(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+    ) -> Result<(DbConfig, Arc<dyn Plugin>)> {
+        let mut cfg: DbConfig = load(ctx, &format!("config/{name}"))
+            .await?
+            .ok_or_else(|| no_connection(name))?;
+        let mut conns = self.conns.lock().await;
+        if let Some(p) = conns.get(name) {
+            return Ok((cfg, p.clone()));
+        }
+        if let Some(wal) = load::<PasswordWal>(ctx, &format!("wal/root/{name}")).await? {
+            cfg = self.recover_root(ctx, name, cfg, wal).await?;
+        }
+        let settings = ConnectionSettings::from_details(&cfg.connection_details)?;
+        let p: Arc<dyn Plugin> = Arc::from(plugin::open(&cfg.plugin_name, &settings)?);
+        conns.insert(name.to_string(), p.clone());
+        Ok((cfg, p))
+    }
+
+    /// A root rotation whose new password was not stored: if the database took it, store it;
+    /// otherwise the old one is still in force. Either way the WAL goes.
+    async fn recover_root(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        mut cfg: DbConfig,
+        wal: PasswordWal,
+    ) -> Result<DbConfig> {
+        let mut details = cfg.connection_details.clone();
+        details.insert("password".into(), Value::String(wal.new_password.clone()));
+        let settings = ConnectionSettings::from_details(&details)?;
+        let candidate = plugin::open(&cfg.plugin_name, &settings)?;
+        let works = candidate.verify().await.is_ok();
+        candidate.close().await;
+        if works {
+            cfg.connection_details = details;
+            save(ctx, &format!("config/{name}"), &cfg).await?;
+            tracing::info!(
+                config = name,
+                "recovered a root rotation from its write-ahead record"
+            );
+        }
+        ctx.storage.delete(&format!("wal/root/{name}")).await?;
+        Ok(cfg)
+    }
+
+    async fn forget(&self, name: &str) {
+        let old = self.conns.lock().await.remove(name);
+        if let Some(p) = old {
+            p.close().await;
+        }
+    }
+
+    // ---- config ----
+
+    async fn write_config(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        data: &Data,
+    ) -> Result<Option<Response>> {
+        check_name("connection", name).map_err(|_| unsupported_path())?;
+        let existing: Option<DbConfig> = load(ctx, &format!("config/{name}")).await?;
+        let plugin_name = match params::string(data, "plugin_name")? {
+            Some(p) if !p.is_empty() => p,
+            _ => match &existing {
+                Some(c) => c.plugin_name.clone(),
+                None => return Err(Error::invalid_input("empty plugin name")),
+            },
+        };
+        if !plugin::PLUGINS.contains(&plugin_name.as_str()) {
+            return Err(Error::invalid_input(format!(
+                "error creating database object: invalid database version: 2 errors occurred:\n\t* plugin not found in the catalog: {plugin_name}\n\t* plugin not found in the catalog: {plugin_name}\n\n"
+            )));
+        }
+        let mut details = existing
+            .as_ref()
+            .map(|c| c.connection_details.clone())
+            .unwrap_or_default();
+        for (k, v) in data {
+            if !CONFIG_FIELDS.contains(&k.as_str()) {
+                details.insert(k.clone(), v.clone());
+            }
+        }
+        let cfg = DbConfig {
+            plugin_name,
+            plugin_version: params::string(data, "plugin_version")?
+                .or_else(|| existing.as_ref().map(|c| c.plugin_version.clone()))
+                .unwrap_or_default(),
+            verify_connection: params::bool(data, "verify_connection")?.unwrap_or(true),
+            allowed_roles: match string_list(data, "allowed_roles")? {
+                Some(r) => r,
+                None => existing
+                    .as_ref()
+                    .map(|c| c.allowed_roles.clone())
+                    .unwrap_or_default(),
+            },
+            root_credentials_rotate_statements: match statements(data, "root_rotation_statements")?
+            {
+                Some(s) => s,
+                None => existing
+                    .as_ref()
+                    .map(|c| c.root_credentials_rotate_statements.clone())
+                    .unwrap_or_default(),
+            },
+            password_policy: params::string(data, "password_policy")?
+                .or_else(|| existing.as_ref().map(|c| c.password_policy.clone()))
+                .unwrap_or_default(),
+            connection_details: details,
+            root_rotation_period: match params::duration(data, "root_rotation_period")? {
+                Some(d) => d.as_secs(),
+                None => existing
+                    .as_ref()
+                    .map(|c| c.root_rotation_period)
+                    .unwrap_or(0),
+            },
+            last_root_rotation: existing
+                .as_ref()
+                .map(|c| c.last_root_rotation.clone())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| crate::clock::rfc3339(ctx.clock.now())),
+        };
+        if cfg.root_rotation_period > 0 {
+            if cfg.root_rotation_period < 5 {
+                return Err(Error::invalid_input(
+                    "root_rotation_period must be 5 seconds or more",
+                ));
+            }
+            let has = |k: &str| {
+                params::string(&cfg.connection_details, k)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| !v.is_empty())
+            };
+            if !has("username") || !has("password") {
+                return Err(Error::invalid_input(
+                    "root_rotation_period needs username and password in the configuration",
+                ));
+            }
+        }
+        let settings = ConnectionSettings::from_details(&cfg.connection_details)?;
+        let p: Arc<dyn Plugin> = Arc::from(plugin::open(&cfg.plugin_name, &settings)?);
+        if cfg.verify_connection {
+            if let Err(e) = p.verify().await {
+                p.close().await;
+                return Err(Error::invalid_input(format!(
+                    "error creating database object: error verifying connection: {}",
+                    e.message()
+                )));
+            }
+        }
+        save(ctx, &format!("config/{name}"), &cfg).await?;
+        let old = self.conns.lock().await.insert(name.to_string(), p);
+        if let Some(old) = old {
+            old.close().await;
+        }
+        let url = params::string(&cfg.connection_details, "connection_url")?.unwrap_or_default();
+        if url_has_password(&url) {
+            let mut r = Response::default();
+            r.warn("Password found in connection_url, use a templated url to enable root rotation and prevent read access to password information.");
+            return Ok(Some(r));
+        }
+        Ok(None)
+    }
+
+    async fn read_config(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
+        let Some(cfg) = load::<DbConfig>(ctx, &format!("config/{name}")).await? else {
+            return Ok(None);
+        };
+        let mut details = cfg.connection_details.clone();
+        details.remove("password");
+        if let Some(Value::String(u)) = details.get("connection_url").cloned() {
+            details.insert("connection_url".into(), Value::String(redact_url(&u)));
+        }
+        let mut resp = Response::with_data(crate::data(json!({
+            "allowed_roles": cfg.allowed_roles,
+            "connection_details": details,
+            "password_policy": cfg.password_policy,
+            "plugin_name": cfg.plugin_name,
+            "plugin_version": cfg.plugin_version,
+            "root_credentials_rotate_statements": cfg.root_credentials_rotate_statements,
+        })));
+        if cfg.root_rotation_period > 0 {
+            if let Some(d) = resp.data.as_mut() {
+                d.insert(
+                    "root_rotation_period".into(),
+                    json!(cfg.root_rotation_period),
+                );
+                d.insert("last_root_rotation".into(), json!(cfg.last_root_rotation));
+            }
+        }
+        Ok(Some(resp))
+    }
+
+    // ---- roles ----
+
+    async fn write_role(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        data: &Data,
+    ) -> Result<Option<Response>> {
+        check_name("role", name).map_err(|_| unsupported_path())?;
+        if ctx
+            .storage
+            .get(&format!("static-role/{name}"))
+            .await?
+            .is_some()
+        {
+            return Err(Error::invalid_input(
+                "Role and Static Role names must be unique",
+            ));
+        }
+        let existing: Option<Role> = load(ctx, &format!("role/{name}")).await?;
+        let db_name = match params::string(data, "db_name")? {
+            Some(d) if !d.is_empty() => d,
+            _ => match &existing {
+                Some(r) => r.db_name.clone(),
+                None => return Err(Error::invalid_input("database name is required")),
+            },
+        };
+        let credential_type = params::string(data, "credential_type")?
+            .or_else(|| existing.as_ref().map(|r| r.credential_type.clone()))
+            .unwrap_or_else(password_type);
+        if credential_type != "password" {
+            return Err(Error::invalid_input(format!(
+                "credential_type `{credential_type}` is not supported yet (only `password`)"
+            )));
+        }
+        let pick = |field: &str, old: Option<Vec<String>>| -> Result<Vec<String>> {
+            Ok(statements(data, field)?.or(old).unwrap_or_default())
+        };
+        let role = Role {
+            db_name,
+            creation_statements: pick(
+                "creation_statements",
+                existing.as_ref().map(|r| r.creation_statements.clone()),
+            )?,
+            revocation_statements: pick(
+                "revocation_statements",
+                existing.as_ref().map(|r| r.revocation_statements.clone()),
+            )?,
+            renew_statements: pick(
+                "renew_statements",
+                existing.as_ref().map(|r| r.renew_statements.clone()),
+            )?,
+            rollback_statements: pick(
+                "rollback_statements",
+                existing.as_ref().map(|r| r.rollback_statements.clone()),
+            )?,
+            default_ttl: params::duration(data, "default_ttl")?
+                .map(secs)
+                .or_else(|| existing.as_ref().map(|r| r.default_ttl))
+                .unwrap_or(0),
+            max_ttl: params::duration(data, "max_ttl")?
+                .map(secs)
+                .or_else(|| existing.as_ref().map(|r| r.max_ttl))
+                .unwrap_or(0),
+            credential_type,
+        };
+        // A default_ttl above max_ttl is accepted, as OpenBao does; issuing caps it.
+        save(ctx, &format!("role/{name}"), &role).await?;
+        Ok(None)
+    }
+
+    async fn read_role(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
+        let Some(r) = load::<Role>(ctx, &format!("role/{name}")).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Response::with_data(crate::data(json!({
+            "creation_statements": r.creation_statements,
+            "credential_type": r.credential_type,
+            "db_name": r.db_name,
+            "default_ttl": r.default_ttl,
+            "max_ttl": r.max_ttl,
+            "renew_statements": r.renew_statements,
+            "revocation_statements": r.revocation_statements,
+            "rollback_statements": r.rollback_statements,
+        })))))
+    }
+
+    // ---- dynamic credentials ----
+
+    async fn creds(&self, ctx: &EngineContext, role_name: &str) -> Result<Option<Response>> {
+        let role: Role = load(ctx, &format!("role/{role_name}"))
+            .await?
+            .ok_or_else(|| Error::invalid_input(format!("unknown role: {role_name}")))?;
+        let (cfg, plugin) = self.connection(ctx, &role.db_name).await?;
+        if !cfg.allows(role_name) {
+            return Err(Error::internal(format!(
+                "1 error occurred:\n\t* \"{role_name}\" is not an allowed role\n\n"
+            )));
+        }
+        if role.creation_statements.iter().all(|s| s.trim().is_empty()) {
+            return Err(Error::internal(
+                "1 error occurred:\n\t* empty creation statements\n\n",
+            ));
+        }
+        if !cfg.password_policy.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "password policy `{}` not found",
+                cfg.password_policy
+            )));
+        }
+        let now = ctx.clock.now();
+        let max_ttl = if role.max_ttl == 0 {
+            crate::router::SYSTEM_MAX_TTL
+        } else {
+            Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
+        };
+        let (ttl, warnings) = ttl::calculate(
+            TtlLimits {
+                default_ttl: ctx.default_lease_ttl,
+                max_ttl: crate::router::SYSTEM_MAX_TTL,
+            },
+            TtlRequest {
+                backend_ttl: Duration::from_secs(role.default_ttl),
+                backend_max: max_ttl,
+                ..TtlRequest::default()
+            },
+            now,
+            now,
+        )?;
+        let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
+        let username = template::username(
+            plugin.username_style(),
+            DISPLAY_NAME,
+            role_name,
+            now.unix_timestamp(),
+        );
+        let password = zeroize::Zeroizing::new(template::password());
+        // Intent first: a user that exists in the database is always known here, whatever
+        // happens after this line (crash included), so the reconciler can find it.
+        let issued_key = format!("issued/{username}");
+        save(
+            ctx,
+            &issued_key,
+            &Issued {
+                db_name: role.db_name.clone(),
+                role: role_name.to_string(),
+                max_expiry: crate::clock::rfc3339(now + max_ttl),
+            },
+        )
+        .await?;
+        let created = plugin
+            .create_user(
+                &role.creation_statements,
+                &NewUser {
+                    username: &username,
+                    password: &password,
+                    expiration: &expiration,
+                },
+            )
+            .await
+            .map_err(|e| scrub(e, &password));
+        if let Err(e) = created {
+            // The plugin left nothing behind; forget the intent (a failure here only leaves a
+            // record the reconciler will find with no user).
+            if let Err(de) = ctx.storage.delete(&issued_key).await {
+                tracing::warn!(error = %de, "cannot delete a credential intent record");
+            }
+            return Err(e);
+        }
+        let mut internal = Data::new();
+        internal.insert("username".into(), Value::String(username.clone()));
+        internal.insert("role".into(), Value::String(role_name.to_string()));
+        internal.insert("db_name".into(), Value::String(role.db_name.clone()));
+        internal.insert(
+            "revocation_statements".into(),
+            Value::Array(
+                role.revocation_statements
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+        let mut resp = Response::with_data(crate::data(json!({
+            "password": password.as_str(),
+            "username": username,
+        })));
+        resp.lease_duration = ttl.as_secs();
+        resp.renewable = true;
+        resp.warnings = warnings;
+        resp.lease = Some(LeaseInfo {
+            ttl,
+            max_ttl,
+            renewable: true,
+            internal,
+        });
+        Ok(Some(resp))
+    }
+
+    // ---- static roles ----
+
+    async fn write_static_role(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        data: &Data,
+    ) -> Result<Option<Response>> {
+        check_name("role", name).map_err(|_| unsupported_path())?;
+        if ctx.storage.get(&format!("role/{name}")).await?.is_some() {
+            return Err(Error::invalid_input(
+                "Role and Static Role names must be unique",
+            ));
+        }
+        let existing: Option<StaticRole> = load(ctx, &format!("static-role/{name}")).await?;
+        let db_name = match params::string(data, "db_name")? {
+            Some(d) if !d.is_empty() => d,
+            _ => match &existing {
+                Some(r) => r.db_name.clone(),
+                None => return Err(Error::invalid_input("database name is required")),
+            },
+        };
+        let username = match (params::string(data, "username")?, &existing) {
+            (Some(u), Some(old)) if u != old.username => {
+                return Err(Error::invalid_input(
+                    "cannot update static account username",
+                ));
+            }
+            (_, Some(old)) => old.username.clone(),
+            (Some(u), None) if !u.is_empty() => u,
+            _ => {
+                return Err(Error::invalid_input(
+                    "username is a required field to create a static account",
+                ));
+            }
+        };
+        let rotation_period = match params::duration(data, "rotation_period")? {
+            Some(p) => p.as_secs(),
+            None => match &existing {
+                Some(r) => r.rotation_period,
+                None => {
+                    return Err(Error::invalid_input(
+                        "rotation_period is required to create static accounts",
+                    ));
+                }
+            },
+        };
+        if rotation_period < 5 {
+            return Err(Error::invalid_input(
+                "rotation_period must be 5 seconds or more",
+            ));
+        }
+        let credential_type = params::string(data, "credential_type")?
+            .or_else(|| existing.as_ref().map(|r| r.credential_type.clone()))
+            .unwrap_or_else(password_type);
+        if credential_type != "password" {
+            return Err(Error::invalid_input(format!(
+                "credential_type `{credential_type}` is not supported yet (only `password`)"
+            )));
+        }
+        let rotation_statements = statements(data, "rotation_statements")?
+            .or_else(|| existing.as_ref().map(|r| r.rotation_statements.clone()))
+            .unwrap_or_default();
+        let (cfg, _) = self.connection(ctx, &db_name).await?;
+        if !cfg.allows(name) {
+            return Err(multi(format!("\"{name}\" is not an allowed role")));
+        }
+        let role = StaticRole {
+            db_name,
+            username,
+            rotation_period,
+            rotation_statements,
+            credential_type,
+            password: existing
+                .as_ref()
+                .map(|r| r.password.clone())
+                .unwrap_or_default(),
+            last_vault_rotation: existing
+                .as_ref()
+                .map(|r| r.last_vault_rotation.clone())
+                .unwrap_or_default(),
+        };
+        if existing.is_none() {
+            // Created: rotate at once; the role is stored only when that succeeded.
+            self.rotate_static(ctx, name, role).await?;
+        } else {
+            save(ctx, &format!("static-role/{name}"), &role).await?;
+        }
+        Ok(None)
+    }
+
+    /// Give a static role a new password: WAL, database, stored role, WAL removed. A WAL left
+    /// by an earlier attempt is finished first, with its password.
+    async fn rotate_static(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        mut role: StaticRole,
+    ) -> Result<StaticRole> {
+        let (_, plugin) = self.connection(ctx, &role.db_name).await?;
+        let wal_key = format!("wal/static/{name}");
+        let wal = match load::<PasswordWal>(ctx, &wal_key).await? {
+            Some(w) if w.username == role.username => w,
+            _ => {
+                let w = PasswordWal {
+                    username: role.username.clone(),
+                    new_password: template::password(),
+                };
+                save(ctx, &wal_key, &w).await?;
+                w
+            }
+        };
+        if let Err(e) = plugin
+            .set_password(&role.rotation_statements, &role.username, &wal.new_password)
+            .await
+            .map_err(|e| scrub(e, &wal.new_password))
+        {
+            // The database kept the old password: nothing to finish later.
+            if role.password.is_empty() {
+                ctx.storage.delete(&wal_key).await?;
+            }
+            return Err(e);
+        }
+        role.password = wal.new_password.clone();
+        role.last_vault_rotation = crate::clock::rfc3339(ctx.clock.now());
+        save(ctx, &format!("static-role/{name}"), &role).await?;
+        ctx.storage.delete(&wal_key).await?;
+        Ok(role)
+    }
+
+    async fn static_role(&self, ctx: &EngineContext, name: &str) -> Result<Option<StaticRole>> {
+        load(ctx, &format!("static-role/{name}")).await
+    }
+
+    async fn read_static_role(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
+        let Some(r) = self.static_role(ctx, name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Response::with_data(crate::data(json!({
+            "credential_type": r.credential_type,
+            "db_name": r.db_name,
+            "last_vault_rotation": r.last_vault_rotation,
+            "rotation_period": r.rotation_period,
+            "rotation_statements": r.rotation_statements,
+            "username": r.username,
+        })))))
+    }
+
+    async fn static_creds(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
+        let Some(mut r) = self.static_role(ctx, name).await? else {
+            return Err(Error::invalid_input(format!("unknown role: {name}")));
+        };
+        let now = ctx.clock.now();
+        let period = time::Duration::seconds(i64::try_from(r.rotation_period).unwrap_or(i64::MAX));
+        let last = crate::clock::parse_rfc3339(&r.last_vault_rotation);
+        // Rotation runs when due, checked on every read (there is no background tick yet).
+        let pending = ctx
+            .storage
+            .get(&format!("wal/static/{name}"))
+            .await?
+            .is_some();
+        if pending || last.is_none_or(|l| now >= l + period) {
+            r = self.rotate_static(ctx, name, r).await?;
+        }
+        let last = crate::clock::parse_rfc3339(&r.last_vault_rotation).unwrap_or(now);
+        let ttl = (last + period - now).whole_seconds().max(0);
+        Ok(Some(Response::with_data(crate::data(json!({
+            "last_vault_rotation": r.last_vault_rotation,
+            "password": r.password,
+            "rotation_period": r.rotation_period,
+            "ttl": ttl,
+            "username": r.username,
+        })))))
+    }
+
+    // ---- root rotation ----
+
+    async fn rotate_root(&self, ctx: &EngineContext, name: &str) -> Result<Option<Response>> {
+        let (mut cfg, plugin) = self.open_connection(ctx, name).await?;
+        let username = params::string(&cfg.connection_details, "username")?.unwrap_or_default();
+        if username.is_empty() {
+            return Err(multi(
+                "unable to rotate root credentials: no username in configuration",
+            ));
+        }
+        let old = params::string(&cfg.connection_details, "password")?.unwrap_or_default();
+        if old.is_empty() {
+            return Err(multi(
+                "unable to rotate root credentials: no password in configuration",
+            ));
+        }
+        if !cfg.password_policy.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "password policy `{}` not found",
+                cfg.password_policy
+            )));
+        }
+        let wal_key = format!("wal/root/{name}");
+        let wal = PasswordWal {
+            username: username.clone(),
+            new_password: template::password(),
+        };
+        // No WAL stored, no change made.
+        save(ctx, &wal_key, &wal).await?;
+        if let Err(e) = plugin
+            .set_password(
+                &cfg.root_credentials_rotate_statements,
+                &username,
+                &wal.new_password,
+            )
+            .await
+            .map_err(|e| scrub(e, &wal.new_password))
+        {
+            ctx.storage.delete(&wal_key).await?;
+            return Err(e);
+        }
+        // From here the database has the new password; if storing it fails, the WAL keeps it
+        // and the next use of the connection finishes the job.
+        cfg.connection_details
+            .insert("password".into(), Value::String(wal.new_password.clone()));
+        cfg.last_root_rotation = crate::clock::rfc3339(ctx.clock.now());
+        self.forget(name).await;
+        save(ctx, &format!("config/{name}"), &cfg).await?;
+        ctx.storage.delete(&wal_key).await?;
+        Ok(None)
+    }
+
+    // ---- reconciler ----
+
+    /// Users in the database that carry this engine's prefix but that the engine does not
+    /// know (`issued/`): orphans from a restored backup, a lost lease or another engine.
+    async fn reconcile(
+        &self,
+        ctx: &EngineContext,
+        name: &str,
+        data: &Data,
+    ) -> Result<Option<Response>> {
+        let apply = params::bool(data, "apply")?.unwrap_or(false);
+        let (_, plugin) = self.connection(ctx, name).await?;
+        let style = plugin.username_style();
+        // A narrower prefix keeps other engines' users on a shared server out of reach.
+        let prefix = params::string(data, "username_prefix")?
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| style.prefix().to_string());
+        if !prefix.starts_with(style.prefix()) {
+            return Err(Error::invalid_input(format!(
+                "username_prefix must start with `{}`",
+                style.prefix()
+            )));
+        }
+        let now = ctx.clock.now();
+        let mut orphans = Vec::new();
+        for user in plugin.list_users(&prefix).await? {
+            let known: Option<Issued> = load(ctx, &format!("issued/{user}")).await?;
+            // Unknown, or known but past any lease's max TTL (a lease lost to a crash between
+            // creation and registration; a live lease would have been revoked by now).
+            let orphan = match known {
+                None => true,
+                Some(i) => crate::clock::parse_rfc3339(&i.max_expiry)
+                    .is_some_and(|t| now > t + ORPHAN_GRACE),
+            };
+            if orphan {
+                orphans.push(user);
+            }
+        }
+        if apply {
+            for u in &orphans {
+                plugin.drop_user(&[], u).await?;
+                ctx.storage.delete(&format!("issued/{u}")).await?;
+            }
+        }
+        Ok(Some(Response::with_data(crate::data(json!({
+            "orphans": orphans,
+            "dropped": apply,
+        })))))
+    }
+
+    async fn list(&self, ctx: &EngineContext, prefix: &str) -> Result<Option<Response>> {
+        Ok(keys_response(ctx.storage.list(prefix, &Page::all()).await?))
+    }
+}
+
+fn internal_str<'a>(internal: &'a Data, key: &str) -> Result<&'a str> {
+    internal
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid_input(format!("lease is missing `{key}`")))
+}
+
+#[async_trait]
+impl Engine for Database {
+    async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
+        let path = req.path.trim_end_matches('/');
+        let (head, name) = split_path(path);
+        let list = req.operation == Operation::List;
+        let write = matches!(req.operation, Operation::Create | Operation::Update);
+        match (head, req.operation) {
+            ("config", _) if list || name.is_empty() => self.list(ctx, "config/").await,
+            ("roles", _) if list || name.is_empty() => self.list(ctx, "role/").await,
+            ("static-roles", _) if list || name.is_empty() => self.list(ctx, "static-role/").await,
+            ("config", Operation::Read) => self.read_config(ctx, name).await,
+            ("config", _) if write => self.write_config(ctx, name, &req.data).await,
+            ("config", Operation::Delete) => {
+                ctx.storage.delete(&format!("config/{name}")).await?;
+                self.forget(name).await;
+                Ok(None)
+            }
+            ("reset", _) if write => {
+                // Drop the pool; the next use reconnects with the stored settings.
+                if ctx.storage.get(&format!("config/{name}")).await?.is_none() {
+                    return Err(no_connection(name));
+                }
+                self.forget(name).await;
+                Ok(None)
+            }
+            ("roles", Operation::Read) => self.read_role(ctx, name).await,
+            ("roles", _) if write => self.write_role(ctx, name, &req.data).await,
+            ("roles", Operation::Delete) => {
+                ctx.storage.delete(&format!("role/{name}")).await?;
+                Ok(None)
+            }
+            ("creds", Operation::Read) if !name.is_empty() => self.creds(ctx, name).await,
+            ("static-roles", Operation::Read) => self.read_static_role(ctx, name).await,
+            ("static-roles", _) if write => self.write_static_role(ctx, name, &req.data).await,
+            ("static-roles", Operation::Delete) => {
+                ctx.storage.delete(&format!("static-role/{name}")).await?;
+                ctx.storage.delete(&format!("wal/static/{name}")).await?;
+                Ok(None)
+            }
+            ("static-creds", Operation::Read) if !name.is_empty() => {
+                self.static_creds(ctx, name).await
+            }
+            ("rotate-role", _) if write && !name.is_empty() => {
+                let Some(r) = self.static_role(ctx, name).await? else {
+                    return Err(Error::invalid_input("no static role found for role name"));
+                };
+                self.rotate_static(ctx, name, r).await?;
+                Ok(None)
+            }
+            ("rotate-root", _) if write && !name.is_empty() => self.rotate_root(ctx, name).await,
+            ("reconcile", _) if write && !name.is_empty() => {
+                self.reconcile(ctx, name, &req.data).await
+            }
+            (
+                "config" | "roles" | "static-roles" | "creds" | "static-creds" | "rotate-role"
+                | "rotate-root" | "reset" | "reconcile",
+                _,
+            ) => Err(Error::unsupported_operation()),
+            _ => Err(unsupported_path()),
+        }
+    }
+
+    async fn exists(&self, ctx: &EngineContext, req: &Request) -> Result<Option<bool>> {
+        let (head, name) = split_path(req.path.trim_end_matches('/'));
+        let key = match head {
+            "config" => format!("config/{name}"),
+            "roles" => format!("role/{name}"),
+            "static-roles" => format!("static-role/{name}"),
+            _ => return Ok(None),
+        };
+        if name.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ctx.storage.get(&key).await?.is_some()))
+    }
+
+    async fn revoke(&self, ctx: &EngineContext, lease: &LeasedSecret<'_>) -> Result<()> {
+        let username = internal_str(lease.internal, "username")?;
+        let role_name = internal_str(lease.internal, "role").unwrap_or("");
+        let role: Option<Role> = if role_name.is_empty() {
+            None
+        } else {
+            load(ctx, &format!("role/{role_name}")).await?
+        };
+        // The role as it is now, else what the lease kept when it was issued.
+        let (db_name, stmts) = match &role {
+            Some(r) => (r.db_name.clone(), r.revocation_statements.clone()),
+            None => (
+                internal_str(lease.internal, "db_name")?.to_string(),
+                lease
+                    .internal
+                    .get("revocation_statements")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+        };
+        let (_, plugin) = self.connection(ctx, &db_name).await?;
+        plugin.drop_user(&stmts, username).await?;
+        ctx.storage.delete(&format!("issued/{username}")).await
+    }
+
+    async fn renew(
+        &self,
+        ctx: &EngineContext,
+        lease: &LeasedSecret<'_>,
+        increment: Duration,
+    ) -> Result<LeaseInfo> {
+        let username = internal_str(lease.internal, "username")?;
+        let role_name = internal_str(lease.internal, "role")?;
+        let role: Role = load(ctx, &format!("role/{role_name}"))
+            .await?
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "error during renew: could not find role with name: \"{role_name}\""
+                ))
+            })?;
+        let now = ctx.clock.now();
+        let max_ttl = if role.max_ttl == 0 {
+            crate::router::SYSTEM_MAX_TTL
+        } else {
+            Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
+        };
+        let (ttl, _) = ttl::calculate(
+            TtlLimits {
+                default_ttl: ctx.default_lease_ttl,
+                max_ttl: crate::router::SYSTEM_MAX_TTL,
+            },
+            TtlRequest {
+                increment,
+                backend_ttl: Duration::from_secs(role.default_ttl),
+                backend_max: max_ttl,
+                ..TtlRequest::default()
+            },
+            to_time(lease.issue_time),
+            now,
+        )?;
+        if !ttl.is_zero() {
+            let (_, plugin) = self.connection(ctx, &role.db_name).await?;
+            let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
+            plugin
+                .renew_user(&role.renew_statements, username, &expiration)
+                .await?;
+        }
+        Ok(LeaseInfo {
+            ttl,
+            max_ttl,
+            renewable: true,
+            internal: lease.internal.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_whole_and_partial_passwords() {
+        let e = Error::internal("bad: role x with password 'Abcd-1234efgh'");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "bad: role x with password '[password]'"
+        );
+        let e = Error::internal("cannot create the user: syntax error at or near \"Abcd\"");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "cannot create the user: syntax error at or near [redacted]"
+        );
+        let e = Error::internal("syntax error at or near \"9\"");
+        assert_eq!(
+            scrub(e, "9-bcd").message(),
+            "syntax error at or near [redacted]"
+        );
+        let e = Error::internal("role \"v-token-x\" exists");
+        assert_eq!(scrub(e, "9-bcd").message(), "role \"v-token-x\" exists");
+        let e = Error::internal("cannot create: role exists");
+        assert_eq!(
+            scrub(e, "Abcd-1234efgh").message(),
+            "cannot create: role exists"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! `postgresql-database-plugin`: users are PostgreSQL roles.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::Semaphore;
+use tokio_postgres::NoTls;
+
+use super::plugin::{ConnectionSettings, NewUser, Plugin, pg_ident, unavailable, upstream};
+use super::template::{self, UsernameStyle, Vars};
+use crate::error::{Error, Result};
+
+const DEFAULT_RENEW: &str = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';";
+const DEFAULT_ROTATE: &str = "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';";
+/// Concurrent GRANTs or REVOKEs on one object fail with `tuple concurrently updated` (they all
+/// rewrite its ACL row), so statements that change privileges take this advisory lock: one at
+/// a time per database server, across every process.
+const PRIVILEGE_LOCK: &str = "SELECT pg_advisory_xact_lock(7305820313154562418)";
+
+/// A PostgreSQL connection config: one bounded pool. Creation may use all connections but
+/// one, so revocation always finds a free connection.
+pub(crate) struct Postgres {
+    pool: Pool,
+    creators: Semaphore,
+}
+
+impl Postgres {
+    pub(crate) fn open(s: &ConnectionSettings) -> Result<Postgres> {
+        if s.connection_url.is_empty() {
+            return Err(Error::invalid_input(
+                "error creating database object: connection_url cannot be empty",
+            ));
+        }
+        // Parse with placeholders, then set the real credentials: no escaping questions, and
+        // the password never passes through a URL string.
+        let url = s
+            .connection_url
+            .replace("{{username}}", "strongroom_user")
+            .replace("{{password}}", "strongroom_password");
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            Error::invalid_input(
+                "error creating database object: invalid connection_url (expected `postgresql://...` or `key=value` pairs)",
+            )
+        })?;
+        if s.connection_url.contains("{{username}}") {
+            config.user(&s.username);
+        }
+        if s.connection_url.contains("{{password}}") {
+            config.password(&s.password);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("vault");
+        }
+        config.options("-c timezone=UTC");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(s.max_open.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
+        Ok(Postgres {
+            pool,
+            creators: Semaphore::new(s.max_open.saturating_sub(1).max(1)),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => pg_err("cannot connect to postgresql", &e),
+            PoolError::Timeout(_) => {
+                Error::unavailable("postgresql did not give a connection in time")
+            }
+            other => unavailable("cannot connect to postgresql", other),
+        })
+    }
+
+    /// Run the statements as one implicit transaction in a single round trip (a simple query
+    /// holding several statements is atomic), under the privilege lock.
+    async fn run_in_txn(&self, stmts: &[String], vars: &Vars<'_>, what: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.batch_execute(&batch(stmts, vars))
+            .await
+            .map_err(|e| pg_err(what, &e))
+    }
+}
+
+/// A PostgreSQL error with the server's message (tokio-postgres alone says only `db error`).
+pub(crate) fn pg_err(what: &str, e: &tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        return upstream(what, db.message());
+    }
+    // The cause (`Connection refused`, a timeout) is in the source chain.
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        msg.push_str(": ");
+        msg.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    unavailable(what, msg)
+}
+
+/// The statements, templated and split, behind the privilege lock, as one simple query.
+fn batch(stmts: &[String], vars: &Vars<'_>) -> String {
+    let mut out = String::from(PRIVILEGE_LOCK);
+    for stmt in stmts {
+        for q in template::split(stmt) {
+            out.push_str(";\n");
+            out.push_str(&template::render(&q, vars));
+        }
+    }
+    out
+}
+
+/// A PostgreSQL string literal (`standard_conforming_strings` is on by default).
+fn pg_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn default_if_empty<'a>(stmts: &'a [String], default: &'a str) -> Vec<&'a str> {
+    let given: Vec<&str> = stmts
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    if given.is_empty() {
+        vec![default]
+    } else {
+        given
+    }
+}
+
+#[async_trait]
+impl Plugin for Postgres {
+    fn username_style(&self) -> UsernameStyle {
+        UsernameStyle::Postgres
+    }
+
+    async fn verify(&self) -> Result<()> {
+        let c = self.client().await?;
+        c.simple_query("SELECT 1")
+            .await
+            .map_err(|e| pg_err("error verifying connection", &e))?;
+        Ok(())
+    }
+
+    async fn create_user(&self, statements: &[String], user: &NewUser<'_>) -> Result<()> {
+        let _permit = self
+            .creators
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("the connection pool is closed"))?;
+        let vars = Vars {
+            name: user.username,
+            password: user.password,
+            expiration: user.expiration,
+        };
+        // One transaction: a failing GRANT leaves no role behind.
+        self.run_in_txn(statements, &vars, "cannot create the user")
+            .await
+    }
+
+    async fn drop_user(&self, statements: &[String], username: &str) -> Result<()> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1), current_database()::text, \
+                 ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1)",
+                &[&username],
+            )
+            .await
+            .map_err(|e| pg_err("cannot look up the user", &e))?;
+        let look = |e: tokio_postgres::Error| pg_err("cannot look up the user", &e);
+        let exists: bool = row.try_get(0).map_err(look)?;
+        if !exists {
+            return Ok(());
+        }
+        let db: String = row.try_get(1).map_err(look)?;
+        let schemas: Vec<String> = row.try_get(2).map_err(look)?;
+        let u = pg_ident(username);
+        // First forbid new logins and end the open sessions, so a dropped user's connection
+        // cannot go on working (vault#10681, vault PR #8668).
+        let mut stmts = vec![
+            format!("ALTER ROLE {u} NOLOGIN"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {} AND pid <> pg_backend_pid()",
+                pg_literal(username)
+            ),
+        ];
+        let given: Vec<String> = statements
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect();
+        if !given.is_empty() {
+            stmts.extend(given);
+        } else {
+            // OpenBao's default revocation statements.
+            for schema in &schemas {
+                let s = pg_ident(schema);
+                stmts.push(format!(
+                    "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {u}"
+                ));
+                stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {u}"));
+            }
+            stmts.push(format!(
+                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {u}"
+            ));
+            stmts.push(format!(
+                "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {u}"
+            ));
+            stmts.push(format!("REVOKE USAGE ON SCHEMA public FROM {u}"));
+            stmts.push(format!(
+                "REVOKE CONNECT ON DATABASE {} FROM {u}",
+                pg_ident(&db)
+            ));
+            stmts.push(format!("DROP ROLE IF EXISTS {u}"));
+        }
+        let vars = Vars {
+            name: username,
+            password: "",
+            expiration: "",
+        };
+        // All or nothing, in one round trip: a failure leaves the role to the next attempt.
+        match c.batch_execute(&batch(&stmts, &vars)).await {
+            Ok(()) => Ok(()),
+            // Objects or grants elsewhere still depend on the role (vault#699, #1535): hand
+            // them to the admin and drop the rest. Needs membership in the role (a superuser,
+            // or PostgreSQL 16's CREATEROLE).
+            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "2BP01") => {
+                let retry = vec![
+                    format!("REASSIGN OWNED BY {u} TO CURRENT_USER"),
+                    format!("DROP OWNED BY {u}"),
+                    format!("DROP ROLE IF EXISTS {u}"),
+                ];
+                c.batch_execute(&batch(&retry, &vars))
+                    .await
+                    .map_err(|e| pg_err("cannot drop the user", &e))
+            }
+            Err(e) => Err(pg_err("cannot revoke the user", &e)),
+        }
+    }
+
+    async fn renew_user(
+        &self,
+        statements: &[String],
+        username: &str,
+        expiration: &str,
+    ) -> Result<()> {
+        let stmts: Vec<String> = default_if_empty(statements, DEFAULT_RENEW)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let vars = Vars {
+            name: username,
+            password: "",
+            expiration,
+        };
+        self.run_in_txn(&stmts, &vars, "cannot renew the user")
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        statements: &[String],
+        username: &str,
+        password: &str,
+    ) -> Result<()> {
+        let stmts: Vec<String> = default_if_empty(statements, DEFAULT_ROTATE)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let vars = Vars {
+            name: username,
+            password,
+            expiration: "",
+        };
+        self.run_in_txn(&stmts, &vars, "cannot set the password")
+            .await
+    }
+
+    async fn user_exists(&self, username: &str) -> Result<bool> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &[&username],
+            )
+            .await
+            .map_err(|e| pg_err("cannot look up the user", &e))?;
+        row.try_get(0)
+            .map_err(|e| pg_err("cannot look up the user", &e))
+    }
+
+    async fn list_users(&self, prefix: &str) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY rolname",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| pg_err("cannot list users", &e))?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(|e| pg_err("cannot list users", &e)))
+            .collect()
+    }
+
+    async fn close(&self) {
+        self.creators.close();
+        self.pool.close();
+    }
+}
