@@ -13,10 +13,12 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 
+mod auth;
 mod database;
 mod leases;
 mod tokens;
 mod transit;
+pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
 pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
@@ -100,6 +102,13 @@ impl Client {
     /// System operations: mounts, tuning, keyring rotation.
     pub fn sys(&self) -> Sys {
         Sys {
+            client: self.clone(),
+        }
+    }
+
+    /// Auth methods: enable / disable, and typed userpass, AppRole and Kubernetes handles.
+    pub fn auth(&self) -> AuthMethods {
+        AuthMethods {
             client: self.clone(),
         }
     }

@@ -15,6 +15,7 @@
 )]
 
 mod audit;
+mod auth;
 mod barrier;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
@@ -40,10 +41,10 @@ pub use audit::{
     FailurePolicy, SocketType,
 };
 pub use client::{
-    Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential, EncryptOptions,
-    KeeperAction, KeyConfig, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails,
-    Leases, Plaintext, RenewedLease, SecretData, StaticCredential, Sys, TokenInfo, TokenRequest,
-    Tokens, Transit,
+    AppRole, AuthMethods, Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential,
+    EncryptOptions, KeeperAction, KeyConfig, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion,
+    KvVersionState, LeaseDetails, Leases, Plaintext, RenewedLease, SecretData, SecretId,
+    StaticCredential, Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

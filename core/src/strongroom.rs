@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) seal: Seal,
     pub(crate) router: RwLock<Arc<Router>>,
     pub(crate) tokens: TokenStore,
+    /// The mounted auth methods (userpass, AppRole, Kubernetes).
+    pub(crate) auth: crate::auth::AuthMethods,
     pub(crate) audit: AuditBroker,
     /// What the configuration allows for audit devices over the API.
     pub(crate) audit_api: crate::audit::table::ApiPolicy,
@@ -189,6 +191,7 @@ impl Strongroom {
             seal: Seal::default(),
             router: RwLock::new(Arc::new(Router::default())),
             tokens: TokenStore::default(),
+            auth: crate::auth::AuthMethods::default(),
             audit,
             audit_api: crate::audit::table::ApiPolicy {
                 allow_creation: config.unsafe_allow_api_audit_creation,
@@ -423,6 +426,7 @@ impl Strongroom {
             c.clear()?;
         }
         *self.router_lock()? = Arc::new(Router::default());
+        self.inner.auth.clear()?;
         Ok(())
     }
 
@@ -502,7 +506,7 @@ impl Strongroom {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
         let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
         *self.router_lock()? = Arc::new(r);
-        Ok(())
+        self.reload_auth().await
     }
 
     /// Add a mount (used by `sys/mounts/:path` and dev setup).
@@ -668,6 +672,9 @@ impl Strongroom {
             return Err(Error::sealed());
         }
         self.sync_store().await?;
+        if let Some(resp) = self.try_login(&req).await? {
+            return Ok(resp);
+        }
         let mut caller = match self.resolve_token(&req).await {
             Ok(c) => c,
             Err(e) => return Err(self.audit_failure(&req, None, None, e).await),
@@ -813,11 +820,16 @@ impl Strongroom {
         if let Some(rel) = req.path.strip_prefix("auth/token/") {
             return Ok(Target::Token(rel.to_string()));
         }
-        let router = self.router()?;
-        let (mount, rel) = router
-            .route(&req.path)
-            .ok_or_else(|| Error::unsupported_path(&req.path))?;
-        let rel = rel.to_string();
+        let (mount, rel) = match self.route_auth(&req.path)? {
+            Some(found) => found,
+            None => {
+                let router = self.router()?;
+                let (mount, rel) = router
+                    .route(&req.path)
+                    .ok_or_else(|| Error::unsupported_path(&req.path))?;
+                (mount, rel.to_string())
+            }
+        };
         if req.operation == Operation::Update {
             // Engines see the path relative to their mount.
             let full = std::mem::replace(&mut req.path, rel.clone());
@@ -899,6 +911,10 @@ impl Strongroom {
             .token_lookup(req.token_str())
             .await?
             .ok_or_else(Error::permission_denied)?;
+        // A CIDR-bound token (from a login) is usable only from its networks.
+        if !crate::auth::cidr::allows(&entry.bound_cidrs, req.remote_addr) {
+            return Err(Error::permission_denied());
+        }
         Ok(Caller {
             id: Zeroizing::new(req.token_str().to_string()),
             entry,

@@ -358,6 +358,11 @@ fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
 
 fn auth_json(e: &MountEntry) -> Value {
     let mut v = e.to_json();
+    if e.kind != "token" {
+        if let Some(m) = v.as_object_mut() {
+            m.insert("deprecation_status".into(), json!("supported"));
+        }
+    }
     if e.kind == "token" {
         if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
             cfg.insert("token_type".into(), json!("default-service"));
@@ -384,7 +389,7 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
     };
     let path = router::normalize_mount_path(mount_path)?;
     let storage = sr.inner.storage.as_ref();
-    let mut table = router::load_auth_table(storage).await?;
+    let table = router::load_auth_table(storage).await?;
     let pos = table.iter().position(|e| e.path == path);
     match (req.operation, tune, pos) {
         (Operation::Read, true, Some(i)) => {
@@ -404,33 +409,56 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
             Ok(Response::with_data(d))
         }
         (Operation::Update | Operation::Create, true, Some(i)) => {
-            let e = table
-                .get_mut(i)
+            let mut e = table
+                .get(i)
+                .cloned()
                 .ok_or_else(|| Error::internal("auth table changed"))?;
             e.config = router::parse_config(&req.data, &e.config)?;
             if let Some(d) = params::string(&req.data, "description")? {
                 e.description = d;
             }
-            let raw = router::encode_table(&table)?;
-            storage.put(router::AUTH_PATH, &raw).await?;
+            sr.tune_auth(e).await?;
             Ok(Response::default())
         }
         (Operation::Read | Operation::Update | Operation::Create, true, None) => Err(
             Error::invalid_input(format!("cannot fetch sysview for path \"auth/{path}\"")),
         ),
-        (Operation::Update | Operation::Create, false, Some(_)) => Err(Error::invalid_input(
-            format!("path is already in use at {path}"),
-        )),
-        (Operation::Update | Operation::Create, false, None) => {
-            let kind = params::string(&req.data, "type")?.unwrap_or_default();
-            Err(Error::invalid_input(format!(
-                "plugin not found in the catalog: {kind}"
-            )))
+        (Operation::Read, false, Some(i)) => {
+            let e = table
+                .get(i)
+                .ok_or_else(|| Error::internal("auth table changed"))?;
+            Ok(Response::with_data(crate::data(auth_json(e))))
         }
-        (Operation::Delete, false, Some(_)) if path == "token/" => Err(Error::invalid_input(
-            "token credential backend cannot be disabled",
-        )),
-        (Operation::Delete, false, _) => Ok(Response::default()),
+        (Operation::Update | Operation::Create, false, _) => {
+            let kind = params::string(&req.data, "type")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_input("backend type must be specified as a string")
+                })?;
+            if kind == "token" {
+                return Err(Error::invalid_input(
+                    "token credential backend cannot be instantiated",
+                ));
+            }
+            let mut e = MountEntry::new(&path, &kind);
+            e.accessor = format!(
+                "auth_{kind}_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            e.description = params::string(&req.data, "description")?.unwrap_or_default();
+            if let Some(Value::Object(cfg)) = req.data.get("config") {
+                e.config = router::parse_config(cfg, &e.config)?;
+            }
+            e.options = options_from(&req.data)?;
+            e.local = params::bool(&req.data, "local")?.unwrap_or(false);
+            e.seal_wrap = params::bool(&req.data, "seal_wrap")?.unwrap_or(false);
+            sr.enable_auth(e).await?;
+            Ok(Response::default())
+        }
+        (Operation::Delete, false, _) => {
+            sr.disable_auth(&path).await?;
+            Ok(Response::default())
+        }
         _ => Err(Error::unsupported_operation()),
     }
 }

@@ -471,15 +471,7 @@ async fn create(
         .map(|r| r.token_bound_cidrs.clone())
         .unwrap_or_default();
 
-    let (client_token, accessor) = if batch {
-        entry.accessor.clear();
-        (sr.inner.tokens.seal_batch(&entry)?, String::new())
-    } else {
-        sr.inner
-            .tokens
-            .store_new(sr.inner.storage.as_ref(), entry, id)
-            .await?
-    };
+    let (client_token, accessor) = issue(sr, entry, id).await?;
     Ok(Response {
         auth: Some(Auth {
             client_token,
@@ -492,6 +484,97 @@ async fn create(
             entity_id: String::new(),
             token_type,
             orphan,
+            num_uses: u64::try_from(num_uses).unwrap_or(0),
+        }),
+        warnings,
+        ..Response::default()
+    })
+}
+
+/// Create the token described by `entry`: a batch token is sealed, a service token stored.
+/// The one function every token goes through (`auth/token/create*` and every login), so the
+/// lease manager sees them all. Returns the client token and its accessor.
+pub(crate) async fn issue(
+    sr: &Strongroom,
+    mut entry: TokenEntry,
+    id: Option<String>,
+) -> Result<(String, String)> {
+    if entry.is_batch() {
+        entry.accessor.clear();
+        Ok((sr.inner.tokens.seal_batch(&entry)?, String::new()))
+    } else {
+        sr.inner
+            .tokens
+            .store_new(sr.inner.storage.as_ref(), entry, id)
+            .await
+    }
+}
+
+/// Create the token a login grants: an orphan, on the login path, with the method's
+/// policies, TTLs (capped by the auth mount's tuning), use count, CIDR binding and metadata.
+pub(crate) async fn create_login_token(
+    sr: &Strongroom,
+    mount: &crate::router::MountEntry,
+    path: &str,
+    grant: crate::auth::Grant,
+) -> Result<Response> {
+    let t = &grant.token;
+    let mut policies: Vec<String> = grant.policies.iter().map(|p| p.to_lowercase()).collect();
+    if !t.token_no_default_policy {
+        policies.push("default".into());
+    }
+    let mut policies = sorted_unique(policies);
+    if policies.iter().any(|p| p == "root") {
+        policies = vec!["root".to_string()];
+    }
+    let now = sr.inner.clock.now();
+    let limits = crate::util::ttl::TtlLimits {
+        default_ttl: mount.default_ttl(),
+        max_ttl: mount.max_ttl(),
+    };
+    let (ttl, mut warnings) = ttl::calculate(
+        limits,
+        TtlRequest {
+            backend_ttl: Duration::from_secs(t.token_ttl),
+            backend_max: Duration::from_secs(t.token_max_ttl),
+            period: Duration::from_secs(t.token_period),
+            explicit_max: Duration::from_secs(t.token_explicit_max_ttl),
+            ..TtlRequest::default()
+        },
+        now,
+        now,
+    )?;
+    warnings.extend(grant.warnings.iter().cloned());
+    let batch = t.is_batch();
+    let mut entry = new_entry(now, path, policies.clone());
+    entry.display_name = crate::auth::login_display_name(&mount.path, &grant.display_name);
+    entry.meta = grant.metadata.clone();
+    entry.num_uses = if batch { 0 } else { t.token_num_uses };
+    entry.ttl = ttl.as_secs();
+    entry.creation_ttl = ttl.as_secs();
+    entry.expire_at_ns = (!ttl.is_zero())
+        .then(|| (now + ttl).unix_timestamp_nanos())
+        .and_then(|n| i64::try_from(n).ok());
+    entry.explicit_max_ttl = t.token_explicit_max_ttl;
+    entry.period = t.token_period;
+    entry.renewable = !batch;
+    entry.token_type = if batch { "batch" } else { "service" }.into();
+    entry.bound_cidrs = t.token_bound_cidrs.clone();
+    let num_uses = entry.num_uses;
+    let token_type = entry.token_type.clone();
+    let (client_token, accessor) = issue(sr, entry, None).await?;
+    Ok(Response {
+        auth: Some(Auth {
+            client_token,
+            accessor,
+            policies: policies.clone(),
+            token_policies: policies,
+            metadata: grant.metadata,
+            lease_duration: ttl.as_secs(),
+            renewable: !batch,
+            entity_id: String::new(),
+            token_type,
+            orphan: true,
             num_uses: u64::try_from(num_uses).unwrap_or(0),
         }),
         warnings,
@@ -521,19 +604,26 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Respons
         return Err(Error::invalid_input("lease is not renewable"));
     }
     let increment = params::duration(&req.data, "increment")?.unwrap_or(Duration::ZERO);
-    let limits = sr.token_limits().await?;
-    let (ttl, warnings) = ttl::calculate(
-        limits,
-        TtlRequest {
-            increment,
-            backend_ttl: Duration::from_secs(e.ttl),
-            period: Duration::from_secs(e.period),
-            explicit_max: Duration::from_secs(e.explicit_max_ttl),
-            ..TtlRequest::default()
-        },
-        e.issued(),
-        now,
-    )?;
+    let mut terms = TtlRequest {
+        increment,
+        backend_ttl: Duration::from_secs(e.ttl),
+        period: Duration::from_secs(e.period),
+        explicit_max: Duration::from_secs(e.explicit_max_ttl),
+        ..TtlRequest::default()
+    };
+    // A login token renews on its auth method's terms (which may refuse, e.g. a deleted user).
+    let limits = match sr.login_renew_bounds(e).await? {
+        Some((limits, t)) => {
+            if t.ttl > 0 {
+                terms.backend_ttl = Duration::from_secs(t.ttl);
+            }
+            terms.backend_max = Duration::from_secs(t.max_ttl);
+            terms.period = Duration::from_secs(t.period);
+            limits
+        }
+        None => sr.token_limits().await?,
+    };
+    let (ttl, warnings) = ttl::calculate(limits, terms, e.issued(), now)?;
     let mut updated = e.clone();
     updated.expire_at_ns = i64::try_from((now + ttl).unix_timestamp_nanos()).ok();
     updated.last_renewal_time = Some(now.unix_timestamp());
