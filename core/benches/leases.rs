@@ -199,9 +199,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // LEASES_ONLY=register|expiry|poison runs one part (for profiling).
+    let only = std::env::var("LEASES_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
     rt.block_on(async {
-        register_and_open(n).await;
-        mass_expiry(if full { 100_000 } else { 5_000 }).await;
-        poison(if full { 10_000 } else { 1_000 }).await;
+        if run("register") {
+            register_and_open(n).await;
+        }
+        if run("expiry") {
+            mass_expiry(if full { 100_000 } else { 5_000 }).await;
+        }
+        if run("poison") {
+            poison(if full { 10_000 } else { 1_000 }).await;
+        }
     });
 }

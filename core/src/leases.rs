@@ -172,36 +172,40 @@ pub(crate) struct LeaseRecord {
     /// `secret` or `auth`.
     pub kind: String,
     /// Salted id of the token that created a secret lease ("" when none is tracked).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_token: String,
     /// For an auth lease, the salted id of the token it is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
     /// Engine-private data for revocation.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Data::is_empty")]
     pub internal_data: Data,
     /// Unix nanoseconds.
     pub issue_time: i64,
     pub expire_time: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renewal_time: Option<i64>,
     #[serde(default)]
     pub renewable: bool,
     /// The role it was issued for (per-role quotas).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
     /// Quotas this lease counts against.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_error: String,
     /// Set when the lease became irrevocable (OpenBao's `revokeErr`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revoke_err: String,
     #[serde(default)]
     pub version: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl std::fmt::Debug for LeaseRecord {

@@ -102,11 +102,17 @@ impl CachedBackend {
             }
             return Ok(());
         }
+        // A large transaction (batched lease registration) would only push out what readers
+        // use: keep small writes, drop large ones from the cache.
+        if entries.len() > KEEP_WRITTEN_MAX {
+            for (k, _) in &entries {
+                map.remove(k);
+            }
+            return Ok(());
+        }
         for (k, v) in entries {
-            if map.len() >= self.capacity && !map.contains_key(&k) {
-                if let Some(old) = map.keys().next().cloned() {
-                    map.remove(&old);
-                }
+            if !map.contains_key(&k) {
+                make_room(&mut map, self.capacity);
             }
             map.insert(k, v);
         }
@@ -118,15 +124,31 @@ impl CachedBackend {
         if self.generation.load(Ordering::SeqCst) != generation {
             return Ok(());
         }
-        if map.len() >= self.capacity {
-            // Evict an arbitrary entry: bounded memory matters more than hit rate here.
-            if let Some(k) = map.keys().next().cloned() {
-                map.remove(&k);
-            }
-        }
+        make_room(&mut map, self.capacity);
         map.insert(key.to_string(), value);
         Ok(())
     }
+}
+
+/// Writes of more keys than this are not kept in the cache.
+const KEEP_WRITTEN_MAX: usize = 32;
+
+/// At capacity, drop an arbitrary eighth of the entries in one pass. Bounded memory matters more
+/// than hit rate here; evicting one entry per insert by taking the map's first key degrades to a
+/// scan over emptied buckets under churn.
+fn make_room(map: &mut HashMap<String, Entry>, capacity: usize) {
+    if map.len() < capacity {
+        return;
+    }
+    let mut drop = (capacity / 8).max(1);
+    map.retain(|_, _| {
+        if drop > 0 {
+            drop -= 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 #[async_trait]
