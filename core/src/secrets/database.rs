@@ -677,24 +677,7 @@ impl Database {
             )));
         }
         let now = ctx.clock.now();
-        let max_ttl = if role.max_ttl == 0 {
-            crate::router::SYSTEM_MAX_TTL
-        } else {
-            Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
-        };
-        let (ttl, warnings) = ttl::calculate(
-            TtlLimits {
-                default_ttl: ctx.default_lease_ttl,
-                max_ttl: crate::router::SYSTEM_MAX_TTL,
-            },
-            TtlRequest {
-                backend_ttl: Duration::from_secs(role.default_ttl),
-                backend_max: max_ttl,
-                ..TtlRequest::default()
-            },
-            now,
-            now,
-        )?;
+        let (ttl, max_ttl, warnings) = role_ttl(ctx, &role, Duration::ZERO, now, now)?;
         let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
         let username = template::username(
             plugin.username_style(),
@@ -1177,25 +1160,7 @@ impl Engine for Database {
                 ))
             })?;
         let now = ctx.clock.now();
-        let max_ttl = if role.max_ttl == 0 {
-            crate::router::SYSTEM_MAX_TTL
-        } else {
-            Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
-        };
-        let (ttl, _) = ttl::calculate(
-            TtlLimits {
-                default_ttl: ctx.default_lease_ttl,
-                max_ttl: crate::router::SYSTEM_MAX_TTL,
-            },
-            TtlRequest {
-                increment,
-                backend_ttl: Duration::from_secs(role.default_ttl),
-                backend_max: max_ttl,
-                ..TtlRequest::default()
-            },
-            to_time(lease.issue_time),
-            now,
-        )?;
+        let (ttl, max_ttl, _) = role_ttl(ctx, &role, increment, to_time(lease.issue_time), now)?;
         if !ttl.is_zero() {
             let (_, plugin) = self.connection(ctx, &role.db_name).await?;
             let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
@@ -1210,6 +1175,37 @@ impl Engine for Database {
             internal: lease.internal.clone(),
         })
     }
+}
+
+/// A role's lease TTL from `issued` (issue and renewal share OpenBao's rules): returns the TTL,
+/// the role's max TTL (capped by the system's) and any capping warnings.
+fn role_ttl(
+    ctx: &EngineContext,
+    role: &Role,
+    increment: Duration,
+    issued: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> Result<(Duration, Duration, Vec<String>)> {
+    let max_ttl = if role.max_ttl == 0 {
+        crate::router::SYSTEM_MAX_TTL
+    } else {
+        Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
+    };
+    let (ttl, warnings) = ttl::calculate(
+        TtlLimits {
+            default_ttl: ctx.default_lease_ttl,
+            max_ttl: crate::router::SYSTEM_MAX_TTL,
+        },
+        TtlRequest {
+            increment,
+            backend_ttl: Duration::from_secs(role.default_ttl),
+            backend_max: max_ttl,
+            ..TtlRequest::default()
+        },
+        issued,
+        now,
+    )?;
+    Ok((ttl, max_ttl, warnings))
 }
 
 #[cfg(test)]
