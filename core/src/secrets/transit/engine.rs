@@ -264,6 +264,20 @@ fn name_and_suffix(rest: &str) -> (&str, Option<&str>) {
 }
 
 /// One batch item's input: the request itself when there is no `batch_input`.
+/// The items of an encrypt, decrypt or rewrap call: the `batch_input` entries (at least one, with
+/// consistent contexts), or the request itself. Returns whether it was a batch.
+fn cipher_items(d: &Data) -> Result<(bool, Vec<Data>)> {
+    let (batch, items) = match batch_items(d)? {
+        Some(items) => (true, items),
+        None => (false, vec![d.clone()]),
+    };
+    if batch && items.is_empty() {
+        return Err(Error::invalid_input("missing batch input to process"));
+    }
+    check_contexts(&items)?;
+    Ok((batch, items))
+}
+
 fn batch_items(d: &Data) -> Result<Option<Vec<Data>>> {
     match d.get("batch_input") {
         None | Some(Value::Null) => Ok(None),
@@ -681,14 +695,7 @@ impl Transit {
         name: &str,
     ) -> Result<Option<Response>> {
         check_name(name)?;
-        let (batch, items) = match batch_items(&req.data)? {
-            Some(items) => (true, items),
-            None => (false, vec![req.data.clone()]),
-        };
-        if batch && items.is_empty() {
-            return Err(Error::invalid_input("missing batch input to process"));
-        }
-        check_contexts(&items)?;
+        let (batch, items) = cipher_items(&req.data)?;
         let key = self.key_for_encrypt(ctx, req, name, &items).await?;
         let mut results = Vec::with_capacity(items.len());
         let mut failures = Vec::new();
@@ -724,14 +731,7 @@ impl Transit {
         name: &str,
     ) -> Result<Option<Response>> {
         check_name(name)?;
-        let (batch, items) = match batch_items(&req.data)? {
-            Some(items) => (true, items),
-            None => (false, vec![req.data.clone()]),
-        };
-        if batch && items.is_empty() {
-            return Err(Error::invalid_input("missing batch input to process"));
-        }
-        check_contexts(&items)?;
+        let (batch, items) = cipher_items(&req.data)?;
         let key = self.usable(ctx, name).await?;
         let mut results = Vec::with_capacity(items.len());
         let mut failures = Vec::new();
@@ -764,14 +764,7 @@ impl Transit {
         name: &str,
     ) -> Result<Option<Response>> {
         check_name(name)?;
-        let (batch, items) = match batch_items(&req.data)? {
-            Some(items) => (true, items),
-            None => (false, vec![req.data.clone()]),
-        };
-        if batch && items.is_empty() {
-            return Err(Error::invalid_input("missing batch input to process"));
-        }
-        check_contexts(&items)?;
+        let (batch, items) = cipher_items(&req.data)?;
         let key = self.usable(ctx, name).await?;
         let mut results = Vec::with_capacity(items.len());
         let mut failures = Vec::new();
