@@ -646,7 +646,7 @@ impl Strongroom {
                 Ok(()) => return Ok(out),
                 Err(e) if e.code() == ErrorCode::Conflict => {
                     // Our counter read may be stale (another process): re-read from storage.
-                    self.sync_caches().await?;
+                    self.sync_store().await?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -919,12 +919,20 @@ impl Strongroom {
     async fn delete_lease(&self, rec: &LeaseRecord, due: Option<&str>) -> Result<()> {
         let storage = self.inner.storage.as_ref();
         let ops = deletion_ops(rec, due);
-        if rec.quotas.is_empty() {
+        // Only quotas that still exist are counted down (a deleted quota's name may linger in
+        // older records).
+        let live = self.leases_mgr().quotas(storage).await?;
+        let counted: Vec<&String> = rec
+            .quotas
+            .iter()
+            .filter(|q| live.iter().any(|l| &&l.name == q))
+            .collect();
+        if counted.is_empty() {
             return storage.transaction(ops).await;
         }
         for _ in 0..16 {
             let mut all = ops.clone();
-            for q in &rec.quotas {
+            for q in &counted {
                 let (raw, n) = read_count(storage, q).await?;
                 all.push(TxnOp::Check {
                     key: format!("{COUNT_PREFIX}{q}"),
@@ -943,7 +951,7 @@ impl Strongroom {
             match storage.transaction(all).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.code() == ErrorCode::Conflict => {
-                    self.sync_caches().await?;
+                    self.sync_store().await?;
                     match self.lease_record(&rec.lease_id).await? {
                         None => return Ok(()),
                         Some(fresh) if fresh.expire_time != rec.expire_time => {
@@ -1000,14 +1008,20 @@ impl Strongroom {
             let Some(mut rec) = self.lease_record(&id).await? else {
                 continue;
             };
-            if rec.is_auth() || !q.applies(&rec.path, &rec.role) || rec.quotas.contains(&q.name) {
-                if rec.quotas.contains(&q.name) {
-                    n += 1;
-                }
+            // Count what the quota covers now; a changed quota may also stop covering a lease.
+            let applies = !rec.is_auth() && q.applies(&rec.path, &rec.role);
+            let counted = rec.quotas.contains(&q.name);
+            if applies {
+                n += 1;
+            }
+            if applies == counted {
                 continue;
             }
-            rec.quotas.push(q.name.clone());
-            n += 1;
+            if applies {
+                rec.quotas.push(q.name.clone());
+            } else {
+                rec.quotas.retain(|name| name != &q.name);
+            }
             ops.push(TxnOp::Put {
                 key: format!("{ID_PREFIX}{id}"),
                 value: encode(&rec)?,
@@ -1143,7 +1157,7 @@ impl Strongroom {
             return Ok(report);
         }
         let _running = self.leases_mgr().running.lock().await;
-        self.sync_caches().await?;
+        self.sync_store().await?;
         if !self.hold_leadership().await? {
             return Ok(report);
         }
@@ -1249,10 +1263,6 @@ impl Strongroom {
         }
         tally.flush(self, report).await;
         Ok(())
-    }
-
-    async fn sync_caches(&self) -> Result<()> {
-        self.sync_store().await
     }
 
     /// Send `ExpiringSoon` for leases in buckets up to `now + window` not yet warned about
