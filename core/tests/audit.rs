@@ -327,6 +327,9 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
         e.message(),
         "cannot disable configuration-managed audit device"
     );
+    // The refused delete is logged by writer threads that outlive a dropped engine: let them
+    // finish before the next engine's lines are counted.
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
     drop(root);
     drop(sr);
 
@@ -337,6 +340,8 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
         device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
         ["api/", "cfg/"]
     );
+    // Earlier calls returned once one device had them: let both finish before counting.
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
     let before = lines(&api_log).len();
     root.kv("secret").get("app").await.unwrap().unwrap();
     assert!(sr.flush_audit(Duration::from_secs(5)).await);
@@ -354,6 +359,8 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
         device_paths(&root.read("sys/audit").await.unwrap().unwrap()),
         ["cfg/"]
     );
+    // Earlier calls returned once one device had them: let both finish before counting.
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
     let before = lines(&api_log).len();
     root.kv("secret").get("app").await.unwrap().unwrap();
     assert!(sr.flush_audit(Duration::from_secs(5)).await);
