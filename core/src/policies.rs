@@ -83,6 +83,8 @@ impl StoredPolicy {
 pub(crate) struct PolicyCache {
     policies: RwLock<HashMap<String, Option<Arc<Policy>>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// Bumped after every clear (see `TokenStore::generation`).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn poisoned() -> Error {
@@ -94,7 +96,14 @@ impl PolicyCache {
     pub(crate) fn clear(&self) -> Result<()> {
         self.policies.write().map_err(|_| poisoned())?.clear();
         self.acls.write().map_err(|_| poisoned())?.clear();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Changes whenever a policy changes (read it before deciding).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn policy(

@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     pub(crate) storage: Arc<dyn Backend>,
     pub(crate) seal: Seal,
     pub(crate) router: RwLock<Arc<Router>>,
+    /// Bumped after every router swap (see [`Strongroom::gate_epoch`]).
+    router_generation: std::sync::atomic::AtomicU64,
     pub(crate) tokens: TokenStore,
     /// The mounted auth methods (userpass, AppRole, Kubernetes).
     pub(crate) auth: crate::auth::AuthMethods,
@@ -190,6 +192,7 @@ impl Strongroom {
             barrier,
             seal: Seal::default(),
             router: RwLock::new(Arc::new(Router::default())),
+            router_generation: Default::default(),
             tokens: TokenStore::default(),
             auth: crate::auth::AuthMethods::default(),
             audit,
@@ -425,7 +428,7 @@ impl Strongroom {
         if let Some(c) = &self.inner.cache {
             c.clear()?;
         }
-        *self.router_lock()? = Arc::new(Router::default());
+        self.set_router(Router::default())?;
         self.inner.auth.clear()?;
         Ok(())
     }
@@ -482,11 +485,29 @@ impl Strongroom {
         self.reload_router().await
     }
 
-    pub(crate) fn router_lock(&self) -> Result<std::sync::RwLockWriteGuard<'_, Arc<Router>>> {
-        self.inner
+    fn set_router(&self, r: Router) -> Result<()> {
+        *self
+            .inner
             .router
             .write()
-            .map_err(|_| Error::internal("router lock poisoned"))
+            .map_err(|_| Error::internal("router lock poisoned"))? = Arc::new(r);
+        self.inner
+            .router_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// A number that changes whenever anything an authorisation decision rests on changes
+    /// here: a token entry, a policy, the mount table. A decision made after reading epoch
+    /// `e` stays valid while the epoch is still `e` (writers bump after they change state).
+    /// Token expiry is time-based and must still be checked per call.
+    pub(crate) fn gate_epoch(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.inner
+            .tokens
+            .generation()
+            .wrapping_add(self.inner.policies.generation())
+            .wrapping_add(self.inner.router_generation.load(Ordering::Acquire))
     }
 
     pub(crate) fn router(&self) -> Result<Arc<Router>> {
@@ -505,7 +526,7 @@ impl Strongroom {
     pub(crate) async fn reload_router(&self) -> Result<()> {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
         let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
-        *self.router_lock()? = Arc::new(r);
+        self.set_router(r)?;
         self.reload_auth().await
     }
 
@@ -779,7 +800,7 @@ impl Strongroom {
         token: &str,
         op: Operation,
         path: &str,
-    ) -> Result<Option<(Arc<router::Mounted>, String)>> {
+    ) -> Result<Option<FastGate>> {
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
         }
@@ -788,6 +809,8 @@ impl Strongroom {
         }
         let path = normalize_request_path(path)?;
         self.sync_store().await?;
+        // Read before deciding, so a change made while deciding shows as a new epoch.
+        let epoch = self.gate_epoch();
         let entry = self
             .token_lookup(token)
             .await?
@@ -796,7 +819,7 @@ impl Strongroom {
             return Ok(None);
         }
         let router = self.router()?;
-        let Some((mount, rel)) = router.route(&path) else {
+        let Some((mount, _)) = router.route(&path) else {
             return Ok(None);
         };
         let acl = self.acl_for(&entry.policies).await?;
@@ -808,7 +831,31 @@ impl Strongroom {
         if !(d.allowed && (d.root_privs || !crate::policies::needs_sudo(&path))) {
             return Err(Error::permission_denied());
         }
-        Ok(Some((mount.clone(), rel.to_string())))
+        Ok(Some(FastGate {
+            epoch,
+            mount: mount.clone(),
+            entry,
+        }))
+    }
+
+    /// The checks a cached [`FastGate`] still needs on each call: the seal, audit devices
+    /// (which need the full pipeline), other processes' changes, the epoch and the token's
+    /// expiry. `Ok(false)` means "decide again".
+    pub(crate) async fn fast_gate_still_valid(&self, gate: &FastGate) -> Result<bool> {
+        if self.inner.barrier.is_sealed() {
+            return Err(Error::sealed());
+        }
+        if !self.inner.audit.is_empty() {
+            return Ok(false);
+        }
+        self.sync_store().await?;
+        if gate.epoch != self.gate_epoch() {
+            return Ok(false);
+        }
+        if gate.entry.expired(self.inner.clock.now()) {
+            return Err(Error::permission_denied());
+        }
+        Ok(true)
     }
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
@@ -1076,6 +1123,16 @@ impl Strongroom {
             )
             .await
     }
+}
+
+/// A fast-path authorisation decision of the typed API: the token may do this operation on
+/// this path of `mount`, as long as [`Strongroom::gate_epoch`] is still `epoch` and the
+/// token has not expired.
+#[derive(Clone)]
+pub(crate) struct FastGate {
+    pub(crate) epoch: u64,
+    pub(crate) mount: Arc<router::Mounted>,
+    pub(crate) entry: Arc<TokenEntry>,
 }
 
 /// Where a request goes after routing.

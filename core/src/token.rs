@@ -61,6 +61,9 @@ struct Keys {
 pub(crate) struct TokenStore {
     keys: RwLock<Option<Arc<Keys>>>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Bumped after every change to a cached entry, so decisions cached above the store
+    /// (the typed API's fast path) know they must be made again.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn poisoned() -> Error {
@@ -107,7 +110,18 @@ impl TokenStore {
     /// Forget cached entries (on seal, or when another process may have changed tokens).
     pub(crate) fn clear(&self) -> Result<()> {
         self.cache.write().map_err(|_| poisoned())?.clear();
+        self.bump();
         Ok(())
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Changes whenever a token entry changes or is revoked (read it before deciding).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -136,6 +150,7 @@ impl TokenStore {
 
     fn uncache(&self, salted: &str) -> Result<()> {
         self.cache.write().map_err(|_| poisoned())?.remove(salted);
+        self.bump();
         Ok(())
     }
 

@@ -867,3 +867,99 @@ async fn typed_fast_path_keeps_policy_and_token_rules() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Sealed);
 }
+
+/// The typed handle remembers its fast-path authorisation decisions; every change they rest
+/// on must end them: the token revoked or expired, the policy narrowed or deleted, the mount
+/// gone, the engine sealed, an audit device added (which needs the full pipeline).
+#[tokio::test]
+async fn typed_handle_cached_decisions_follow_every_change() {
+    use strongroom::{KeyConfig, TokenRequest};
+    let (sr, root, clock) = setup().await;
+    let policy = r#"path "transit/encrypt/*" { capabilities = ["update"] }
+path "transit/decrypt/*" { capabilities = ["update"] }"#;
+    root.sys().write_policy("enc", policy).await.unwrap();
+    root.transit("transit")
+        .create_key("k", &KeyConfig::default())
+        .await
+        .unwrap();
+    let token = |ttl: u64| {
+        let root = root.clone();
+        async move {
+            root.token()
+                .create(&TokenRequest {
+                    policies: vec!["enc".into()],
+                    ttl: Duration::from_secs(ttl),
+                    ..TokenRequest::default()
+                })
+                .await
+                .unwrap()
+                .client_token
+        }
+    };
+    let denied = |r: strongroom::Result<strongroom::Ciphertext>| {
+        assert_eq!(r.unwrap_err().code(), ErrorCode::PermissionDenied);
+    };
+
+    // Revocation.
+    let tok = token(3600).await;
+    let t = sr.client(tok.clone()).transit("transit");
+    let ct = t.encrypt("k", b"x").await.unwrap();
+    t.encrypt("k", b"x").await.unwrap();
+    root.token().revoke(&tok).await.unwrap();
+    denied(t.encrypt("k", b"x").await);
+    assert_eq!(
+        t.decrypt("k", &ct).await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+
+    // Expiry on the virtual clock, with no change anywhere else.
+    let t = sr.client(token(60).await).transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    denied(t.encrypt("k", b"x").await);
+
+    // The policy narrowed, then deleted.
+    let t = sr.client(token(3600).await).transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    t.decrypt("k", &ct).await.unwrap();
+    root.sys()
+        .write_policy(
+            "enc",
+            r#"path "transit/decrypt/*" { capabilities = ["update"] }"#,
+        )
+        .await
+        .unwrap();
+    denied(t.encrypt("k", b"x").await);
+    t.decrypt("k", &ct).await.unwrap();
+    root.sys().delete_policy("enc").await.unwrap();
+    assert_eq!(
+        t.decrypt("k", &ct).await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+    root.sys().write_policy("enc", policy).await.unwrap();
+
+    // The mount disabled: the handle must not keep using the old engine's keys.
+    let t = sr.client(token(3600).await).transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    root.sys().disable_mount("transit").await.unwrap();
+    assert!(t.encrypt("k", b"x").await.is_err());
+    assert!(t.decrypt("k", &ct).await.is_err());
+
+    // Sealed.
+    root.sys()
+        .enable_mount("transit", "transit", &[])
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("k", &KeyConfig::default())
+        .await
+        .unwrap();
+    let t = sr.client(token(3600).await).transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    t.encrypt("k", b"x").await.unwrap();
+    sr.seal().await.unwrap();
+    assert_eq!(
+        t.encrypt("k", b"x").await.unwrap_err().code(),
+        ErrorCode::Sealed
+    );
+}

@@ -1,7 +1,7 @@
 //! Typed access to a transit mount: `client.transit("transit")`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
 
@@ -16,6 +16,7 @@ use crate::request::{Data, Operation, Request};
 use crate::secrets::transit::asym::SignOptions;
 use crate::secrets::transit::hmac::HmacAlgorithm;
 use crate::secrets::transit::key::TransitKey;
+use crate::strongroom::FastGate;
 
 /// A `vault:v<N>:...` ciphertext (not secret: safe to store and log).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -166,10 +167,30 @@ fn results(d: &mut Data) -> Result<Vec<Value>> {
 /// assert!(items.iter().all(|r| r.is_ok()));
 /// # Ok::<(), strongroom::Error>(()) }).unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Transit {
     client: Client,
     mount: String,
+    /// Fast-path decisions already made with this handle (see [`Transit::fast_key`]).
+    gates: Arc<Mutex<Vec<CachedGate>>>,
+}
+
+/// How many `(operation, key)` decisions one handle remembers.
+const GATE_CACHE: usize = 16;
+
+struct CachedGate {
+    op: &'static str,
+    key: String,
+    gate: FastGate,
+}
+
+impl fmt::Debug for Transit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transit")
+            .field("client", &self.client)
+            .field("mount", &self.mount)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transit {
@@ -177,6 +198,7 @@ impl Transit {
         Transit {
             client,
             mount: mount.trim_matches('/').to_string(),
+            gates: Arc::default(),
         }
     }
 
@@ -184,27 +206,59 @@ impl Transit {
         format!("{}/{op}/{key}", self.mount)
     }
 
+    fn cached_gate(&self, op: &str, key: &str) -> Result<Option<FastGate>> {
+        let gates = self.gates.lock().map_err(|_| lock_err())?;
+        Ok(gates
+            .iter()
+            .find(|g| g.op == op && g.key == key)
+            .map(|g| g.gate.clone()))
+    }
+
+    fn remember_gate(&self, op: &'static str, key: &str, gate: FastGate) -> Result<()> {
+        let mut gates = self.gates.lock().map_err(|_| lock_err())?;
+        gates.retain(|g| !(g.op == op && g.key == key));
+        if gates.len() >= GATE_CACHE {
+            gates.remove(0);
+        }
+        gates.push(CachedGate {
+            op,
+            key: key.to_string(),
+            gate,
+        });
+        Ok(())
+    }
+
     /// The fast path: the pipeline's seal, token and policy checks for `op/key`, then the key
     /// straight from the engine's memory, with no JSON or base64 in between. `None` when the
     /// call must take the full pipeline (audit devices, limited-use tokens, policies that
     /// inspect parameters, a key that does not exist yet).
-    async fn fast_key(&self, op: &str, key: &str) -> Result<Option<Arc<TransitKey>>> {
-        let gate = self
-            .client
-            .sr
-            .fast_gate(
-                self.client.token.expose_secret(),
-                Operation::Update,
-                &self.path(op, key),
-            )
-            .await?;
-        let Some((mount, _)) = gate else {
+    ///
+    /// The decision is remembered on this handle and reused while nothing it rests on has
+    /// changed (no token, policy or mount change: [`crate::Strongroom::gate_epoch`]) and the token
+    /// has not expired, so a repeated call skips the token HMAC, the routing and the ACL walk.
+    async fn fast_key(&self, op: &'static str, key: &str) -> Result<Option<Arc<TransitKey>>> {
+        let sr = &self.client.sr;
+        let gate = match self.cached_gate(op, key)? {
+            Some(g) if sr.fast_gate_still_valid(&g).await? => g,
+            _ => {
+                let Some(g) = sr
+                    .fast_gate(
+                        self.client.token.expose_secret(),
+                        Operation::Update,
+                        &self.path(op, key),
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                self.remember_gate(op, key, g.clone())?;
+                g
+            }
+        };
+        let Some(engine) = gate.mount.engine.as_transit() else {
             return Ok(None);
         };
-        let Some(engine) = mount.engine.as_transit() else {
-            return Ok(None);
-        };
-        engine.fast_key(&mount.ctx, key).await
+        engine.fast_key(&gate.mount.ctx, key).await
     }
 
     async fn write(&self, path: String, body: Data) -> Result<(Data, Option<u16>)> {
@@ -456,4 +510,8 @@ fn add_options(body: &mut Data, opts: &EncryptOptions<'_>) {
     if opts.key_version != 0 {
         body.insert("key_version".into(), json!(opts.key_version));
     }
+}
+
+fn lock_err() -> Error {
+    Error::internal("transit gate cache lock poisoned")
 }

@@ -397,7 +397,7 @@ impl TransitKey {
             let parsed = self.entry(ver)?.parsed(self.key_type)?;
             let raw = asym::rsa_encrypt(parsed, plaintext)?;
             return Ok(Encrypted {
-                ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+                ciphertext: ciphertext::format_raw(key_version, &raw),
                 key_version,
             });
         }
@@ -406,7 +406,7 @@ impl TransitKey {
             let prepared = self.entry(ver)?.aead(self.key_type)?;
             let raw = aead::seal_with(prepared, plaintext, aad, NonceSource::Random)?;
             return Ok(Encrypted {
-                ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+                ciphertext: ciphertext::format_raw(key_version, &raw),
                 key_version,
             });
         }
@@ -428,7 +428,7 @@ impl TransitKey {
         };
         let raw = aead::seal(self.key_type, enc_key, plaintext, aad, nonce)?;
         Ok(Encrypted {
-            ciphertext: ciphertext::format(key_version, &base64::encode(&raw)),
+            ciphertext: ciphertext::format_raw(key_version, &raw),
             key_version,
         })
     }
@@ -548,7 +548,7 @@ impl TransitKey {
         }
         let mac = algorithm.sign(self.hmac_key_of(ver)?, input);
         let ver = u32::try_from(ver).map_err(|_| Error::internal("key version out of range"))?;
-        Ok(ciphertext::format(ver, &base64::encode(&mac)))
+        Ok(ciphertext::format_raw(ver, mac.as_ref()))
     }
 
     /// Whether `hmac` (`vault:v<N>:...`) is the HMAC of `input`. A mismatch is `Ok(false)`;
