@@ -14,11 +14,7 @@ import time
 
 import pytest
 
-from test_hvac import DevServer, _psql
-
-PG_URL = os.environ.get(
-    "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
+from test_hvac import PG_URL, DevServer, _psql
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("BAO_BIN"), reason="BAO_BIN (the OpenBao CLI) not set"

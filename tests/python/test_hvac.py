@@ -257,6 +257,41 @@ def _psql(url, sql):
     return out.stdout.strip()
 
 
+PG_URL = os.environ.get(
+    "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+
+RO_CREATION = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+]
+
+
+def setup_pg_engine(client, mount, dbname):
+    """Mount the database engine at `mount` with connection `pg` to the PostgreSQL database
+    `dbname` and a role `ro` (1h default TTL, 24h max) allowed on it."""
+    host = PG_URL.rpartition("/")[0].split("@")[-1]
+    client.sys.enable_secrets_engine(backend_type="database", path=mount)
+    db = client.secrets.database
+    db.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}/{dbname}",
+        username="postgres",
+        password="unused",
+        allowed_roles=["ro"],
+        mount_point=mount,
+    )
+    db.create_role(
+        name="ro",
+        db_name="pg",
+        creation_statements=RO_CREATION,
+        default_ttl="1h",
+        max_ttl="24h",
+        mount_point=mount,
+    )
+    return db
+
+
 def test_database_dynamic_credentials(server):
     """hvac's database API: config, role, creds under a lease, revoke drops the role."""
     admin_url = os.environ.get(

@@ -18,11 +18,7 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from test_hvac import DevServer, _psql
-
-PG_URL = os.environ.get(
-    "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
+from test_hvac import PG_URL, DevServer, _psql, setup_pg_engine
 
 
 class StandIn:
@@ -220,29 +216,8 @@ def test_leases_on_database_credentials(server):
     dbname = "sr_hvac_lease_" + secrets.token_hex(4)
     _psql(PG_URL, f"CREATE DATABASE {dbname}")
     try:
-        host = PG_URL.rpartition("/")[0].split("@")[-1]
         root = server.client()
-        root.sys.enable_secrets_engine(backend_type="database", path="leasedb")
-        db = root.secrets.database
-        db.configure(
-            name="pg",
-            plugin_name="postgresql-database-plugin",
-            connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}/{dbname}",
-            username="postgres",
-            password="unused",
-            allowed_roles=["ro"],
-            mount_point="leasedb",
-        )
-        db.create_role(
-            name="ro",
-            db_name="pg",
-            creation_statements=[
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            default_ttl="1h",
-            max_ttl="24h",
-            mount_point="leasedb",
-        )
+        db = setup_pg_engine(root, "leasedb", dbname)
         issued = [db.generate_credentials(name="ro", mount_point="leasedb") for _ in range(3)]
         users = [c["data"]["username"] for c in issued]
         count = lambda: _psql(  # noqa: E731
