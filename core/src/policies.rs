@@ -38,8 +38,6 @@ const SUDO_PATHS: &[&str] = &[
     "sys/leases/lookup/*",
     "sys/leases/revoke-prefix/*",
     "sys/leases/revoke-force/*",
-    "sys/revoke-prefix/*",
-    "sys/revoke-force/*",
     "auth/token/revoke-orphan*",
     "auth/token/accessors*",
 ];

@@ -1088,6 +1088,13 @@ impl Strongroom {
         auth: Option<&mut AuditAuth>,
     ) -> Result<bool> {
         let acl = self.acl_for(&token.policies).await?;
+        if let Some(path) = req
+            .path
+            .strip_prefix("sys/internal/ui/mounts/")
+            .filter(|p| !p.is_empty() && req.operation == Operation::Read)
+        {
+            return self.ui_mount_access(&acl, path, auth);
+        }
         let decision = acl.allow(req.operation, &req.path, &req.data, req.wrap_ttl);
         let allowed =
             decision.allowed && (decision.root_privs || !crate::policies::needs_sudo(&req.path));
@@ -1110,6 +1117,37 @@ impl Strongroom {
             return Err(Error::permission_denied());
         }
         Ok(decision.root_privs)
+    }
+
+    /// `sys/internal/ui/mounts/:path`, which the CLI reads before every `kv` command: OpenBao
+    /// serves it to any valid token that has some access inside the mount holding `path`, not
+    /// only to tokens with a capability on the sys path itself.
+    fn ui_mount_access(
+        &self,
+        acl: &crate::policy::Acl,
+        path: &str,
+        auth: Option<&mut AuditAuth>,
+    ) -> Result<bool> {
+        let path = format!("{}/", path.trim_matches('/'));
+        let router = self.router()?;
+        let allowed = router
+            .route(&path)
+            .is_some_and(|(m, _)| acl.has_mount_access(&m.entry.path));
+        if let Some(a) = auth {
+            a.policy_results = Some(PolicyResults {
+                allowed,
+                granting_policies: Vec::new(),
+            });
+        }
+        if !allowed {
+            return Err(Error::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "preflight capability check returned 403, please ensure client's policies grant access to path \"{path}\""
+                ),
+            ));
+        }
+        Ok(acl.is_root())
     }
 
     /// The compiled ACL for a set of policy names (cached until a policy changes).

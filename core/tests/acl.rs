@@ -375,3 +375,73 @@ async fn typed_policy_and_capability_api() {
         vec!["deny"]
     );
 }
+
+/// `sys/internal/ui/mounts/:path` (read by the CLI before every `kv` command) answers any
+/// token with some access inside the mount, as OpenBao's `hasMountAccess` does; others get
+/// OpenBao's preflight text.
+#[tokio::test]
+async fn ui_mounts_answers_tokens_with_access_inside_the_mount() {
+    let (sr, root) = setup().await;
+    root.write(
+        "sys/mounts/team-kv",
+        data(json!({"type": "kv", "options": {"version": "2"}})),
+    )
+    .await
+    .unwrap();
+    put_policy(
+        &root,
+        "deep",
+        r#"path "team-kv/data/app/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    put_policy(
+        &root,
+        "seg",
+        r#"path "team-kv/+/cfg" { capabilities = ["list"] }"#,
+    )
+    .await;
+    put_policy(
+        &root,
+        "denied",
+        r#"path "team-kv/*" { capabilities = ["deny"] }"#,
+    )
+    .await;
+    for (policies, ok) in [
+        (&["deep"][..], true),
+        (&["seg"][..], true),
+        (&["denied"][..], false),
+        (&["default"][..], false),
+    ] {
+        let t = token_with(&sr, &root, policies).await;
+        for path in ["team-kv/app/x", "team-kv"] {
+            let r = t.read(&format!("sys/internal/ui/mounts/{path}")).await;
+            if ok {
+                let r = r.unwrap().unwrap().data.unwrap();
+                assert_eq!(r["path"], "team-kv/", "{policies:?}");
+                assert_eq!(r["options"]["version"], "2");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.code(), ErrorCode::PermissionDenied, "{policies:?}");
+                let want = format!("{}/", path.trim_end_matches('/'));
+                assert_eq!(
+                    e.message(),
+                    format!(
+                        "preflight capability check returned 403, please ensure client's policies grant access to path \"{want}\""
+                    )
+                );
+            }
+        }
+        // An unknown mount is refused the same way, so mounts cannot be probed.
+        let e = t.read("sys/internal/ui/mounts/nope/x").await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    }
+    assert_eq!(
+        root.read("sys/internal/ui/mounts/team-kv/a")
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .unwrap()["type"],
+        "kv"
+    );
+}

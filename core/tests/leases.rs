@@ -142,11 +142,24 @@ async fn renew_refusals_and_url_forms() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), "lease is not renewable");
-    // The id may come in the URL (sys/leases/renew/<id>, legacy sys/renew/<id>).
+    // The id may come in the URL (sys/leases/renew/<id>). OpenBao removed Vault's legacy
+    // sys/renew, sys/revoke, sys/revoke-prefix and sys/revoke-force: 404 `unsupported path`.
     let r = issue(&root, "u", json!({"ttl": "1h"})).await;
+    for legacy in [
+        "sys/renew".to_string(),
+        "sys/revoke".to_string(),
+        format!("sys/renew/{}", r.lease_id),
+        format!("sys/revoke/{}", r.lease_id),
+        "sys/revoke-prefix/u".to_string(),
+        "sys/revoke-force/u".to_string(),
+    ] {
+        let e = root.write(&legacy, data(json!({}))).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedPath, "{legacy}");
+        assert_eq!(e.message(), "1 error occurred:\n\t* unsupported path\n\n");
+    }
     let out = root
         .write(
-            &format!("sys/renew/{}", r.lease_id),
+            &format!("sys/leases/renew/{}", r.lease_id),
             data(json!({"increment": 60})),
         )
         .await

@@ -257,39 +257,55 @@ def _psql(url, sql):
     return out.stdout.strip()
 
 
+PG_URL = os.environ.get(
+    "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+
+RO_CREATION = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+]
+
+
+def setup_pg_engine(client, mount, dbname):
+    """Mount the database engine at `mount` with connection `pg` to the PostgreSQL database
+    `dbname` and a role `ro` (1h default TTL, 24h max) allowed on it."""
+    host = PG_URL.rpartition("/")[0].split("@")[-1]
+    client.sys.enable_secrets_engine(backend_type="database", path=mount)
+    db = client.secrets.database
+    db.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}/{dbname}",
+        username="postgres",
+        password="unused",
+        allowed_roles=["ro"],
+        mount_point=mount,
+    )
+    db.create_role(
+        name="ro",
+        db_name="pg",
+        creation_statements=RO_CREATION,
+        default_ttl="1h",
+        max_ttl="24h",
+        mount_point=mount,
+    )
+    return db
+
+
 def test_database_dynamic_credentials(server):
     """hvac's database API: config, role, creds under a lease, revoke drops the role."""
-    admin_url = os.environ.get(
-        "STRONGROOM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-    )
+    admin_url = PG_URL
     dbname = "sr_hvac_" + secrets.token_hex(5)
     _psql(admin_url, f"CREATE DATABASE {dbname}")
     try:
-        base, _, _ = admin_url.rpartition("/")
-        host = base.split("@")[-1]
         client = server.client()
-        client.sys.enable_secrets_engine(backend_type="database", path="database")
-        db = client.secrets.database
-        db.configure(
-            name="pg",
-            plugin_name="postgresql-database-plugin",
-            connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}/{dbname}",
-            username="postgres",
-            password="unused",
-            allowed_roles=["ro"],
-        )
+        db = setup_pg_engine(client, "database", dbname)
         cfg = db.read_connection(name="pg")["data"]
         assert cfg["allowed_roles"] == ["ro"]
         assert "password" not in cfg["connection_details"]
-        db.create_role(
-            name="ro",
-            db_name="pg",
-            creation_statements=[
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            default_ttl="1h",
-            max_ttl="24h",
-        )
+        role = db.read_role(name="ro")["data"]
+        assert role["creation_statements"] == RO_CREATION
+        assert role["default_ttl"] == 3600 and role["max_ttl"] == 86400
         creds = db.generate_credentials(name="ro")
         user = creds["data"]["username"]
         assert creds["lease_id"].startswith("database/creds/ro/")

@@ -1,5 +1,6 @@
-//! `sys/leases/*` (and the legacy `sys/renew`, `sys/revoke*` paths) and
-//! `sys/quotas/lease-count/*`, with OpenBao's shapes and texts.
+//! `sys/leases/*` and `sys/quotas/lease-count/*`, with OpenBao's shapes and texts. Vault's
+//! legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix` and `sys/revoke-force` are gone in
+//! OpenBao (404 `unsupported path`), and so they are here.
 
 use serde_json::{Value, json};
 
@@ -16,6 +17,13 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
     let op = req.operation;
     let is_write = matches!(op, Operation::Update | Operation::Create);
     let resp = match path {
+        "renew" | "revoke" => return Err(Error::backend_unsupported_path()),
+        p if ["renew/", "revoke/", "revoke-prefix/", "revoke-force/"]
+            .iter()
+            .any(|legacy| p.starts_with(legacy)) =>
+        {
+            return Err(Error::backend_unsupported_path());
+        }
         "leases/lookup" if is_write => {
             let id = lease_id_param(req, "")?;
             Response::with_data(sr.lease_lookup(&id).await?)
@@ -32,27 +40,14 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
             }
             Response::with_data(crate::data(json!({ "keys": keys })))
         }
-        p if is_write
-            && (p == "leases/renew"
-                || p == "renew"
-                || sub(p, "leases/renew/").is_some()
-                || sub(p, "renew/").is_some()) =>
-        {
-            let url = sub(p, "leases/renew/")
-                .or_else(|| sub(p, "renew/"))
-                .unwrap_or("");
+        p if is_write && (p == "leases/renew" || sub(p, "leases/renew/").is_some()) => {
+            let url = sub(p, "leases/renew/").unwrap_or("");
             let id = lease_id_param(req, url)?;
             let increment = params::duration(&req.data, "increment")?.unwrap_or_default();
             sr.lease_renew(&id, increment).await?
         }
-        p if is_write
-            && (p == "leases/revoke"
-                || sub(p, "leases/revoke/").is_some()
-                || sub(p, "revoke/").is_some()) =>
-        {
-            let url = sub(p, "leases/revoke/")
-                .or_else(|| sub(p, "revoke/"))
-                .unwrap_or("");
+        p if is_write && (p == "leases/revoke" || sub(p, "leases/revoke/").is_some()) => {
+            let url = sub(p, "leases/revoke/").unwrap_or("");
             let id = lease_id_param(req, url)?;
             if params::bool(&req.data, "sync")?.unwrap_or(true) {
                 sr.lease_revoke_now(&id, false).await?;
@@ -62,13 +57,8 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
                 accepted()
             }
         }
-        p if is_write
-            && (sub(p, "leases/revoke-prefix/").is_some()
-                || sub(p, "revoke-prefix/").is_some()) =>
-        {
-            let prefix = sub(p, "leases/revoke-prefix/")
-                .or_else(|| sub(p, "revoke-prefix/"))
-                .unwrap_or("");
+        p if is_write && sub(p, "leases/revoke-prefix/").is_some() => {
+            let prefix = sub(p, "leases/revoke-prefix/").unwrap_or("");
             if params::bool(&req.data, "sync")?.unwrap_or(true) {
                 sr.lease_revoke_prefix(prefix, false).await?;
                 Response::default()
@@ -80,12 +70,8 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
                 accepted()
             }
         }
-        p if is_write
-            && (sub(p, "leases/revoke-force/").is_some() || sub(p, "revoke-force/").is_some()) =>
-        {
-            let prefix = sub(p, "leases/revoke-force/")
-                .or_else(|| sub(p, "revoke-force/"))
-                .unwrap_or("");
+        p if is_write && sub(p, "leases/revoke-force/").is_some() => {
+            let prefix = sub(p, "leases/revoke-force/").unwrap_or("");
             sr.lease_revoke_prefix(prefix, true).await?;
             Response::default()
         }

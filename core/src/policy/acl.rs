@@ -401,6 +401,52 @@ impl Acl {
             .collect()
     }
 
+    /// OpenBao's `hasMountAccess`, the check of `sys/internal/ui/mounts/:path`: does this ACL
+    /// grant anything at all inside the mount at `mount_path` (`secret/`)? True for root, for a
+    /// rule covering the mount path itself, and for any rule (exact, prefix or `+` segments)
+    /// reaching below it with a capability other than `deny`.
+    pub(crate) fn has_mount_access(&self, mount_path: &str) -> bool {
+        if self.is_root() {
+            return true;
+        }
+        let grants = |caps: Capabilities| {
+            !caps.is_deny()
+                && [
+                    Capability::Create,
+                    Capability::Delete,
+                    Capability::List,
+                    Capability::Read,
+                    Capability::Sudo,
+                    Capability::Update,
+                    Capability::Patch,
+                ]
+                .into_iter()
+                .any(|c| caps.contains(c))
+        };
+        if self
+            .find(mount_path, false)
+            .is_some_and(|r| !r.capabilities.is_deny() && !r.capabilities.is_empty())
+        {
+            return true;
+        }
+        let mount_segments: Vec<&str> = mount_path.trim_end_matches('/').split('/').collect();
+        self.rules.iter().any(|rule| {
+            grants(rule.capabilities)
+                && match rule.kind {
+                    RuleKind::Exact | RuleKind::Prefix => rule.path.starts_with(mount_path),
+                    RuleKind::Segment => {
+                        let pattern: Vec<&str> = rule.path.split('/').collect();
+                        pattern.len() >= mount_segments.len()
+                            && mount_segments.iter().zip(&pattern).all(|(seg, pat)| {
+                                *pat == "+"
+                                    || pat == seg
+                                    || pat.strip_suffix('*').is_some_and(|p| seg.starts_with(p))
+                            })
+                    }
+                }
+        })
+    }
+
     /// Whether the rule matching `path` looks at request parameters (required, denied or
     /// allowed ones) or wrapping TTLs, so that a decision depends on the request body. Typed
     /// fast paths, which carry no JSON body, may call [`Acl::allow`] with an empty body only

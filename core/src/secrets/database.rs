@@ -144,15 +144,6 @@ fn multi(msg: impl std::fmt::Display) -> Error {
     Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
 }
 
-/// OpenBao's 404 for a path its patterns do not match (a name with characters outside
-/// `[\w-.]`, say).
-fn unsupported_path() -> Error {
-    Error::new(
-        crate::error::ErrorCode::UnsupportedPath,
-        "1 error occurred:\n\t* unsupported path\n\n",
-    )
-}
-
 /// A database error text may quote the failing statement, and with it a password or a piece
 /// of one (PostgreSQL's `syntax error at or near "abc"` names one token). The whole password
 /// is replaced, as OpenBao does; when a piece of it remains, the quoted part goes too.
@@ -433,7 +424,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("connection", name).map_err(|_| unsupported_path())?;
+        check_name("connection", name).map_err(|_| Error::backend_unsupported_path())?;
         let existing: Option<DbConfig> = load(ctx, &format!("config/{name}")).await?;
         let plugin_name = match params::string(data, "plugin_name")? {
             Some(p) if !p.is_empty() => p,
@@ -574,7 +565,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("role", name).map_err(|_| unsupported_path())?;
+        check_name("role", name).map_err(|_| Error::backend_unsupported_path())?;
         if ctx
             .storage
             .get(&format!("static-role/{name}"))
@@ -756,7 +747,7 @@ impl Database {
         name: &str,
         data: &Data,
     ) -> Result<Option<Response>> {
-        check_name("role", name).map_err(|_| unsupported_path())?;
+        check_name("role", name).map_err(|_| Error::backend_unsupported_path())?;
         if ctx.storage.get(&format!("role/{name}")).await?.is_some() {
             return Err(Error::invalid_input(
                 "Role and Static Role names must be unique",
@@ -1096,7 +1087,7 @@ impl Engine for Database {
                 | "rotate-root" | "reset" | "reconcile",
                 _,
             ) => Err(Error::unsupported_operation()),
-            _ => Err(unsupported_path()),
+            _ => Err(Error::backend_unsupported_path()),
         }
     }
 

@@ -4,61 +4,20 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const net = require('node:net');
 
-const bin = process.env.STRONGROOM_BIN;
+const { startServer, stop, status } = require('../lib/harness');
+
 let server;
 let addr;
 let vault;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function waitHealthy(url, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const r = await fetch(`${url}/v1/sys/health`);
-      if (r.status === 200) return;
-    } catch (_) { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server at ${url} not healthy within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 before(async () => {
-  assert.ok(bin, 'STRONGROOM_BIN must name the strongroom server binary (scripts/test-node.sh sets it)');
-  const port = await freePort();
-  addr = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  await waitHealthy(addr, 30000);
-  vault = require('node-vault')({ apiVersion: 'v1', endpoint: addr, token: 'root' });
+  server = await startServer();
+  addr = server.addr;
+  vault = server.vault();
 });
 
-after(() => {
-  if (server) server.kill('SIGTERM');
-});
-
-async function status(promise) {
-  try {
-    await promise;
-    return 200;
-  } catch (e) {
-    assert.ok(e.response, `expected an HTTP error, got ${e}`);
-    return { code: e.response.statusCode, body: e.response.body };
-  }
-}
+after(() => stop(server && server.proc));
 
 test('health and seal status', async () => {
   const h = await vault.health();
@@ -99,7 +58,7 @@ test('policies and tokens: a restricted token is confined to its policy', async 
   await vault.write('secret/data/shared/cfg', { data: { a: 'b' } });
   const created = await vault.tokenCreate({ policies: ['node-ro'], ttl: '1h' });
   // node-vault switches a client to the token it just created (tokenSource); switch back.
-  vault.token = 'root';
+  vault.token = server.token;
   assert.match(created.auth.client_token, /^s\.[A-Za-z0-9]{24}$/);
   assert.deepEqual(created.auth.policies, ['default', 'node-ro']);
   const limited = require('node-vault')({ apiVersion: 'v1', endpoint: addr, token: created.auth.client_token });
@@ -117,7 +76,7 @@ test('policies and tokens: a restricted token is confined to its policy', async 
 
 test('leases: the token lease, lookup, tidy (202), irrevocable count', async () => {
   await vault.tokenCreate({ ttl: '30m' });
-  vault.token = 'root';
+  vault.token = server.token;
   const list = await vault.list('sys/leases/lookup/auth/token/create/');
   assert.ok(list.data.keys.length >= 1);
   const id = `auth/token/create/${list.data.keys[0]}`;
