@@ -61,6 +61,9 @@ struct Keys {
 pub(crate) struct TokenStore {
     keys: RwLock<Option<Arc<Keys>>>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// The cubbyhole mount's storage prefix (`logical/<uuid>/`), set when the router is
+    /// built: revoking a token destroys its cubbyhole under `<prefix><salted id>/`.
+    cubbyhole_prefix: RwLock<Option<String>>,
 }
 
 fn poisoned() -> Error {
@@ -108,6 +111,22 @@ impl TokenStore {
     pub(crate) fn clear(&self) -> Result<()> {
         self.cache.write().map_err(|_| poisoned())?.clear();
         Ok(())
+    }
+
+    /// Where token cubbyholes live (see the field); `None` when there is no cubbyhole mount.
+    pub(crate) fn set_cubbyhole_prefix(&self, prefix: Option<String>) -> Result<()> {
+        *self.cubbyhole_prefix.write().map_err(|_| poisoned())? = prefix;
+        Ok(())
+    }
+
+    /// The storage prefix of this token's cubbyhole, when there is a cubbyhole mount.
+    pub(crate) fn cubbyhole_of(&self, salted: &str) -> Result<Option<String>> {
+        Ok(self
+            .cubbyhole_prefix
+            .read()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            .map(|p| format!("{p}{salted}/")))
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -386,6 +405,14 @@ impl TokenStore {
         }
         // Its own lease record goes; the leases it created are queued for revocation.
         ops.extend(crate::leases::token_revocation_ops(storage, &entry).await?);
+        // Its cubbyhole goes with it, in the same transaction.
+        if let Some(cubby) = self.cubbyhole_of(salted)? {
+            for k in storage.scan(&cubby, &Page::all()).await? {
+                ops.push(TxnOp::Delete {
+                    key: format!("{cubby}{k}"),
+                });
+            }
+        }
         for child in self.children(storage, salted).await? {
             ops.push(TxnOp::Delete {
                 key: format!("{PARENT_PREFIX}{salted}/{child}"),
