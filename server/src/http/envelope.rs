@@ -118,6 +118,18 @@ pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpRespon
     json(StatusCode::OK, &Value::Object(envelope(&resp, inject)))
 }
 
+/// An unwrapped response: OpenBao hands back the stored JSON as a raw body, so it has no
+/// trailing newline (and keeps the original request id).
+pub(crate) fn unwrapped(op: Operation, resp: Response) -> HttpResponse {
+    if resp.is_empty() || resp.wrap_info.is_some() {
+        return success(op, resp, false);
+    }
+    with_body(
+        StatusCode::OK,
+        Body::from(Value::Object(resp.envelope()).to_string()),
+    )
+}
+
 /// OpenBao answers a LIST with no keys (or an empty `keys`) with 404 `{"errors":[]}`, like a
 /// read of nothing. Keys that are not all strings are a server error.
 fn list_status(resp: &Response) -> Option<StatusCode> {
