@@ -543,3 +543,35 @@ async fn a_cubbyhole_is_destroyed_with_its_token() {
         .unwrap_err();
     assert_eq!(e.message(), "mount type of \"cubbyhole\" is not mountable");
 }
+
+#[tokio::test]
+async fn a_login_can_be_wrapped() {
+    let (sr, root, _) = setup().await;
+    root.auth().enable("userpass", "userpass").await.unwrap();
+    root.auth()
+        .userpass("userpass")
+        .write_user("bob", "s3cret-pw", data(json!({"token_ttl": "1h"})))
+        .await
+        .unwrap();
+    let login = Request::write(
+        "auth/userpass/login/bob",
+        data(json!({"password": "s3cret-pw"})),
+    )
+    .with_wrap_ttl(Duration::from_secs(120));
+    let resp = sr.handle(login).await.unwrap();
+    assert!(resp.auth.is_none(), "only the wrapping token comes back");
+    let w = resp.wrap_info.unwrap();
+    assert_eq!(w.creation_path, "auth/userpass/login/bob");
+    assert_eq!(w.wrapped_accessor.len(), 24);
+    let out = sr.client(&w.token).sys().unwrap(&w.token).await.unwrap();
+    let auth = out.auth.unwrap();
+    assert_eq!(auth.accessor, w.wrapped_accessor);
+    assert_eq!(auth.metadata.get("username").unwrap(), "bob");
+    assert!(
+        sr.client(&auth.client_token)
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
