@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::request::{Data, Operation, Request, Response};
+use crate::request::{Data, Operation, Request, Response, WrapInfo};
 use crate::strongroom::Strongroom;
 
 mod auth;
@@ -518,6 +519,74 @@ impl Sys {
             .map(|_| ())
     }
 
+    /// Wrap arbitrary `data` in a single-use wrapping token that lives `ttl`
+    /// (`sys/wrapping/wrap`).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use strongroom::{Config, Strongroom};
+    /// let sr = Strongroom::open(Config::dev()).await?;
+    /// let sys = sr.client(sr.dev_root_token().unwrap_or_default()).sys();
+    /// let wrap = sys.wrap(strongroom::data(serde_json::json!({"k": "v"})), Duration::from_secs(300)).await?;
+    /// assert_eq!(sys.wrap_lookup(&wrap.token).await?["creation_ttl"], 300);
+    /// let wrap = sys.rewrap(&wrap.token).await?; // the old token is gone, a new one holds the data
+    /// assert_eq!(sys.unwrap(&wrap.token).await?.get("k").unwrap(), "v");
+    /// # Ok::<(), strongroom::Error>(()) }).unwrap();
+    /// ```
+    pub async fn wrap(&self, data: Data, ttl: Duration) -> Result<WrapInfo> {
+        self.client
+            .handle_wrapped(Request::write("sys/wrapping/wrap", data), ttl)
+            .await
+    }
+
+    /// Open a wrapping token (`sys/wrapping/unwrap`): the wrapped response, once. The token may
+    /// be this client's own token or another one.
+    pub async fn unwrap(&self, token: &str) -> Result<Response> {
+        self.client
+            .handle(Request::write(
+                "sys/wrapping/unwrap",
+                self.token_body(token),
+            ))
+            .await
+    }
+
+    /// What a wrapping token holds, without using it (`sys/wrapping/lookup`):
+    /// `creation_path`, `creation_time`, `creation_ttl`.
+    pub async fn wrap_lookup(&self, token: &str) -> Result<Data> {
+        Ok(self
+            .client
+            .handle(Request::write(
+                "sys/wrapping/lookup",
+                self.token_body(token),
+            ))
+            .await?
+            .data
+            .unwrap_or_default())
+    }
+
+    /// Move a wrapped response to a new wrapping token with the same TTL
+    /// (`sys/wrapping/rewrap`); the old token stops working.
+    pub async fn rewrap(&self, token: &str) -> Result<WrapInfo> {
+        self.client
+            .handle(Request::write(
+                "sys/wrapping/rewrap",
+                self.token_body(token),
+            ))
+            .await?
+            .wrap_info
+            .ok_or_else(|| Error::internal("rewrap returned no wrapping token"))
+    }
+
+    /// `{"token": ...}`, or nothing when the token is the client's own.
+    fn token_body(&self, token: &str) -> Data {
+        if token == self.client.token_id() {
+            Data::new()
+        } else {
+            crate::data(json!({ "token": token }))
+        }
+    }
+
     /// Add a new keyring term (`sys/rotate`).
     pub async fn rotate(&self) -> Result<()> {
         self.client
@@ -538,6 +607,34 @@ impl Sys {
 }
 
 impl Client {
+    /// Run `req` with its response wrapped in a single-use token that lives `ttl` (HTTP's
+    /// `X-Vault-Wrap-TTL`): only the wrapping token comes back; whoever holds it gets the
+    /// response once with [`Sys::unwrap`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use strongroom::{Config, Request, Strongroom};
+    /// let sr = Strongroom::open(Config::dev()).await?;
+    /// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+    /// root.kv("secret").put("app", &strongroom::data(serde_json::json!({"pw": "s3cr3t"}))).await?;
+    /// let wrap = root.handle_wrapped(Request::read("secret/data/app"), Duration::from_secs(60)).await?;
+    /// assert_eq!(wrap.creation_path, "secret/data/app");
+    /// let resp = root.sys().unwrap(&wrap.token).await?;
+    /// assert_eq!(resp.get("data").unwrap()["pw"], "s3cr3t");
+    /// assert!(root.sys().unwrap(&wrap.token).await.is_err(), "single use");
+    /// # Ok::<(), strongroom::Error>(()) }).unwrap();
+    /// ```
+    pub async fn handle_wrapped(&self, req: Request, ttl: Duration) -> Result<WrapInfo> {
+        if ttl.is_zero() {
+            return Err(Error::invalid_input("a wrap ttl must be above zero"));
+        }
+        self.handle(req.with_wrap_ttl(ttl))
+            .await?
+            .wrap_info
+            .ok_or_else(|| Error::invalid_input("the response was empty, so nothing was wrapped"))
+    }
+
     /// The token id this client uses (for handing to another process).
     pub fn token_id(&self) -> &str {
         self.token.expose_secret()

@@ -35,6 +35,7 @@ mod strongroom;
 mod sys;
 mod token;
 pub(crate) mod util;
+mod wrapping;
 
 pub use audit::{
     AuditDevice, AuditDeviceStats, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY,

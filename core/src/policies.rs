@@ -11,7 +11,10 @@ use time::OffsetDateTime;
 
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{Error, Result};
-use crate::policy::{Acl, DEFAULT_POLICY, Policy};
+use crate::policy::{
+    Acl, DEFAULT_POLICY, DEFAULT_POLICY_NAME, Policy, RESPONSE_WRAPPING_POLICY,
+    RESPONSE_WRAPPING_POLICY_NAME,
+};
 use crate::request::{Data, Operation, Request, Response};
 use crate::storage::{Backend, Page, TxnOp};
 use crate::strongroom::Strongroom;
@@ -113,6 +116,12 @@ impl PolicyCache {
         if name == "root" {
             return Ok(Some(Arc::new(Policy::root())));
         }
+        if name == RESPONSE_WRAPPING_POLICY_NAME {
+            return Ok(Some(Arc::new(Policy::parse(
+                name,
+                RESPONSE_WRAPPING_POLICY,
+            )?)));
+        }
         if let Some(p) = self.policies.read().map_err(|_| poisoned())?.get(name) {
             return Ok(p.clone());
         }
@@ -169,9 +178,24 @@ async fn load(storage: &dyn Backend, name: &str) -> Result<Option<StoredPolicy>>
 
 /// Write the built-in `default` policy (at init).
 pub(crate) fn default_policy_op(now: OffsetDateTime) -> Result<TxnOp> {
+    builtin_policy_op(DEFAULT_POLICY_NAME, DEFAULT_POLICY, now)
+}
+
+/// Write the immutable `response-wrapping` policy (at init, or on unseal when missing). It is
+/// stored so reads show its `modified` time, but ACLs always use the built-in text.
+pub(crate) fn response_wrapping_policy_op(now: OffsetDateTime) -> Result<TxnOp> {
+    builtin_policy_op(RESPONSE_WRAPPING_POLICY_NAME, RESPONSE_WRAPPING_POLICY, now)
+}
+
+/// Whether a policy entry is stored under `name` (expired or not).
+pub(crate) async fn stored(storage: &dyn Backend, name: &str) -> Result<bool> {
+    Ok(load(storage, name).await?.is_some())
+}
+
+fn builtin_policy_op(name: &str, text: &str, now: OffsetDateTime) -> Result<TxnOp> {
     let sp = StoredPolicy {
-        name: "default".into(),
-        policy: DEFAULT_POLICY.to_string(),
+        name: name.into(),
+        policy: text.to_string(),
         version: 1,
         cas_required: false,
         modified: rfc3339(now),
@@ -180,7 +204,7 @@ pub(crate) fn default_policy_op(now: OffsetDateTime) -> Result<TxnOp> {
         allow_slashes_in_identity_templates: false,
     };
     Ok(TxnOp::Put {
-        key: format!("{PREFIX}default"),
+        key: format!("{PREFIX}{name}"),
         value: serde_json::to_vec(&sp)
             .map_err(|e| Error::internal("cannot encode policy").with_source(e))?,
     })
@@ -196,7 +220,7 @@ async fn names(storage: &dyn Backend) -> Result<Vec<String>> {
         .list(PREFIX, &Page::all())
         .await?
         .into_iter()
-        .filter(|k| !k.ends_with('/'))
+        .filter(|k| !k.ends_with('/') && k != RESPONSE_WRAPPING_POLICY_NAME)
         .collect();
     keys.sort();
     keys.push("root".into());
@@ -284,8 +308,10 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
             })
         }
         Operation::Create | Operation::Update | Operation::Patch => {
-            if name == "root" {
-                return Err(Error::invalid_input("cannot update \"root\" policy"));
+            if name == "root" || name == RESPONSE_WRAPPING_POLICY_NAME {
+                return Err(Error::invalid_input(format!(
+                    "cannot update {name:?} policy"
+                )));
             }
             let existing = load(storage, &name).await?.filter(|p| !p.expired(now));
             if req.operation == Operation::Patch && existing.is_none() {
@@ -406,10 +432,13 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
             })
         }
         Operation::Delete => {
-            if name == "root" || name == "default" {
+            if name == "root" || name == RESPONSE_WRAPPING_POLICY_NAME {
                 return Err(Error::invalid_input(format!(
                     "cannot delete {name:?} policy"
                 )));
+            }
+            if name == "default" {
+                return Err(Error::invalid_input("cannot delete default policy"));
             }
             storage.delete(&format!("{PREFIX}{name}")).await?;
             sr.inner.policies.clear()?;

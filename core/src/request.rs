@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// JSON object carried by requests and responses.
 pub type Data = Map<String, Value>;
@@ -121,6 +121,19 @@ impl Request {
         self
     }
 
+    /// Ask for the response wrapped in a single-use response-wrapping token that lives `ttl`
+    /// (HTTP's `X-Vault-Wrap-TTL`). A zero TTL means no wrapping.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let req = strongroom::Request::read("secret/data/app").with_wrap_ttl(Duration::from_secs(300));
+    /// assert_eq!(req.wrap_ttl, Some(Duration::from_secs(300)));
+    /// ```
+    pub fn with_wrap_ttl(mut self, ttl: Duration) -> Request {
+        self.wrap_ttl = Some(ttl);
+        self
+    }
+
     /// The client token as a string slice ("" when absent).
     pub(crate) fn token_str(&self) -> &str {
         self.token.as_ref().map(|t| t.expose_secret()).unwrap_or("")
@@ -191,6 +204,71 @@ pub struct Auth {
     pub num_uses: u64,
 }
 
+impl Auth {
+    /// OpenBao's `auth` object as 2.7.2 sends it (`token_policies` omitted when empty, no
+    /// `identity_policies` since there are no identity policies).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("client_token".into(), json!(self.client_token));
+        m.insert("accessor".into(), json!(self.accessor));
+        m.insert("policies".into(), json!(self.policies));
+        if !self.token_policies.is_empty() {
+            m.insert("token_policies".into(), json!(self.token_policies));
+        }
+        m.insert(
+            "metadata".into(),
+            if self.metadata.is_empty() {
+                Value::Null
+            } else {
+                json!(self.metadata)
+            },
+        );
+        m.insert("lease_duration".into(), json!(self.lease_duration));
+        m.insert("renewable".into(), json!(self.renewable));
+        m.insert("entity_id".into(), json!(self.entity_id));
+        m.insert("token_type".into(), json!(self.token_type));
+        m.insert("orphan".into(), json!(self.orphan));
+        m.insert("mfa_requirement".into(), Value::Null);
+        m.insert("num_uses".into(), json!(self.num_uses));
+        Value::Object(m)
+    }
+
+    fn from_json(v: &Value) -> Auth {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let list = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Auth {
+            client_token: s("client_token"),
+            accessor: s("accessor"),
+            policies: list("policies"),
+            token_policies: list("token_policies"),
+            metadata: v
+                .get("metadata")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            lease_duration: v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
+            renewable: v.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+            entity_id: s("entity_id"),
+            token_type: s("token_type"),
+            orphan: v.get("orphan").and_then(Value::as_bool).unwrap_or(false),
+            num_uses: v.get("num_uses").and_then(Value::as_u64).unwrap_or(0),
+        }
+    }
+}
+
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
@@ -217,6 +295,22 @@ pub struct WrapInfo {
     pub creation_path: String,
     /// The accessor of a wrapped token, if a token was wrapped.
     pub wrapped_accessor: String,
+}
+
+impl WrapInfo {
+    /// OpenBao's `wrap_info` object (`wrapped_accessor` only when a token was wrapped).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("token".into(), json!(self.token));
+        m.insert("accessor".into(), json!(self.accessor));
+        m.insert("ttl".into(), json!(self.ttl));
+        m.insert("creation_time".into(), json!(self.creation_time));
+        m.insert("creation_path".into(), json!(self.creation_path));
+        if !self.wrapped_accessor.is_empty() {
+            m.insert("wrapped_accessor".into(), json!(self.wrapped_accessor));
+        }
+        Value::Object(m)
+    }
 }
 
 impl fmt::Debug for WrapInfo {
@@ -283,6 +377,69 @@ impl Response {
     /// A field of `data`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.data.as_ref().and_then(|d| d.get(key))
+    }
+
+    /// OpenBao's JSON envelope for this response: `request_id, lease_id, renewable,
+    /// lease_duration, data, wrap_info, warnings, auth`, in that order. A wrapped response shows
+    /// only its `wrap_info` (and an empty request id), as OpenBao does.
+    pub fn envelope(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        if let Some(w) = self.wrap_info.as_ref().filter(|w| !w.token.is_empty()) {
+            out.insert("request_id".into(), json!(""));
+            out.insert("lease_id".into(), json!(""));
+            out.insert("renewable".into(), json!(false));
+            out.insert("lease_duration".into(), json!(0));
+            out.insert("data".into(), Value::Null);
+            out.insert("wrap_info".into(), w.to_json());
+            out.insert("warnings".into(), Value::Null);
+            out.insert("auth".into(), Value::Null);
+            return out;
+        }
+        out.insert("request_id".into(), json!(self.request_id));
+        out.insert("lease_id".into(), json!(self.lease_id));
+        out.insert("renewable".into(), json!(self.renewable));
+        out.insert("lease_duration".into(), json!(self.lease_duration));
+        out.insert(
+            "data".into(),
+            self.data.clone().map(Value::Object).unwrap_or(Value::Null),
+        );
+        out.insert("wrap_info".into(), Value::Null);
+        out.insert(
+            "warnings".into(),
+            if self.warnings.is_empty() {
+                Value::Null
+            } else {
+                json!(self.warnings)
+            },
+        );
+        out.insert(
+            "auth".into(),
+            self.auth.as_ref().map(Auth::to_json).unwrap_or(Value::Null),
+        );
+        out
+    }
+
+    /// The response back from its [`Response::envelope`] JSON (what a wrapping token holds).
+    pub(crate) fn from_envelope(v: &Value) -> Response {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        Response {
+            request_id: s("request_id"),
+            lease_id: s("lease_id"),
+            renewable: v.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+            lease_duration: v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
+            data: v.get("data").and_then(Value::as_object).cloned(),
+            warnings: v
+                .get("warnings")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            auth: v.get("auth").filter(|a| a.is_object()).map(Auth::from_json),
+            ..Response::default()
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::request::{Data, LeaseInfo, Request, Response};
 use crate::storage::view::View;
 
+pub(crate) mod cubbyhole;
 pub(crate) mod database;
 pub(crate) mod kv;
 #[cfg(any(test, feature = "bench-internals"))]
@@ -109,6 +110,7 @@ pub(crate) fn new_engine(
     match kind {
         "kv" | "generic" => Some(kv::new(options)),
         "database" => Some(database::new()),
+        cubbyhole::KIND => Some(Arc::new(cubbyhole::Cubbyhole)),
         #[cfg(any(test, feature = "bench-internals"))]
         "test-leases" => Some(Arc::new(leasetest::LeaseTest)),
         "transit" => Some(transit::engine::new()),

@@ -319,7 +319,7 @@ impl Strongroom {
                 .transaction(vec![
                     TxnOp::Put {
                         key: router::MOUNTS_PATH.into(),
-                        value: router::encode_table(&[sys])?,
+                        value: router::encode_table(&[cubbyhole_entry(), sys])?,
                     },
                     TxnOp::Put {
                         key: router::AUTH_PATH.into(),
@@ -330,6 +330,7 @@ impl Strongroom {
                         value: kek.to_vec(),
                     },
                     crate::policies::default_policy_op(i.clock.now())?,
+                    crate::policies::response_wrapping_policy_op(i.clock.now())?,
                     TxnOp::Put {
                         key: CLUSTER_PATH.into(),
                         value: serde_json::to_vec(&cluster)
@@ -480,9 +481,40 @@ impl Strongroom {
     async fn after_unseal(&self) -> Result<()> {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
+        self.ensure_builtins().await?;
         i.audit.setup(i.storage.as_ref()).await?;
         crate::audit::table::restore(self).await?;
         self.reload_router().await
+    }
+
+    /// Stores created before the cubbyhole engine and the `response-wrapping` policy existed
+    /// get them on unseal, as OpenBao adds its required mounts and policies.
+    async fn ensure_builtins(&self) -> Result<()> {
+        let i = &self.inner;
+        let mut entries = router::load_table(i.storage.as_ref()).await?;
+        let mut ops = Vec::new();
+        if !entries
+            .iter()
+            .any(|e| e.kind == crate::secrets::cubbyhole::KIND)
+        {
+            entries.insert(0, cubbyhole_entry());
+            ops.push(TxnOp::Put {
+                key: router::MOUNTS_PATH.into(),
+                value: router::encode_table(&entries)?,
+            });
+        }
+        if !crate::policies::stored(
+            i.storage.as_ref(),
+            crate::policy::RESPONSE_WRAPPING_POLICY_NAME,
+        )
+        .await?
+        {
+            ops.push(crate::policies::response_wrapping_policy_op(i.clock.now())?);
+        }
+        if !ops.is_empty() {
+            i.storage.transaction(ops).await?;
+        }
+        Ok(())
     }
 
     fn set_router(&self, r: Router) -> Result<()> {
@@ -526,6 +558,12 @@ impl Strongroom {
     pub(crate) async fn reload_router(&self) -> Result<()> {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
         let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
+        self.inner.tokens.set_cubbyhole_prefix(
+            entries
+                .iter()
+                .find(|e| e.kind == crate::secrets::cubbyhole::KIND)
+                .map(|e| format!("logical/{}/", e.uuid)),
+        )?;
         self.set_router(r)?;
         self.reload_auth().await
     }
@@ -546,6 +584,12 @@ impl Strongroom {
 
     pub(crate) async fn add_mount(&self, e: MountEntry) -> Result<()> {
         let _guard = self.inner.admin.lock().await;
+        if e.kind == crate::secrets::cubbyhole::KIND {
+            return Err(Error::invalid_input(format!(
+                "mount type of {:?} is not mountable",
+                e.kind
+            )));
+        }
         for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
             if e.path.starts_with(reserved) || reserved.starts_with(&e.path) {
                 return Err(Error::invalid_input(format!(
@@ -580,6 +624,9 @@ impl Strongroom {
             return Ok(());
         };
         let removed = entries.remove(pos);
+        if removed.kind == crate::secrets::cubbyhole::KIND {
+            return Err(Error::invalid_input(format!("cannot unmount {path:?}")));
+        }
         if removed.kind == "system" {
             return Err(Error::invalid_input(format!("cannot unmount '{path}'")));
         }
@@ -675,6 +722,10 @@ impl Strongroom {
         if req.id.is_empty() {
             req.id = crate::util::fast_uuid();
         }
+        // A zero wrap TTL means "do not wrap", as in OpenBao.
+        if req.wrap_ttl.is_some_and(|t| t.is_zero()) {
+            req.wrap_ttl = None;
+        }
         req.path = normalize_request_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');
@@ -693,23 +744,25 @@ impl Strongroom {
             return Err(Error::sealed());
         }
         self.sync_store().await?;
+        // `sys/wrapping/{lookup,unwrap,rewrap}` check their wrapping token first; `lookup`
+        // needs nothing else.
+        if let Some(resp) = self.wrapping_precheck(&req).await? {
+            return Ok(with_id(resp, &req));
+        }
         if let Some(resp) = self.try_login(&req).await? {
-            return Ok(resp);
+            return match req.wrap_ttl {
+                Some(ttl) => self.wrap_response(&req, &resp, ttl).await,
+                None => Ok(resp),
+            };
         }
         let mut caller = match self.resolve_token(&req).await {
             Ok(c) => c,
             Err(e) => return Err(self.audit_failure(&req, None, None, e).await),
         };
-        if req.wrap_ttl.is_some() {
-            // Response wrapping goes through cubbyhole, which arrives with the HTTP server.
-            return Err(Error::invalid_input(
-                "response wrapping is not supported yet",
-            ));
-        }
         let mut auth = self.audit_auth(&caller.entry);
         let memo = crate::audit::AuditMemo::default();
         // Route first: the existence check (create vs update) must precede the ACL.
-        let target = match self.route(&mut req).await {
+        let target = match self.route(&mut req, &caller.entry).await {
             Ok(t) => t,
             Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), None, e).await),
         };
@@ -731,15 +784,27 @@ impl Strongroom {
         }
         let last_use = self.use_token(&mut caller).await?;
         let result = match &target {
+            Target::Sys if req.path.starts_with("sys/wrapping/") => {
+                self.wrapping_endpoint(&caller, &req).await.map(Some)
+            }
             Target::Sys => crate::sys::handle(self, &req).await.map(Some),
             Target::Token(rel) => crate::token::endpoints::handle(self, &caller, &req, rel)
                 .await
                 .map(Some),
             Target::Mount(mount, rel) => {
                 let full = std::mem::replace(&mut req.path, rel.clone());
-                let r = mount.engine.handle(&mount.ctx, &req).await;
+                let r = match as_owner(mount, &mut req, &caller.entry) {
+                    Ok(token) => {
+                        let r = mount.engine.handle(&mount.ctx, &req).await;
+                        if let Some(t) = token {
+                            req.token = t;
+                        }
+                        r
+                    }
+                    Err(e) => Err(e),
+                };
                 req.path = full;
-                r
+                r.map(|resp| resp.map(|r| cubbyhole_response_warning(&req, &caller.entry, r)))
             }
         };
         self.finish_use(&caller.entry, last_use).await?;
@@ -761,8 +826,14 @@ impl Strongroom {
             Ok(None) => Ok(Response::default()),
             Err(e) => Err(e),
         };
+        let resp = match (resp, req.wrap_ttl) {
+            (Ok(r), Some(ttl)) if !r.is_empty() && r.http_status.is_none() => {
+                self.wrap_response(&req, &with_id(r, &req), ttl).await
+            }
+            (r, _) => r.map(|r| with_id(r, &req)),
+        };
         let resp = match resp {
-            Ok(r) => with_id(r, &req),
+            Ok(r) => r,
             Err(e) => {
                 if let Some(a) = &auth {
                     let mut input = AuditInput::new(&req)
@@ -822,6 +893,10 @@ impl Strongroom {
         let Some((mount, _)) = router.route(&path) else {
             return Ok(None);
         };
+        // Cubbyhole keys on the caller's salted id, which only the full pipeline hands it.
+        if mount.entry.kind == crate::secrets::cubbyhole::KIND {
+            return Ok(None);
+        }
         let acl = self.acl_for(&entry.policies).await?;
         if acl.inspects_body(&path) {
             return Ok(None);
@@ -860,7 +935,7 @@ impl Strongroom {
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
     /// check, which turns an update of a missing entry into a create).
-    async fn route(&self, req: &mut Request) -> Result<Target> {
+    async fn route(&self, req: &mut Request, caller: &TokenEntry) -> Result<Target> {
         if req.path == "sys" || req.path.starts_with("sys/") {
             return Ok(Target::Sys);
         }
@@ -880,7 +955,17 @@ impl Strongroom {
         if req.operation == Operation::Update {
             // Engines see the path relative to their mount.
             let full = std::mem::replace(&mut req.path, rel.clone());
-            let exists = mount.engine.exists(&mount.ctx, req).await;
+            let exists = match as_owner(&mount, req, caller) {
+                Ok(token) => {
+                    let exists = mount.engine.exists(&mount.ctx, req).await;
+                    if let Some(t) = token {
+                        req.token = t;
+                    }
+                    exists
+                }
+                // The batch-token refusal comes after the ACL; a write stays an update.
+                Err(_) => Ok(None),
+            };
             req.path = full;
             if let Some(false) = exists? {
                 req.operation = Operation::Create;
@@ -1179,6 +1264,52 @@ enum Target {
     Token(String),
     /// The mount and the path relative to it.
     Mount(Arc<crate::router::Mounted>, String),
+}
+
+/// Cubbyhole mounts see the caller's salted token id in place of the token (as OpenBao's
+/// router does): swap it in, returning the token to put back. Batch tokens have no cubbyhole.
+fn as_owner(
+    mount: &router::Mounted,
+    req: &mut Request,
+    caller: &TokenEntry,
+) -> Result<Option<Option<SecretString>>> {
+    if mount.entry.kind != crate::secrets::cubbyhole::KIND {
+        return Ok(None);
+    }
+    if caller.is_batch() || caller.salted_id.is_empty() {
+        return Err(Error::invalid_input(
+            "cubbyhole operations are only supported by 'service' type tokens",
+        ));
+    }
+    Ok(Some(
+        req.token
+            .replace(SecretString::from(caller.salted_id.clone())),
+    ))
+}
+
+/// OpenBao's warning when a wrapping token reads its response directly.
+fn cubbyhole_response_warning(req: &Request, caller: &TokenEntry, mut resp: Response) -> Response {
+    if req.operation == Operation::Read
+        && req.path == "cubbyhole/response"
+        && caller
+            .policies
+            .iter()
+            .any(|p| p == crate::policy::RESPONSE_WRAPPING_POLICY_NAME)
+    {
+        resp.warn("Reading from 'cubbyhole/response' is deprecated. Please use sys/wrapping/unwrap to unwrap responses, as it provides additional security checks and other benefits.");
+    }
+    resp
+}
+
+/// The `cubbyhole/` mount every store has (local, as in OpenBao).
+fn cubbyhole_entry() -> MountEntry {
+    let mut e = MountEntry::new(
+        crate::secrets::cubbyhole::PATH,
+        crate::secrets::cubbyhole::KIND,
+    );
+    e.description = crate::secrets::cubbyhole::DESCRIPTION.into();
+    e.local = true;
+    e
 }
 
 fn with_id(mut resp: Response, req: &Request) -> Response {

@@ -64,6 +64,9 @@ pub(crate) struct TokenStore {
     /// Bumped after every change to a cached entry, so decisions cached above the store
     /// (the typed API's fast path) know they must be made again.
     generation: std::sync::atomic::AtomicU64,
+    /// The cubbyhole mount's storage prefix (`logical/<uuid>/`), set when the router is
+    /// built: revoking a token destroys its cubbyhole under `<prefix><salted id>/`.
+    cubbyhole_prefix: RwLock<Option<String>>,
 }
 
 fn poisoned() -> Error {
@@ -122,6 +125,22 @@ impl TokenStore {
     /// Changes whenever a token entry changes or is revoked (read it before deciding).
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Where token cubbyholes live (see the field); `None` when there is no cubbyhole mount.
+    pub(crate) fn set_cubbyhole_prefix(&self, prefix: Option<String>) -> Result<()> {
+        *self.cubbyhole_prefix.write().map_err(|_| poisoned())? = prefix;
+        Ok(())
+    }
+
+    /// The storage prefix of this token's cubbyhole, when there is a cubbyhole mount.
+    pub(crate) fn cubbyhole_of(&self, salted: &str) -> Result<Option<String>> {
+        Ok(self
+            .cubbyhole_prefix
+            .read()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            .map(|p| format!("{p}{salted}/")))
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -401,6 +420,14 @@ impl TokenStore {
         }
         // Its own lease record goes; the leases it created are queued for revocation.
         ops.extend(crate::leases::token_revocation_ops(storage, &entry).await?);
+        // Its cubbyhole goes with it, in the same transaction.
+        if let Some(cubby) = self.cubbyhole_of(salted)? {
+            for k in storage.scan(&cubby, &Page::all()).await? {
+                ops.push(TxnOp::Delete {
+                    key: format!("{cubby}{k}"),
+                });
+            }
+        }
         for child in self.children(storage, salted).await? {
             ops.push(TxnOp::Delete {
                 key: format!("{PARENT_PREFIX}{salted}/{child}"),

@@ -124,7 +124,7 @@ async fn policy_store_endpoints() {
         1
     );
     let e = root.delete("sys/policies/acl/default").await.unwrap_err();
-    assert_eq!(e.message(), "cannot delete \"default\" policy");
+    assert_eq!(e.message(), "cannot delete default policy");
     root.delete("sys/policies/acl/dev").await.unwrap();
     assert!(root.read("sys/policies/acl/dev").await.unwrap().is_none());
     root.delete("sys/policies/acl/dev").await.unwrap();

@@ -166,11 +166,17 @@ async fn the_pipeline_refuses_bad_calls_with_typed_codes() {
     assert_eq!(e.code(), ErrorCode::InvalidInput);
     let e = c.read("secret/../sys/mounts").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);
-    let e = c
+    // Any answer can be wrapped (see tests/wrapping.rs); a bad wrapping token is refused.
+    let r = c
         .handle(Request {
             wrap_ttl: Some(Duration::from_secs(60)),
             ..Request::read("sys/mounts")
         })
+        .await
+        .unwrap();
+    assert_eq!(r.wrap_info.unwrap().creation_path, "sys/mounts");
+    let e = c
+        .write("sys/wrapping/unwrap", data(json!({"token": "s.nope"})))
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);

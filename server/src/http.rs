@@ -84,6 +84,7 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
     }
     match logical_request(state, api_path, req).await {
         Ok((op, request)) => match state.sr.handle(request).await {
+            Ok(resp) if api_path == "sys/wrapping/unwrap" => envelope::unwrapped(op, resp),
             Ok(resp) => envelope::success(op, resp, envelope::injects_data(api_path)),
             Err(e) => envelope::error(&e),
         },

@@ -385,7 +385,7 @@ async fn request_errors_follow_openbao() {
     .await;
     assert_eq!(a.status, StatusCode::OK);
 
-    // X-Vault-Wrap-TTL is parsed; wrapping itself is not there yet.
+    // X-Vault-Wrap-TTL is parsed (wrapping itself: tests/wrapping.rs).
     let a = send(
         s.root("GET", "secret/data/x")
             .header("X-Vault-Wrap-TTL", "-1m"),
@@ -398,11 +398,22 @@ async fn request_errors_follow_openbao() {
     );
     let a = send(
         s.root("GET", "secret/data/x")
-            .header("X-Vault-Wrap-TTL", "5m"),
+            .header("X-Vault-Wrap-TTL", "abc"),
     )
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert!(a.json()["errors"][0].as_str().unwrap().contains("wrapping"));
+    assert_eq!(
+        a.json(),
+        json!({"errors": ["error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""]})
+    );
+    // Nothing to wrap: the 404 as usual.
+    let a = send(
+        s.root("GET", "secret/data/x")
+            .header("X-Vault-Wrap-TTL", "5m"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.body, "{\"errors\":[]}\n");
     s.stop().await;
 }
 

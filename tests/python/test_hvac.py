@@ -321,3 +321,25 @@ def test_database_dynamic_credentials(server):
         client.sys.disable_secrets_engine(path="database")
     finally:
         _psql(admin_url, f"DROP DATABASE IF EXISTS {dbname}")
+
+
+def test_response_wrapping(server):
+    client = server.client()
+    # hvac's sys.wrap / sys.unwrap (sys/wrapping/wrap and unwrap by a third party).
+    wrapped = client.sys.wrap(payload={"api_key": "k-123"}, ttl="5m")
+    info = wrapped["wrap_info"]
+    assert wrapped["data"] is None and info["ttl"] == 300
+    assert info["creation_path"] == "sys/wrapping/wrap"
+    unwrapped = client.sys.unwrap(token=info["token"])
+    assert unwrapped["data"] == {"api_key": "k-123"}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="wrapping token is not valid"):
+        client.sys.unwrap(token=info["token"])
+
+    # A wrapped token create, unwrapped by the wrapping token itself (hvac with no argument).
+    created = client.auth.token.create(policies=["default"], ttl="1h", wrap_ttl="2m")
+    info = created["wrap_info"]
+    assert info["creation_path"] == "auth/token/create" and info["wrapped_accessor"]
+    holder = server.client(token=info["token"])
+    auth = holder.sys.unwrap()["auth"]
+    assert auth["accessor"] == info["wrapped_accessor"]
+    assert server.client(token=auth["client_token"]).is_authenticated()

@@ -107,4 +107,8 @@ path "cubbyhole/response" {
 path "sys/wrapping/unwrap" {
     capabilities = ["update"]
 }
+
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
 "#;

@@ -398,6 +398,15 @@ async fn create(
         policies.retain(|p| p != "default");
     }
     let mut policies = sorted_unique(policies);
+    if policies
+        .iter()
+        .any(|p| p == crate::policy::RESPONSE_WRAPPING_POLICY_NAME)
+    {
+        return Err(Error::invalid_input(format!(
+            "cannot assign policy {:?}",
+            crate::policy::RESPONSE_WRAPPING_POLICY_NAME
+        )));
+    }
     // OpenBao's SanitizePolicies: `root` stands alone.
     if policies.iter().any(|p| p == "root") {
         policies = vec!["root".to_string()];

@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as HttpResponse;
 use serde_json::{Map, Value, json};
-use strongroom::{Auth, Error, ErrorCode, Operation, Response, WrapInfo};
+use strongroom::{Error, ErrorCode, Operation, Response};
 
 /// Routes whose `data` OpenBao also writes at the top level of the JSON (`injectDataIntoTopRoutes`
 /// in its `http/handler.go`). Go's mux matches these exactly ...
@@ -118,6 +118,18 @@ pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpRespon
     json(StatusCode::OK, &Value::Object(envelope(&resp, inject)))
 }
 
+/// An unwrapped response: OpenBao hands back the stored JSON as a raw body, so it has no
+/// trailing newline (and keeps the original request id).
+pub(crate) fn unwrapped(op: Operation, resp: Response) -> HttpResponse {
+    if resp.is_empty() || resp.wrap_info.is_some() {
+        return success(op, resp, false);
+    }
+    with_body(
+        StatusCode::OK,
+        Body::from(Value::Object(resp.envelope()).to_string()),
+    )
+}
+
 /// OpenBao answers a LIST with no keys (or an empty `keys`) with 404 `{"errors":[]}`, like a
 /// read of nothing. Keys that are not all strings are a server error.
 fn list_status(resp: &Response) -> Option<StatusCode> {
@@ -137,89 +149,19 @@ fn list_status(resp: &Response) -> Option<StatusCode> {
     }
 }
 
-/// The success envelope: `request_id, lease_id, renewable, lease_duration, data, wrap_info,
-/// warnings, auth` in that order. A wrapped response shows only `wrap_info` (and no request id).
+/// The success envelope (see [`Response::envelope`]); `inject` also copies `data` to the top
+/// level first, as OpenBao's legacy routes do.
 fn envelope(resp: &Response, inject: bool) -> Map<String, Value> {
+    let env = resp.envelope();
+    if !inject || resp.wrap_info.as_ref().is_some_and(|w| !w.token.is_empty()) {
+        return env;
+    }
     let mut out = Map::new();
-    if let Some(w) = resp.wrap_info.as_ref().filter(|w| !w.token.is_empty()) {
-        out.insert("request_id".into(), json!(""));
-        out.insert("lease_id".into(), json!(""));
-        out.insert("renewable".into(), json!(false));
-        out.insert("lease_duration".into(), json!(0));
-        out.insert("data".into(), Value::Null);
-        out.insert("wrap_info".into(), wrap_json(w));
-        out.insert("warnings".into(), Value::Null);
-        out.insert("auth".into(), Value::Null);
-        return out;
+    if let Some(data) = &resp.data {
+        out.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    if inject {
-        if let Some(data) = &resp.data {
-            out.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-    }
-    out.insert("request_id".into(), json!(resp.request_id));
-    out.insert("lease_id".into(), json!(resp.lease_id));
-    out.insert("renewable".into(), json!(resp.renewable));
-    out.insert("lease_duration".into(), json!(resp.lease_duration));
-    out.insert(
-        "data".into(),
-        resp.data.clone().map(Value::Object).unwrap_or(Value::Null),
-    );
-    out.insert("wrap_info".into(), Value::Null);
-    out.insert(
-        "warnings".into(),
-        if resp.warnings.is_empty() {
-            Value::Null
-        } else {
-            json!(resp.warnings)
-        },
-    );
-    out.insert(
-        "auth".into(),
-        resp.auth.as_ref().map(auth_json).unwrap_or(Value::Null),
-    );
+    out.extend(env);
     out
-}
-
-/// OpenBao's `HTTPAuth` as 2.7.2 sends it (`token_policies` omitted when empty, no
-/// `identity_policies` since there are no identity policies yet).
-fn auth_json(a: &Auth) -> Value {
-    let mut m = Map::new();
-    m.insert("client_token".into(), json!(a.client_token));
-    m.insert("accessor".into(), json!(a.accessor));
-    m.insert("policies".into(), json!(a.policies));
-    if !a.token_policies.is_empty() {
-        m.insert("token_policies".into(), json!(a.token_policies));
-    }
-    m.insert(
-        "metadata".into(),
-        if a.metadata.is_empty() {
-            Value::Null
-        } else {
-            json!(a.metadata)
-        },
-    );
-    m.insert("lease_duration".into(), json!(a.lease_duration));
-    m.insert("renewable".into(), json!(a.renewable));
-    m.insert("entity_id".into(), json!(a.entity_id));
-    m.insert("token_type".into(), json!(a.token_type));
-    m.insert("orphan".into(), json!(a.orphan));
-    m.insert("mfa_requirement".into(), Value::Null);
-    m.insert("num_uses".into(), json!(a.num_uses));
-    Value::Object(m)
-}
-
-fn wrap_json(w: &WrapInfo) -> Value {
-    let mut m = Map::new();
-    m.insert("token".into(), json!(w.token));
-    m.insert("accessor".into(), json!(w.accessor));
-    m.insert("ttl".into(), json!(w.ttl));
-    m.insert("creation_time".into(), json!(w.creation_time));
-    m.insert("creation_path".into(), json!(w.creation_path));
-    if !w.wrapped_accessor.is_empty() {
-        m.insert("wrapped_accessor".into(), json!(w.wrapped_accessor));
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]
@@ -227,7 +169,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
     use http_body_util::BodyExt;
-    use strongroom::data;
+    use strongroom::{Auth, data};
 
     async fn body_of(r: HttpResponse) -> String {
         let b = r.into_body().collect().await.unwrap().to_bytes();
