@@ -53,6 +53,10 @@ Command Options:
       trace, debug, info, warn or error. Overrides the config's log_level and
       the BAO_LOG_LEVEL / VAULT_LOG_LEVEL environment variables. Default: info.
 
+  -log-format=<format>
+      standard or json (one JSON object per line). Overrides the config's
+      log_format and BAO_LOG_FORMAT / VAULT_LOG_FORMAT. Default: standard.
+
 Dev Options:
 
   -dev
@@ -102,6 +106,8 @@ pub struct ServerArgs {
     pub configs: Vec<PathBuf>,
     /// `-log-level`.
     pub log_level: Option<String>,
+    /// `-log-format` (`standard` or `json`).
+    pub log_format: Option<String>,
 }
 
 /// The outcome of parsing `strongroom server`'s arguments.
@@ -172,6 +178,7 @@ impl ServerArgs {
                 "dev-listen-address" => out.dev_listen_address = Some(value(name)?),
                 "config" => out.configs.push(PathBuf::from(value(name)?)),
                 "log-level" => out.log_level = Some(value(name)?),
+                "log-format" => out.log_format = Some(value(name)?),
                 n if UNSUPPORTED_DEV_FLAGS.contains(&n) => {
                     return Err(format!("-{n} is not supported by Strongroom"));
                 }
@@ -226,6 +233,12 @@ impl ServerArgs {
             .or_else(|| env(["BAO_LOG_LEVEL", "VAULT_LOG_LEVEL"]));
         if let Some(level) = level {
             file.log_level = Some(config::log_level(&level)?);
+        }
+        let format = self
+            .log_format
+            .or_else(|| env(["BAO_LOG_FORMAT", "VAULT_LOG_FORMAT"]));
+        if let Some(format) = format {
+            file.log_format = Some(config::LogFormat::parse(&format)?);
         }
         ServerConfig::build(file, dev)
     }
