@@ -42,7 +42,6 @@ const STATUSES: [u16; 16] = [
 ];
 
 /// One (mount, method, status) series: a counter and a latency histogram.
-#[derive(Default)]
 struct Series {
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -53,16 +52,23 @@ struct Series {
     buckets: [AtomicU64; BUCKETS_MICROS.len() + 1],
 }
 
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+            // Lowered by the first sample; never shown while the count is 0.
+            min_micros: AtomicU64::new(u64::MAX),
+            max_micros: AtomicU64::new(0),
+            buckets: Default::default(),
+        }
+    }
+}
+
 impl Series {
     fn record(&self, micros: u64) {
-        let n = self.count.fetch_add(1, Relaxed);
         self.sum_micros.fetch_add(micros, Relaxed);
-        if n == 0 {
-            // The first sample: min starts at 0 (Default), so seed it.
-            self.min_micros.store(micros, Relaxed);
-        } else {
-            self.min_micros.fetch_min(micros, Relaxed);
-        }
+        self.min_micros.fetch_min(micros, Relaxed);
         self.max_micros.fetch_max(micros, Relaxed);
         let slot = BUCKETS_MICROS
             .iter()
@@ -71,6 +77,8 @@ impl Series {
         if let Some(b) = self.buckets.get(slot) {
             b.fetch_add(1, Relaxed);
         }
+        // Last, so a series a scrape sees as non-empty has its other fields set.
+        self.count.fetch_add(1, Relaxed);
     }
 }
 
@@ -351,7 +359,10 @@ impl Metrics {
                 "Count": count,
                 "Rate": sum / (uptime * 1000.0),
                 "Sum": sum,
-                "Min": ms(s.min_micros.load(Relaxed)),
+                "Min": ms(match s.min_micros.load(Relaxed) {
+                    u64::MAX => 0,
+                    m => m,
+                }),
                 "Max": ms(s.max_micros.load(Relaxed)),
                 "Mean": mean,
                 "Stddev": histogram_stddev_ms(s, mean),
