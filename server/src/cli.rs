@@ -81,6 +81,9 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
     address          = "127.0.0.1:8200"
     tls_disable      = true        # else tls_cert_file and tls_key_file (PEM)
     max_request_size = 33554432    # bytes; 0 = default 32 MiB; < 0 = no limit
+    max_request_duration = "90s"   # longer requests answer 500; < 0 = no limit
+    max_concurrent_requests = 1024 # more in flight answer 503; 0 = no limit
+    telemetry { unauthenticated_metrics_access = false }  # sys/metrics without a token
   }
   storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
   storage "postgresql" { connection_url = "postgres://user@host:5432/db" }
@@ -89,6 +92,7 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
   seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }   # key of a one-share store
   api_addr  = "https://strongroom.example:8200"
   log_level = "info"
+  log_format = "standard"          # or "json"
 "#;
 
 /// What `strongroom server` was asked to do.
