@@ -595,9 +595,23 @@ impl Strongroom {
             })
             .collect();
         let revocations_in_flight = mgr.in_flight.lock().map_err(|_| poisoned())?.len();
+        // Keys only (a lease id starts with its request path): no record is read, so a
+        // scrape stays cheap however many leases gave up.
         let mut irrevocable: BTreeMap<String, u64> = BTreeMap::new();
-        for rec in self.irrevocable_leases(None).await? {
-            *irrevocable.entry(self.mount_label(&rec.path)).or_default() += 1;
+        let mut page = Page {
+            after: None,
+            limit: Some(1000),
+        };
+        loop {
+            let batch = self.inner.storage.scan(IRREVOCABLE_PREFIX, &page).await?;
+            let done = batch.len() < 1000;
+            for id in &batch {
+                *irrevocable.entry(self.mount_label(id)).or_default() += 1;
+            }
+            page.after = batch.into_iter().last();
+            if done {
+                break;
+            }
         }
         Ok(LeaseStats {
             by_mount,
