@@ -382,6 +382,40 @@ pub(crate) struct LeaseManager {
     warned_until: Mutex<i64>,
     /// Serialises runs of the expiry runner in this process.
     running: tokio::sync::Mutex<()>,
+    /// Leases created and revoked by this process, by mount path (for metrics).
+    tallies: Mutex<BTreeMap<String, MountLeaseTally>>,
+}
+
+/// Leases created and revoked by one process under one mount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct MountLeaseTally {
+    created: u64,
+    revoked: u64,
+}
+
+/// Lease figures for metrics, from [`Strongroom::lease_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseStats {
+    /// Per mount: secret leases this process created, and leases it revoked, since it opened
+    /// (counters; the difference is this process's share of the live leases).
+    pub by_mount: Vec<MountLeaseStats>,
+    /// Revocations this process is running now (the expiry runner's queue being worked on).
+    pub revocations_in_flight: usize,
+    /// Irrevocable leases in storage, by mount path (all processes).
+    pub irrevocable_by_mount: Vec<(String, u64)>,
+}
+
+/// One mount's lease counters in [`LeaseStats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MountLeaseStats {
+    /// The mount path (`database/`).
+    pub mount: String,
+    /// Secret leases created by this process.
+    pub created: u64,
+    /// Leases revoked by this process.
+    pub revoked: u64,
 }
 
 impl LeaseManager {
@@ -395,6 +429,7 @@ impl LeaseManager {
             in_flight: Mutex::new(std::collections::HashSet::new()),
             warned_until: Mutex::new(0),
             running: tokio::sync::Mutex::new(()),
+            tallies: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -477,6 +512,112 @@ pub(crate) struct NewLease {
 impl Strongroom {
     fn leases_mgr(&self) -> &LeaseManager {
         &self.inner.leases
+    }
+
+    /// The mount path a request path (or lease id) belongs to, for metrics labels: the mount
+    /// serving it, else its first segment (`sys/`; `auth/<name>/` for auth paths).
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// assert_eq!(sr.mount_label("secret/data/app"), "secret/");
+    /// assert_eq!(sr.mount_label("sys/health"), "sys/");
+    /// # Ok::<(), strongroom::Error>(()) });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn mount_label(&self, path: &str) -> String {
+        if let Some(m) = self
+            .router()
+            .ok()
+            .and_then(|r| r.route(path).map(|(m, _)| m))
+        {
+            return m.entry.path.clone();
+        }
+        let segments = if path.starts_with("auth/") { 2 } else { 1 };
+        let mut end = 0;
+        for _ in 0..segments {
+            match path.get(end..).and_then(|rest| rest.find('/')) {
+                Some(i) => end += i + 1,
+                None => return path.to_string(),
+            }
+        }
+        path.get(..end).unwrap_or(path).to_string()
+    }
+
+    fn tally_leases(&self, path: &str, created: u64, revoked: u64) {
+        let mount = self.mount_label(path);
+        if let Ok(mut t) = self.leases_mgr().tallies.lock() {
+            let e = t.entry(mount).or_default();
+            e.created = e.created.saturating_add(created);
+            e.revoked = e.revoked.saturating_add(revoked);
+        }
+    }
+
+    fn tally_created(&self, stored: &[(String, u64, Vec<String>)]) {
+        for (id, _, _) in stored {
+            self.tally_leases(id, 1, 0);
+        }
+    }
+
+    /// A lease was revoked: count it and tell subscribers.
+    fn lease_revoked(&self, lease_id: String) {
+        self.tally_leases(&lease_id, 0, 1);
+        self.leases_mgr().emit(LeaseEvent::Revoked { lease_id });
+    }
+
+    /// Lease figures for metrics: leases created and revoked by this process per mount,
+    /// revocations running now, and irrevocable leases in storage per mount (read from
+    /// storage, so this fails while sealed).
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// let stats = sr.lease_stats().await?;
+    /// assert_eq!(stats.revocations_in_flight, 0);
+    /// # Ok::<(), strongroom::Error>(()) });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub async fn lease_stats(&self) -> Result<LeaseStats> {
+        let mgr = self.leases_mgr();
+        let by_mount = mgr
+            .tallies
+            .lock()
+            .map_err(|_| poisoned())?
+            .iter()
+            .map(|(mount, t)| MountLeaseStats {
+                mount: mount.clone(),
+                created: t.created,
+                revoked: t.revoked,
+            })
+            .collect();
+        let revocations_in_flight = mgr.in_flight.lock().map_err(|_| poisoned())?.len();
+        // Keys only (a lease id starts with its request path): no record is read, so a
+        // scrape stays cheap however many leases gave up.
+        let mut irrevocable: BTreeMap<String, u64> = BTreeMap::new();
+        let mut page = Page {
+            after: None,
+            limit: Some(1000),
+        };
+        loop {
+            let batch = self.inner.storage.scan(IRREVOCABLE_PREFIX, &page).await?;
+            let done = batch.len() < 1000;
+            for id in &batch {
+                *irrevocable.entry(self.mount_label(id)).or_default() += 1;
+            }
+            page.after = batch.into_iter().last();
+            if done {
+                break;
+            }
+        }
+        Ok(LeaseStats {
+            by_mount,
+            revocations_in_flight,
+            irrevocable_by_mount: irrevocable.into_iter().collect(),
+        })
     }
 
     /// The pipeline's lease step: record the lease an engine returned and fill in the
@@ -621,6 +762,7 @@ impl Strongroom {
         }
         if increments.is_empty() {
             storage.transaction(ops).await?;
+            self.tally_created(&out);
             return Ok(out);
         }
         // Quota counters: compare-and-set, retried when another writer got there first.
@@ -643,7 +785,10 @@ impl Strongroom {
                 });
             }
             match storage.transaction(all).await {
-                Ok(()) => return Ok(out),
+                Ok(()) => {
+                    self.tally_created(&out);
+                    return Ok(out);
+                }
                 Err(e) if e.code() == ErrorCode::Conflict => {
                     // Our counter read may be stale (another process): re-read from storage.
                     self.sync_store().await?;
@@ -822,9 +967,7 @@ impl Strongroom {
             }
         }
         self.delete_lease(&rec, None).await?;
-        self.leases_mgr().emit(LeaseEvent::Revoked {
-            lease_id: rec.lease_id.clone(),
-        });
+        self.lease_revoked(rec.lease_id.clone());
         Ok(())
     }
 
@@ -1574,7 +1717,7 @@ impl Tally {
             }
             Ok(Ok(Outcome::Revoked(id, None))) => {
                 report.revoked += 1;
-                sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+                sr.lease_revoked(id);
             }
             Ok(Ok(Outcome::Retried)) => report.retried += 1,
             Ok(Ok(Outcome::Irrevocable)) => report.irrevocable += 1,
@@ -1602,7 +1745,7 @@ impl Tally {
             Ok(()) => {
                 report.revoked += ids.len();
                 for id in ids {
-                    sr.leases_mgr().emit(LeaseEvent::Revoked { lease_id: id });
+                    sr.lease_revoked(id);
                 }
             }
             Err(e) => {

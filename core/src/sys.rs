@@ -125,6 +125,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             sr.inner.barrier.rotate().await?;
             Ok(Response::default())
         }
+        // The engine's share of OpenBao's `sys/metrics` (the HTTP server adds its own and
+        // formats them); here so that reading it takes a token with `read` on `sys/metrics`.
+        "metrics" if op == Operation::Read => Ok(Response::with_data(sr.metrics_data().await?)),
         "key-status" | "rotate/keyring" if op == Operation::Read => {
             let st = sr.inner.barrier.key_status()?;
             Ok(Response::with_data(crate::data(json!({
@@ -222,6 +225,7 @@ const KNOWN: &[&str] = &[
     "rotate",
     "rotate/keyring",
     "key-status",
+    "metrics",
     "rotate/config",
     "rotate/keyring/config",
     "rotate/root",

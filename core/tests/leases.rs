@@ -331,6 +331,14 @@ async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
         .await
         .unwrap();
     assert_eq!(count.get("lease_count").unwrap(), 1);
+    // The metrics figures: 2001 created and 2000 revoked here, one irrevocable, none in flight.
+    let stats = sr.lease_stats().await.unwrap();
+    let mount = sr.mount_label(&poison.lease_id);
+    assert_eq!(mount, "tl/");
+    assert_eq!(stats.irrevocable_by_mount, vec![(mount.clone(), 1)]);
+    assert_eq!(stats.revocations_in_flight, 0);
+    let tally = stats.by_mount.iter().find(|m| m.mount == mount).unwrap();
+    assert_eq!((tally.created, tally.revoked), (2001, 2000));
     // Out of the retry cycle: tried again only once a day (and kept when that fails);
     // renew refuses; a normal revoke still fails.
     clock.advance(Duration::from_secs(3600));

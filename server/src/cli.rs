@@ -53,6 +53,10 @@ Command Options:
       trace, debug, info, warn or error. Overrides the config's log_level and
       the BAO_LOG_LEVEL / VAULT_LOG_LEVEL environment variables. Default: info.
 
+  -log-format=<format>
+      standard or json (one JSON object per line). Overrides the config's
+      log_format and BAO_LOG_FORMAT / VAULT_LOG_FORMAT. Default: standard.
+
 Dev Options:
 
   -dev
@@ -77,6 +81,9 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
     address          = "127.0.0.1:8200"
     tls_disable      = true        # else tls_cert_file and tls_key_file (PEM)
     max_request_size = 33554432    # bytes; 0 = default 32 MiB; < 0 = no limit
+    max_request_duration = "90s"   # longer requests answer 500; < 0 = no limit
+    max_concurrent_requests = 1024 # more in flight answer 503; 0 = no limit
+    telemetry { unauthenticated_metrics_access = false }  # sys/metrics without a token
   }
   storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
   storage "postgresql" { connection_url = "postgres://user@host:5432/db" }
@@ -85,6 +92,7 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
   seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }   # key of a one-share store
   api_addr  = "https://strongroom.example:8200"
   log_level = "info"
+  log_format = "standard"          # or "json"
 "#;
 
 /// What `strongroom server` was asked to do.
@@ -102,6 +110,8 @@ pub struct ServerArgs {
     pub configs: Vec<PathBuf>,
     /// `-log-level`.
     pub log_level: Option<String>,
+    /// `-log-format` (`standard` or `json`).
+    pub log_format: Option<String>,
 }
 
 /// The outcome of parsing `strongroom server`'s arguments.
@@ -172,6 +182,7 @@ impl ServerArgs {
                 "dev-listen-address" => out.dev_listen_address = Some(value(name)?),
                 "config" => out.configs.push(PathBuf::from(value(name)?)),
                 "log-level" => out.log_level = Some(value(name)?),
+                "log-format" => out.log_format = Some(value(name)?),
                 n if UNSUPPORTED_DEV_FLAGS.contains(&n) => {
                     return Err(format!("-{n} is not supported by Strongroom"));
                 }
@@ -226,6 +237,12 @@ impl ServerArgs {
             .or_else(|| env(["BAO_LOG_LEVEL", "VAULT_LOG_LEVEL"]));
         if let Some(level) = level {
             file.log_level = Some(config::log_level(&level)?);
+        }
+        let format = self
+            .log_format
+            .or_else(|| env(["BAO_LOG_FORMAT", "VAULT_LOG_FORMAT"]));
+        if let Some(format) = format {
+            file.log_format = Some(config::LogFormat::parse(&format)?);
         }
         ServerConfig::build(file, dev)
     }

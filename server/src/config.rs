@@ -10,6 +10,9 @@
 //!   tls_cert_file    = "/etc/strongroom/cert.pem"
 //!   tls_key_file     = "/etc/strongroom/key.pem"
 //!   max_request_size = 33554432            # bytes; 0 = the 32 MiB default, negative = no limit
+//!   max_request_duration = "90s"           # a handler running longer answers 500; 0 = default, negative = none
+//!   max_concurrent_requests = 1024         # more in flight at once answer 503; 0 = no limit (Strongroom's own)
+//!   telemetry { unauthenticated_metrics_access = false }   # true: /v1/sys/metrics needs no token
 //! }
 //! storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
 //! storage "postgresql" { connection_url = "postgres://strongroom@db:5432/strongroom" }
@@ -18,6 +21,7 @@
 //! seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }    # ... or from an environment variable
 //! api_addr  = "https://strongroom.example:8200"
 //! log_level = "info"
+//! log_format = "standard"                               # or "json": one JSON object per log line
 //! audit "file" "cfgfile" {                              # OpenBao's declarative audit devices
 //!   description = "main log"
 //!   options { file_path = "/var/log/strongroom/audit.log" }   # or options = { ... }
@@ -35,11 +39,18 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hcl::{Block, Body, Expression};
 
 /// Vault's default `max_request_size`: 32 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// Vault's default `max_request_duration`: 90 s.
+pub const DEFAULT_MAX_REQUEST_DURATION: Duration = Duration::from_secs(90);
+
+/// Requests one listener handles at once by default before answering 503.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 
 /// Vault's default listener address (and `-dev-listen-address`).
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
@@ -72,6 +83,12 @@ pub struct ListenerConfig {
     pub tls: Option<TlsFiles>,
     /// Largest accepted request body; `None` = no limit.
     pub max_request_size: Option<usize>,
+    /// Longest a request may run before it is answered with a 500; `None` = no limit.
+    pub max_request_duration: Option<Duration>,
+    /// Requests handled at once before more are refused with a 503; `None` = no limit.
+    pub max_concurrent_requests: Option<usize>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `/v1/sys/metrics` without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl ListenerConfig {
@@ -81,6 +98,9 @@ impl ListenerConfig {
             address: address.into(),
             tls: None,
             max_request_size: Some(DEFAULT_MAX_REQUEST_SIZE),
+            max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
+            max_concurrent_requests: Some(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            unauthenticated_metrics_access: false,
         }
     }
 }
@@ -160,6 +180,8 @@ pub struct ServerConfig {
     pub api_addr: Option<String>,
     /// `log_level` (`trace`, `debug`, `info`, `warn`, `error`).
     pub log_level: Option<String>,
+    /// `log_format`: `standard` (text) or `json`.
+    pub log_format: LogFormat,
     /// Dev mode settings when `-dev` is given.
     pub dev: Option<DevSettings>,
     /// `audit` stanzas, in order.
@@ -185,6 +207,8 @@ pub struct FileConfig {
     pub api_addr: Option<String>,
     /// `log_level`.
     pub log_level: Option<String>,
+    /// `log_format`.
+    pub log_format: Option<LogFormat>,
     /// `audit "<type>" "<path>" { ... }` stanzas, in order.
     pub audit: Vec<strongroom::AuditDevice>,
     /// `unsafe_allow_api_audit_creation`.
@@ -211,7 +235,6 @@ const IGNORED_TOP_LEVEL: &[&str] = &[
     "introspection_endpoint",
     "enable_response_header_hostname",
     "enable_response_header_raft_node_id",
-    "log_format",
     "log_file",
     "pid_file",
     "ha_storage",
@@ -237,6 +260,9 @@ impl FileConfig {
             match key {
                 "api_addr" => cfg.api_addr = Some(string(attr.expr(), key)?),
                 "log_level" => cfg.log_level = Some(log_level(&string(attr.expr(), key)?)?),
+                "log_format" => {
+                    cfg.log_format = Some(LogFormat::parse(&string(attr.expr(), key)?)?)
+                }
                 "unsafe_allow_api_audit_creation" => {
                     cfg.unsafe_allow_api_audit_creation = Some(boolean(attr.expr(), key)?);
                 }
@@ -297,6 +323,9 @@ impl FileConfig {
         if later.log_level.is_some() {
             self.log_level = later.log_level;
         }
+        if later.log_format.is_some() {
+            self.log_format = later.log_format;
+        }
         self.audit.extend(later.audit);
         if later.unsafe_allow_api_audit_creation.is_some() {
             self.unsafe_allow_api_audit_creation = later.unsafe_allow_api_audit_creation;
@@ -340,7 +369,10 @@ impl ServerConfig {
                 l.address == d.listen_address && !d.listen_address.ends_with(":0")
             };
             if !listeners.iter().any(same) {
-                listeners.insert(0, ListenerConfig::plain(d.listen_address.clone()));
+                // OpenBao's dev listener serves sys/metrics without a token.
+                let mut dev_listener = ListenerConfig::plain(d.listen_address.clone());
+                dev_listener.unauthenticated_metrics_access = true;
+                listeners.insert(0, dev_listener);
             }
             if seal.take().is_some() {
                 notes.push("-dev unseals itself; the seal stanza is ignored".into());
@@ -368,6 +400,7 @@ impl ServerConfig {
             seal,
             api_addr: file.api_addr,
             log_level: file.log_level,
+            log_format: file.log_format.unwrap_or_default(),
             dev,
             audit: file.audit,
             unsafe_allow_api_audit_creation: file.unsafe_allow_api_audit_creation.unwrap_or(false),
@@ -402,6 +435,29 @@ impl ServerConfig {
             .fold(cfg, strongroom::Config::audit);
         cfg.unsafe_allow_api_audit_creation(self.unsafe_allow_api_audit_creation)
             .allow_audit_log_prefixing(self.allow_audit_log_prefixing)
+    }
+}
+
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text (Vault's `standard`).
+    #[default]
+    Standard,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `standard` or `json`, as Vault names them.
+    pub fn parse(s: &str) -> Result<LogFormat, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "standard" => Ok(LogFormat::Standard),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(ConfigError::new(format!(
+                "unknown log format `{s}`: use standard or json"
+            ))),
+        }
     }
 }
 
@@ -446,6 +502,30 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
     let mut cert_file = None;
     let mut key_file = None;
     let mut max_request_size = Some(DEFAULT_MAX_REQUEST_SIZE);
+    let mut max_request_duration = Some(DEFAULT_MAX_REQUEST_DURATION);
+    let mut max_concurrent_requests = Some(DEFAULT_MAX_CONCURRENT_REQUESTS);
+    let mut unauthenticated_metrics_access = false;
+    for inner in block.body().blocks() {
+        if inner.identifier() != "telemetry" {
+            return Err(ConfigError::new(format!(
+                "listener block `{}` is not supported (supported: telemetry)",
+                inner.identifier()
+            )));
+        }
+        for attr in inner.body().attributes() {
+            match attr.key() {
+                "unauthenticated_metrics_access" => {
+                    unauthenticated_metrics_access =
+                        boolean(attr.expr(), "unauthenticated_metrics_access")?;
+                }
+                other => {
+                    return Err(ConfigError::new(format!(
+                        "listener telemetry option `{other}` is not supported (supported: unauthenticated_metrics_access)"
+                    )));
+                }
+            }
+        }
+    }
     for attr in block.body().attributes() {
         let key = attr.key();
         let e = attr.expr();
@@ -464,9 +544,21 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
                     })?),
                 };
             }
+            "max_request_duration" => {
+                max_request_duration = listener_duration(e, key)?;
+            }
+            "max_concurrent_requests" => {
+                let n = integer(e, key)?;
+                max_concurrent_requests = match n {
+                    n if n <= 0 => None,
+                    n => Some(usize::try_from(n).map_err(|_| {
+                        ConfigError::new(format!("max_concurrent_requests `{n}` is too large"))
+                    })?),
+                };
+            }
             other => {
                 return Err(ConfigError::new(format!(
-                    "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size)"
+                    "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size, max_request_duration, max_concurrent_requests)"
                 )));
             }
         }
@@ -490,7 +582,27 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
         address,
         tls,
         max_request_size,
+        max_request_duration,
+        max_concurrent_requests,
+        unauthenticated_metrics_access,
     })
+}
+
+/// `max_request_duration`: a Go duration (`"90s"`) or integer seconds; zero means the 90 s
+/// default and a negative value no limit.
+fn listener_duration(e: &Expression, key: &str) -> Result<Option<Duration>, ConfigError> {
+    let text = string(e, key)?;
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Ok(None);
+    }
+    let d = crate::http::input::parse_duration(text)
+        .map_err(|m| ConfigError::new(format!("{key}: {m}")))?;
+    Ok(Some(if d.is_zero() {
+        DEFAULT_MAX_REQUEST_DURATION
+    } else {
+        d
+    }))
 }
 
 fn storage(block: &Block, notes: &mut Vec<String>) -> Result<StorageChoice, ConfigError> {
@@ -663,6 +775,73 @@ fn integer(e: &Expression, key: &str) -> Result<i64, ConfigError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn listener_limits_telemetry_and_log_format() {
+        let cfg = FileConfig::parse(
+            r#"
+            log_format = "json"
+            listener "tcp" {
+              address = "127.0.0.1:8300"
+              tls_disable = true
+              max_request_duration = "2m"
+              max_concurrent_requests = 64
+              telemetry { unauthenticated_metrics_access = true }
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8301"
+              tls_disable = true
+              max_request_duration = -1
+              max_concurrent_requests = 0
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8302"
+              tls_disable = true
+              max_request_duration = 0
+            }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.log_format, Some(LogFormat::Json));
+        assert_eq!(cfg.listeners.len(), 3);
+        let (a, b, c) = (&cfg.listeners[0], &cfg.listeners[1], &cfg.listeners[2]);
+        assert_eq!(a.max_request_duration, Some(Duration::from_secs(120)));
+        assert_eq!(a.max_concurrent_requests, Some(64));
+        assert!(a.unauthenticated_metrics_access);
+        assert_eq!(b.max_request_duration, None);
+        assert_eq!(b.max_concurrent_requests, None);
+        assert!(!b.unauthenticated_metrics_access);
+        assert_eq!(c.max_request_duration, Some(DEFAULT_MAX_REQUEST_DURATION));
+        assert_eq!(
+            c.max_concurrent_requests,
+            Some(DEFAULT_MAX_CONCURRENT_REQUESTS)
+        );
+        for (bad, why) in [
+            (
+                "listener \"tcp\" {\ntls_disable = true\nmax_request_duration = \"soon\"\n}",
+                "invalid duration",
+            ),
+            (
+                "listener \"tcp\" {\ntls_disable = true\ntelemetry {\nprometheus_retention_time = \"1h\"\n}\n}",
+                "prometheus_retention_time",
+            ),
+            (r#"log_format = "xml""#, "unknown log format"),
+        ] {
+            let e = FileConfig::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        // -dev's own listener serves metrics without a token, as OpenBao's does.
+        let dev = ServerConfig::build(
+            FileConfig::default(),
+            Some(DevSettings {
+                root_token_id: None,
+                listen_address: "127.0.0.1:0".into(),
+                kv_v1: false,
+            }),
+        )
+        .unwrap();
+        assert!(dev.listeners[0].unauthenticated_metrics_access);
+    }
 
     #[test]
     fn parses_a_vault_style_config() {

@@ -8,6 +8,13 @@
 //! let app = strongroom_server::http::router(sr, Some(32 * 1024 * 1024));
 //! # let _ = app; Ok(()) }
 //! ```
+//!
+//! Limits, per listener ([`ApiOptions`]): bodies above `max_request_size` answer 413, JSON
+//! nested deeper than [`MAX_JSON_DEPTH`] answers 400 `failed to decode JSON input:
+//! exceeded max depth`, a request running past `max_request_duration` answers 500 (OpenBao's
+//! `context canceled`; the handler is dropped at its next await point, as when a client
+//! disconnects), and more than `max_concurrent_requests` in flight answer 503 at once with
+//! `Retry-After: 1` instead of queueing without bound.
 
 mod envelope;
 pub(crate) mod input;
@@ -15,48 +22,136 @@ mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use strongroom::{Data, Operation, Request, Strongroom};
 
+use crate::config::{DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_DURATION};
+use crate::metrics::{Metrics, Rejection};
 use input::InputError;
+pub use input::MAX_JSON_DEPTH;
+
+/// How one listener serves the API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Largest request body (413 above it); `None` = no limit.
+    pub max_request_size: Option<usize>,
+    /// Longest a request may run (500 after it); `None` = no limit.
+    pub max_request_duration: Option<Duration>,
+    /// Requests in flight at once on this listener (503 above it); `None` = no limit.
+    pub max_concurrent_requests: Option<usize>,
+    /// Serve `/v1/sys/metrics` without a token.
+    pub unauthenticated_metrics_access: bool,
+    /// Where requests are counted (shared by every listener of a server).
+    pub metrics: Arc<Metrics>,
+}
+
+impl ApiOptions {
+    /// Vault's defaults with this body limit and metrics of its own.
+    pub fn new(max_request_size: Option<usize>) -> ApiOptions {
+        ApiOptions {
+            max_request_size,
+            max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
+            max_concurrent_requests: Some(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            unauthenticated_metrics_access: false,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
 
 /// What every request on one listener shares.
 struct ApiState {
     sr: Strongroom,
     max_request_size: Option<usize>,
+    max_request_duration: Option<Duration>,
+    limiter: Option<Arc<tokio::sync::Semaphore>>,
+    unauthenticated_metrics_access: bool,
+    metrics: Arc<Metrics>,
 }
 
 /// The whole API as an axum router, for one listener: `max_request_size` bounds request bodies
-/// (`None` = no limit). Serve it with connect info (`into_make_service_with_connect_info`) so
-/// the engine learns the caller's address.
+/// (`None` = no limit), the other limits are Vault's defaults. Serve it with connect info
+/// (`into_make_service_with_connect_info`) so the engine learns the caller's address.
 pub fn router(sr: Strongroom, max_request_size: Option<usize>) -> axum::Router {
+    router_with(sr, ApiOptions::new(max_request_size))
+}
+
+/// The API as an axum router with these limits and metrics.
+pub fn router_with(sr: Strongroom, opts: ApiOptions) -> axum::Router {
     axum::Router::new()
         .fallback(dispatch)
         .with_state(Arc::new(ApiState {
             sr,
-            max_request_size,
+            max_request_size: opts.max_request_size,
+            max_request_duration: opts.max_request_duration,
+            limiter: opts
+                .max_concurrent_requests
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+            unauthenticated_metrics_access: opts.unauthenticated_metrics_access,
+            metrics: opts.metrics,
         }))
 }
 
 async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Request) -> HttpResponse {
     let started = Instant::now();
+    let _in_flight = state.metrics.start();
     let method = req.method().clone();
     let path = input::decode_path(req.uri().path());
-    let mut resp = route(&state, &path, req).await;
+    let permit = state
+        .limiter
+        .as_ref()
+        .and_then(|l| l.clone().try_acquire_owned().ok());
+    let mut resp = if state.limiter.is_some() && permit.is_none() {
+        state.metrics.reject(Rejection::Overload);
+        let mut r = envelope::errors(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &["server is overloaded: too many requests in flight; try again"],
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    } else {
+        let answer = route(&state, &path, req);
+        match state.max_request_duration {
+            Some(limit) => match tokio::time::timeout(limit, answer).await {
+                Ok(r) => r,
+                Err(_) => {
+                    state.metrics.reject(Rejection::Timeout);
+                    tracing::warn!(%method, path = %path.escape_debug(), "request ran past max_request_duration");
+                    // OpenBao's answer when the request context ends.
+                    envelope::errors(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &["1 error occurred:\n\t* context canceled\n\n"],
+                    )
+                }
+            },
+            None => answer.await,
+        }
+    };
+    drop(permit);
     // OpenBao sets this on every response.
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    let mount = path
+        .strip_prefix("/v1/")
+        .map(|p| state.sr.mount_label(p))
+        .unwrap_or_default();
+    state
+        .metrics
+        .record(&mount, method.as_str(), status, elapsed);
     // The path names a secret but holds no value; query strings and bodies are never logged.
     tracing::debug!(
         %method,
         path = %path.escape_debug(),
-        status = resp.status().as_u16(),
-        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        mount = %mount.escape_debug(),
+        status,
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     resp
@@ -70,6 +165,9 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
     let Some(api_path) = path.strip_prefix("/v1/") else {
         return envelope::errors(StatusCode::NOT_FOUND, &[]);
     };
+    if api_path == "sys/metrics" {
+        return metrics(state, api_path, req).await;
+    }
     if raw::is_raw(api_path) {
         let (parts, body) = req.into_parts();
         return raw::serve(
@@ -89,6 +187,61 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
             Err(e) => envelope::error(&e),
         },
         Err(reject) => reject.into_response(),
+    }
+}
+
+/// `GET /v1/sys/metrics[?format=prometheus]`: the server's and the engine's metrics. Reading
+/// them takes a token with `read` on `sys/metrics` (the engine checks it, and audits the
+/// call) unless the listener has `unauthenticated_metrics_access`.
+async fn metrics(state: &ApiState, api_path: &str, req: axum::extract::Request) -> HttpResponse {
+    if req.method() != Method::GET {
+        return envelope::errors(StatusCode::METHOD_NOT_ALLOWED, &[]);
+    }
+    let query = input::query_data(req.uri().query());
+    let format = match query.get("format") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) => a
+            .first()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    };
+    let prometheus = match format.as_str() {
+        "" | "json" => false,
+        "prometheus" => true,
+        other => {
+            return envelope::errors(
+                StatusCode::BAD_REQUEST,
+                &[&format!("metric response format \"{other}\" unknown")],
+            );
+        }
+    };
+    let engine = if state.unauthenticated_metrics_access {
+        state.sr.metrics_data().await
+    } else {
+        match logical_request(state, api_path, req).await {
+            Ok((_, request)) => state
+                .sr
+                .handle(request)
+                .await
+                .map(|r| r.data.unwrap_or_default()),
+            Err(reject) => return reject.into_response(),
+        }
+    };
+    let engine = match engine {
+        Ok(d) => d,
+        Err(e) => return envelope::error(&e),
+    };
+    if prometheus {
+        let mut resp = HttpResponse::new(axum::body::Body::from(state.metrics.prometheus(&engine)));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        resp
+    } else {
+        envelope::json(StatusCode::OK, &state.metrics.json(&engine))
     }
 }
 

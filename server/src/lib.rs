@@ -25,4 +25,5 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod run;

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
@@ -12,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ListenerConfig;
 use crate::http;
+use crate::metrics::Metrics;
 
 /// A listener that is accepting connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,7 @@ impl std::error::Error for ListenError {
 /// The running HTTP side of the server: every listener, stopped together.
 pub struct Listeners {
     bound: Vec<Bound>,
+    metrics: Arc<Metrics>,
     control: Control,
     tasks: Vec<JoinHandle<io::Result<()>>>,
 }
@@ -73,6 +76,7 @@ impl Listeners {
     ) -> Result<Listeners, ListenError> {
         let mut running = Listeners {
             bound: Vec::new(),
+            metrics: Arc::new(Metrics::new()),
             control: Control::new(),
             tasks: Vec::new(),
         };
@@ -96,8 +100,17 @@ impl Listeners {
         };
         let std_listener = std::net::TcpListener::bind(cfg.address.as_str()).map_err(err)?;
         let addr = std_listener.local_addr().map_err(err)?;
-        let app = http::router(sr.clone(), cfg.max_request_size)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router_with(
+            sr.clone(),
+            http::ApiOptions {
+                max_request_size: cfg.max_request_size,
+                max_request_duration: cfg.max_request_duration,
+                max_concurrent_requests: cfg.max_concurrent_requests,
+                unauthenticated_metrics_access: cfg.unauthenticated_metrics_access,
+                metrics: self.metrics.clone(),
+            },
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
         let handle: Handle<SocketAddr> = Handle::with_control(self.control.clone());
         let task = match &cfg.tls {
             None => {
@@ -132,6 +145,11 @@ impl Listeners {
             max_request_size: cfg.max_request_size,
         });
         Ok(())
+    }
+
+    /// The request metrics every listener records into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The bound listeners, in config order.

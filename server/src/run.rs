@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use strongroom::Strongroom;
 
-use crate::config::ServerConfig;
+use crate::config::{LogFormat, ServerConfig};
 use crate::listener::{Bound, Listeners};
 
 /// How long requests in flight may take to finish after a stop signal.
@@ -19,7 +19,7 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Start logging, build the runtime and serve until a stop signal. Returns the exit code.
 pub fn run(cfg: ServerConfig) -> ExitCode {
-    init_logging(cfg.log_level.as_deref().unwrap_or("info"));
+    init_logging(cfg.log_level.as_deref().unwrap_or("info"), cfg.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,7 +33,7 @@ pub fn run(cfg: ServerConfig) -> ExitCode {
     runtime.block_on(serve(cfg))
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let level = match level {
         "trace" => tracing::Level::TRACE,
         "debug" => tracing::Level::DEBUG,
@@ -41,14 +41,22 @@ fn init_logging(level: &str) {
         "error" => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
-    let subscriber = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .finish();
+        .with_target(false);
     // Only fails when a subscriber is already installed (never in the binary).
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = match format {
+        // One JSON object per line: {"timestamp", "level", "fields": {"message", ...}}.
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            builder.json().with_ansi(false).flatten_event(true).finish(),
+        ),
+        LogFormat::Standard => tracing::subscriber::set_global_default(
+            builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .finish(),
+        ),
+    };
 }
 
 async fn serve(cfg: ServerConfig) -> ExitCode {

@@ -20,6 +20,11 @@ pub(crate) const NAMESPACE_HEADER: &str = "x-vault-namespace";
 /// The content type PATCH requires.
 pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
 
+/// The deepest JSON nesting a body may have (objects and arrays): serde_json's recursion limit, which keeps
+/// parsing off the end of the stack. Deeper bodies answer 400 `failed to decode JSON input:
+/// exceeded max depth` (Go's wording; OpenBao's decoder stops at 10000).
+pub const MAX_JSON_DEPTH: usize = 127;
+
 /// Why a request could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InputError {
@@ -249,6 +254,9 @@ fn json_kind(v: &Value) -> &'static str {
 /// Go's wording for the common JSON errors clients match on; serde's otherwise. Only the
 /// offending character is quoted, never the surrounding (possibly secret) input.
 fn go_json_message(e: &serde_json::Error, bytes: &[u8]) -> String {
+    if e.to_string().starts_with("recursion limit exceeded") {
+        return "exceeded max depth".into();
+    }
     if e.is_eof() {
         return "unexpected EOF".into();
     }
@@ -340,6 +348,18 @@ mod tests {
             matches!(json_data(b"[1]"), Err(InputError::Bad(m)) if m.contains("cannot unmarshal array"))
         );
         assert!(json_data(b"").unwrap().is_empty());
+        let nested = |depth: usize| {
+            format!(
+                "{{\"a\":{}1{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        assert!(json_data(nested(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            json_data(nested(MAX_JSON_DEPTH + 1).as_bytes()).unwrap_err(),
+            InputError::Bad("failed to decode JSON input: exceeded max depth".into())
+        );
         assert!(json_data(b"null").unwrap().is_empty());
     }
 

@@ -79,6 +79,11 @@ impl TestServer {
     pub async fn serve(sr: Strongroom, limit: Option<usize>) -> TestServer {
         let mut cfg = ListenerConfig::plain("127.0.0.1:0");
         cfg.max_request_size = limit;
+        TestServer::serve_with(sr, cfg).await
+    }
+
+    /// Serve `sr` on one listener configured as `cfg`.
+    pub async fn serve_with(sr: Strongroom, cfg: ListenerConfig) -> TestServer {
         let listeners = Listeners::start(&sr, &[cfg]).await.unwrap();
         let url = listeners.bound()[0].url();
         TestServer {
