@@ -153,6 +153,8 @@ pub(crate) struct Mounted {
 #[derive(Default)]
 pub(crate) struct Router {
     mounts: HashMap<String, Arc<Mounted>>,
+    /// The longest mount path: longer prefixes of a request path cannot match.
+    longest: usize,
 }
 
 /// Clean a mount path given by a caller: no leading `/`, exactly one trailing `/`.
@@ -183,7 +185,8 @@ impl Router {
             let m = Router::instantiate(e, storage, clock)?;
             mounts.insert(e.path.clone(), Arc::new(m));
         }
-        Ok(Router { mounts })
+        let longest = mounts.keys().map(String::len).max().unwrap_or(0);
+        Ok(Router { mounts, longest })
     }
 
     pub(crate) fn instantiate(
@@ -210,19 +213,23 @@ impl Router {
     /// The mount serving `path` (longest prefix at a segment boundary) and the path relative to
     /// it.
     pub(crate) fn route<'p>(&self, path: &'p str) -> Option<(Arc<Mounted>, &'p str)> {
-        // `secret` alone addresses the mount `secret/`.
-        let mut ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i + 1).collect();
-        ends.push(path.len());
-        for end in ends.into_iter().rev() {
+        // `secret` alone addresses the mount `secret/`: the whole path, as a mount path.
+        if !path.is_empty() && !path.ends_with('/') && path.len() < self.longest {
+            if let Some(m) = self.mounts.get(&format!("{path}/")) {
+                return Some((m.clone(), ""));
+            }
+        }
+        // Then every prefix ending at a `/`, longest first, skipping those longer than any
+        // mount path (no allocation, a few hash lookups at most).
+        for (i, _) in path.rmatch_indices('/') {
+            let end = i + 1;
+            if end > self.longest {
+                continue;
+            }
             let Some(prefix) = path.get(..end) else {
                 continue;
             };
-            let found = if prefix.ends_with('/') {
-                self.mounts.get(prefix)
-            } else {
-                self.mounts.get(&format!("{prefix}/"))
-            };
-            if let Some(m) = found {
+            if let Some(m) = self.mounts.get(prefix) {
                 return Some((m.clone(), path.get(end..).unwrap_or("")));
             }
         }

@@ -1377,7 +1377,7 @@ fn normalize_request_path(path: &str) -> Result<String> {
             "path contains non-printable characters",
         ));
     }
-    if p.split('/').any(|s| s == ".." || s == ".") {
+    if p.contains('.') && p.split('/').any(|s| s == ".." || s == ".") {
         return Err(Error::invalid_input(format!("invalid path `{p}`")));
     }
     if p.len() > 4096 {

@@ -58,10 +58,13 @@ impl View {
     fn full(&self, key: &str) -> Result<String> {
         // Refuse relative segments so a crafted key cannot escape the view in a backend that
         // normalises paths.
-        if key.split('/').any(|s| s == ".." || s == ".") {
+        if key.contains('.') && key.split('/').any(|s| s == ".." || s == ".") {
             return Err(Error::invalid_input(format!("invalid path `{key}`")));
         }
-        Ok(format!("{}{key}", self.prefix))
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        Ok(full)
     }
 
     fn map_ops(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOp>> {
