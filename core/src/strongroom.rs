@@ -789,8 +789,12 @@ impl Strongroom {
         {
             return Err(Error::invalid_input("cannot write to a path ending in '/'"));
         }
-        if let Some(resp) = crate::sys::unauthenticated(self, &req).await? {
-            return Ok(with_id(resp, &req));
+        // The rare branches are boxed: inlined, their futures would make this one several
+        // kilobytes, carried (and moved) by every call.
+        if req.path.starts_with("sys/") {
+            if let Some(resp) = Box::pin(crate::sys::unauthenticated(self, &req)).await? {
+                return Ok(with_id(resp, &req));
+            }
         }
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
@@ -798,25 +802,30 @@ impl Strongroom {
         self.sync_store().await?;
         // `sys/wrapping/{lookup,unwrap,rewrap}` check their wrapping token first; `lookup`
         // needs nothing else.
-        if let Some(resp) = self.wrapping_precheck(&req).await? {
-            return Ok(with_id(resp, &req));
+        if req.path.starts_with("sys/wrapping/") {
+            if let Some(resp) = Box::pin(self.wrapping_precheck(&req)).await? {
+                return Ok(with_id(resp, &req));
+            }
         }
-        if let Some(resp) = self.try_login(&req).await? {
-            return match req.wrap_ttl {
-                Some(ttl) => self.wrap_response(&req, &resp, ttl).await,
-                None => Ok(resp),
-            };
+        // Logins live under `auth/` (`AuthMethods::route` answers nothing else).
+        if req.path.starts_with("auth/") {
+            if let Some(resp) = Box::pin(self.try_login(&req)).await? {
+                return match req.wrap_ttl {
+                    Some(ttl) => Box::pin(self.wrap_response(&req, &resp, ttl)).await,
+                    None => Ok(resp),
+                };
+            }
         }
         let mut caller = match self.resolve_token(&req).await {
             Ok(c) => c,
-            Err(e) => return Err(self.audit_failure(&req, None, None, e).await),
+            Err(e) => return Err(Box::pin(self.audit_failure(&req, None, None, e)).await),
         };
         let mut auth = self.audit_auth(&caller.entry);
         let memo = crate::audit::AuditMemo::default();
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req, &caller.entry).await {
             Ok(t) => t,
-            Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), None, e).await),
+            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), None, e)).await),
         };
         let mount = match &target {
             Target::Mount(m, _) => Some(&m.entry),
@@ -824,7 +833,7 @@ impl Strongroom {
         };
         match self.authorize(&caller.entry, &req, auth.as_mut()).await {
             Ok(sudo) => caller.sudo = sudo,
-            Err(e) => return Err(self.audit_failure(&req, auth.as_ref(), mount, e).await),
+            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), mount, e)).await),
         }
         if let Some(a) = &auth {
             let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
@@ -837,12 +846,16 @@ impl Strongroom {
         let last_use = self.use_token(&mut caller).await?;
         let result = match &target {
             Target::Sys if req.path.starts_with("sys/wrapping/") => {
-                self.wrapping_endpoint(&caller, &req).await.map(Some)
+                Box::pin(self.wrapping_endpoint(&caller, &req))
+                    .await
+                    .map(Some)
             }
-            Target::Sys => crate::sys::handle(self, &req).await.map(Some),
-            Target::Token(rel) => crate::token::endpoints::handle(self, &caller, &req, rel)
-                .await
-                .map(Some),
+            Target::Sys => Box::pin(crate::sys::handle(self, &req)).await.map(Some),
+            Target::Token(rel) => {
+                Box::pin(crate::token::endpoints::handle(self, &caller, &req, rel))
+                    .await
+                    .map(Some)
+            }
             Target::Mount(mount, rel) => {
                 let full = std::mem::replace(&mut req.path, rel.clone());
                 let r = match as_owner(mount, &mut req, &caller.entry) {
@@ -863,8 +876,7 @@ impl Strongroom {
         let resp = match result {
             Ok(Some(r)) if r.lease.is_some() => match &target {
                 Target::Mount(m, rel) => {
-                    self.register_secret_lease(&req, &caller.entry, m, rel, r)
-                        .await
+                    Box::pin(self.register_secret_lease(&req, &caller.entry, m, rel, r)).await
                 }
                 _ => Err(Error::internal(format!(
                     "`{}` returned a lease outside a secrets engine",
@@ -880,7 +892,7 @@ impl Strongroom {
         };
         let resp = match (resp, req.wrap_ttl) {
             (Ok(r), Some(ttl)) if !r.is_empty() && r.http_status.is_none() => {
-                self.wrap_response(&req, &with_id(r, &req), ttl).await
+                Box::pin(self.wrap_response(&req, &with_id(r, &req), ttl)).await
             }
             (r, _) => r.map(|r| with_id(r, &req)),
         };
