@@ -472,6 +472,8 @@ pub(crate) struct NewLease {
     pub limits: TtlLimits,
     /// Cap the expiry here (a batch token's leases die with it).
     pub cap: Option<i64>,
+    /// Further operations (full storage keys) committed with the lease.
+    pub extra_ops: Vec<TxnOp>,
 }
 
 impl Strongroom {
@@ -505,12 +507,14 @@ impl Strongroom {
         } else {
             (caller.salted_id.clone(), None)
         };
+        let extra_ops = mount.ctx.storage.map_ops(info.on_commit.clone())?;
         let new = NewLease {
             path: req.path.clone(),
             client_token,
             info: info.clone(),
             limits,
             cap,
+            extra_ops,
         };
         match self.store_leases(vec![new]).await {
             Ok(mut stored) => {
@@ -616,6 +620,7 @@ impl Strongroom {
                     value: Vec::new(),
                 });
             }
+            ops.extend(l.extra_ops);
             let secs = u64::try_from((expire - nanos(now)).max(0) / 1_000_000_000).unwrap_or(0);
             out.push((lease_id, secs, warnings));
         }
@@ -1056,7 +1061,7 @@ impl Strongroom {
     }
 
     /// Take or keep the expiry runner's leader lock. The in-memory store has one process.
-    async fn hold_leadership(&self) -> Result<bool> {
+    pub(crate) async fn hold_leadership(&self) -> Result<bool> {
         let storage = self.inner.storage.as_ref();
         if storage.kind() == "inmem" {
             return Ok(true);
@@ -1182,8 +1187,24 @@ impl Strongroom {
             })
         };
         let result = self.revoke_due(&mut report, &lost).await;
+        if !lost.load(std::sync::atomic::Ordering::SeqCst) {
+            self.recover_engines().await;
+        }
         heartbeat.abort();
         result.map(|()| report)
+    }
+
+    /// Each mount's crash recovery (a database credential created but never leased is
+    /// dropped), on every run of the leader so a crash is repaired soon after a restart.
+    async fn recover_engines(&self) {
+        let Ok(router) = self.router() else {
+            return;
+        };
+        for m in router.mounted() {
+            if let Err(e) = m.engine.recover(&m.ctx).await {
+                tracing::warn!(mount = %m.entry.path, error = %e.message(), "crash recovery failed; retried on the next run");
+            }
+        }
     }
 
     async fn revoke_due(

@@ -56,6 +56,14 @@ pub(crate) trait Engine: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Crash recovery that must not wait for the next maintenance run (a database user
+    /// created but never leased is dropped). Called on every run of the expiry runner by the
+    /// process holding the leader lock, so it must be cheap when there is nothing to do.
+    async fn recover(&self, ctx: &EngineContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Revoke the secret behind a lease this engine issued (drop the database user, ...).
     ///
     /// Called by the lease manager on expiry, explicit revoke, or token revocation, possibly

@@ -631,7 +631,9 @@ impl Strongroom {
 
     /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
     /// from a timer): rotates the keyring when `sys/rotate/config` says it is due, then runs
-    /// each mount's periodic work (transit auto-rotation). Returns whether the keyring rotated.
+    /// each mount's periodic work (transit auto-rotation, database static-role and scheduled
+    /// root rotation, in the process holding the lease leader lock). Returns whether the
+    /// keyring rotated.
     pub async fn run_maintenance(&self) -> Result<bool> {
         if self.inner.barrier.is_sealed() {
             return Ok(false);
@@ -642,8 +644,12 @@ impl Strongroom {
         } else {
             false
         };
-        for m in self.router()?.mounted() {
-            m.engine.periodic(&m.ctx).await?;
+        // Scheduled rotations run in one process only (two rotating one password at once
+        // could leave the database and the store disagreeing): the lease runner's leader.
+        if self.hold_leadership().await? {
+            for m in self.router()?.mounted() {
+                m.engine.periodic(&m.ctx).await?;
+            }
         }
         Ok(rotated)
     }
@@ -715,6 +721,7 @@ impl Strongroom {
                 .await
                 .map(Some),
             Target::Mount(mount, rel) => {
+                req.display_name.clone_from(&caller.entry.display_name);
                 let full = std::mem::replace(&mut req.path, rel.clone());
                 let r = mount.engine.handle(&mount.ctx, &req).await;
                 req.path = full;

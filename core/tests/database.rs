@@ -92,7 +92,7 @@ impl TestDb {
         admin(Some(&self.name))
             .await
             .query(
-                "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants WHERE table_name = 'items' AND grantee LIKE 'v-token-%'",
+                "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants WHERE table_name = 'items' AND grantee LIKE 'v-%'",
                 &[],
             )
             .await
@@ -181,6 +181,8 @@ async fn creds_through_the_pipeline_lease_renew_and_revoke() {
     assert_eq!(cred.password.expose_secret().len(), 20);
     assert!(!format!("{cred:?}").contains(cred.password.expose_secret()));
     assert!(db.role_exists(&cred.username).await);
+    // `{{.DisplayName}}` is the calling token's: the dev root token's is `root`.
+    assert!(cred.username.starts_with("v-root-ro-"), "{}", cred.username);
 
     let l = root.leases().lookup(&cred.lease_id).await.unwrap();
     assert_eq!(l.path, "database/creds/ro");
@@ -226,6 +228,7 @@ async fn expiry_and_token_revocation_drop_the_users() {
         .await
         .unwrap();
     assert!(db.role_exists(&b.username).await);
+    assert!(b.username.starts_with("v-token-ro-"), "{}", b.username);
     root.token().revoke(&child.client_token).await.unwrap();
     // Token revocation queues its leases for the runner.
     sr.run_expiry().await.unwrap();

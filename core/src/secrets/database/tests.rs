@@ -67,6 +67,7 @@ struct Cred {
     username: String,
     password: String,
     internal: Data,
+    on_commit: Vec<crate::storage::TxnOp>,
     ttl: Duration,
     issued: SystemTime,
 }
@@ -89,7 +90,20 @@ impl Env {
             Err(e) => panic!("read {path} failed: {e}"),
         }
     }
+    /// A credential whose lease was recorded (the pipeline commits the engine's `on_commit`
+    /// operations with the lease).
     async fn creds(&self, role: &str) -> Cred {
+        let c = self.creds_unleased(role).await;
+        self.ctx
+            .storage
+            .transaction(c.on_commit.clone())
+            .await
+            .expect("lease commit");
+        c
+    }
+
+    /// A credential created but whose lease was never recorded (a crash in between).
+    async fn creds_unleased(&self, role: &str) -> Cred {
         let r = self
             .read(&format!("creds/{role}"))
             .await
@@ -108,6 +122,7 @@ impl Env {
                 .unwrap()
                 .to_string(),
             internal: lease.internal,
+            on_commit: lease.on_commit,
             ttl: lease.ttl,
             issued: SystemTime::from(crate::clock::Clock::now(&self.clock)),
         }
@@ -680,17 +695,17 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
     assert!(!db.role_exists(&orphan).await);
     assert!(db.role_exists(&live.username).await);
 
-    // A credential whose lease was lost (a crash between creation and registration): known
-    // to the engine, so not an orphan while a lease could still be live, but one once the
-    // max TTL (24h) and the grace hour have passed.
-    let lost = e.creds("ro").await;
+    // A credential whose lease was never recorded (a crash between creation and
+    // registration): its intent record is still there, so it is not dropped while the issue
+    // could still be in flight, and is dropped once the intent is a minute old, long before
+    // any max TTL.
+    let lost = e.creds_unleased("ro").await;
     let lost_tag = lost.username.get(..30).unwrap().to_string();
     let dry = e
         .write("reconcile/pg", json!({"username_prefix": lost_tag}))
         .await
         .unwrap();
     assert_eq!(dry.get("orphans"), Some(&json!([])));
-    e.clock.advance(Duration::from_secs(25 * 3600 + 1));
     let applied = e
         .write(
             "reconcile/pg",
@@ -698,8 +713,25 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
         )
         .await
         .unwrap();
-    assert_eq!(applied.get("orphans"), Some(&json!([lost.username])));
-    assert!(!db.role_exists(&lost.username).await);
+    assert_eq!(applied.get("unleased_dropped"), Some(&json!([])));
+    assert!(db.role_exists(&lost.username).await, "still in flight");
+    e.clock.advance(Duration::from_secs(61));
+    e.engine.recover(&e.ctx).await.unwrap();
+    assert!(!db.role_exists(&lost.username).await, "recovered");
+    // A known user past its max TTL (and the grace hour) with no intent left: its lease must
+    // have been lost some other way (a restored backup), so the reconciler drops it.
+    let stale = e.creds("ro").await;
+    let stale_tag = stale.username.get(..30).unwrap().to_string();
+    e.clock.advance(Duration::from_secs(25 * 3600 + 1));
+    let applied = e
+        .write(
+            "reconcile/pg",
+            json!({"apply": true, "username_prefix": stale_tag}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.get("orphans"), Some(&json!([stale.username])));
+    assert!(!db.role_exists(&stale.username).await);
     assert!(
         db.role_exists(&live.username).await,
         "never another credential"
