@@ -384,3 +384,54 @@ async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
         .unwrap();
     db.drop().await;
 }
+
+/// Static roles are rotated on schedule by the maintenance run, with nobody reading them.
+#[tokio::test]
+async fn maintenance_rotates_static_roles_on_schedule() {
+    let db = TestDb::new().await;
+    let (sr, root, clock) = setup(&db).await;
+    let user = format!("sr_static_{}", &db.name[10..]);
+    admin(None)
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE \"{user}\" LOGIN PASSWORD 'initial-Pw-1'"
+        ))
+        .await
+        .unwrap();
+    let api = root.database("database");
+    api.configure("pg", data(json!({"allowed_roles": "ro,app"})))
+        .await
+        .unwrap();
+    api.write_static_role(
+        "app",
+        data(json!({"db_name": "pg", "username": user, "rotation_period": "1h"})),
+    )
+    .await
+    .unwrap();
+    let last = || async {
+        root.read("database/static-roles/app")
+            .await
+            .unwrap()
+            .unwrap()
+            .get("last_vault_rotation")
+            .cloned()
+            .unwrap()
+    };
+    let created = last().await;
+    sr.run_maintenance().await.unwrap();
+    assert_eq!(last().await, created, "not due yet");
+    clock.advance(Duration::from_secs(3601));
+    sr.run_maintenance().await.unwrap();
+    let rotated = last().await;
+    assert_ne!(rotated, created, "rotated by the maintenance run");
+    let cred = api.static_creds("app").await.unwrap();
+    assert_eq!(json!(cred.last_vault_rotation), rotated);
+    assert_eq!(cred.ttl, Duration::from_secs(3600));
+    root.delete("database/static-roles/app").await.unwrap();
+    admin(None)
+        .await
+        .batch_execute(&format!("DROP ROLE \"{user}\""))
+        .await
+        .unwrap();
+    db.drop().await;
+}

@@ -799,6 +799,33 @@ async fn pg_static_role_rotates_on_create_on_demand_and_when_due() {
     let p3 = e.read("static-creds/static-app").await.unwrap();
     assert_ne!(p3.get("password"), Some(&p2), "rotated when due");
     assert!(pg_password_matches(&user, p3.get("password").and_then(Value::as_str).unwrap()).await);
+    // On schedule with nobody reading: the maintenance run rotates it.
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let same = e.read("static-creds/static-app").await.unwrap();
+    assert_eq!(same.get("password"), p3.get("password"), "not due yet");
+    e.clock.advance(Duration::from_secs(3601));
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let raw = e
+        .ctx
+        .storage
+        .get("static-role/static-app")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: super::StaticRole = serde_json::from_slice(&raw).unwrap();
+    assert_ne!(
+        Some(&json!(stored.password)),
+        p3.get("password"),
+        "rotated by the maintenance run"
+    );
+    assert!(pg_password_matches(&user, &stored.password).await);
+    let p4 = e.read("static-creds/static-app").await.unwrap();
+    assert_eq!(p4.get("password"), Some(&json!(stored.password)));
+    assert_eq!(
+        p4.get("ttl"),
+        Some(&json!(3600)),
+        "counted from the maintenance run"
+    );
     let err = e
         .call(
             Operation::Update,
@@ -886,6 +913,14 @@ async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
         Some(&before)
     );
     e.revoke(&c).await.unwrap();
+    // On schedule with no use at all: the maintenance run rotates it.
+    e.engine.periodic(&e.ctx).await.unwrap();
+    assert_eq!(known(&e).await, pw2, "not due yet");
+    e.clock.advance(Duration::from_secs(3601));
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let pw3 = known(&e).await;
+    assert_ne!(pw3, pw2, "rotated by the maintenance run");
+    assert!(pg_password_matches(&admin, &pw3).await);
     let c = e.creds("ro").await;
     assert!(
         db.role_exists(&c.username).await,
