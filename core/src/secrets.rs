@@ -26,6 +26,9 @@ pub(crate) struct EngineContext {
     pub clock: SharedClock,
     /// Effective default lease TTL (mount tuning, else the system default).
     pub default_lease_ttl: Duration,
+    /// Read access to `sys/policies/password` (keys are policy names), for engines that
+    /// generate passwords from a named policy.
+    pub password_policies: View,
 }
 
 /// A secrets engine serving one mount.

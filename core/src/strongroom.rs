@@ -1028,8 +1028,14 @@ impl Strongroom {
     /// Create a root token (init, or a dev root token with a chosen id).
     pub(crate) async fn create_root_token(&self, id: Option<String>) -> Result<String> {
         let now = self.inner.clock.now();
-        let mut e = crate::token::new_entry(now, "auth/token/root", vec!["root".into()]);
-        e.display_name = "root".into();
+        // A chosen id (`-dev-root-token-id`) is, in OpenBao, a token made through the token
+        // store's create path: display name `token`, path `auth/token/create`.
+        let (path, display) = match id {
+            Some(_) => ("auth/token/create", "token"),
+            None => ("auth/token/root", "root"),
+        };
+        let mut e = crate::token::new_entry(now, path, vec!["root".into()]);
+        e.display_name = display.into();
         self.inner
             .tokens
             .store_new(self.inner.storage.as_ref(), e, id)

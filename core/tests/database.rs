@@ -452,3 +452,55 @@ async fn maintenance_rotates_static_roles_on_schedule() {
         .unwrap();
     db.drop().await;
 }
+
+/// `password_policy` on a connection config: credentials follow `sys/policies/password`; a
+/// missing policy is OpenBao's 500 and creates nothing.
+#[tokio::test]
+async fn credentials_follow_the_configs_password_policy() {
+    let db = TestDb::new().await;
+    let (_sr, root, _clock) = setup(&db).await;
+    let api = root.database("database");
+    api.configure("pg", data(json!({"password_policy": "dbp"})))
+        .await
+        .unwrap();
+    let before = db.granted_roles().await.len();
+    let err = api.creds("ro").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert_eq!(
+        err.message(),
+        "1 error occurred:\n\t* failed to generate password: no password policy found\n\n"
+    );
+    assert_eq!(db.granted_roles().await.len(), before, "nothing created");
+    root.write(
+        "sys/policies/password/dbp",
+        data(json!({"policy": "length = 12\nrule \"charset\" {\n charset = \"abcdefgh\"\n}\nrule \"charset\" {\n charset = \"12\"\n min-chars = 2\n}"})),
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        let c = api.creds("ro").await.unwrap();
+        let pw = c.password.expose_secret();
+        assert_eq!(pw.len(), 12, "{pw}");
+        assert!(pw.chars().all(|ch| "abcdefgh12".contains(ch)), "{pw}");
+        assert!(
+            pw.chars().filter(|ch| "12".contains(*ch)).count() >= 2,
+            "{pw}"
+        );
+        assert!(db.role_exists(&c.username).await);
+    }
+    let generated = root
+        .read("sys/policies/password/dbp/generate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        generated.get("password").unwrap().as_str().unwrap().len(),
+        12
+    );
+    root.leases()
+        .revoke_prefix("database/creds/ro")
+        .await
+        .unwrap();
+    assert!(db.granted_roles().await.is_empty());
+    db.drop().await;
+}

@@ -294,8 +294,8 @@ def test_database_dynamic_credentials(server):
         user = creds["data"]["username"]
         assert creds["lease_id"].startswith("database/creds/ro/")
         assert creds["lease_duration"] == 3600 and creds["renewable"] is True
-        # The root token's display name is `root`, as in OpenBao (`{{.DisplayName}}`).
-        assert user.startswith("v-root-ro-") and len(creds["data"]["password"]) == 20
+        # `{{.DisplayName}}` of a -dev-root-token-id token is `token`, as in OpenBao.
+        assert user.startswith("v-token-ro-") and len(creds["data"]["password"]) == 20
         assert _psql(admin_url, f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'") == "1"
 
         client.sys.revoke_lease(lease_id=creds["lease_id"])

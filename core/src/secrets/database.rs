@@ -209,6 +209,15 @@ fn no_connection(name: &str) -> Error {
     ))
 }
 
+/// A new password: from the config's `password_policy` (`sys/policies/password`), else
+/// OpenBao's default generator.
+async fn new_password(ctx: &EngineContext, cfg: &DbConfig) -> Result<String> {
+    if cfg.password_policy.is_empty() {
+        return Ok(template::password());
+    }
+    crate::password_policy::generate(&ctx.password_policies, &cfg.password_policy).await
+}
+
 fn password_type() -> String {
     "password".into()
 }
@@ -694,12 +703,6 @@ impl Database {
                 "1 error occurred:\n\t* empty creation statements\n\n",
             ));
         }
-        if !cfg.password_policy.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "password policy `{}` not found",
-                cfg.password_policy
-            )));
-        }
         let now = ctx.clock.now();
         let (ttl, max_ttl, warnings) = role_ttl(ctx, &role, Duration::ZERO, now, now)?;
         let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
@@ -709,7 +712,7 @@ impl Database {
             role_name,
             now.unix_timestamp(),
         );
-        let password = zeroize::Zeroizing::new(template::password());
+        let password = zeroize::Zeroizing::new(new_password(ctx, &cfg).await?);
         // Intent first: a user that exists in the database is always known here, whatever
         // happens after this line (crash included). The intent goes in the transaction that
         // records the lease; one left behind (a crash before that) is dropped by recovery.
@@ -898,14 +901,14 @@ impl Database {
         name: &str,
         mut role: StaticRole,
     ) -> Result<StaticRole> {
-        let (_, plugin) = self.connection(ctx, &role.db_name).await?;
+        let (cfg, plugin) = self.connection(ctx, &role.db_name).await?;
         let wal_key = format!("wal/static/{name}");
         let wal = match load::<PasswordWal>(ctx, &wal_key).await? {
             Some(w) if w.username == role.username => w,
             _ => {
                 let w = PasswordWal {
                     username: role.username.clone(),
-                    new_password: template::password(),
+                    new_password: new_password(ctx, &cfg).await?,
                 };
                 save(ctx, &wal_key, &w).await?;
                 w
@@ -990,16 +993,10 @@ impl Database {
                 "unable to rotate root credentials: no password in configuration",
             ));
         }
-        if !cfg.password_policy.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "password policy `{}` not found",
-                cfg.password_policy
-            )));
-        }
         let wal_key = format!("wal/root/{name}");
         let wal = PasswordWal {
             username: username.clone(),
-            new_password: template::password(),
+            new_password: new_password(ctx, &cfg).await?,
         };
         // No WAL stored, no change made.
         save(ctx, &wal_key, &wal).await?;

@@ -46,7 +46,8 @@ fn env_over(backend: Arc<dyn Backend>) -> Env {
             conns: tokio::sync::Mutex::new(Default::default()),
         },
         ctx: EngineContext {
-            storage: View::new(backend, "logical/db/"),
+            storage: View::new(backend.clone(), "logical/db/"),
+            password_policies: View::new(backend, crate::password_policy::PREFIX),
             clock: Arc::new(clock.clone()),
             default_lease_ttl: Duration::from_secs(768 * 3600),
         },
