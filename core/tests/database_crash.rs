@@ -198,6 +198,29 @@ async fn main() {
             !status.success(),
             "round {round}: the child exited by itself: {status}"
         );
+        // The dead child's server sessions finish the statement they were running (a CREATE
+        // ROLE can still commit after the kill) and only then notice the client is gone.
+        // Real recovery waits a minute of real time before it drops an abandoned user; this
+        // test jumps the clock instead, so it waits for those sessions to end.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&dbname],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the killed child's sessions did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let before = roles(&admin, &role).await.len();
         // Reopen a minute later (the age past which an intent cannot be an issue still in
         // flight in another process) and run the expiry runner once.
