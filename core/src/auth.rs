@@ -165,6 +165,7 @@ fn instantiate(
         storage: View::new(storage.clone(), storage_prefix(e)),
         clock: clock.clone(),
         default_lease_ttl: e.default_ttl(),
+        password_policies: View::new(storage.clone(), crate::password_policy::PREFIX),
     };
     Ok(MountedAuth {
         mounted: Arc::new(Mounted {

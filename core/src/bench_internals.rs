@@ -77,9 +77,11 @@ pub async fn register_test_leases(
                     internal: crate::data(
                         serde_json::json!({"name": format!("b{i}"), "noop": noop}),
                     ),
+                    ..Default::default()
                 },
                 limits,
                 cap: None,
+                extra_ops: Vec::new(),
             })
             .collect();
         sr.store_leases(leases).await?;

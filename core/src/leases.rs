@@ -507,6 +507,8 @@ pub(crate) struct NewLease {
     pub limits: TtlLimits,
     /// Cap the expiry here (a batch token's leases die with it).
     pub cap: Option<i64>,
+    /// Further operations (full storage keys) committed with the lease.
+    pub extra_ops: Vec<TxnOp>,
 }
 
 impl Strongroom {
@@ -646,12 +648,14 @@ impl Strongroom {
         } else {
             (caller.salted_id.clone(), None)
         };
+        let extra_ops = mount.ctx.storage.map_ops(info.on_commit.clone())?;
         let new = NewLease {
             path: req.path.clone(),
             client_token,
             info: info.clone(),
             limits,
             cap,
+            extra_ops,
         };
         match self.store_leases(vec![new]).await {
             Ok(mut stored) => {
@@ -757,6 +761,7 @@ impl Strongroom {
                     value: Vec::new(),
                 });
             }
+            ops.extend(l.extra_ops);
             let secs = u64::try_from((expire - nanos(now)).max(0) / 1_000_000_000).unwrap_or(0);
             out.push((lease_id, secs, warnings));
         }
@@ -1026,10 +1031,32 @@ impl Strongroom {
         } else {
             format!("{prefix}/")
         };
+        // On the runner's bounded pool of workers (10k leases one after another take minutes
+        // against a database); the first error is returned once the others have finished.
+        let sem = Arc::new(tokio::sync::Semaphore::new(
+            self.leases_mgr().config.workers.max(1),
+        ));
+        let mut jobs: tokio::task::JoinSet<Result<()>> = tokio::task::JoinSet::new();
         for id in self.lease_ids_under(&prefix).await? {
-            self.lease_revoke_now(&id, force).await?;
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::internal("revocation pool closed"))?;
+            let sr = self.clone();
+            jobs.spawn(async move {
+                let _permit = permit;
+                sr.lease_revoke_now(&id, force).await
+            });
         }
-        Ok(())
+        let mut first_err = None;
+        while let Some(done) = jobs.join_next().await {
+            let r = done.unwrap_or_else(|e| Err(Error::internal(format!("revocation task: {e}"))));
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Call the engine (or the token store) to destroy what the lease stands for.
@@ -1199,7 +1226,7 @@ impl Strongroom {
     }
 
     /// Take or keep the expiry runner's leader lock. The in-memory store has one process.
-    async fn hold_leadership(&self) -> Result<bool> {
+    pub(crate) async fn hold_leadership(&self) -> Result<bool> {
         let storage = self.inner.storage.as_ref();
         if storage.kind() == "inmem" {
             return Ok(true);
@@ -1325,8 +1352,24 @@ impl Strongroom {
             })
         };
         let result = self.revoke_due(&mut report, &lost).await;
+        if !lost.load(std::sync::atomic::Ordering::SeqCst) {
+            self.recover_engines().await;
+        }
         heartbeat.abort();
         result.map(|()| report)
+    }
+
+    /// Each mount's crash recovery (a database credential created but never leased is
+    /// dropped), on every run of the leader so a crash is repaired soon after a restart.
+    async fn recover_engines(&self) {
+        let Ok(router) = self.router() else {
+            return;
+        };
+        for m in router.mounted() {
+            if let Err(e) = m.engine.recover(&m.ctx).await {
+                tracing::warn!(mount = %m.entry.path, error = %e.message(), "crash recovery failed; retried on the next run");
+            }
+        }
     }
 
     async fn revoke_due(

@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod error;
 mod leases;
+mod password_policy;
 mod policies;
 pub(crate) mod policy;
 mod request;

@@ -26,7 +26,7 @@ mod acl;
 mod builtin;
 mod capability;
 mod duration;
-mod hcl;
+pub(crate) mod hcl;
 mod index;
 mod params;
 mod parse;

@@ -73,6 +73,10 @@ pub struct Request {
     pub remote_addr: Option<IpAddr>,
     /// A request id; the pipeline assigns a UUID when empty.
     pub id: String,
+    /// The calling token's display name (database username templates use it, as OpenBao's
+    /// `{{.DisplayName}}`). The pipeline sets it from the token; a value given here is
+    /// overwritten.
+    pub display_name: String,
 }
 
 impl Request {
@@ -86,6 +90,7 @@ impl Request {
             wrap_ttl: None,
             remote_addr: None,
             id: String::new(),
+            display_name: String::new(),
         }
     }
 
@@ -165,6 +170,10 @@ pub struct LeaseInfo {
     pub renewable: bool,
     /// Engine-private data kept with the lease for revocation (never returned to callers).
     pub internal: Data,
+    /// Storage operations, relative to the engine's mount, that land in the same transaction
+    /// as the lease record (a database credential's intent record is deleted there, so
+    /// "lease recorded" and "intent resolved" can never disagree after a crash).
+    pub(crate) on_commit: Vec<crate::storage::TxnOp>,
 }
 
 impl fmt::Debug for LeaseInfo {

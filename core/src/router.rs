@@ -200,6 +200,7 @@ impl Router {
         })?;
         let ctx = EngineContext {
             storage: storage.view(format!("logical/{}/", e.uuid)),
+            password_policies: storage.view(crate::password_policy::PREFIX.to_string()),
             clock: clock.clone(),
             default_lease_ttl: e.default_ttl(),
         };

@@ -27,6 +27,9 @@ pub(crate) struct EngineContext {
     pub clock: SharedClock,
     /// Effective default lease TTL (mount tuning, else the system default).
     pub default_lease_ttl: Duration,
+    /// Read access to `sys/policies/password` (keys are policy names), for engines that
+    /// generate passwords from a named policy.
+    pub password_policies: View,
 }
 
 /// A secrets engine serving one mount.
@@ -53,6 +56,14 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// [`crate::Strongroom::run_maintenance`] by the process that does housekeeping. Time comes
     /// from `ctx.clock`, so tests drive it with the virtual clock. The default does nothing.
     async fn periodic(&self, ctx: &EngineContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Crash recovery that must not wait for the next maintenance run (a database user
+    /// created but never leased is dropped). Called on every run of the expiry runner by the
+    /// process holding the leader lock, so it must be cheap when there is nothing to do.
+    async fn recover(&self, ctx: &EngineContext) -> Result<()> {
         let _ = ctx;
         Ok(())
     }

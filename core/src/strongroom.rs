@@ -751,7 +751,9 @@ impl Strongroom {
 
     /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
     /// from a timer): rotates the keyring when `sys/rotate/config` says it is due, then runs
-    /// each mount's periodic work (transit auto-rotation). Returns whether the keyring rotated.
+    /// each mount's periodic work (transit auto-rotation, database static-role and scheduled
+    /// root rotation, in the process holding the lease leader lock). Returns whether the
+    /// keyring rotated.
     pub async fn run_maintenance(&self) -> Result<bool> {
         if self.inner.barrier.is_sealed() {
             return Ok(false);
@@ -762,8 +764,12 @@ impl Strongroom {
         } else {
             false
         };
-        for m in self.router()?.mounted() {
-            m.engine.periodic(&m.ctx).await?;
+        // Scheduled rotations run in one process only (two rotating one password at once
+        // could leave the database and the store disagreeing): the lease runner's leader.
+        if self.hold_leadership().await? {
+            for m in self.router()?.mounted() {
+                m.engine.periodic(&m.ctx).await?;
+            }
         }
         Ok(rotated)
     }
@@ -857,6 +863,7 @@ impl Strongroom {
                     .map(Some)
             }
             Target::Mount(mount, rel) => {
+                req.display_name.clone_from(&caller.entry.display_name);
                 let full = std::mem::replace(&mut req.path, rel.clone());
                 let r = match as_owner(mount, &mut req, &caller.entry) {
                     Ok(token) => {
@@ -1217,8 +1224,14 @@ impl Strongroom {
     /// Create a root token (init, or a dev root token with a chosen id).
     pub(crate) async fn create_root_token(&self, id: Option<String>) -> Result<String> {
         let now = self.inner.clock.now();
-        let mut e = crate::token::new_entry(now, "auth/token/root", vec!["root".into()]);
-        e.display_name = "root".into();
+        // A chosen id (`-dev-root-token-id`) is, in OpenBao, a token made through the token
+        // store's create path: display name `token`, path `auth/token/create`.
+        let (path, display) = match id {
+            Some(_) => ("auth/token/create", "token"),
+            None => ("auth/token/root", "root"),
+        };
+        let mut e = crate::token::new_entry(now, path, vec!["root".into()]);
+        e.display_name = display.into();
         self.inner
             .tokens
             .store_new(self.inner.storage.as_ref(), e, id)

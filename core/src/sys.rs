@@ -174,6 +174,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(resp) = crate::policies::handle(sr, req, path).await? {
                 return Ok(resp);
             }
+            if let Some(resp) = crate::password_policy::handle(sr, req, path).await? {
+                return Ok(resp);
+            }
             if let Some(resp) = crate::leases::endpoints::handle(sr, req, path).await? {
                 return Ok(resp);
             }
@@ -234,6 +237,7 @@ const KNOWN: &[&str] = &[
     "auth",
     "policy",
     "policies/acl",
+    "policies/password",
     "capabilities",
     "capabilities-self",
     "capabilities-accessor",

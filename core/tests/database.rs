@@ -92,7 +92,7 @@ impl TestDb {
         admin(Some(&self.name))
             .await
             .query(
-                "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants WHERE table_name = 'items' AND grantee LIKE 'v-token-%'",
+                "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants WHERE table_name = 'items' AND grantee LIKE 'v-%'",
                 &[],
             )
             .await
@@ -181,6 +181,8 @@ async fn creds_through_the_pipeline_lease_renew_and_revoke() {
     assert_eq!(cred.password.expose_secret().len(), 20);
     assert!(!format!("{cred:?}").contains(cred.password.expose_secret()));
     assert!(db.role_exists(&cred.username).await);
+    // `{{.DisplayName}}` is the calling token's: the dev root token's is `root`.
+    assert!(cred.username.starts_with("v-root-ro-"), "{}", cred.username);
 
     let l = root.leases().lookup(&cred.lease_id).await.unwrap();
     assert_eq!(l.path, "database/creds/ro");
@@ -226,6 +228,7 @@ async fn expiry_and_token_revocation_drop_the_users() {
         .await
         .unwrap();
     assert!(db.role_exists(&b.username).await);
+    assert!(b.username.starts_with("v-token-ro-"), "{}", b.username);
     root.token().revoke(&child.client_token).await.unwrap();
     // Token revocation queues its leases for the runner.
     sr.run_expiry().await.unwrap();
@@ -243,12 +246,15 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     let db = TestDb::new().await;
     let (_sr, root, _clock) = setup(&db).await;
     const SEQ: usize = 50;
-    // Issue 6 asks for 1,000; the suite uses 200 to stay quick on 2 cores
-    // (`STRONGROOM_DB_CONCURRENT=1000` for the full figure).
+    // Issue 6's figure: 1,000 at once, over a pool of 20 connections.
     let concurrent: usize = std::env::var("STRONGROOM_DB_CONCURRENT")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(1000);
+    root.database("database")
+        .configure("pg", data(json!({"max_open_connections": 20})))
+        .await
+        .unwrap();
 
     let direct = admin(Some(&db.name)).await;
     let t = Instant::now();
@@ -300,7 +306,21 @@ async fn many_concurrent_creds_then_revoke_prefix_leaves_no_role() {
     }
     let concurrent_elapsed = t.elapsed();
     assert_eq!(errors, 0);
-    assert_eq!(db.granted_roles().await.len(), SEQ + concurrent);
+    // Zero orphans: the users holding grants are exactly the ones handed out under leases.
+    let mut granted = db.granted_roles().await;
+    granted.sort();
+    let mut issued: Vec<String> = seq
+        .iter()
+        .map(|c| c.username.clone())
+        .chain(names)
+        .collect();
+    issued.sort();
+    assert_eq!(granted, issued);
+    let leases = root
+        .list("sys/leases/lookup/database/creds/ro/")
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), issued.len(), "one lease per user");
 
     let t = Instant::now();
     root.leases()
@@ -379,5 +399,108 @@ async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
         .revoke_prefix("database/creds/ro")
         .await
         .unwrap();
+    db.drop().await;
+}
+
+/// Static roles are rotated on schedule by the maintenance run, with nobody reading them.
+#[tokio::test]
+async fn maintenance_rotates_static_roles_on_schedule() {
+    let db = TestDb::new().await;
+    let (sr, root, clock) = setup(&db).await;
+    let user = format!("sr_static_{}", &db.name[10..]);
+    admin(None)
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE \"{user}\" LOGIN PASSWORD 'initial-Pw-1'"
+        ))
+        .await
+        .unwrap();
+    let api = root.database("database");
+    api.configure("pg", data(json!({"allowed_roles": "ro,app"})))
+        .await
+        .unwrap();
+    api.write_static_role(
+        "app",
+        data(json!({"db_name": "pg", "username": user, "rotation_period": "1h"})),
+    )
+    .await
+    .unwrap();
+    let last = || async {
+        root.read("database/static-roles/app")
+            .await
+            .unwrap()
+            .unwrap()
+            .get("last_vault_rotation")
+            .cloned()
+            .unwrap()
+    };
+    let created = last().await;
+    sr.run_maintenance().await.unwrap();
+    assert_eq!(last().await, created, "not due yet");
+    clock.advance(Duration::from_secs(3601));
+    sr.run_maintenance().await.unwrap();
+    let rotated = last().await;
+    assert_ne!(rotated, created, "rotated by the maintenance run");
+    let cred = api.static_creds("app").await.unwrap();
+    assert_eq!(json!(cred.last_vault_rotation), rotated);
+    assert_eq!(cred.ttl, Duration::from_secs(3600));
+    root.delete("database/static-roles/app").await.unwrap();
+    admin(None)
+        .await
+        .batch_execute(&format!("DROP ROLE \"{user}\""))
+        .await
+        .unwrap();
+    db.drop().await;
+}
+
+/// `password_policy` on a connection config: credentials follow `sys/policies/password`; a
+/// missing policy is OpenBao's 500 and creates nothing.
+#[tokio::test]
+async fn credentials_follow_the_configs_password_policy() {
+    let db = TestDb::new().await;
+    let (_sr, root, _clock) = setup(&db).await;
+    let api = root.database("database");
+    api.configure("pg", data(json!({"password_policy": "dbp"})))
+        .await
+        .unwrap();
+    let before = db.granted_roles().await.len();
+    let err = api.creds("ro").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert_eq!(
+        err.message(),
+        "1 error occurred:\n\t* failed to generate password: no password policy found\n\n"
+    );
+    assert_eq!(db.granted_roles().await.len(), before, "nothing created");
+    root.write(
+        "sys/policies/password/dbp",
+        data(json!({"policy": "length = 12\nrule \"charset\" {\n charset = \"abcdefgh\"\n}\nrule \"charset\" {\n charset = \"12\"\n min-chars = 2\n}"})),
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        let c = api.creds("ro").await.unwrap();
+        let pw = c.password.expose_secret();
+        assert_eq!(pw.len(), 12, "{pw}");
+        assert!(pw.chars().all(|ch| "abcdefgh12".contains(ch)), "{pw}");
+        assert!(
+            pw.chars().filter(|ch| "12".contains(*ch)).count() >= 2,
+            "{pw}"
+        );
+        assert!(db.role_exists(&c.username).await);
+    }
+    let generated = root
+        .read("sys/policies/password/dbp/generate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        generated.get("password").unwrap().as_str().unwrap().len(),
+        12
+    );
+    root.leases()
+        .revoke_prefix("database/creds/ro")
+        .await
+        .unwrap();
+    assert!(db.granted_roles().await.is_empty());
     db.drop().await;
 }

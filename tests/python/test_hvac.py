@@ -310,6 +310,7 @@ def test_database_dynamic_credentials(server):
         user = creds["data"]["username"]
         assert creds["lease_id"].startswith("database/creds/ro/")
         assert creds["lease_duration"] == 3600 and creds["renewable"] is True
+        # `{{.DisplayName}}` of a -dev-root-token-id token is `token`, as in OpenBao.
         assert user.startswith("v-token-ro-") and len(creds["data"]["password"]) == 20
         assert _psql(admin_url, f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'") == "1"
 

@@ -12,7 +12,7 @@ mod parser;
 mod scanner;
 pub(crate) mod strconv;
 
-pub(crate) use ast::{Node, ObjectItem, ObjectList};
+pub(crate) use ast::{Node, ObjectItem, ObjectList, TokenType};
 
 /// Parse a policy document: JSON when the trimmed text starts with `{`, HCL otherwise
 /// (`hclutil.ParseConfig`). Errors are Go's texts, without the `failed to parse policy: `

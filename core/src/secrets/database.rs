@@ -4,9 +4,12 @@
 //!
 //! Storage layout (under the mount's view): `config/<name>`, `role/<name>`,
 //! `static-role/<name>`, `issued/<username>` (every dynamic user the engine created and has not
-//! dropped yet, written before the user is created: the reconciler's ground truth) and
-//! `wal/root/<name>`, `wal/static/<name>` (a new password kept before the database changes, so
-//! a crash or a storage failure cannot lose it: vault#6042).
+//! dropped yet, written before the user is created: the reconciler's ground truth),
+//! `intent/<username>` (a user being created: written with `issued/` before the CREATE and
+//! deleted in the very transaction that records its lease, so one left behind is a user no
+//! lease will ever revoke, which [`Engine::recover`] drops) and `wal/root/<name>`,
+//! `wal/static/<name>` (a new password kept before the database changes, so a crash or a
+//! storage failure cannot lose it: vault#6042).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::request::{Data, LeaseInfo, Operation, Request, Response};
 use crate::secrets::{Engine, EngineContext, LeasedSecret};
-use crate::storage::{Backend, Page};
+use crate::storage::{Backend, Page, TxnOp};
 use crate::util::params;
 use crate::util::ttl::{self, TtlLimits, TtlRequest};
 
@@ -38,8 +41,10 @@ const EXPIRATION_BUFFER: Duration = Duration::from_secs(5);
 /// How long past its max TTL a known user may linger (revocation retries) before the
 /// reconciler calls it an orphan.
 const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
-/// The display name of token-store tokens (the only kind the pipeline hands engines so far).
-const DISPLAY_NAME: &str = "token";
+/// How old a creation intent must be before recovery treats it as abandoned. Issuing takes
+/// milliseconds; the margin covers a slow database, and another live process sharing the
+/// store whose issue is still in flight (its intent must not be dropped under it).
+const INTENT_GRACE: time::Duration = time::Duration::seconds(60);
 
 /// `connection_details` keys that are not connection settings.
 const CONFIG_FIELDS: [&str; 8] = [
@@ -121,6 +126,17 @@ struct StaticRole {
     last_vault_rotation: String,
 }
 
+/// A dynamic user being created (see the module docs).
+#[derive(Serialize, Deserialize)]
+struct Intent {
+    db_name: String,
+    role: String,
+    #[serde(default)]
+    revocation_statements: Vec<String>,
+    /// When the intent was written (RFC 3339).
+    created: String,
+}
+
 /// A new password written before the database is changed.
 #[derive(Serialize, Deserialize)]
 struct PasswordWal {
@@ -184,6 +200,15 @@ fn no_connection(name: &str) -> Error {
     ))
 }
 
+/// A new password: from the config's `password_policy` (`sys/policies/password`), else
+/// OpenBao's default generator.
+async fn new_password(ctx: &EngineContext, cfg: &DbConfig) -> Result<String> {
+    if cfg.password_policy.is_empty() {
+        return Ok(template::password());
+    }
+    crate::password_policy::generate(&ctx.password_policies, &cfg.password_policy).await
+}
+
 fn password_type() -> String {
     "password".into()
 }
@@ -210,10 +235,13 @@ async fn load<T: for<'de> Deserialize<'de>>(ctx: &EngineContext, key: &str) -> R
     }
 }
 
+fn encode<T: Serialize>(key: &str, v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v)
+        .map_err(|e| Error::internal(format!("cannot encode `{key}`")).with_source(e))
+}
+
 async fn save<T: Serialize>(ctx: &EngineContext, key: &str, v: &T) -> Result<()> {
-    let raw = serde_json::to_vec(v)
-        .map_err(|e| Error::internal(format!("cannot encode `{key}`")).with_source(e))?;
-    ctx.storage.put(key, &raw).await
+    ctx.storage.put(key, &encode(key, v)?).await
 }
 
 /// A list of statements: a JSON list, or one string (a JSON list in a string is unpacked).
@@ -646,7 +674,12 @@ impl Database {
 
     // ---- dynamic credentials ----
 
-    async fn creds(&self, ctx: &EngineContext, role_name: &str) -> Result<Option<Response>> {
+    async fn creds(
+        &self,
+        ctx: &EngineContext,
+        role_name: &str,
+        display_name: &str,
+    ) -> Result<Option<Response>> {
         let role: Role = load(ctx, &format!("role/{role_name}"))
             .await?
             .ok_or_else(|| Error::invalid_input(format!("unknown role: {role_name}")))?;
@@ -661,35 +694,48 @@ impl Database {
                 "1 error occurred:\n\t* empty creation statements\n\n",
             ));
         }
-        if !cfg.password_policy.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "password policy `{}` not found",
-                cfg.password_policy
-            )));
-        }
         let now = ctx.clock.now();
         let (ttl, max_ttl, warnings) = role_ttl(ctx, &role, Duration::ZERO, now, now)?;
         let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
         let username = template::username(
             plugin.username_style(),
-            DISPLAY_NAME,
+            &template::display_name(display_name),
             role_name,
             now.unix_timestamp(),
         );
-        let password = zeroize::Zeroizing::new(template::password());
+        let password = zeroize::Zeroizing::new(new_password(ctx, &cfg).await?);
         // Intent first: a user that exists in the database is always known here, whatever
-        // happens after this line (crash included), so the reconciler can find it.
+        // happens after this line (crash included). The intent goes in the transaction that
+        // records the lease; one left behind (a crash before that) is dropped by recovery.
         let issued_key = format!("issued/{username}");
-        save(
-            ctx,
-            &issued_key,
-            &Issued {
-                db_name: role.db_name.clone(),
-                role: role_name.to_string(),
-                max_expiry: crate::clock::rfc3339(now + max_ttl),
-            },
-        )
-        .await?;
+        let intent_key = format!("intent/{username}");
+        ctx.storage
+            .transaction(vec![
+                TxnOp::Put {
+                    key: intent_key.clone(),
+                    value: encode(
+                        &intent_key,
+                        &Intent {
+                            db_name: role.db_name.clone(),
+                            role: role_name.to_string(),
+                            revocation_statements: role.revocation_statements.clone(),
+                            created: crate::clock::rfc3339(now),
+                        },
+                    )?,
+                },
+                TxnOp::Put {
+                    key: issued_key.clone(),
+                    value: encode(
+                        &issued_key,
+                        &Issued {
+                            db_name: role.db_name.clone(),
+                            role: role_name.to_string(),
+                            max_expiry: crate::clock::rfc3339(now + max_ttl),
+                        },
+                    )?,
+                },
+            ])
+            .await?;
         let created = plugin
             .create_user(
                 &role.creation_statements,
@@ -702,9 +748,16 @@ impl Database {
             .await
             .map_err(|e| scrub(e, &password));
         if let Err(e) = created {
-            // The plugin left nothing behind; forget the intent (a failure here only leaves a
-            // record the reconciler will find with no user).
-            if let Err(de) = ctx.storage.delete(&issued_key).await {
+            // The plugin left nothing behind; forget the intent (if that fails, recovery drops
+            // a user that does not exist, which counts as done).
+            if let Err(de) = ctx
+                .storage
+                .transaction(vec![
+                    TxnOp::Delete { key: intent_key },
+                    TxnOp::Delete { key: issued_key },
+                ])
+                .await
+            {
                 tracing::warn!(error = %de, "cannot delete a credential intent record");
             }
             return Err(e);
@@ -735,6 +788,7 @@ impl Database {
             max_ttl,
             renewable: true,
             internal,
+            on_commit: vec![TxnOp::Delete { key: intent_key }],
         });
         Ok(Some(resp))
     }
@@ -838,14 +892,14 @@ impl Database {
         name: &str,
         mut role: StaticRole,
     ) -> Result<StaticRole> {
-        let (_, plugin) = self.connection(ctx, &role.db_name).await?;
+        let (cfg, plugin) = self.connection(ctx, &role.db_name).await?;
         let wal_key = format!("wal/static/{name}");
         let wal = match load::<PasswordWal>(ctx, &wal_key).await? {
             Some(w) if w.username == role.username => w,
             _ => {
                 let w = PasswordWal {
                     username: role.username.clone(),
-                    new_password: template::password(),
+                    new_password: new_password(ctx, &cfg).await?,
                 };
                 save(ctx, &wal_key, &w).await?;
                 w
@@ -930,16 +984,10 @@ impl Database {
                 "unable to rotate root credentials: no password in configuration",
             ));
         }
-        if !cfg.password_policy.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "password policy `{}` not found",
-                cfg.password_policy
-            )));
-        }
         let wal_key = format!("wal/root/{name}");
         let wal = PasswordWal {
             username: username.clone(),
-            new_password: template::password(),
+            new_password: new_password(ctx, &cfg).await?,
         };
         // No WAL stored, no change made.
         save(ctx, &wal_key, &wal).await?;
@@ -966,6 +1014,92 @@ impl Database {
         Ok(None)
     }
 
+    // ---- crash recovery and scheduled work ----
+
+    /// Drop every user whose creation intent is older than [`INTENT_GRACE`]: its lease was
+    /// never recorded (the intent goes in the lease's own transaction), so nothing else would
+    /// ever revoke it. A user that does not exist counts as dropped. Returns the users
+    /// resolved; one that fails is logged and retried on the next run.
+    async fn resolve_intents(&self, ctx: &EngineContext) -> Result<Vec<String>> {
+        let keys = ctx.storage.list("intent/", &Page::all()).await?;
+        let mut resolved = Vec::new();
+        if keys.is_empty() {
+            return Ok(resolved);
+        }
+        let now = ctx.clock.now();
+        for username in keys {
+            let key = format!("intent/{username}");
+            let Some(intent) = load::<Intent>(ctx, &key).await? else {
+                continue;
+            };
+            let abandoned = crate::clock::parse_rfc3339(&intent.created)
+                .is_none_or(|t| now >= t + INTENT_GRACE);
+            if !abandoned {
+                continue;
+            }
+            let dropped = async {
+                let (_, plugin) = self.open_connection(ctx, &intent.db_name).await?;
+                plugin
+                    .drop_user(&intent.revocation_statements, &username)
+                    .await
+            }
+            .await;
+            if let Err(e) = dropped {
+                tracing::warn!(user = %username, role = %intent.role, error = %e.message(), "cannot drop a user whose lease was never recorded; retried later");
+                continue;
+            }
+            ctx.storage
+                .transaction(vec![
+                    TxnOp::Delete { key },
+                    TxnOp::Delete {
+                        key: format!("issued/{username}"),
+                    },
+                ])
+                .await?;
+            tracing::info!(user = %username, role = %intent.role, "dropped a database user created but never leased (crash recovery)");
+            resolved.push(username);
+        }
+        Ok(resolved)
+    }
+
+    /// Static roles whose rotation period has passed (or with a rotation left half done) get
+    /// a new password; configs with `root_rotation_period` get a new root password when due.
+    /// A failure is logged and retried on the next run; it never stops the others.
+    async fn rotate_due(&self, ctx: &EngineContext) -> Result<()> {
+        for name in ctx.storage.list("config/", &Page::all()).await? {
+            let Some(cfg) = load::<DbConfig>(ctx, &format!("config/{name}")).await? else {
+                continue;
+            };
+            if cfg.root_rotation_period > 0 {
+                // `connection` rotates the root password when it is due.
+                if let Err(e) = self.connection(ctx, &name).await {
+                    tracing::warn!(config = %name, error = %e.message(), "scheduled root rotation check failed");
+                }
+            }
+        }
+        let now = ctx.clock.now();
+        for name in ctx.storage.list("static-role/", &Page::all()).await? {
+            let Some(role) = self.static_role(ctx, &name).await? else {
+                continue;
+            };
+            let period =
+                time::Duration::seconds(i64::try_from(role.rotation_period).unwrap_or(i64::MAX));
+            let due = crate::clock::parse_rfc3339(&role.last_vault_rotation)
+                .is_none_or(|l| now >= l + period);
+            let pending = ctx
+                .storage
+                .get(&format!("wal/static/{name}"))
+                .await?
+                .is_some();
+            if due || pending {
+                if let Err(e) = self.rotate_static(ctx, &name, role).await {
+                    tracing::warn!(role = %name, error = %e.message(), "scheduled static role rotation failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ---- reconciler ----
 
     /// Users in the database that carry this engine's prefix but that the engine does not
@@ -977,6 +1111,13 @@ impl Database {
         data: &Data,
     ) -> Result<Option<Response>> {
         let apply = params::bool(data, "apply")?.unwrap_or(false);
+        // Users whose creation was abandoned (no lease was recorded) go first, whatever the
+        // prefix: they are this engine's own and nothing else would drop them.
+        let unleased = if apply {
+            self.resolve_intents(ctx).await?
+        } else {
+            Vec::new()
+        };
         let (_, plugin) = self.connection(ctx, name).await?;
         let style = plugin.username_style();
         // A narrower prefix keeps other engines' users on a shared server out of reach.
@@ -1013,6 +1154,7 @@ impl Database {
         Ok(Some(Response::with_data(crate::data(json!({
             "orphans": orphans,
             "dropped": apply,
+            "unleased_dropped": unleased,
         })))))
     }
 
@@ -1060,7 +1202,9 @@ impl Engine for Database {
                 ctx.storage.delete(&format!("role/{name}")).await?;
                 Ok(None)
             }
-            ("creds", Operation::Read) if !name.is_empty() => self.creds(ctx, name).await,
+            ("creds", Operation::Read) if !name.is_empty() => {
+                self.creds(ctx, name, &req.display_name).await
+            }
             ("static-roles", Operation::Read) => self.read_static_role(ctx, name).await,
             ("static-roles", _) if write => self.write_static_role(ctx, name, &req.data).await,
             ("static-roles", Operation::Delete) => {
@@ -1105,6 +1249,15 @@ impl Engine for Database {
         Ok(Some(ctx.storage.get(&key).await?.is_some()))
     }
 
+    async fn recover(&self, ctx: &EngineContext) -> Result<()> {
+        self.resolve_intents(ctx).await.map(drop)
+    }
+
+    async fn periodic(&self, ctx: &EngineContext) -> Result<()> {
+        self.resolve_intents(ctx).await?;
+        self.rotate_due(ctx).await
+    }
+
     async fn revoke(&self, ctx: &EngineContext, lease: &LeasedSecret<'_>) -> Result<()> {
         let username = internal_str(lease.internal, "username")?;
         let role_name = internal_str(lease.internal, "role").unwrap_or("");
@@ -1132,7 +1285,16 @@ impl Engine for Database {
         };
         let (_, plugin) = self.connection(ctx, &db_name).await?;
         plugin.drop_user(&stmts, username).await?;
-        ctx.storage.delete(&format!("issued/{username}")).await
+        ctx.storage
+            .transaction(vec![
+                TxnOp::Delete {
+                    key: format!("issued/{username}"),
+                },
+                TxnOp::Delete {
+                    key: format!("intent/{username}"),
+                },
+            ])
+            .await
     }
 
     async fn renew(
@@ -1164,6 +1326,7 @@ impl Engine for Database {
             max_ttl,
             renewable: true,
             internal: lease.internal.clone(),
+            ..LeaseInfo::default()
         })
     }
 }

@@ -69,6 +69,7 @@ impl Engine for LeaseTest {
                         max_ttl,
                         renewable,
                         internal,
+                        ..LeaseInfo::default()
                     }),
                     ..Response::default()
                 }))
@@ -152,6 +153,7 @@ impl Engine for LeaseTest {
             max_ttl: secs("max_ttl"),
             renewable: true,
             internal: crate::Data::new(),
+            ..LeaseInfo::default()
         })
     }
 }

@@ -67,7 +67,9 @@ impl View {
         Ok(full)
     }
 
-    fn map_ops(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOp>> {
+    /// `ops` with their keys moved under this view's prefix (for a transaction that also
+    /// touches keys outside the view).
+    pub(crate) fn map_ops(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOp>> {
         ops.into_iter()
             .map(|op| {
                 Ok(match op {

@@ -133,6 +133,25 @@ impl UsernameStyle {
     }
 }
 
+/// The caller's token display name as it goes into a username: OpenBao puts it in as it is,
+/// but it lands inside quoted SQL identifiers and Redis ACL rules, so anything but ASCII
+/// letters, digits, `-` and `_` becomes `-` (`userpass-bob@corp` → `userpass-bob-corp`).
+/// An empty name (a call that did not come through a token) is `token`.
+pub(crate) fn display_name(name: &str) -> String {
+    if name.is_empty() {
+        return "token".into();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// A fresh username for `role`, requested by a token with `display_name`.
 ///
 /// Follows OpenBao's default templates, except that when the length limit would cut into the
@@ -290,6 +309,16 @@ mod tests {
         }
         assert!(username(UsernameStyle::MysqlLegacy, "token", "role", 1).len() <= 16);
         assert!(username(UsernameStyle::Redis, "token", "ro", 1).starts_with("V_TOKEN_RO_"));
+    }
+
+    #[test]
+    fn display_names_are_safe_in_usernames() {
+        assert_eq!(display_name(""), "token");
+        assert_eq!(display_name("root"), "root");
+        assert_eq!(display_name("userpass-bob@corp"), "userpass-bob-corp");
+        assert_eq!(display_name("a\"b'c;d"), "a-b-c-d");
+        let u = username(UsernameStyle::Postgres, &display_name("token-ci"), "ro", 1);
+        assert!(u.starts_with("v-token-ci-ro-"), "{u}");
     }
 
     #[test]

@@ -46,7 +46,8 @@ fn env_over(backend: Arc<dyn Backend>) -> Env {
             conns: tokio::sync::Mutex::new(Default::default()),
         },
         ctx: EngineContext {
-            storage: View::new(backend, "logical/db/"),
+            storage: View::new(backend.clone(), "logical/db/"),
+            password_policies: View::new(backend, crate::password_policy::PREFIX),
             clock: Arc::new(clock.clone()),
             default_lease_ttl: Duration::from_secs(768 * 3600),
         },
@@ -67,6 +68,7 @@ struct Cred {
     username: String,
     password: String,
     internal: Data,
+    on_commit: Vec<crate::storage::TxnOp>,
     ttl: Duration,
     issued: SystemTime,
 }
@@ -89,7 +91,20 @@ impl Env {
             Err(e) => panic!("read {path} failed: {e}"),
         }
     }
+    /// A credential whose lease was recorded (the pipeline commits the engine's `on_commit`
+    /// operations with the lease).
     async fn creds(&self, role: &str) -> Cred {
+        let c = self.creds_unleased(role).await;
+        self.ctx
+            .storage
+            .transaction(c.on_commit.clone())
+            .await
+            .expect("lease commit");
+        c
+    }
+
+    /// A credential created but whose lease was never recorded (a crash in between).
+    async fn creds_unleased(&self, role: &str) -> Cred {
         let r = self
             .read(&format!("creds/{role}"))
             .await
@@ -108,6 +123,7 @@ impl Env {
                 .unwrap()
                 .to_string(),
             internal: lease.internal,
+            on_commit: lease.on_commit,
             ttl: lease.ttl,
             issued: SystemTime::from(crate::clock::Clock::now(&self.clock)),
         }
@@ -680,17 +696,17 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
     assert!(!db.role_exists(&orphan).await);
     assert!(db.role_exists(&live.username).await);
 
-    // A credential whose lease was lost (a crash between creation and registration): known
-    // to the engine, so not an orphan while a lease could still be live, but one once the
-    // max TTL (24h) and the grace hour have passed.
-    let lost = e.creds("ro").await;
+    // A credential whose lease was never recorded (a crash between creation and
+    // registration): its intent record is still there, so it is not dropped while the issue
+    // could still be in flight, and is dropped once the intent is a minute old, long before
+    // any max TTL.
+    let lost = e.creds_unleased("ro").await;
     let lost_tag = lost.username.get(..30).unwrap().to_string();
     let dry = e
         .write("reconcile/pg", json!({"username_prefix": lost_tag}))
         .await
         .unwrap();
     assert_eq!(dry.get("orphans"), Some(&json!([])));
-    e.clock.advance(Duration::from_secs(25 * 3600 + 1));
     let applied = e
         .write(
             "reconcile/pg",
@@ -698,8 +714,25 @@ async fn pg_reconciler_finds_and_drops_users_no_lease_knows() {
         )
         .await
         .unwrap();
-    assert_eq!(applied.get("orphans"), Some(&json!([lost.username])));
-    assert!(!db.role_exists(&lost.username).await);
+    assert_eq!(applied.get("unleased_dropped"), Some(&json!([])));
+    assert!(db.role_exists(&lost.username).await, "still in flight");
+    e.clock.advance(Duration::from_secs(61));
+    e.engine.recover(&e.ctx).await.unwrap();
+    assert!(!db.role_exists(&lost.username).await, "recovered");
+    // A known user past its max TTL (and the grace hour) with no intent left: its lease must
+    // have been lost some other way (a restored backup), so the reconciler drops it.
+    let stale = e.creds("ro").await;
+    let stale_tag = stale.username.get(..30).unwrap().to_string();
+    e.clock.advance(Duration::from_secs(25 * 3600 + 1));
+    let applied = e
+        .write(
+            "reconcile/pg",
+            json!({"apply": true, "username_prefix": stale_tag}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.get("orphans"), Some(&json!([stale.username])));
+    assert!(!db.role_exists(&stale.username).await);
     assert!(
         db.role_exists(&live.username).await,
         "never another credential"
@@ -767,6 +800,33 @@ async fn pg_static_role_rotates_on_create_on_demand_and_when_due() {
     let p3 = e.read("static-creds/static-app").await.unwrap();
     assert_ne!(p3.get("password"), Some(&p2), "rotated when due");
     assert!(pg_password_matches(&user, p3.get("password").and_then(Value::as_str).unwrap()).await);
+    // On schedule with nobody reading: the maintenance run rotates it.
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let same = e.read("static-creds/static-app").await.unwrap();
+    assert_eq!(same.get("password"), p3.get("password"), "not due yet");
+    e.clock.advance(Duration::from_secs(3601));
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let raw = e
+        .ctx
+        .storage
+        .get("static-role/static-app")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: super::StaticRole = serde_json::from_slice(&raw).unwrap();
+    assert_ne!(
+        Some(&json!(stored.password)),
+        p3.get("password"),
+        "rotated by the maintenance run"
+    );
+    assert!(pg_password_matches(&user, &stored.password).await);
+    let p4 = e.read("static-creds/static-app").await.unwrap();
+    assert_eq!(p4.get("password"), Some(&json!(stored.password)));
+    assert_eq!(
+        p4.get("ttl"),
+        Some(&json!(3600)),
+        "counted from the maintenance run"
+    );
     let err = e
         .call(
             Operation::Update,
@@ -854,6 +914,14 @@ async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
         Some(&before)
     );
     e.revoke(&c).await.unwrap();
+    // On schedule with no use at all: the maintenance run rotates it.
+    e.engine.periodic(&e.ctx).await.unwrap();
+    assert_eq!(known(&e).await, pw2, "not due yet");
+    e.clock.advance(Duration::from_secs(3601));
+    e.engine.periodic(&e.ctx).await.unwrap();
+    let pw3 = known(&e).await;
+    assert_ne!(pw3, pw2, "rotated by the maintenance run");
+    assert!(pg_password_matches(&admin, &pw3).await);
     let c = e.creds("ro").await;
     assert!(
         db.role_exists(&c.username).await,

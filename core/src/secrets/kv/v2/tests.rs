@@ -32,7 +32,8 @@ fn env() -> Env {
 fn env_over(backend: Arc<dyn Backend>, mem: Arc<MemoryBackend>) -> Env {
     let clock = VirtualClock::at(datetime!(2026-11-27 21:34:23.969306953 UTC));
     let ctx = EngineContext {
-        storage: View::new(backend, "logical/test/"),
+        storage: View::new(backend.clone(), "logical/test/"),
+        password_policies: View::new(backend, crate::password_policy::PREFIX),
         clock: Arc::new(clock.clone()),
         default_lease_ttl: Duration::from_secs(768 * 3600),
     };

@@ -1,0 +1,310 @@
+//! Database credentials against the local PostgreSQL (issue 6's figures):
+//!
+//! - issue latency through the typed API (`client.database("database").creds("ro")`: token,
+//!   ACL, intent record, CREATE ROLE + GRANT on the pool, lease commit) on memory and on SQLite
+//!   storage, against the same CREATE ROLE + GRANT run directly on one tokio-postgres
+//!   connection [target: overhead ≤ 20%];
+//! - then one large run: `STRONGROOM_BENCH_DB_REVOKE` credentials (default 10,000) issued 64 at
+//!   a time and revoked with one revoke-prefix, checking that no role is left.
+//!
+//! `STRONGROOM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! PostgreSQL down = the bench fails. A fresh database is made and dropped.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs,
+    reason = "benchmarks"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group};
+use serde_json::json;
+use strongroom::{Client, Config, LeaseConfig, Strongroom, data};
+
+fn admin_url() -> String {
+    std::env::var("STRONGROOM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn pg(dbname: Option<&str>) -> tokio_postgres::Client {
+    let mut cfg: tokio_postgres::Config = admin_url().parse().unwrap();
+    if let Some(d) = dbname {
+        cfg.dbname(d);
+    }
+    let (c, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", admin_url()));
+    tokio::spawn(conn);
+    c
+}
+
+/// A fresh database with a table `items` readable by the group role [`group`]; returns its
+/// name. PostgreSQL keeps a table's grants in one row (at most ~2,400 grantees), so the
+/// thousands of users a bench makes get their rights through a group role, as large
+/// deployments do.
+async fn fresh_db() -> String {
+    let name = format!("sr_dbbench_{}", uuid::Uuid::new_v4().simple());
+    pg(None)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    pg(Some(&name))
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int); CREATE ROLE \"{g}\" NOLOGIN; GRANT SELECT ON items TO \"{g}\";",
+            g = group(&name)
+        ))
+        .await
+        .unwrap();
+    name
+}
+
+fn group(dbname: &str) -> String {
+    format!("{dbname}_readers")
+}
+
+async fn drop_db(name: &str) {
+    let a = pg(None).await;
+    let _ = a
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await;
+    a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    a.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", group(name)))
+        .await
+        .unwrap();
+}
+
+fn create_statements(dbname: &str) -> String {
+    format!(
+        "CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT \"{}\" TO \"{{{{name}}}}\";",
+        group(dbname)
+    )
+}
+
+fn manual() -> LeaseConfig {
+    LeaseConfig {
+        background: false,
+        ..LeaseConfig::default()
+    }
+}
+
+/// Mount `database/`, config `pg` (a pool of 20) and role `ro` on `sr`.
+async fn configure(sr: &Strongroom, token: &str, dbname: &str) -> Client {
+    let root = sr.client(token);
+    root.sys()
+        .enable_mount("database", "database", &[])
+        .await
+        .unwrap();
+    let cfg: tokio_postgres::Config = admin_url().parse().unwrap();
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let user = cfg.get_user().unwrap_or("postgres").to_string();
+    let db = root.database("database");
+    db.configure(
+        "pg",
+        data(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{dbname}"),
+            "username": user,
+            "password": "unused",
+            "allowed_roles": "ro",
+            "max_open_connections": 20,
+        })),
+    )
+    .await
+    .unwrap();
+    db.write_role(
+        "ro",
+        data(
+            json!({"db_name": "pg", "creation_statements": create_statements(dbname),
+                    "default_ttl": "1h", "max_ttl": "24h"}),
+        ),
+    )
+    .await
+    .unwrap();
+    root
+}
+
+async fn dev_engine(dbname: &str) -> (Strongroom, Client) {
+    let sr = Strongroom::open(Config::dev().leases(manual()))
+        .await
+        .unwrap();
+    let token = sr.dev_root_token().unwrap();
+    let root = configure(&sr, &token, dbname).await;
+    (sr, root)
+}
+
+async fn sqlite_engine(dir: &Path, dbname: &str) -> (Strongroom, Client) {
+    let cfg = || Config::sqlite(dir.join("store.db")).leases(manual());
+    let sr = Strongroom::open(cfg()).await.unwrap();
+    let root = sr.init_with_key_file(dir.join("unseal.key")).await.unwrap();
+    drop(sr);
+    let sr = Strongroom::open(cfg().unseal_key_file(dir.join("unseal.key")))
+        .await
+        .unwrap();
+    let token = secrecy::ExposeSecret::expose_secret(&root).to_string();
+    let root = configure(&sr, &token, dbname).await;
+    (sr, root)
+}
+
+/// Users the bench made (members of the database's group role).
+async fn leftover(dbname: &str) -> i64 {
+    pg(None)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1",
+            &[&group(dbname)],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn issue(c: &mut Criterion) {
+    let rt = rt();
+    let dbname = rt.block_on(fresh_db());
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, dev_root) = rt.block_on(dev_engine(&dbname));
+    let (lite, lite_root) = rt.block_on(sqlite_engine(dir.path(), &dbname));
+    let direct = rt.block_on(pg(Some(&dbname)));
+    let mut g = c.benchmark_group("database_creds");
+    let mut n = 0u64;
+    let pid = std::process::id();
+    g.bench_function("direct CREATE ROLE + GRANT, one connection", |b| {
+        b.iter(|| {
+            n += 1;
+            let u = format!("v-direct-{pid}-{n}");
+            rt.block_on(direct.batch_execute(&format!(
+                "BEGIN; CREATE ROLE \"{u}\" WITH LOGIN PASSWORD 'x-Pw-1x-Pw-1x-Pw-1x' VALID UNTIL '2099-01-01 00:00:00+0000'; GRANT \"{g}\" TO \"{u}\"; COMMIT;",
+                g = group(&dbname)
+            )))
+            .unwrap();
+        });
+    });
+    // Each case starts from the same catalog: PostgreSQL's GRANT gets slower as the group
+    // role gains members, so what one case made is dropped before the next runs.
+    rt.block_on(async {
+        for i in 1..=n {
+            direct
+                .batch_execute(&format!("DROP ROLE \"v-direct-{pid}-{i}\";"))
+                .await
+                .unwrap();
+        }
+    });
+    for (name, root) in [
+        ("strongroom creds, typed API, memory storage", &dev_root),
+        ("strongroom creds, typed API, SQLite storage", &lite_root),
+    ] {
+        let api = root.database("database");
+        g.bench_function(name, |b| {
+            b.iter(|| rt.block_on(api.creds("ro")).unwrap());
+        });
+        rt.block_on(root.leases().revoke_prefix("database/creds/ro"))
+            .unwrap();
+    }
+    g.finish();
+    rt.block_on(async {
+        assert_eq!(leftover(&dbname).await, 0, "the bench left users behind");
+        drop((dev, lite));
+        drop(direct);
+        drop_db(&dbname).await;
+    });
+}
+
+/// Issue many, revoke them all with one revoke-prefix, count what is left.
+fn revoke_many() {
+    let n: usize = std::env::var("STRONGROOM_BENCH_DB_REVOKE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = rt();
+    rt.block_on(async {
+        let dbname = fresh_db().await;
+        let (_sr, root) = dev_engine(&dbname).await;
+        let api = root.database("database");
+        api.configure("pg", data(json!({"allowed_roles": "ro,many"})))
+            .await
+            .unwrap();
+        api.write_role(
+            "many",
+            data(json!({"db_name": "pg",
+                "creation_statements": create_statements(&dbname),
+                "default_ttl": "1h", "max_ttl": "24h"})),
+        )
+        .await
+        .unwrap();
+        let members = || leftover(&dbname);
+        let sem = Arc::new(tokio::sync::Semaphore::new(64));
+        let t = Instant::now();
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let api = api.clone();
+            jobs.spawn(async move {
+                let _p = permit;
+                api.creds("many").await
+            });
+        }
+        let mut errors = 0;
+        while let Some(r) = jobs.join_next().await {
+            if let Err(e) = r.unwrap() {
+                if errors < 3 {
+                    println!("creds error: {e}");
+                }
+                errors += 1;
+            }
+        }
+        let issued = t.elapsed();
+        assert_eq!(errors, 0, "errors while issuing");
+        assert_eq!(members().await, i64::try_from(n).unwrap());
+        let t = Instant::now();
+        root.leases()
+            .revoke_prefix("database/creds/many")
+            .await
+            .unwrap();
+        let revoked = t.elapsed();
+        let left = members().await;
+        assert_eq!(left, 0, "users left after revoking every lease");
+        println!(
+            "database: {n} credentials issued (64 in flight) in {issued:.2?} ({:.0}/s), 0 errors; \
+             revoke-prefix of {n} leases in {revoked:.2?} ({:.0}/s), {left} users left",
+            n as f64 / issued.as_secs_f64(),
+            n as f64 / revoked.as_secs_f64()
+        );
+        drop_db(&dbname).await;
+    });
+}
+
+criterion_group!(benches, issue);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().all(|a| a != "--list" && a != "--profile-time") {
+        revoke_many();
+    }
+}
