@@ -65,6 +65,43 @@ pub struct Listeners {
     metrics: Arc<Metrics>,
     control: Control,
     tasks: Vec<JoinHandle<io::Result<()>>>,
+    tls: TlsReloader,
+}
+
+/// The TLS listeners' certificates, reloadable from their files while serving (SIGHUP).
+#[derive(Clone, Default)]
+pub struct TlsReloader {
+    configs: Vec<(RustlsConfig, std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl TlsReloader {
+    /// Read every TLS listener's certificate and key files again; new connections get the new
+    /// certificate, open ones keep theirs. A listener whose files cannot be loaded keeps its
+    /// current certificate, and its error is returned (as Vault: the reload fails, the server
+    /// goes on).
+    pub async fn reload(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (cfg, cert, key) in &self.configs {
+            if let Err(e) = cfg.reload_from_pem_file(cert, key).await {
+                errors.push(format!(
+                    "cannot reload TLS certificate `{}` and key `{}`: {e}",
+                    cert.display(),
+                    key.display()
+                ));
+            }
+        }
+        errors
+    }
+
+    /// How many TLS listeners there are.
+    pub fn len(&self) -> usize {
+        self.configs.len()
+    }
+
+    /// Whether there is no TLS listener.
+    pub fn is_empty(&self) -> bool {
+        self.configs.is_empty()
+    }
 }
 
 impl Listeners {
@@ -79,6 +116,7 @@ impl Listeners {
             metrics: Arc::new(Metrics::new()),
             control: Control::new(),
             tasks: Vec::new(),
+            tls: TlsReloader::default(),
         };
         for cfg in configs {
             if let Err(e) = running.start_one(sr, cfg).await {
@@ -132,6 +170,11 @@ impl Listeners {
                             ),
                         ))
                     })?;
+                self.tls.configs.push((
+                    rustls.clone(),
+                    tls.cert_file.clone(),
+                    tls.key_file.clone(),
+                ));
                 let server = axum_server::from_tcp_rustls(std_listener, rustls)
                     .map_err(err)?
                     .handle(handle);
@@ -145,6 +188,11 @@ impl Listeners {
             max_request_size: cfg.max_request_size,
         });
         Ok(())
+    }
+
+    /// What reloads the TLS listeners' certificates (SIGHUP).
+    pub fn tls_reloader(&self) -> TlsReloader {
+        self.tls.clone()
     }
 
     /// The request metrics every listener records into.

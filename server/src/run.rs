@@ -78,7 +78,7 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
         }
     };
     // Registered before the banner: whoever waits for it may signal right after.
-    let hangup = tokio::spawn(ignore_hangup(sr.clone()));
+    let hangup = tokio::spawn(on_hangup(sr.clone(), listeners.tls_reloader()));
     let stop = stop_signal();
     let initialized = sr.is_initialized().await.unwrap_or(false);
     print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
@@ -184,11 +184,15 @@ async fn maintain(sr: Strongroom) {
     }
 }
 
-/// Vault reloads its config on SIGHUP; Strongroom cannot yet, and SIGHUP's default action would
-/// kill the server, so it only reopens the audit files (log rotation, as OpenBao does) and
-/// logs the rest. The handler is installed when this is called; the returned future only
-/// reports.
-fn ignore_hangup(sr: Strongroom) -> impl std::future::Future<Output = ()> {
+/// SIGHUP, as in Vault: reload the TLS listeners' certificates from their files (a renewed
+/// certificate is served to new connections without a restart; a file that cannot be loaded
+/// leaves the old certificate in place and is logged) and reopen the audit files (log
+/// rotation). The rest of the configuration is not reloaded. The handler is installed when
+/// this is called; the returned future only reports.
+fn on_hangup(
+    sr: Strongroom,
+    tls: crate::listener::TlsReloader,
+) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     async move {
@@ -196,11 +200,19 @@ fn ignore_hangup(sr: Strongroom) -> impl std::future::Future<Output = ()> {
         if let Some(mut hup) = hup {
             while hup.recv().await.is_some() {
                 sr.reopen_audit();
-                tracing::warn!(
-                    "SIGHUP received: audit files reopened; reloading the configuration is not supported"
+                let errors = tls.reload().await;
+                for e in &errors {
+                    tracing::error!("SIGHUP: {e}");
+                }
+                tracing::info!(
+                    tls_listeners = tls.len(),
+                    tls_reloaded = tls.len() - errors.len(),
+                    "SIGHUP received: audit files reopened, TLS certificates reloaded; other settings need a restart"
                 );
             }
         }
+        #[cfg(not(unix))]
+        let _ = (sr, tls);
     }
 }
 

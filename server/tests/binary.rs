@@ -415,5 +415,57 @@ async fn tls_listener_with_rustls() {
     let plain = p.url.replace("https://", "http://");
     let r = client().get(format!("{plain}/v1/sys/health")).send().await;
     assert!(r.is_err() || r.unwrap().status() != StatusCode::NOT_IMPLEMENTED);
+
+    // SIGHUP reloads the certificate: new connections get the renewed one, with no restart.
+    let renewed =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    std::fs::write(&cert_file, renewed.cert.pem()).unwrap();
+    std::fs::write(&key_file, renewed.signing_key.serialize_pem()).unwrap();
+    let trusting = |pem: String| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+    };
+    let new_only = trusting(renewed.cert.pem());
+    let old_only = trusting(cert.cert.pem());
+    let health = |c: &reqwest::Client| c.get(format!("{}/v1/sys/health", p.url)).send();
+    assert!(
+        health(&new_only).await.is_err(),
+        "served the new cert before SIGHUP"
+    );
+    hangup(&p);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while health(&new_only).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        health(&old_only).await.is_err(),
+        "still serving the old cert"
+    );
+    // A broken file on the next SIGHUP keeps the current certificate in service.
+    std::fs::write(&cert_file, "not a certificate").unwrap();
+    hangup(&p);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = health(&new_only).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(p.terminate().success());
+}
+
+fn hangup(p: &Process) {
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
