@@ -47,7 +47,7 @@ echo "== examples"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cargo build -q --example quickstart
-example_bin="$(pwd)/target/debug/examples/quickstart"
+example_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/examples/quickstart"
 # First run initialises the store, the second unseals it from the key file and reads back.
 (cd "$tmp" && "$example_bin" && "$example_bin") | tee "$tmp/out.txt"
 grep -q "initialised a new store" "$tmp/out.txt"
