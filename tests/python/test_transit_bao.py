@@ -92,7 +92,7 @@ def both():
 
 @pytest.mark.parametrize(
     "key_type",
-    ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048"],
+    ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048"],
 )
 def test_strongroom_keys_and_output_work_in_openbao(both, key_type):
     ours, bao = both
