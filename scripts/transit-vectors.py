@@ -93,7 +93,7 @@ class Bao:
         self.proc.wait(timeout=10)
 
 
-SYMMETRIC = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305"]
+SYMMETRIC = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305"]
 SIGNING = {
     "ed25519": [{}],
     "ecdsa-p256": [
@@ -191,6 +191,18 @@ def main():
         keys["convergent"] = {
             "type": "aes256-gcm96",
             "ciphertexts": ciphertexts(bao, "convergent", context=b"tenant-7", aad=False),
+        }
+        # XChaCha20-Poly1305 derives (HKDF) and converges (24-byte HMAC nonce) like AES-GCM.
+        xchacha = {"type": "xchacha20-poly1305", "derived": True}
+        make_key(bao, "xchacha-derived", xchacha)
+        keys["xchacha-derived"] = {
+            "type": "xchacha20-poly1305",
+            "ciphertexts": ciphertexts(bao, "xchacha-derived", context=b"tenant-7"),
+        }
+        make_key(bao, "xchacha-convergent", {**xchacha, "convergent_encryption": True})
+        keys["xchacha-convergent"] = {
+            "type": "xchacha20-poly1305",
+            "ciphertexts": ciphertexts(bao, "xchacha-convergent", context=b"tenant-7", aad=False),
         }
         for t, option_sets in SIGNING.items():
             make_key(bao, t, {"type": t})

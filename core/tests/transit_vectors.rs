@@ -89,7 +89,11 @@ async fn openbao_ciphertexts_decrypt_here() {
                     .write(&format!("transit/decrypt/{name}"), data(body))
                     .await
                     .unwrap_err();
-                let want = if k["type"] == "chacha20-poly1305" {
+                let chacha = matches!(
+                    k["type"].as_str(),
+                    Some("chacha20-poly1305" | "xchacha20-poly1305")
+                );
+                let want = if chacha {
                     "chacha20poly1305: message authentication failed"
                 } else {
                     "cipher: message authentication failed"
@@ -100,15 +104,30 @@ async fn openbao_ciphertexts_decrypt_here() {
         }
     }
     assert!(checked >= 60, "{checked}");
+    // XChaCha20-Poly1305 is covered plain, derived and convergent.
+    for name in [
+        "xchacha20-poly1305",
+        "xchacha-derived",
+        "xchacha-convergent",
+    ] {
+        assert_eq!(keys[name]["type"], "xchacha20-poly1305");
+        assert!(
+            keys[name]["ciphertexts"].as_array().unwrap().len() >= 6,
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn convergent_ciphertexts_are_identical_here() {
     let (c, keys) = restored().await;
-    let k = &keys["convergent"];
-    for item in k["ciphertexts"].as_array().unwrap() {
-        let out = post(&c, "encrypt/convergent", request(item, "ciphertext")).await;
-        assert_eq!(out["ciphertext"], item["ciphertext"], "{item}");
+    for name in ["convergent", "xchacha-convergent"] {
+        let items = keys[name]["ciphertexts"].as_array().unwrap();
+        assert!(!items.is_empty(), "{name}");
+        for item in items {
+            let out = post(&c, &format!("encrypt/{name}"), request(item, "ciphertext")).await;
+            assert_eq!(out["ciphertext"], item["ciphertext"], "{name} {item}");
+        }
     }
 }
 

@@ -92,7 +92,7 @@ def both():
 
 @pytest.mark.parametrize(
     "key_type",
-    ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048"],
+    ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048"],
 )
 def test_strongroom_keys_and_output_work_in_openbao(both, key_type):
     ours, bao = both
@@ -142,3 +142,55 @@ def test_strongroom_keys_and_output_work_in_openbao(both, key_type):
         except AssertionError:
             continue
         assert ours("GET", f"transit/export/{kind}/k")["data"]["keys"] == want, kind
+
+
+@pytest.mark.parametrize("key_type", ["aes256-gcm96", "xchacha20-poly1305"])
+@pytest.mark.parametrize("convergent", [False, True])
+def test_derived_keys_datakeys_rewrap_and_batches_work_in_openbao(both, key_type, convergent):
+    ours, bao = both
+    ours("POST", "sys/mounts/transit", {"type": "transit"})
+    bao("POST", "sys/mounts/transit", {"type": "transit"})
+    create = {"type": key_type, "derived": True, "convergent_encryption": convergent}
+    ours("POST", "transit/keys/k", {**create, "allow_plaintext_backup": True, "exportable": True})
+    ctx = b64(b"tenant-7")
+    msg = b64(b"moved from strongroom")
+    v1 = ours("POST", "transit/encrypt/k", {"plaintext": msg, "context": ctx})["data"]["ciphertext"]
+    ours("POST", "transit/keys/k/rotate")
+    rewrapped = ours("POST", "transit/rewrap/k", {"ciphertext": v1, "context": ctx})["data"]
+    assert rewrapped["key_version"] == 2 and rewrapped["ciphertext"].startswith("vault:v2:")
+    datakey = ours("POST", "transit/datakey/plaintext/k", {"context": ctx, "bits": 512})["data"]
+    batch = ours(
+        "POST",
+        "transit/encrypt/k",
+        {"batch_input": [{"plaintext": b64(bytes([i]) * i), "context": ctx, "reference": str(i)} for i in range(4)]},
+    )["data"]["batch_results"]
+    assert [r["reference"] for r in batch] == ["0", "1", "2", "3"]
+
+    backup = ours("GET", "transit/backup/k")["data"]["backup"]
+    bao("POST", "transit/restore/k", {"backup": backup})
+
+    def bao_decrypt(ct):
+        return bao("POST", "transit/decrypt/k", {"ciphertext": ct, "context": ctx})["data"]["plaintext"]
+
+    assert bao_decrypt(v1) == msg
+    assert bao_decrypt(rewrapped["ciphertext"]) == msg
+    assert bao_decrypt(datakey["ciphertext"]) == datakey["plaintext"]
+    assert len(base64.b64decode(datakey["plaintext"])) == 64
+    out = bao(
+        "POST",
+        "transit/decrypt/k",
+        {"batch_input": [{"ciphertext": r["ciphertext"], "context": ctx, "reference": r["reference"]} for r in batch]},
+    )["data"]["batch_results"]
+    assert [r["plaintext"] for r in out] == [b64(bytes([i]) * i) for i in range(4)]
+    # The raw layout is nonce ‖ ct ‖ tag with the type's nonce length.
+    nonce_len = 24 if key_type.startswith("x") else 12
+    raw = base64.b64decode(v1.split(":", 2)[2])
+    assert len(raw) == nonce_len + len(b"moved from strongroom") + 16
+    if convergent:
+        # Both sides derive the same nonce from the same plaintext and context.
+        again = {"plaintext": msg, "context": ctx, "key_version": 2}
+        mine = ours("POST", "transit/encrypt/k", again)["data"]["ciphertext"]
+        assert bao("POST", "transit/encrypt/k", again)["data"]["ciphertext"] == mine
+    theirs = bao("GET", "transit/keys/k")["data"]
+    assert theirs["type"] == key_type and theirs["derived"] is True
+    assert theirs["convergent_encryption"] is convergent

@@ -48,12 +48,12 @@ pub(crate) struct KeyVersion {
     /// Asymmetric types: the parsed private key, built on first use and shared by clones.
     pub parsed: Arc<OnceLock<Parsed>>,
     /// AEAD types without derivation: the prepared cipher key, built on first use.
-    pub aead: Arc<OnceLock<aws_lc_rs::aead::LessSafeKey>>,
+    pub aead: Arc<OnceLock<aead::PreparedKey>>,
 }
 
 impl KeyVersion {
     /// The prepared AEAD key of this version's own key (key schedule done once).
-    pub(crate) fn aead(&self, key_type: KeyType) -> Result<&aws_lc_rs::aead::LessSafeKey> {
+    pub(crate) fn aead(&self, key_type: KeyType) -> Result<&aead::PreparedKey> {
         if let Some(k) = self.aead.get() {
             return Ok(k);
         }
@@ -169,7 +169,6 @@ impl TransitKey {
         options: KeyOptions,
         now: OffsetDateTime,
     ) -> Result<TransitKey> {
-        key_type.ensure_available()?;
         if options.convergent_encryption {
             if !options.derived {
                 return Err(Error::invalid_input(

@@ -13,8 +13,7 @@ pub(crate) enum KeyType {
     Aes256Gcm96,
     /// ChaCha20-Poly1305, 96-bit nonce.
     ChaCha20Poly1305,
-    /// XChaCha20-Poly1305, 192-bit nonce. Recognised, but aws-lc-rs has no XChaCha20 AEAD
-    /// yet, so creating or using such a key is refused.
+    /// XChaCha20-Poly1305, 192-bit nonce (RustCrypto's implementation: aws-lc-rs has none).
     XChaCha20Poly1305,
     /// A bare HMAC key (`hmac/` only); its key bytes are the HMAC key.
     Hmac,
@@ -163,24 +162,11 @@ impl KeyType {
     }
 
     /// Nonce length of the AEAD, which prefixes every ciphertext.
-    pub(crate) fn nonce_len(self) -> usize {
+    pub(crate) const fn nonce_len(self) -> usize {
         match self {
             KeyType::XChaCha20Poly1305 => 24,
             _ => 12,
         }
-    }
-
-    /// Refuse types whose cipher aws-lc-rs does not provide.
-    pub(crate) fn ensure_available(self) -> Result<()> {
-        match self {
-            KeyType::XChaCha20Poly1305 => Err(KeyType::xchacha_unavailable()),
-            _ => Ok(()),
-        }
-    }
-
-    /// aws-lc-rs has no XChaCha20-Poly1305 AEAD; until it does, such keys are refused.
-    pub(crate) fn xchacha_unavailable() -> Error {
-        Error::invalid_input("key type xchacha20-poly1305 is not supported yet")
     }
 }
 
@@ -237,7 +223,8 @@ mod tests {
         assert_eq!(KeyType::Aes256Gcm96.key_len(), 32);
         assert_eq!(KeyType::ChaCha20Poly1305.nonce_len(), 12);
         assert_eq!(KeyType::XChaCha20Poly1305.nonce_len(), 24);
-        assert!(KeyType::XChaCha20Poly1305.ensure_available().is_err());
+        assert_eq!(KeyType::XChaCha20Poly1305.key_len(), 32);
+        assert!(KeyType::XChaCha20Poly1305.supports_derivation());
         assert!(!KeyType::Hmac.supports_encryption());
     }
 }

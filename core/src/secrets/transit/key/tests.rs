@@ -34,11 +34,7 @@ fn err(r: Result<impl std::fmt::Debug>) -> String {
     r.unwrap_err().message().to_owned()
 }
 
-const SYMMETRIC: [KeyType; 3] = [
-    KeyType::Aes128Gcm96,
-    KeyType::Aes256Gcm96,
-    KeyType::ChaCha20Poly1305,
-];
+const SYMMETRIC: [KeyType; 4] = KeyType::ENCRYPTING;
 
 #[test]
 fn new_key_has_one_version_and_openbao_defaults() {
@@ -71,9 +67,25 @@ fn creation_rules() {
         err(mk(KeyType::Aes256Gcm96, o(false, true, None))),
         "convergent encryption requires derivation to be enabled"
     );
+    // XChaCha20-Poly1305 takes derivation and convergent encryption like the other AEADs.
+    for (derived, convergent) in [(false, false), (true, false), (true, true)] {
+        let k = TransitKey::new(
+            "k",
+            KeyType::XChaCha20Poly1305,
+            o(derived, convergent, None),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(k.versions[&1].key.len(), 32);
+        assert_eq!(k.derived, derived);
+    }
     assert_eq!(
-        err(mk(KeyType::XChaCha20Poly1305, o(false, false, None))),
-        "key type xchacha20-poly1305 is not supported yet"
+        err(mk(KeyType::XChaCha20Poly1305, o(false, true, None))),
+        "convergent encryption requires derivation to be enabled"
+    );
+    assert_eq!(
+        err(mk(KeyType::XChaCha20Poly1305, o(false, false, Some(64)))),
+        "key_size is not valid for algorithm xchacha20-poly1305"
     );
     assert!(mk(KeyType::Hmac, o(false, false, Some(64))).is_ok());
     assert_eq!(
@@ -100,7 +112,7 @@ fn round_trips_for_every_type_with_and_without_aad() {
             let e = k.encrypt(b"hello world", b"", aad, 0).unwrap();
             assert_eq!(e.key_version, 1);
             let raw = base64::decode(e.ciphertext.strip_prefix("vault:v1:").unwrap()).unwrap();
-            assert_eq!(raw.len(), 12 + 11 + 16, "{t}");
+            assert_eq!(raw.len(), t.nonce_len() + 11 + 16, "{t}");
             assert_eq!(
                 k.decrypt(&e.ciphertext, b"", aad).unwrap().as_slice(),
                 b"hello world"
@@ -323,13 +335,35 @@ fn version_rules() {
 
 #[test]
 fn data_keys() {
-    let k = new_key(KeyType::Aes256Gcm96, false, false);
-    for (bits, len) in [(128, 16), (256, 32), (512, 64)] {
-        let (plain, wrapped) = k.data_key(bits, b"", 0).unwrap();
-        assert_eq!(plain.len(), len);
-        assert_eq!(k.decrypt(&wrapped.ciphertext, b"", b"").unwrap(), plain);
+    for t in [KeyType::Aes256Gcm96, KeyType::XChaCha20Poly1305] {
+        let k = new_key(t, false, false);
+        for (bits, len) in [(128, 16), (256, 32), (512, 64)] {
+            let (plain, wrapped) = k.data_key(bits, b"", 0).unwrap();
+            assert_eq!(plain.len(), len);
+            assert_eq!(k.decrypt(&wrapped.ciphertext, b"", b"").unwrap(), plain);
+        }
+        assert_eq!(err(k.data_key(64, b"", 0)), "invalid bit length");
     }
-    assert_eq!(err(k.data_key(64, b"", 0)), "invalid bit length");
+}
+
+#[test]
+fn xchacha_rewraps_across_versions() {
+    let mut k = new_key(KeyType::XChaCha20Poly1305, true, false);
+    let old = k.encrypt(b"payload", b"ctx", b"", 0).unwrap();
+    k.rotate(now()).unwrap();
+    let new = k.rewrap(&old.ciphertext, b"ctx", 0).unwrap();
+    assert_eq!(new.key_version, 2);
+    assert!(new.ciphertext.starts_with("vault:v2:"));
+    assert_eq!(
+        k.decrypt(&new.ciphertext, b"ctx", b"").unwrap().as_slice(),
+        b"payload"
+    );
+    // The two versions hold different keys: v1's ciphertext relabelled v2 does not open.
+    let relabelled = old.ciphertext.replacen("vault:v1:", "vault:v2:", 1);
+    assert_eq!(
+        err(k.decrypt(&relabelled, b"ctx", b"")),
+        "chacha20poly1305: message authentication failed"
+    );
 }
 
 #[test]
