@@ -385,14 +385,25 @@ async fn requests_over_max_concurrent_requests_answer_503() {
     let mut cfg = ListenerConfig::plain("127.0.0.1:0");
     cfg.max_concurrent_requests = Some(1);
     let s = TestServer::serve_with(sr, cfg).await;
-    mount_database(&s, 2).await;
+    mount_database(&s, 3).await;
+    // The slow request retries while a probe below holds the only slot (under load the first
+    // probe can get there first).
     let slow = {
-        let rb = s.root("GET", "database/creds/slow");
-        tokio::spawn(async move { send(rb).await })
+        let s_root = s.root("GET", "database/creds/slow");
+        tokio::spawn(async move {
+            loop {
+                let a = send(s_root.try_clone().expect("a body-less request clones")).await;
+                if a.status != StatusCode::SERVICE_UNAVAILABLE {
+                    break a;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
     };
     // Wait until the slow request holds the only slot (its connection is real, so poll).
     let mut refused = None;
-    for _ in 0..100 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
         let a = send(s.root("GET", "sys/health")).await;
         if a.status == StatusCode::SERVICE_UNAVAILABLE {
             refused = Some(a);
