@@ -932,27 +932,19 @@ impl Strongroom {
         Ok(resp)
     }
 
-    /// The typed fast path's gate: the pipeline's seal, token and ACL steps for `op` on
-    /// `path`, without building a JSON request. `Ok(None)` sends the caller through
-    /// [`Strongroom::handle`] instead: when an audit device is enabled (every call is logged),
-    /// the token has limited uses, the path is not on a mount, or the matching ACL rule
-    /// inspects request parameters. Otherwise the mount and the path relative to it.
+    /// The typed fast path's decision, under `epoch` from [`Strongroom::fast_gate_epoch`]
+    /// (which made the seal, audit and sync checks): the pipeline's token and ACL steps for
+    /// `op` on `path`, without building a JSON request. `Ok(None)` sends the caller through
+    /// [`Strongroom::handle`] instead: the token has limited uses, the path is not on a mount
+    /// (or is a cubbyhole), or the matching ACL rule inspects request parameters.
     pub(crate) async fn fast_gate(
         &self,
+        epoch: u64,
         token: &str,
         op: Operation,
         path: &str,
     ) -> Result<Option<FastGate>> {
-        if self.inner.barrier.is_sealed() {
-            return Err(Error::sealed());
-        }
-        if !self.inner.audit.is_empty() {
-            return Ok(None);
-        }
         let path = normalize_request_path(path)?;
-        self.sync_store().await?;
-        // Read before deciding, so a change made while deciding shows as a new epoch.
-        let epoch = self.gate_epoch();
         let entry = self
             .token_lookup(token)
             .await?
@@ -984,18 +976,25 @@ impl Strongroom {
         }))
     }
 
-    /// The checks a cached [`FastGate`] still needs on each call: the seal, audit devices
-    /// (which need the full pipeline), other processes' changes, the epoch and the token's
-    /// expiry. `Ok(false)` means "decide again".
-    pub(crate) async fn fast_gate_still_valid(&self, gate: &FastGate) -> Result<bool> {
+    /// The checks every typed fast-path call makes, decided or not: the seal, audit devices
+    /// (which need the full pipeline: `None`) and other processes' changes. Returns the gate
+    /// epoch to decide under, or to compare a remembered [`FastGate`] with; it is read before
+    /// any decision, so a change made while deciding shows as a new epoch.
+    pub(crate) async fn fast_gate_epoch(&self) -> Result<Option<u64>> {
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
         }
         if !self.inner.audit.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         self.sync_store().await?;
-        if gate.epoch != self.gate_epoch() {
+        Ok(Some(self.gate_epoch()))
+    }
+
+    /// Whether a remembered decision still holds at `epoch` (`Ok(false)`: decide again); a
+    /// token that expired since is refused, as a fresh decision would refuse it.
+    pub(crate) fn fast_gate_holds(&self, gate: &FastGate, epoch: u64) -> Result<bool> {
+        if gate.epoch != epoch {
             return Ok(false);
         }
         if gate.entry.expired(self.inner.clock.now()) {

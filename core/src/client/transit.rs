@@ -238,11 +238,15 @@ impl Transit {
     /// has not expired, so a repeated call skips the token HMAC, the routing and the ACL walk.
     async fn fast_key(&self, op: &'static str, key: &str) -> Result<Option<Arc<TransitKey>>> {
         let sr = &self.client.sr;
+        let Some(epoch) = sr.fast_gate_epoch().await? else {
+            return Ok(None);
+        };
         let gate = match self.cached_gate(op, key)? {
-            Some(g) if sr.fast_gate_still_valid(&g).await? => g,
+            Some(g) if sr.fast_gate_holds(&g, epoch)? => g,
             _ => {
                 let Some(g) = sr
                     .fast_gate(
+                        epoch,
                         self.client.token.expose_secret(),
                         Operation::Update,
                         &self.path(op, key),
