@@ -4,6 +4,10 @@
 //!   ACL, intent record, CREATE ROLE + GRANT on the pool, lease commit) on memory and on SQLite
 //!   storage, against the same CREATE ROLE + GRANT run directly on one tokio-postgres
 //!   connection [target: overhead ≤ 20%];
+//! - the same overhead measured paired: rounds that each time one direct CREATE ROLE + GRANT
+//!   and one issue on each storage, in rotating order, so the drift of PostgreSQL's own cost
+//!   (its SCRAM hashing of the password is most of it, and varies ±20% from second to second
+//!   on a shared VM) hits every side alike; the figure is the median of the per-round ratios;
 //! - then one large run: `STRONGROOM_BENCH_DB_REVOKE` credentials (default 10,000) issued 64 at
 //!   a time and revoked with one revoke-prefix, checking that no role is left.
 //!
@@ -299,12 +303,109 @@ fn revoke_many() {
     });
 }
 
+/// Rounds of the paired measurement (`STRONGROOM_BENCH_DB_PAIRED`, default 400).
+fn paired_rounds() -> usize {
+    std::env::var("STRONGROOM_BENCH_DB_PAIRED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Each round times one direct CREATE ROLE + GRANT and one issue through each engine, the
+/// order rotating per round; prints the medians and the median per-round overhead.
+fn paired() {
+    let rounds = paired_rounds();
+    if rounds == 0 {
+        return;
+    }
+    let rt = rt();
+    let dbname = rt.block_on(fresh_db());
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, dev_root) = rt.block_on(dev_engine(&dbname));
+    let (lite, lite_root) = rt.block_on(sqlite_engine(dir.path(), &dbname));
+    let direct = rt.block_on(pg(Some(&dbname)));
+    let pid = std::process::id();
+    let (mem_api, lite_api) = (
+        dev_root.database("database"),
+        lite_root.database("database"),
+    );
+    // times[0] = direct, [1] = memory, [2] = SQLite, in seconds.
+    let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    rt.block_on(async {
+        // Warm every path (pools, caches) before timing.
+        for _ in 0..20 {
+            mem_api.creds("ro").await.unwrap();
+            lite_api.creds("ro").await.unwrap();
+        }
+        for round in 0..rounds {
+            for k in 0..3 {
+                let side = (round + k) % 3;
+                let t = Instant::now();
+                match side {
+                    0 => direct
+                        .batch_execute(&format!(
+                            "BEGIN; CREATE ROLE \"v-paired-{pid}-{round}\" WITH LOGIN PASSWORD 'x-Pw-1x-Pw-1x-Pw-1x' VALID UNTIL '2099-01-01 00:00:00+0000'; GRANT \"{g}\" TO \"v-paired-{pid}-{round}\"; COMMIT;",
+                            g = group(&dbname)
+                        ))
+                        .await
+                        .unwrap(),
+                    1 => drop(mem_api.creds("ro").await.unwrap()),
+                    _ => drop(lite_api.creds("ro").await.unwrap()),
+                }
+                times[side].push(t.elapsed().as_secs_f64());
+            }
+        }
+    });
+    let ratios = |side: usize| -> Vec<f64> {
+        times[side]
+            .iter()
+            .zip(&times[0])
+            .map(|(s, d)| s / d - 1.0)
+            .collect()
+    };
+    let (mut mem_r, mut lite_r) = (ratios(1), ratios(2));
+    let [mut d, mut m, mut l] = times.clone();
+    println!(
+        "database paired, {rounds} rounds: median direct {:.3} ms, memory {:.3} ms, SQLite {:.3} ms; \
+         median per-round overhead: memory {:+.1}%, SQLite {:+.1}% (target <= 20%)",
+        median(&mut d) * 1e3,
+        median(&mut m) * 1e3,
+        median(&mut l) * 1e3,
+        median(&mut mem_r) * 100.0,
+        median(&mut lite_r) * 100.0,
+    );
+    rt.block_on(async {
+        for round in 0..rounds {
+            direct
+                .batch_execute(&format!("DROP ROLE \"v-paired-{pid}-{round}\";"))
+                .await
+                .unwrap();
+        }
+        for root in [&dev_root, &lite_root] {
+            root.leases()
+                .revoke_prefix("database/creds/ro")
+                .await
+                .unwrap();
+        }
+        assert_eq!(leftover(&dbname).await, 0, "the bench left users behind");
+        drop((dev, lite));
+        drop(direct);
+        drop_db(&dbname).await;
+    });
+}
+
 criterion_group!(benches, issue);
 
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().all(|a| a != "--list" && a != "--profile-time") {
+        paired();
         revoke_many();
     }
 }

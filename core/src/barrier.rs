@@ -434,6 +434,38 @@ impl Barrier {
         Ok(by_ops || by_time)
     }
 
+    /// `ops` as the backend stores them: values encrypted, checks turned into checks of the
+    /// ciphertexts that hold the expected plaintexts.
+    async fn seal_ops(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOp>> {
+        self.current()?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                TxnOp::Put { key, value } => {
+                    let value = self.encrypt(&key, &value)?;
+                    TxnOp::Put { key, value }
+                }
+                TxnOp::Delete { key } => TxnOp::Delete { key },
+                TxnOp::Check { key, expected } => {
+                    // Ciphertexts differ per write: compare plaintexts here, then let the
+                    // backend check atomically that the ciphertext we compared is still there.
+                    let raw = self.backend.get(&key).await?;
+                    let plain = match &raw {
+                        Some(b) => Some(self.decrypt(&key, b).await?),
+                        None => None,
+                    };
+                    if plain.as_ref().map(|p| p.as_slice()) != expected.as_deref() {
+                        return Err(Error::conflict(format!(
+                            "transaction precondition failed on `{key}`"
+                        )));
+                    }
+                    TxnOp::Check { key, expected: raw }
+                }
+            });
+        }
+        Ok(out)
+    }
+
     fn encrypt(&self, path: &str, value: &[u8]) -> Result<Vec<u8>> {
         let k = self.current()?;
         // The limit is for what callers store through engines (`logical/`); the engine's own
@@ -499,33 +531,13 @@ impl Backend for Barrier {
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
-        self.current()?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(match op {
-                TxnOp::Put { key, value } => {
-                    let value = self.encrypt(&key, &value)?;
-                    TxnOp::Put { key, value }
-                }
-                TxnOp::Delete { key } => TxnOp::Delete { key },
-                TxnOp::Check { key, expected } => {
-                    // Ciphertexts differ per write: compare plaintexts here, then let the
-                    // backend check atomically that the ciphertext we compared is still there.
-                    let raw = self.backend.get(&key).await?;
-                    let plain = match &raw {
-                        Some(b) => Some(self.decrypt(&key, b).await?),
-                        None => None,
-                    };
-                    if plain.as_ref().map(|p| p.as_slice()) != expected.as_deref() {
-                        return Err(Error::conflict(format!(
-                            "transaction precondition failed on `{key}`"
-                        )));
-                    }
-                    TxnOp::Check { key, expected: raw }
-                }
-            });
-        }
-        self.backend.transaction(out).await
+        let ops = self.seal_ops(ops).await?;
+        self.backend.transaction(ops).await
+    }
+
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        let ops = self.seal_ops(ops).await?;
+        self.backend.transaction_unsynced(ops).await
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {

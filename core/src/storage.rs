@@ -100,6 +100,17 @@ pub trait Backend: Send + Sync + 'static {
     /// against the state before the transaction.
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()>;
 
+    /// [`Backend::transaction`] without waiting for the disk. Once acknowledged the write
+    /// survives the process being killed (`kill -9`), but an OS crash or a power loss before
+    /// the next synced write may lose it. Writes stay in order: once a later
+    /// [`Backend::transaction`] (or `put`, `delete`) is acknowledged, this one is as durable as
+    /// it. For records that only guide crash recovery and have a backstop of their own (the
+    /// database engine's creation intents, whose loss the reconciler covers). The default
+    /// syncs like [`Backend::transaction`].
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        self.transaction(ops).await
+    }
+
     /// A number that changes whenever another process (or connection) may have changed the
     /// store, so caches above know when to drop what they hold. `None` means this backend is
     /// only ever changed through this handle.

@@ -138,6 +138,7 @@ conformance!(
     scan_all_depths_and_pagination,
     transaction_all_or_nothing,
     transaction_checks,
+    unsynced_transaction_is_a_transaction,
     concurrent_compare_and_set_rounds,
     concurrent_increments,
     change_marker_follows_other_handles,
@@ -601,6 +602,108 @@ mod cases {
 
         // An empty transaction is fine.
         b.transaction(Vec::new()).await.unwrap();
+    }
+
+    /// `transaction_unsynced` skips only the wait for the disk: it is as atomic as a
+    /// transaction, honours checks, is read back at once, is seen by another handle, and keeps
+    /// its place in the order of writes.
+    pub async fn unsynced_transaction_is_a_transaction(s: &Store) {
+        let b = s.b();
+        b.put("gone", b"x").await.unwrap();
+        b.transaction_unsynced(vec![
+            TxnOp::Put {
+                key: "intent/u1".into(),
+                value: b"i".to_vec(),
+            },
+            TxnOp::Put {
+                key: "issued/u1".into(),
+                value: b"j".to_vec(),
+            },
+            TxnOp::Delete { key: "gone".into() },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            b.get("intent/u1").await.unwrap().as_deref(),
+            Some(&b"i"[..])
+        );
+        assert_eq!(
+            b.get("issued/u1").await.unwrap().as_deref(),
+            Some(&b"j"[..])
+        );
+        assert_eq!(b.get("gone").await.unwrap(), None);
+
+        // A failing check writes nothing.
+        let err = b
+            .transaction_unsynced(vec![
+                TxnOp::Put {
+                    key: "intent/u2".into(),
+                    value: b"i".to_vec(),
+                },
+                TxnOp::Check {
+                    key: "issued/u1".into(),
+                    expected: Some(b"wrong".to_vec()),
+                },
+            ])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Conflict);
+        assert_eq!(b.get("intent/u2").await.unwrap(), None);
+
+        // A synced transaction after it sees it (and, on disk, makes it durable with itself).
+        b.transaction(vec![
+            TxnOp::Check {
+                key: "intent/u1".into(),
+                expected: Some(b"i".to_vec()),
+            },
+            TxnOp::Delete {
+                key: "intent/u1".into(),
+            },
+            TxnOp::Put {
+                key: "lease/u1".into(),
+                value: b"l".to_vec(),
+            },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(b.get("intent/u1").await.unwrap(), None);
+
+        // Interleaved unsynced and synced writes from many callers all land, in their order.
+        let mut jobs = tokio::task::JoinSet::new();
+        for i in 0..32u32 {
+            let b = s.backend.clone();
+            jobs.spawn(async move {
+                let key = format!("mixed/{i:02}");
+                let op = vec![TxnOp::Put {
+                    key: key.clone(),
+                    value: i.to_be_bytes().to_vec(),
+                }];
+                if i % 2 == 0 {
+                    b.transaction_unsynced(op).await.unwrap();
+                } else {
+                    b.transaction(op).await.unwrap();
+                }
+                assert_eq!(b.get(&key).await.unwrap(), Some(i.to_be_bytes().to_vec()));
+                b.transaction_unsynced(vec![TxnOp::Delete { key }])
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(done) = jobs.join_next().await {
+            done.unwrap();
+        }
+        assert!(b.scan("mixed/", &Page::all()).await.unwrap().is_empty());
+
+        if let Some(other) = s.second_handle().await {
+            assert_eq!(
+                other.get("issued/u1").await.unwrap().as_deref(),
+                Some(&b"j"[..])
+            );
+            assert_eq!(
+                other.get("lease/u1").await.unwrap().as_deref(),
+                Some(&b"l"[..])
+            );
+        }
     }
 
     pub async fn transaction_checks(s: &Store) {

@@ -198,24 +198,11 @@ impl Backend for CachedBackend {
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
-        // What the transaction leaves at each key it writes (the last op on a key wins).
-        let entries: Vec<(String, Entry)> = ops
-            .iter()
-            .filter_map(|op| match op {
-                TxnOp::Put { key, value } => Some((key.clone(), Some(Arc::from(value.as_slice())))),
-                TxnOp::Delete { key } => Some((key.clone(), None)),
-                TxnOp::Check { .. } => None,
-            })
-            .collect();
-        let refs: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-        let generation = self.invalidate(&refs)?;
-        match self.inner.transaction(ops).await {
-            Ok(()) => self.written(generation, entries),
-            Err(e) => {
-                self.invalidate(&refs)?;
-                Err(e)
-            }
-        }
+        self.write_through(ops, true).await
+    }
+
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        self.write_through(ops, false).await
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {
@@ -235,6 +222,35 @@ impl Backend for CachedBackend {
 
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+}
+
+impl CachedBackend {
+    /// A transaction through to the backend (synced or not), keeping the cache coherent.
+    async fn write_through(&self, ops: Vec<TxnOp>, synced: bool) -> Result<()> {
+        // What the transaction leaves at each key it writes (the last op on a key wins).
+        let entries: Vec<(String, Entry)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                TxnOp::Put { key, value } => Some((key.clone(), Some(Arc::from(value.as_slice())))),
+                TxnOp::Delete { key } => Some((key.clone(), None)),
+                TxnOp::Check { .. } => None,
+            })
+            .collect();
+        let refs: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let generation = self.invalidate(&refs)?;
+        let done = if synced {
+            self.inner.transaction(ops).await
+        } else {
+            self.inner.transaction_unsynced(ops).await
+        };
+        match done {
+            Ok(()) => self.written(generation, entries),
+            Err(e) => {
+                self.invalidate(&refs)?;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -213,7 +213,39 @@ impl PostgresBackend {
         self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
-    async fn try_transaction(&self, plan: &Plan<'_>) -> std::result::Result<(), TxnFailure> {
+    /// [`Backend::transaction`], retried on serialization failures; `synced = false` for
+    /// [`Backend::transaction_unsynced`].
+    async fn run_transaction(&self, ops: &[TxnOp], synced: bool) -> Result<()> {
+        let plan = Plan::new(ops)?;
+        let mut pause = Duration::from_millis(1);
+        for _ in 0..MAX_TXN_ATTEMPTS {
+            match self.try_transaction(&plan, synced).await {
+                Ok(()) => {
+                    if !plan.writes.is_empty() {
+                        self.wrote();
+                    }
+                    return Ok(());
+                }
+                Err(TxnFailure::Fail(e)) => return Err(e),
+                Err(TxnFailure::Retry) => {
+                    // Jitter so the losers of one round do not collide again in lockstep.
+                    let jitter = rand::random_range(0..=pause.as_micros().min(50_000));
+                    let jitter = u64::try_from(jitter).unwrap_or_default();
+                    tokio::time::sleep(pause + Duration::from_micros(jitter)).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+        Err(Error::unavailable(
+            "postgresql transaction kept failing on concurrent updates; retry later",
+        ))
+    }
+
+    async fn try_transaction(
+        &self,
+        plan: &Plan<'_>,
+        synced: bool,
+    ) -> std::result::Result<(), TxnFailure> {
         let fail = |e: &tokio_postgres::Error| {
             if matches!(
                 e.code(),
@@ -231,6 +263,12 @@ impl PostgresBackend {
             .start()
             .await
             .map_err(|e| fail(&e))?;
+        if !synced {
+            // Acknowledged once the server has it; the server's next synced commit flushes it.
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(|e| fail(&e))?;
+        }
         if !plan.checks.is_empty() {
             let keys: Vec<&str> = plan.checks.iter().map(|(k, _)| *k).collect();
             let stmt = tx.prepare_cached(CHECK).await.map_err(|e| fail(&e))?;
@@ -443,29 +481,11 @@ impl Backend for PostgresBackend {
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
-        let plan = Plan::new(&ops)?;
-        let mut pause = Duration::from_millis(1);
-        for _ in 0..MAX_TXN_ATTEMPTS {
-            match self.try_transaction(&plan).await {
-                Ok(()) => {
-                    if !plan.writes.is_empty() {
-                        self.wrote();
-                    }
-                    return Ok(());
-                }
-                Err(TxnFailure::Fail(e)) => return Err(e),
-                Err(TxnFailure::Retry) => {
-                    // Jitter so the losers of one round do not collide again in lockstep.
-                    let jitter = rand::random_range(0..=pause.as_micros().min(50_000));
-                    let jitter = u64::try_from(jitter).unwrap_or_default();
-                    tokio::time::sleep(pause + Duration::from_micros(jitter)).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-            }
-        }
-        Err(Error::unavailable(
-            "postgresql transaction kept failing on concurrent updates; retry later",
-        ))
+        self.run_transaction(&ops, true).await
+    }
+
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        self.run_transaction(&ops, false).await
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {

@@ -344,6 +344,7 @@ impl SqliteBackend {
         let own = Arc::new(OwnCommits::default());
         let writer = Writer::start(
             writer,
+            options.synchronous,
             options.busy_timeout,
             local_commits.clone(),
             own.clone(),
@@ -440,6 +441,10 @@ impl Backend for SqliteBackend {
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<()> {
         self.writer.submit(Write::Transaction(ops)).await
+    }
+
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        self.writer.submit(Write::Unsynced(ops)).await
     }
 
     async fn change_marker(&self) -> Result<Option<u64>> {

@@ -111,6 +111,10 @@ impl Backend for View {
         let ops = self.map_ops(ops)?;
         self.inner.transaction(ops).await
     }
+    async fn transaction_unsynced(&self, ops: Vec<TxnOp>) -> Result<()> {
+        let ops = self.map_ops(ops)?;
+        self.inner.transaction_unsynced(ops).await
+    }
     async fn change_marker(&self) -> Result<Option<u64>> {
         self.inner.change_marker().await
     }

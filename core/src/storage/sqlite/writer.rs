@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::{
-    DATA_VERSION, DELETE, GET, OwnCommits, PUT, WAL_HEADER, read_wal_header, retry_busy,
-    sqlite_error,
+    DATA_VERSION, DELETE, GET, OwnCommits, PUT, Synchronous, WAL_HEADER, read_wal_header,
+    retry_busy, sqlite_error,
 };
 use crate::error::{Error, Result};
 use crate::storage::TxnOp;
@@ -24,9 +24,16 @@ const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
 /// One write, as submitted by the async side.
 pub(super) enum Write {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
     Transaction(Vec<TxnOp>),
+    /// A transaction acknowledged before it is fsynced ([`crate::storage::Backend::transaction_unsynced`]).
+    Unsynced(Vec<TxnOp>),
 }
 
 struct Job {
@@ -34,12 +41,19 @@ struct Job {
     reply: oneshot::Sender<Result<()>>,
 }
 
+impl Job {
+    /// Must the commit that holds this job reach the disk before anyone hears of it?
+    fn synced(&self) -> bool {
+        !matches!(self.write, Write::Unsynced(_))
+    }
+}
+
 impl Write {
     fn bytes(&self) -> usize {
         match self {
             Write::Put { key, value } => key.len() + value.len(),
             Write::Delete { key } => key.len(),
-            Write::Transaction(ops) => ops
+            Write::Transaction(ops) | Write::Unsynced(ops) => ops
                 .iter()
                 .map(|op| match op {
                     TxnOp::Put { key, value } => key.len() + value.len(),
@@ -60,6 +74,7 @@ impl Writer {
     /// Move `conn` to a new writer thread.
     pub(super) fn start(
         conn: Connection,
+        synchronous: Synchronous,
         busy_timeout: Duration,
         local_commits: Arc<AtomicU64>,
         own: Arc<OwnCommits>,
@@ -75,7 +90,18 @@ impl Writer {
                     shm: None,
                     seen: data_version(&conn).ok(),
                 };
-                run(&conn, &queue, busy_timeout, &local_commits, &mut watch);
+                let mut sync = Sync {
+                    configured: synchronous,
+                    current: synchronous,
+                };
+                run(
+                    &conn,
+                    &queue,
+                    busy_timeout,
+                    &local_commits,
+                    &mut watch,
+                    &mut sync,
+                );
             })
             .map_err(|e| {
                 Error::storage("could not start the sqlite writer thread").with_source(e)
@@ -154,12 +180,44 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
         .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
 }
 
+/// The writer connection's `PRAGMA synchronous`: as configured, except for a group made only
+/// of unsynced writes, which commits with `NORMAL` (in WAL mode: no fsync at commit; the next
+/// synced commit's fsync of the WAL covers it too, so order is kept).
+struct Sync {
+    configured: Synchronous,
+    current: Synchronous,
+}
+
+impl Sync {
+    fn set(&mut self, conn: &Connection, want: Synchronous) {
+        if self.current == want {
+            return;
+        }
+        match conn.pragma_update(None, "synchronous", want.pragma_value()) {
+            Ok(()) => self.current = want,
+            // Stay as we are: syncing more than asked is always safe, and if a relaxed
+            // setting cannot be undone the next group tries again.
+            Err(e) => tracing::warn!(error = %e, "cannot change sqlite's synchronous setting"),
+        }
+    }
+
+    fn for_group(&mut self, conn: &Connection, group: &[Job]) {
+        let want = if group.iter().any(Job::synced) {
+            self.configured
+        } else {
+            Synchronous::Normal
+        };
+        self.set(conn, want);
+    }
+}
+
 fn run(
     conn: &Connection,
     queue: &mpsc::Receiver<Job>,
     busy_timeout: Duration,
     local_commits: &AtomicU64,
     watch: &mut Watch<'_>,
+    sync: &mut Sync,
 ) {
     while let Ok(first) = queue.recv() {
         let mut bytes = first.write.bytes();
@@ -173,6 +231,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        sync.for_group(conn, &group);
         let results = commit_group(conn, &group, Instant::now() + busy_timeout, watch);
         if results.iter().any(Result::is_ok) {
             local_commits.fetch_add(1, Ordering::Release);
@@ -247,7 +306,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<()> {
     match write {
         Write::Put { key, value } => put(conn, key, value),
         Write::Delete { key } => delete(conn, key),
-        Write::Transaction(ops) => {
+        Write::Transaction(ops) | Write::Unsynced(ops) => {
             // Every check sees the state before the transaction's own writes.
             for op in ops {
                 if let TxnOp::Check { key, expected } = op {
@@ -286,4 +345,61 @@ fn delete(conn: &Connection, key: &str) -> Result<()> {
         .and_then(|mut stmt| stmt.execute([key]))
         .map(|_| ())
         .map_err(|e| sqlite_error("delete", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    }
+
+    fn job(write: Write) -> Job {
+        Job {
+            write,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn unsynced() -> Job {
+        job(Write::Unsynced(Vec::new()))
+    }
+
+    fn synced() -> Job {
+        job(Write::Transaction(Vec::new()))
+    }
+
+    /// A group of unsynced writes alone commits with `NORMAL`; any synced write in the group,
+    /// and every group after, gets the configured level back (FULL = 2, NORMAL = 1).
+    #[test]
+    fn only_all_unsynced_groups_skip_the_fsync() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        let mut sync = Sync {
+            configured: Synchronous::Full,
+            current: Synchronous::Full,
+        };
+        sync.for_group(&conn, &[unsynced(), unsynced()]);
+        assert_eq!(synchronous(&conn), 1);
+        sync.for_group(&conn, &[unsynced(), synced()]);
+        assert_eq!(synchronous(&conn), 2);
+        sync.for_group(&conn, &[unsynced()]);
+        assert_eq!(synchronous(&conn), 1);
+        sync.for_group(&conn, &[synced()]);
+        assert_eq!(synchronous(&conn), 2);
+        // A store configured NORMAL stays NORMAL either way.
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        let mut relaxed = Sync {
+            configured: Synchronous::Normal,
+            current: Synchronous::Normal,
+        };
+        relaxed.for_group(&conn, &[synced()]);
+        assert_eq!(synchronous(&conn), 1);
+        relaxed.for_group(&conn, &[unsynced()]);
+        assert_eq!(synchronous(&conn), 1);
+    }
 }
