@@ -217,12 +217,27 @@ fn password_type() -> String {
 pub(crate) struct Database {
     /// One live plugin (and so one bounded pool) per connection config.
     conns: tokio::sync::Mutex<HashMap<String, Arc<dyn Plugin>>>,
+    /// One lock per static role: rotations of a role (a read that finds it due, the
+    /// scheduled run, `rotate-role`) take turns, so two can never set different passwords in
+    /// the database and store them in the opposite order.
+    rotations: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// When [`Database::rotate_static`] rotates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rotate {
+    /// Only if the role is still due (or a rotation is pending) once the lock is held: a
+    /// rotation that finished while this one waited is the answer.
+    IfDue,
+    /// Always (creation, `rotate-role`).
+    Now,
 }
 
 /// A new engine.
 pub(crate) fn new() -> Arc<dyn Engine> {
     Arc::new(Database {
         conns: tokio::sync::Mutex::new(HashMap::new()),
+        rotations: std::sync::Mutex::new(HashMap::new()),
     })
 }
 
@@ -296,6 +311,12 @@ fn string_list(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
             "{field} must be a list of strings"
         ))),
     }
+}
+
+/// Is static role `role` due for rotation at `now` (never rotated, or its period passed)?
+fn static_due(role: &StaticRole, now: OffsetDateTime) -> bool {
+    let period = time::Duration::seconds(i64::try_from(role.rotation_period).unwrap_or(i64::MAX));
+    crate::clock::parse_rfc3339(&role.last_vault_rotation).is_none_or(|l| now >= l + period)
 }
 
 fn secs(d: Duration) -> u64 {
@@ -884,7 +905,7 @@ impl Database {
         };
         if existing.is_none() {
             // Created: rotate at once; the role is stored only when that succeeded.
-            self.rotate_static(ctx, name, role).await?;
+            self.rotate_static(ctx, name, role, Rotate::Now).await?;
         } else {
             save(ctx, &format!("static-role/{name}"), &role).await?;
         }
@@ -897,37 +918,131 @@ impl Database {
         &self,
         ctx: &EngineContext,
         name: &str,
-        mut role: StaticRole,
+        role: StaticRole,
+        when: Rotate,
     ) -> Result<StaticRole> {
-        let (cfg, plugin) = self.connection(ctx, &role.db_name).await?;
+        let lock = self.rotation_lock(name);
+        let _turn = lock.lock().await;
+        let role_key = format!("static-role/{name}");
         let wal_key = format!("wal/static/{name}");
-        let wal = match load::<PasswordWal>(ctx, &wal_key).await? {
-            Some(w) if w.username == role.username => w,
-            _ => {
-                let w = PasswordWal {
-                    username: role.username.clone(),
-                    new_password: new_password(ctx, &cfg).await?,
-                };
-                save(ctx, &wal_key, &w).await?;
-                w
+        // Another process sharing the store may rotate the same role: the WAL is created
+        // only where none is (compare-and-set), a WAL found is finished with its password, and
+        // the role is stored only while the WAL we acted on is still there. A lost race is
+        // retried from the stored state.
+        for _ in 0..4 {
+            // Under the lock, the stored role is the truth (it may have just been rotated);
+            // a role being created is not stored yet.
+            let mut role = self
+                .static_role(ctx, name)
+                .await?
+                .unwrap_or_else(|| role.clone());
+            let pending_raw = ctx.storage.get(&wal_key).await?;
+            let pending: Option<PasswordWal> = match &pending_raw {
+                Some(raw) => serde_json::from_slice(raw).ok(),
+                None => None,
+            };
+            let now = ctx.clock.now();
+            if when == Rotate::IfDue && pending_raw.is_none() && !static_due(&role, now) {
+                return Ok(role);
             }
-        };
-        if let Err(e) = plugin
-            .set_password(&role.rotation_statements, &role.username, &wal.new_password)
-            .await
-            .map_err(|e| scrub(e, &wal.new_password))
-        {
-            // The database kept the old password: nothing to finish later.
-            if role.password.is_empty() {
-                ctx.storage.delete(&wal_key).await?;
+            let (cfg, plugin) = self.connection(ctx, &role.db_name).await?;
+            let (wal, wal_raw) = match pending {
+                Some(w) if w.username == role.username => {
+                    let raw = pending_raw.clone().unwrap_or_default();
+                    (w, raw)
+                }
+                _ => {
+                    let w = PasswordWal {
+                        username: role.username.clone(),
+                        new_password: new_password(ctx, &cfg).await?,
+                    };
+                    let raw = encode(&wal_key, &w)?;
+                    let created = ctx
+                        .storage
+                        .transaction(vec![
+                            TxnOp::Check {
+                                key: wal_key.clone(),
+                                expected: pending_raw.clone(),
+                            },
+                            TxnOp::Put {
+                                key: wal_key.clone(),
+                                value: raw.clone(),
+                            },
+                        ])
+                        .await;
+                    match created {
+                        Ok(()) => (w, raw),
+                        Err(e) if e.code() == crate::ErrorCode::Conflict => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if let Err(e) = plugin
+                .set_password(&role.rotation_statements, &role.username, &wal.new_password)
+                .await
+                .map_err(|e| scrub(e, &wal.new_password))
+            {
+                // The database kept the old password: nothing to finish later.
+                if role.password.is_empty() {
+                    ctx.storage
+                        .transaction(vec![
+                            TxnOp::Check {
+                                key: wal_key.clone(),
+                                expected: Some(wal_raw),
+                            },
+                            TxnOp::Delete { key: wal_key },
+                        ])
+                        .await
+                        .or_else(|de| {
+                            if de.code() == crate::ErrorCode::Conflict {
+                                Ok(())
+                            } else {
+                                Err(de)
+                            }
+                        })?;
+                }
+                return Err(e);
             }
-            return Err(e);
+            role.password = wal.new_password.clone();
+            role.last_vault_rotation = crate::clock::rfc3339(ctx.clock.now());
+            let stored = ctx
+                .storage
+                .transaction(vec![
+                    TxnOp::Check {
+                        key: wal_key.clone(),
+                        expected: Some(wal_raw),
+                    },
+                    TxnOp::Put {
+                        key: role_key.clone(),
+                        value: encode(&role_key, &role)?,
+                    },
+                    TxnOp::Delete {
+                        key: wal_key.clone(),
+                    },
+                ])
+                .await;
+            match stored {
+                Ok(()) => return Ok(role),
+                // Someone else finished this WAL (same password) or started a newer one:
+                // their commit is the stored truth; go round and read it.
+                Err(e) if e.code() == crate::ErrorCode::Conflict => {
+                    tracing::info!(role = name, "static role rotated concurrently elsewhere");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        role.password = wal.new_password.clone();
-        role.last_vault_rotation = crate::clock::rfc3339(ctx.clock.now());
-        save(ctx, &format!("static-role/{name}"), &role).await?;
-        ctx.storage.delete(&wal_key).await?;
-        Ok(role)
+        Err(Error::unavailable(format!(
+            "static role `{name}` is being rotated concurrently; retry"
+        )))
+    }
+
+    /// The lock that serialises rotations of static role `name` in this process.
+    fn rotation_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .rotations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(name.to_string()).or_default().clone()
     }
 
     async fn static_role(&self, ctx: &EngineContext, name: &str) -> Result<Option<StaticRole>> {
@@ -962,7 +1077,7 @@ impl Database {
             .await?
             .is_some();
         if pending || last.is_none_or(|l| now >= l + period) {
-            r = self.rotate_static(ctx, name, r).await?;
+            r = self.rotate_static(ctx, name, r, Rotate::IfDue).await?;
         }
         let last = crate::clock::parse_rfc3339(&r.last_vault_rotation).unwrap_or(now);
         let ttl = (last + period - now).whole_seconds().max(0);
@@ -1099,7 +1214,7 @@ impl Database {
                 .await?
                 .is_some();
             if due || pending {
-                if let Err(e) = self.rotate_static(ctx, &name, role).await {
+                if let Err(e) = self.rotate_static(ctx, &name, role, Rotate::IfDue).await {
                     tracing::warn!(role = %name, error = %e.message(), "scheduled static role rotation failed");
                 }
             }
@@ -1226,7 +1341,7 @@ impl Engine for Database {
                 let Some(r) = self.static_role(ctx, name).await? else {
                     return Err(Error::invalid_input("no static role found for role name"));
                 };
-                self.rotate_static(ctx, name, r).await?;
+                self.rotate_static(ctx, name, r, Rotate::Now).await?;
                 Ok(None)
             }
             ("rotate-root", _) if write && !name.is_empty() => self.rotate_root(ctx, name).await,

@@ -44,6 +44,7 @@ fn env_over(backend: Arc<dyn Backend>) -> Env {
     Env {
         engine: Database {
             conns: tokio::sync::Mutex::new(Default::default()),
+            rotations: std::sync::Mutex::new(Default::default()),
         },
         ctx: EngineContext {
             storage: View::new(backend.clone(), "logical/db/"),
@@ -839,6 +840,91 @@ async fn pg_static_role_rotates_on_create_on_demand_and_when_due() {
     db.drop_all(&[&user]).await;
 }
 
+/// Rotations of one static role take turns: reads that all find the role due at the same
+/// moment rotate it once and agree on the password, and `rotate-role` calls mixed with reads
+/// and the scheduled run always leave the stored password equal to the database's (before,
+/// two rotations could set different passwords and store them in the opposite order). A WAL
+/// left by another process is finished with its password, not replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_static_rotations_agree_with_the_database() {
+    let db = PgDb::new().await;
+    let e = env();
+    pg_setup(&e, &db, "dyn-app").await;
+    e.write("config/pg", json!({"allowed_roles": "*"})).await;
+    let user = format!("sr_static_{}", uniq());
+    pg_admin("")
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE \"{user}\" LOGIN PASSWORD 'initial-Pw-1'"
+        ))
+        .await
+        .unwrap();
+    e.write(
+        "static-roles/static-app",
+        json!({"db_name": "pg", "username": user, "rotation_period": "1h"}),
+    )
+    .await;
+    let password = |r: Option<Response>| {
+        r.and_then(|r| {
+            r.get("password")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap()
+    };
+    let before = password(e.read("static-creds/static-app").await);
+
+    // Eight readers find it due at once.
+    e.clock.advance(Duration::from_secs(3601));
+    let r = || e.read("static-creds/static-app");
+    let (a, b, c, d, f, g, h, i) = tokio::join!(r(), r(), r(), r(), r(), r(), r(), r());
+    let seen: std::collections::BTreeSet<String> =
+        [a, b, c, d, f, g, h, i].into_iter().map(password).collect();
+    assert_eq!(seen.len(), 1, "one rotation, one password for every reader");
+    let now = seen.into_iter().next().unwrap();
+    assert_ne!(now, before, "it was rotated");
+    assert!(pg_password_matches(&user, &now).await);
+
+    // rotate-role calls, reads and the scheduled run, all at once.
+    e.clock.advance(Duration::from_secs(3601));
+    let rot = || e.call(Operation::Update, "rotate-role/static-app", json!({}));
+    let (r1, r2, r3, _, _, p) =
+        tokio::join!(rot(), rot(), rot(), r(), r(), e.engine.periodic(&e.ctx));
+    for x in [r1, r2, r3] {
+        x.unwrap();
+    }
+    p.unwrap();
+    let stored = password(e.read("static-creds/static-app").await);
+    assert!(
+        pg_password_matches(&user, &stored).await,
+        "the stored password is the database's"
+    );
+    assert!(
+        e.ctx
+            .storage
+            .get("wal/static/static-app")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A WAL another process left (it crashed after writing it): the next rotation finishes
+    // it with that password instead of inventing a new one.
+    let wal = super::PasswordWal {
+        username: user.clone(),
+        new_password: "from-the-Other-process-1".into(),
+    };
+    e.ctx
+        .storage
+        .put("wal/static/static-app", &serde_json::to_vec(&wal).unwrap())
+        .await
+        .unwrap();
+    let got = password(e.read("static-creds/static-app").await);
+    assert_eq!(got, wal.new_password);
+    assert!(pg_password_matches(&user, &wal.new_password).await);
+    db.drop_all(&[&user]).await;
+}
+
 #[tokio::test]
 async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
     let db = PgDb::new().await;
@@ -1234,6 +1320,11 @@ impl Backend for FailPuts {
         self.inner.scan(prefix, page).await
     }
     async fn transaction(&self, ops: Vec<crate::storage::TxnOp>) -> Result<()> {
+        let fail = self.fail_key.lock().unwrap().clone();
+        let hits = |op: &crate::storage::TxnOp| matches!(op, crate::storage::TxnOp::Put { key, .. } if Some(key) == fail.as_ref());
+        if ops.iter().any(hits) {
+            return Err(crate::Error::storage("storage is down"));
+        }
         self.inner.transaction(ops).await
     }
     fn kind(&self) -> &'static str {
