@@ -982,8 +982,12 @@ impl Database {
                 .await
                 .map_err(|e| scrub(e, &wal.new_password))
             {
-                // The database kept the old password: nothing to finish later.
-                if role.password.is_empty() {
+                // The database kept the old password (a role being created has none to keep,
+                // or the database refused the change outright): nothing to finish later, and
+                // the next rotation makes a new password rather than retrying this one.
+                let refused = e.code() == crate::ErrorCode::Upstream
+                    && plugin.refused_change_applies_nothing(&role.rotation_statements);
+                if role.password.is_empty() || refused {
                     ctx.storage
                         .transaction(vec![
                             TxnOp::Check {
@@ -1076,18 +1080,44 @@ impl Database {
             .get(&format!("wal/static/{name}"))
             .await?
             .is_some();
+        let mut warnings = Vec::new();
         if pending || last.is_none_or(|l| now >= l + period) {
-            r = self.rotate_static(ctx, name, r, Rotate::IfDue).await?;
+            match self.rotate_static(ctx, name, r, Rotate::IfDue).await {
+                Ok(rotated) => r = rotated,
+                Err(e) => {
+                    // With no rotation left half-done (no WAL), the database still has the
+                    // stored password: hand it out rather than fail every read while the
+                    // database refuses or is away. A half-done one may have changed it.
+                    let half_done = ctx
+                        .storage
+                        .get(&format!("wal/static/{name}"))
+                        .await?
+                        .is_some();
+                    match self.static_role(ctx, name).await? {
+                        Some(stored) if !half_done && !stored.password.is_empty() => {
+                            tracing::warn!(role = name, error = %e.message(), "static role rotation failed; the current password stays in force");
+                            warnings.push(format!(
+                                "rotation failed, the current password stays in force: {}",
+                                e.message()
+                            ));
+                            r = stored;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
         }
         let last = crate::clock::parse_rfc3339(&r.last_vault_rotation).unwrap_or(now);
         let ttl = (last + period - now).whole_seconds().max(0);
-        Ok(Some(Response::with_data(crate::data(json!({
+        let mut resp = Response::with_data(crate::data(json!({
             "last_vault_rotation": r.last_vault_rotation,
             "password": r.password,
             "rotation_period": r.rotation_period,
             "ttl": ttl,
             "username": r.username,
-        })))))
+        })));
+        resp.warnings = warnings;
+        Ok(Some(resp))
     }
 
     // ---- root rotation ----

@@ -261,6 +261,15 @@ impl Plugin for Mysql {
         Ok(())
     }
 
+    fn refused_change_applies_nothing(&self, statements: &[String]) -> bool {
+        // Account statements commit on their own: only a single one is all-or-nothing.
+        statements
+            .iter()
+            .map(|s| super::template::split(s).len())
+            .sum::<usize>()
+            <= 1
+    }
+
     async fn set_password(
         &self,
         statements: &[String],

@@ -51,6 +51,16 @@ pub(crate) trait Plugin: Send + Sync {
         password: &str,
     ) -> Result<()>;
 
+    /// Does a password change that the database refused (an [`crate::ErrorCode::Upstream`]
+    /// error from [`Plugin::set_password`]) leave the old password for sure? Then a static
+    /// role's WAL can go, and the next rotation tries a new password instead of the refused
+    /// one forever (vault PR #28989). Not when some statements may have run before one
+    /// failed.
+    fn refused_change_applies_nothing(&self, statements: &[String]) -> bool {
+        let _ = statements;
+        false
+    }
+
     /// Whether a user exists.
     async fn user_exists(&self, username: &str) -> Result<bool>;
 

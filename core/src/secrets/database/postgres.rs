@@ -148,6 +148,11 @@ impl Plugin for Postgres {
         UsernameStyle::Postgres
     }
 
+    fn refused_change_applies_nothing(&self, _statements: &[String]) -> bool {
+        // The statements run as one implicit transaction.
+        true
+    }
+
     async fn verify(&self) -> Result<()> {
         let c = self.client().await?;
         c.simple_query("SELECT 1")

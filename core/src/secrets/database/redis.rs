@@ -192,6 +192,11 @@ impl Plugin for Redis {
         Ok(())
     }
 
+    fn refused_change_applies_nothing(&self, _statements: &[String]) -> bool {
+        // One ACL SETUSER command.
+        true
+    }
+
     async fn set_password(
         &self,
         _statements: &[String],

@@ -925,6 +925,71 @@ async fn pg_concurrent_static_rotations_agree_with_the_database() {
     db.drop_all(&[&user]).await;
 }
 
+/// A rotation the database refuses (here a statement that always fails) leaves the old
+/// password in force: reads hand it out with a warning instead of failing, no WAL keeps the
+/// refused password for ever (vault PR #28989), and once the statements are fixed the next
+/// rotation makes a fresh password.
+#[tokio::test]
+async fn pg_refused_static_rotation_keeps_the_old_password_and_retries_fresh() {
+    let db = PgDb::new().await;
+    let e = env();
+    pg_setup(&e, &db, "dyn-app").await;
+    e.write("config/pg", json!({"allowed_roles": "*"})).await;
+    let user = format!("sr_static_{}", uniq());
+    pg_admin("")
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE \"{user}\" LOGIN PASSWORD 'initial-Pw-1'"
+        ))
+        .await
+        .unwrap();
+    e.write(
+        "static-roles/app",
+        json!({"db_name": "pg", "username": user, "rotation_period": "1h"}),
+    )
+    .await;
+    let password = |r: &Response| {
+        r.get("password")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    };
+    let old = password(&e.read("static-creds/app").await.unwrap());
+    e.write(
+        "static-roles/app",
+        json!({"rotation_statements": ["ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}'; SELECT 1/0;"]}),
+    )
+    .await;
+    e.clock.advance(Duration::from_secs(3601));
+    for _ in 0..2 {
+        let r = e.read("static-creds/app").await.unwrap();
+        assert_eq!(password(&r), old, "the old password stays in force");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("rotation failed") && w.contains("division by zero")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(pg_password_matches(&user, &old).await);
+        assert!(
+            e.ctx.storage.get("wal/static/app").await.unwrap().is_none(),
+            "no WAL keeps the refused password"
+        );
+    }
+    e.write(
+        "static-roles/app",
+        json!({"rotation_statements": ["ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';"]}),
+    )
+    .await;
+    let r = e.read("static-creds/app").await.unwrap();
+    let new = password(&r);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_ne!(new, old);
+    assert!(pg_password_matches(&user, &new).await);
+    db.drop_all(&[&user]).await;
+}
+
 #[tokio::test]
 async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
     let db = PgDb::new().await;
