@@ -173,16 +173,27 @@ pub(crate) fn normalize_mount_path(path: &str) -> Result<String> {
 }
 
 impl Router {
-    /// Build the router from stored entries.
+    /// Build the router from stored entries. An engine of `previous` that serves the same
+    /// mount (path, uuid, type and options unchanged) and says it may be reused carries on,
+    /// with what it holds (the database engine's connection pools); the rest are new.
     pub(crate) fn build(
         entries: &[MountEntry],
         storage: &MountStorage,
         clock: &SharedClock,
+        previous: Option<&Router>,
     ) -> Result<Router> {
         let mut mounts = HashMap::new();
         // `sys/` is listed in the table but served by the pipeline itself.
         for e in entries.iter().filter(|e| e.kind != "system") {
-            let m = Router::instantiate(e, storage, clock)?;
+            let mut m = Router::instantiate(e, storage, clock)?;
+            if let Some(old) = previous.and_then(|r| r.mounts.get(&e.path)) {
+                let same = old.entry.uuid == e.uuid
+                    && old.entry.kind == e.kind
+                    && old.entry.options == e.options;
+                if same && old.engine.reusable_across_reloads() {
+                    m.engine = old.engine.clone();
+                }
+            }
             mounts.insert(e.path.clone(), Arc::new(m));
         }
         let longest = mounts.keys().map(String::len).max().unwrap_or(0);
@@ -335,7 +346,7 @@ mod tests {
         a.options = Some(BTreeMap::from([("version".into(), "2".into())]));
         let b = MountEntry::new("secret/team/", "kv");
         let c = MountEntry::new("secretx/", "kv");
-        let r = Router::build(&[a, b, c], &storage, &clock).unwrap();
+        let r = Router::build(&[a, b, c], &storage, &clock, None).unwrap();
         let (m, rest) = r.route("secret/data/app").unwrap();
         assert_eq!((m.entry.path.as_str(), rest), ("secret/", "data/app"));
         let (m, rest) = r.route("secret/team/x").unwrap();

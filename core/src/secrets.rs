@@ -47,6 +47,14 @@ pub(crate) trait Engine: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// May this engine instance serve on after the mount table is reloaded (a mount added
+    /// elsewhere, or another process's write), for the same mount entry? Only an engine that
+    /// re-checks whatever it caches against storage can say yes; the others are rebuilt, which
+    /// drops their caches. The default is no.
+    fn reusable_across_reloads(&self) -> bool {
+        false
+    }
+
     /// This engine as a transit engine, for the typed API's fast path.
     fn as_transit(&self) -> Option<&transit::engine::Transit> {
         None

@@ -609,7 +609,13 @@ impl Strongroom {
 
     pub(crate) async fn reload_router(&self) -> Result<()> {
         let entries = router::load_table(self.inner.storage.as_ref()).await?;
-        let r = Router::build(&entries, &self.mount_storage(), &self.inner.clock)?;
+        let previous = self.router()?;
+        let r = Router::build(
+            &entries,
+            &self.mount_storage(),
+            &self.inner.clock,
+            Some(&previous),
+        )?;
         self.inner.tokens.set_cubbyhole_prefix(
             entries
                 .iter()

@@ -203,6 +203,46 @@ async fn creds_through_the_pipeline_lease_renew_and_revoke() {
     db.drop().await;
 }
 
+/// The engine's connections outlive changes to the mount table (another mount enabled here,
+/// or any write by another process sharing the store, which reloads the table): before, each
+/// reload rebuilt every engine, so every database pool was dropped and the next credential
+/// paid a new connection and login to the database.
+#[tokio::test]
+async fn connections_survive_mount_table_reloads() {
+    let db = TestDb::new().await;
+    let (_sr, root, _clock) = setup(&db).await;
+    let backends = || async {
+        let rows = admin(None)
+            .await
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'vault' ORDER BY pid",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>()
+    };
+    let api = root.database("database");
+    let first = api.creds("ro").await.unwrap();
+    let before = backends().await;
+    assert_eq!(before.len(), 1, "one connection for one caller: {before:?}");
+    for i in 0..3 {
+        root.sys()
+            .enable_mount(&format!("kv{i}"), "kv", &[])
+            .await
+            .unwrap();
+        let c = api.creds("ro").await.unwrap();
+        assert!(db.role_exists(&c.username).await);
+    }
+    assert_eq!(backends().await, before, "the same pooled connection");
+    root.leases()
+        .revoke_prefix("database/creds/ro")
+        .await
+        .unwrap();
+    assert!(!db.role_exists(&first.username).await);
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn expiry_and_token_revocation_drop_the_users() {
     let db = TestDb::new().await;

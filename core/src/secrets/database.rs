@@ -216,11 +216,31 @@ fn password_type() -> String {
 /// The engine for one `database` mount.
 pub(crate) struct Database {
     /// One live plugin (and so one bounded pool) per connection config.
-    conns: tokio::sync::Mutex<HashMap<String, Arc<dyn Plugin>>>,
+    conns: tokio::sync::Mutex<HashMap<String, Live>>,
     /// One lock per static role: rotations of a role (a read that finds it due, the
     /// scheduled run, `rotate-role`) take turns, so two can never set different passwords in
     /// the database and store them in the opposite order.
     rotations: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A connection config's live plugin, and what it was built from.
+struct Live {
+    /// [`fingerprint`] of the config the pool was opened with: the engine outlives reloads of
+    /// the mount table, so a config changed by another process sharing the store (a new URL, a
+    /// rotated root password) must be noticed here, not by rebuilding the engine.
+    fingerprint: [u8; 32],
+    plugin: Arc<dyn Plugin>,
+}
+
+/// The plugin and connection details of `cfg`, hashed (the details hold the password).
+fn fingerprint(cfg: &DbConfig) -> [u8; 32] {
+    use aws_lc_rs::digest;
+    let details = serde_json::to_vec(&cfg.connection_details).unwrap_or_default();
+    let mut h = digest::Context::new(&digest::SHA256);
+    h.update(cfg.plugin_name.as_bytes());
+    h.update(&[0]);
+    h.update(&details);
+    h.finish().as_ref().try_into().unwrap_or([0; 32])
 }
 
 /// When [`Database::rotate_static`] rotates.
@@ -419,15 +439,26 @@ impl Database {
             .await?
             .ok_or_else(|| no_connection(name))?;
         let mut conns = self.conns.lock().await;
-        if let Some(p) = conns.get(name) {
-            return Ok((cfg, p.clone()));
+        if let Some(live) = conns.get(name) {
+            if live.fingerprint == fingerprint(&cfg) {
+                return Ok((cfg, live.plugin.clone()));
+            }
+            // Changed under us (another process): a new pool. The old one closes when the
+            // calls still using it finish.
+            conns.remove(name);
         }
         if let Some(wal) = load::<PasswordWal>(ctx, &format!("wal/root/{name}")).await? {
             cfg = self.recover_root(ctx, name, cfg, wal).await?;
         }
         let settings = ConnectionSettings::from_details(&cfg.connection_details)?;
         let p: Arc<dyn Plugin> = Arc::from(plugin::open(&cfg.plugin_name, &settings)?);
-        conns.insert(name.to_string(), p.clone());
+        conns.insert(
+            name.to_string(),
+            Live {
+                fingerprint: fingerprint(&cfg),
+                plugin: p.clone(),
+            },
+        );
         Ok((cfg, p))
     }
 
@@ -460,8 +491,8 @@ impl Database {
 
     async fn forget(&self, name: &str) {
         let old = self.conns.lock().await.remove(name);
-        if let Some(p) = old {
-            p.close().await;
+        if let Some(live) = old {
+            live.plugin.close().await;
         }
     }
 
@@ -564,9 +595,13 @@ impl Database {
             }
         }
         save(ctx, &format!("config/{name}"), &cfg).await?;
-        let old = self.conns.lock().await.insert(name.to_string(), p);
+        let live = Live {
+            fingerprint: fingerprint(&cfg),
+            plugin: p,
+        };
+        let old = self.conns.lock().await.insert(name.to_string(), live);
         if let Some(old) = old {
-            old.close().await;
+            old.plugin.close().await;
         }
         let url = params::string(&cfg.connection_details, "connection_url")?.unwrap_or_default();
         if url_has_password(&url) {
@@ -1324,6 +1359,11 @@ fn internal_str<'a>(internal: &'a Data, key: &str) -> Result<&'a str> {
 
 #[async_trait]
 impl Engine for Database {
+    fn reusable_across_reloads(&self) -> bool {
+        // Every use re-reads the config and compares it with the pool's (`open_connection`).
+        true
+    }
+
     async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
         let path = req.path.trim_end_matches('/');
         let (head, name) = split_path(path);

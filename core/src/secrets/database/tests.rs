@@ -990,6 +990,43 @@ async fn pg_refused_static_rotation_keeps_the_old_password_and_retries_fresh() {
     db.drop_all(&[&user]).await;
 }
 
+/// The engine keeps its pool across mount-table reloads, so a config another process changed
+/// in the shared store must be noticed on use: a broken URL written behind the engine's back
+/// breaks the next issue, and the repaired one works again.
+#[tokio::test]
+async fn pg_config_changed_behind_the_engines_back_is_picked_up() {
+    let db = PgDb::new().await;
+    let e = env();
+    pg_setup(&e, &db, "ro").await;
+    let c = e.creds("ro").await;
+    e.revoke(&c).await.unwrap();
+    let good = e.ctx.storage.get("config/pg").await.unwrap().unwrap();
+    let mut cfg: Value = serde_json::from_slice(&good).unwrap();
+    let url = cfg["connection_details"]["connection_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Same URL, with a port nothing listens on.
+    let at = url.find('@').unwrap();
+    let slash = at + url[at..].find('/').unwrap();
+    cfg["connection_details"]["connection_url"] =
+        json!(format!("{}@127.0.0.1:1{}", &url[..at], &url[slash..]));
+    e.ctx
+        .storage
+        .put("config/pg", &serde_json::to_vec(&cfg).unwrap())
+        .await
+        .unwrap();
+    let err = e
+        .call(Operation::Read, "creds/ro", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{}", err.message());
+    e.ctx.storage.put("config/pg", &good).await.unwrap();
+    let c = e.creds("ro").await;
+    assert!(db.role_exists(&c.username).await);
+    e.revoke(&c).await.unwrap();
+}
+
 #[tokio::test]
 async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
     let db = PgDb::new().await;
