@@ -111,7 +111,9 @@ impl Mysql {
             ));
         }
         let max = s.max_open.max(1);
-        let constraints = PoolConstraints::new(0, max)
+        // The lower bound is how many connections stay open when idle (mysql_async closes
+        // the others as soon as they are returned).
+        let constraints = PoolConstraints::new(s.max_idle.min(max), max)
             .ok_or_else(|| Error::invalid_input("invalid max_open_connections"))?;
         let mut pool_opts = PoolOpts::default().with_constraints(constraints);
         if !s.max_lifetime.is_zero() {

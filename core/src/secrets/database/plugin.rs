@@ -90,6 +90,11 @@ pub(crate) struct ConnectionSettings {
     pub host: String,
     pub port: u16,
     pub max_open: usize,
+    /// Idle connections a pool keeps (Vault's `max_idle_connections`: 0 = `max_open`, a
+    /// negative number = none, never more than `max_open`).
+    pub max_idle: usize,
+    /// A connection older than this is closed instead of reused (`max_connection_lifetime`;
+    /// zero = no limit).
     pub max_lifetime: Duration,
 }
 
@@ -106,8 +111,11 @@ impl ConnectionSettings {
             }
             Some(n) => usize::try_from(n).unwrap_or(4),
         };
-        // Pools here keep idle connections up to their size; the field is checked and kept.
-        params::int(d, "max_idle_connections")?;
+        let max_idle = match params::int(d, "max_idle_connections")? {
+            None | Some(0) => max_open,
+            Some(n) if n < 0 => 0,
+            Some(n) => usize::try_from(n).unwrap_or(max_open).min(max_open),
+        };
         let max_lifetime = match d.get("max_connection_lifetime") {
             None | Some(Value::Null) => Duration::ZERO,
             Some(v) => crate::util::duration::parse_value(v)?,
@@ -125,6 +133,7 @@ impl ConnectionSettings {
             host: s("host")?,
             port,
             max_open,
+            max_idle,
             max_lifetime,
         };
         for (field, v) in [("username", &out.username), ("password", &out.password)] {

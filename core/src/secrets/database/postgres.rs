@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
 
@@ -23,6 +25,8 @@ const PRIVILEGE_LOCK: &str = "SELECT pg_advisory_xact_lock(7305820313154562418)"
 pub(crate) struct Postgres {
     pool: Pool,
     creators: Semaphore,
+    /// `max_idle_connections`, when below the pool's size.
+    max_idle: Option<usize>,
 }
 
 impl Postgres {
@@ -63,7 +67,19 @@ impl Postgres {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
+        let mut builder = Pool::builder(manager);
+        if !s.max_lifetime.is_zero() {
+            let lifetime = s.max_lifetime;
+            // An old connection is closed when it would be reused; the pool opens a new one.
+            builder = builder.pre_recycle(Hook::sync_fn(move |_, metrics| {
+                if metrics.age() >= lifetime {
+                    Err(HookError::message("past max_connection_lifetime"))
+                } else {
+                    Ok(())
+                }
+            }));
+        }
+        let pool = builder
             .max_size(s.max_open.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
@@ -73,10 +89,20 @@ impl Postgres {
         Ok(Postgres {
             pool,
             creators: Semaphore::new(s.max_open.saturating_sub(1).max(1)),
+            max_idle: (s.max_idle < s.max_open.max(1)).then_some(s.max_idle),
         })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client> {
+        if let Some(max_idle) = self.max_idle {
+            // Idle connections beyond `max_idle_connections` close before each use.
+            let mut keep = max_idle;
+            self.pool.retain(|_, _| {
+                let kept = keep > 0;
+                keep = keep.saturating_sub(1);
+                kept
+            });
+        }
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => pg_err("cannot connect to postgresql", &e),
             PoolError::Timeout(_) => {

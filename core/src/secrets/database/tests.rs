@@ -216,6 +216,32 @@ impl PgDb {
             .unwrap()
             .get(0)
     }
+    /// Backend pids of the engine's connections to this database (sorted).
+    async fn backends(&self) -> Vec<i32> {
+        pg_admin("")
+            .await
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'vault' ORDER BY pid",
+                &[&self.name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+    /// Poll (up to 5 s: the server notices a closed socket on its own time) until `ok` holds
+    /// for the backends; returns them.
+    async fn backends_until(&self, ok: impl Fn(&[i32]) -> bool) -> Vec<i32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let b = self.backends().await;
+            if ok(&b) || std::time::Instant::now() > deadline {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     async fn roles_like(&self, prefix: &str) -> Vec<String> {
         pg_admin("")
             .await
@@ -1027,6 +1053,49 @@ async fn pg_config_changed_behind_the_engines_back_is_picked_up() {
     e.revoke(&c).await.unwrap();
 }
 
+/// `max_idle_connections` bounds the connections a pool keeps open when idle, and
+/// `max_connection_lifetime` retires a connection instead of reusing it once it is that old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_pool_honours_max_idle_and_max_connection_lifetime() {
+    let db = PgDb::new().await;
+    let e = env();
+    pg_setup(&e, &db, "ro").await;
+    e.write(
+        "config/pg",
+        json!({"max_open_connections": 4, "max_idle_connections": 1}),
+    )
+    .await;
+    let (a, b, c) = tokio::join!(e.creds("ro"), e.creds("ro"), e.creds("ro"));
+    let peak = db.backends().await;
+    assert!(
+        peak.len() >= 2,
+        "three at once used several connections: {peak:?}"
+    );
+    let d = e.creds("ro").await;
+    let idle = db.backends_until(|b| b.len() <= 1).await;
+    assert!(
+        idle.len() <= 1,
+        "at most one idle connection kept: {idle:?}"
+    );
+    for cred in [a, b, c, d] {
+        e.revoke(&cred).await.unwrap();
+    }
+
+    e.write("config/pg", json!({"max_connection_lifetime": "1ms"}))
+        .await;
+    let first = e.creds("ro").await;
+    let before = db.backends_until(|b| b.len() == 1).await;
+    let second = e.creds("ro").await;
+    let after = db
+        .backends_until(|b| b.len() == 1 && b != before.as_slice())
+        .await;
+    assert_ne!(after, before, "the old connection was retired, not reused");
+    for cred in [first, second] {
+        e.revoke(&cred).await.unwrap();
+    }
+    db.drop_all(&[]).await;
+}
+
 #[tokio::test]
 async fn pg_root_rotation_changes_the_admin_password_and_keeps_working() {
     let db = PgDb::new().await;
@@ -1245,6 +1314,51 @@ async fn mysql_dynamic_creds_log_in_do_what_was_granted_and_vanish_on_revoke() {
         .query_drop(format!("DROP DATABASE {db}"))
         .await
         .unwrap();
+}
+
+/// The MySQL pool keeps its idle connections (up to `max_idle_connections`, by default all):
+/// consecutive credentials reuse one connection instead of logging in to the server each time.
+#[tokio::test]
+async fn mysql_pool_reuses_its_idle_connection() {
+    let db = my_db().await;
+    let admin = format!("sr_admin_{}", uniq());
+    let mut root = my_admin().await;
+    root.query_drop(format!(
+        "CREATE USER '{admin}'@'%' IDENTIFIED BY 'admin-Pw-1'; GRANT ALL PRIVILEGES ON *.* TO '{admin}'@'%' WITH GRANT OPTION;"
+    ))
+    .await
+    .unwrap();
+    let e = env();
+    my_setup(&e, &db, &admin, "admin-Pw-1").await;
+    let mut ids = Vec::new();
+    let mut creds = Vec::new();
+    for _ in 0..3 {
+        creds.push(e.creds("ro").await);
+        let now: Vec<u64> = root
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? ORDER BY ID",
+                (admin.as_str(),),
+            )
+            .await
+            .unwrap();
+        ids.push(now);
+    }
+    assert!(!ids[0].is_empty(), "pooled connections stay open: {ids:?}");
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "the same connection each time: {ids:?}"
+    );
+    for c in &creds {
+        e.revoke(c).await.unwrap();
+    }
+    e.call(Operation::Delete, "config/my", json!({}))
+        .await
+        .unwrap();
+    root.query_drop(format!(
+        "DROP USER IF EXISTS '{admin}'@'%'; DROP DATABASE {db};"
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
