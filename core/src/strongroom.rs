@@ -815,8 +815,23 @@ impl Strongroom {
         // `sys/wrapping/{lookup,unwrap,rewrap}` check their wrapping token first; `lookup`
         // needs nothing else.
         if req.path.starts_with("sys/wrapping/") {
-            if let Some(resp) = Box::pin(self.wrapping_precheck(&req)).await? {
-                return Ok(with_id(resp, &req));
+            // Audited like any call: a wrong or spent wrapping token is worth a line.
+            match Box::pin(self.wrapping_precheck(&req)).await {
+                Ok(Some((resp, wrapping))) => {
+                    let resp = with_id(resp, &req);
+                    if let Some(a) = self.audit_auth(&wrapping) {
+                        let memo = crate::audit::AuditMemo::default();
+                        let input = AuditInput::new(&req).with_auth(&a).with_memo(&memo);
+                        self.inner.audit.log_request(&input).await?;
+                        self.inner
+                            .audit
+                            .log_response(&input.with_response(&resp))
+                            .await?;
+                    }
+                    return Ok(resp);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Box::pin(self.audit_failure(&req, None, None, e)).await),
             }
         }
         // Logins live under `auth/` (`AuthMethods::route` answers nothing else).

@@ -78,7 +78,10 @@ impl Strongroom {
 
     /// The pipeline's step before authentication: validate the wrapping token of
     /// `sys/wrapping/{lookup,unwrap,rewrap}`, and answer `lookup`, which needs no other token.
-    pub(crate) async fn wrapping_precheck(&self, req: &Request) -> Result<Option<Response>> {
+    pub(crate) async fn wrapping_precheck(
+        &self,
+        req: &Request,
+    ) -> Result<Option<(Response, TokenEntry)>> {
         if !validates_token(&req.path) {
             return Ok(None);
         }
@@ -102,7 +105,7 @@ impl Strongroom {
                 d.insert(k.into(), v.clone());
             }
         }
-        Ok(Some(Response::with_data(d)))
+        Ok(Some((Response::with_data(d), entry)))
     }
 
     /// `sys/wrapping/{wrap,unwrap,rewrap}` for an authenticated caller.

@@ -374,3 +374,67 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
         ["cfg/"]
     );
 }
+
+/// `sys/wrapping/lookup` is checked before the token step, and was answered (or refused)
+/// without a line in the audit log. Both now leave a request and a response entry; the
+/// wrapping token itself appears only HMAC'd.
+#[tokio::test]
+async fn wrapping_lookups_and_refused_wrapping_tokens_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let sr =
+        Strongroom::open(Config::dev().audit(AuditDevice::file("file", log.to_str().unwrap())))
+            .await
+            .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    root.kv("secret")
+        .put("app", &data(json!({"password": "wrapped-secret"})))
+        .await
+        .unwrap();
+    let wrapped = root
+        .handle(Request::read("secret/data/app").with_wrap_ttl(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let token = wrapped.wrap_info.unwrap().token;
+    let info = root.sys().wrap_lookup(&token).await.unwrap();
+    assert_eq!(info["creation_path"], "secret/data/app");
+    let bogus = "s.NotAWrappingTokenAtAll1";
+    let err = root.sys().wrap_lookup(bogus).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(sr.flush_audit(Duration::from_secs(5)).await);
+
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(!raw.contains(&token), "the wrapping token only HMAC'd");
+    assert!(!raw.contains(bogus), "the refused token only HMAC'd");
+    let entries = lines(&log);
+    let lookups: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["request"]["path"] == "sys/wrapping/lookup")
+        .collect();
+    assert_eq!(
+        lookups.len(),
+        4,
+        "request + response for each lookup: {lookups:?}"
+    );
+    let types: Vec<&str> = lookups
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["request", "response", "request", "response"]);
+    // Response values are HMAC'd like any other.
+    assert!(
+        lookups[1]["response"]["data"]["creation_path"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    assert!(lookups[1]["error"].is_null() || lookups[1]["error"] == "");
+    assert!(
+        lookups[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("wrapping token is not valid or does not exist"),
+        "{}",
+        lookups[3]["error"]
+    );
+}
