@@ -149,6 +149,9 @@ pub struct Error {
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// A policy refused a valid token: OpenBao's HTTP answer wraps this one in
+    /// go-multierror's text ([`Error::wire_message`]).
+    policy_denial: bool,
 }
 
 impl fmt::Debug for Error {
@@ -170,6 +173,7 @@ impl Error {
             code,
             message: message.into(),
             source: None,
+            policy_denial: false,
         }
     }
 
@@ -201,6 +205,26 @@ impl Error {
     pub fn permission_denied() -> Error {
         Error::new(ErrorCode::PermissionDenied, "permission denied")
     }
+    /// [`ErrorCode::PermissionDenied`] for a valid token that its policies do not allow: the
+    /// message is the same, but [`Error::wire_message`] gives OpenBao's HTTP text for it,
+    /// `1 error occurred:\n\t* permission denied\n\n` (a missing or unknown token answers
+    /// plain `permission denied`).
+    pub fn policy_denied() -> Error {
+        let mut e = Error::permission_denied();
+        e.policy_denial = true;
+        e
+    }
+
+    /// The text OpenBao's HTTP API shows for this error: the message, except for a policy
+    /// denial, which its request pipeline wraps in go-multierror's form.
+    pub fn wire_message(&self) -> std::borrow::Cow<'_, str> {
+        if self.policy_denial {
+            std::borrow::Cow::Owned(format!("1 error occurred:\n\t* {}\n\n", self.message))
+        } else {
+            std::borrow::Cow::Borrowed(&self.message)
+        }
+    }
+
     /// [`ErrorCode::Sealed`] with OpenBao's text.
     pub fn sealed() -> Error {
         Error::new(ErrorCode::Sealed, "Vault is sealed")

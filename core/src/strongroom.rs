@@ -988,7 +988,7 @@ impl Strongroom {
         let empty = Data::new();
         let d = acl.allow(op, &path, &empty, None);
         if !(d.allowed && (d.root_privs || !crate::policies::needs_sudo(&path))) {
-            return Err(Error::permission_denied());
+            return Err(Error::policy_denied());
         }
         Ok(Some(FastGate {
             epoch,
@@ -1296,7 +1296,7 @@ impl Strongroom {
             });
         }
         if !allowed {
-            return Err(Error::permission_denied());
+            return Err(Error::policy_denied());
         }
         Ok(decision.root_privs)
     }

@@ -234,6 +234,40 @@ async fn tokens_and_permission_errors() {
     .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["data"]["policies"], json!(["root"]));
+
+    // A valid token its policies do not allow: OpenBao 2.7 wraps this denial in
+    // go-multierror's text (checked against `bao server -dev`), unlike the unknown tokens
+    // above. The same for a sudo-only endpoint.
+    let a = send(
+        s.root("POST", "sys/policies/acl/ro")
+            .json(&json!({"policy": "path \"secret/data/x\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let a = send(
+        s.root("POST", "auth/token/create")
+            .json(&json!({"policies": ["ro"]})),
+    )
+    .await;
+    let limited = a.json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrapped = json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]});
+    for rb in [
+        s.anon("POST", "secret/data/x")
+            .json(&json!({"data": {"a": "b"}})),
+        s.anon("GET", "secret/data/y"),
+        s.anon("GET", "sys/mounts"),
+        s.anon("POST", "auth/token/revoke-orphan")
+            .json(&json!({"token": "x"})),
+    ] {
+        let a = send(rb.header("X-Vault-Token", &limited)).await;
+        assert_eq!(
+            (a.status, a.json()),
+            (StatusCode::FORBIDDEN, wrapped.clone())
+        );
+    }
     s.stop().await;
 }
 

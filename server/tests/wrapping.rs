@@ -302,9 +302,8 @@ async fn policy_wrapping_ttls_over_http() {
         .as_str()
         .unwrap()
         .to_string();
-    // OpenBao wraps an ACL denial as `1 error occurred:\n\t* permission denied\n\n`; the
-    // pipeline answers every denial with the plain text (see core's Error::permission_denied).
-    let denied = "{\"errors\":[\"permission denied\"]}\n";
+    // OpenBao wraps an ACL denial as `1 error occurred:\n\t* permission denied\n\n`.
+    let denied = "{\"errors\":[\"1 error occurred:\\n\\t* permission denied\\n\\n\"]}\n";
     for ttl in [None, Some("30"), Some("2h")] {
         let mut rb = s.anon("GET", "secret/data/app").header("X-Vault-Token", &t);
         if let Some(ttl) = ttl {

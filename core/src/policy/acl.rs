@@ -261,7 +261,7 @@ impl<'a> Decision<'a> {
         if self.allowed {
             Ok(())
         } else {
-            Err(Error::permission_denied())
+            Err(Error::policy_denied())
         }
     }
 }

@@ -103,7 +103,7 @@ pub(crate) async fn handle(
         }
         "revoke-orphan" if write => {
             if !caller.sudo {
-                return Err(Error::permission_denied());
+                return Err(Error::policy_denied());
             }
             let token = params::string(&req.data, "token")?.unwrap_or_default();
             let e = sr
@@ -116,7 +116,7 @@ pub(crate) async fn handle(
         }
         "accessors/" if op == Operation::List => {
             if !caller.sudo {
-                return Err(Error::permission_denied());
+                return Err(Error::policy_denied());
             }
             let keys = sr.token_accessors().await?;
             if keys.is_empty() {

@@ -83,7 +83,7 @@ pub(crate) fn error(e: &Error) -> HttpResponse {
         // Engine messages carry no secret values, so they may be logged.
         tracing::warn!(code = %e.code(), status = status.as_u16(), error = %e.message(), "request failed");
     }
-    errors(status, &[e.message()])
+    errors(status, &[&e.wire_message()])
 }
 
 /// A status from a number, falling back to 500 for one HTTP cannot carry.
