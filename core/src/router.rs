@@ -185,15 +185,16 @@ impl Router {
         let mut mounts = HashMap::new();
         // `sys/` is listed in the table but served by the pipeline itself.
         for e in entries.iter().filter(|e| e.kind != "system") {
-            let mut m = Router::instantiate(e, storage, clock)?;
-            if let Some(old) = previous.and_then(|r| r.mounts.get(&e.path)) {
-                let same = old.entry.uuid == e.uuid
-                    && old.entry.kind == e.kind
-                    && old.entry.options == e.options;
-                if same && old.engine.reusable_across_reloads() {
-                    m.engine = old.engine.clone();
-                }
-            }
+            let reused = previous
+                .and_then(|r| r.mounts.get(&e.path))
+                .filter(|old| {
+                    old.entry.uuid == e.uuid
+                        && old.entry.kind == e.kind
+                        && old.entry.options == e.options
+                        && old.engine.reusable_across_reloads()
+                })
+                .map(|old| old.engine.clone());
+            let m = Router::mount_with(e, storage, clock, reused)?;
             mounts.insert(e.path.clone(), Arc::new(m));
         }
         let longest = mounts.keys().map(String::len).max().unwrap_or(0);
@@ -205,10 +206,25 @@ impl Router {
         storage: &MountStorage,
         clock: &SharedClock,
     ) -> Result<Mounted> {
-        let options = e.options.clone().unwrap_or_default();
-        let engine = secrets::new_engine(&e.kind, &options).ok_or_else(|| {
-            Error::invalid_input(format!("plugin not found in the catalog: {}", e.kind))
-        })?;
+        Router::mount_with(e, storage, clock, None)
+    }
+
+    /// Mount `e` with `engine`, or a new engine of its type when `None`.
+    fn mount_with(
+        e: &MountEntry,
+        storage: &MountStorage,
+        clock: &SharedClock,
+        engine: Option<Arc<dyn secrets::Engine>>,
+    ) -> Result<Mounted> {
+        let engine = match engine {
+            Some(engine) => engine,
+            None => {
+                let options = e.options.clone().unwrap_or_default();
+                secrets::new_engine(&e.kind, &options).ok_or_else(|| {
+                    Error::invalid_input(format!("plugin not found in the catalog: {}", e.kind))
+                })?
+            }
+        };
         let ctx = EngineContext {
             storage: storage.view(format!("logical/{}/", e.uuid)),
             password_policies: storage.view(crate::password_policy::PREFIX.to_string()),

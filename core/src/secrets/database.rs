@@ -1107,16 +1107,14 @@ impl Database {
             return Err(Error::invalid_input(format!("unknown role: {name}")));
         };
         let now = ctx.clock.now();
-        let period = time::Duration::seconds(i64::try_from(r.rotation_period).unwrap_or(i64::MAX));
-        let last = crate::clock::parse_rfc3339(&r.last_vault_rotation);
-        // Rotation runs when due, checked on every read (there is no background tick yet).
+        // Rotation runs when due, checked on every read as well as by the scheduled run.
         let pending = ctx
             .storage
             .get(&format!("wal/static/{name}"))
             .await?
             .is_some();
         let mut warnings = Vec::new();
-        if pending || last.is_none_or(|l| now >= l + period) {
+        if pending || static_due(&r, now) {
             match self.rotate_static(ctx, name, r, Rotate::IfDue).await {
                 Ok(rotated) => r = rotated,
                 Err(e) => {
@@ -1142,6 +1140,7 @@ impl Database {
                 }
             }
         }
+        let period = time::Duration::seconds(i64::try_from(r.rotation_period).unwrap_or(i64::MAX));
         let last = crate::clock::parse_rfc3339(&r.last_vault_rotation).unwrap_or(now);
         let ttl = (last + period - now).whole_seconds().max(0);
         let mut resp = Response::with_data(crate::data(json!({
@@ -1269,10 +1268,7 @@ impl Database {
             let Some(role) = self.static_role(ctx, &name).await? else {
                 continue;
             };
-            let period =
-                time::Duration::seconds(i64::try_from(role.rotation_period).unwrap_or(i64::MAX));
-            let due = crate::clock::parse_rfc3339(&role.last_vault_rotation)
-                .is_none_or(|l| now >= l + period);
+            let due = static_due(&role, now);
             let pending = ctx
                 .storage
                 .get(&format!("wal/static/{name}"))

@@ -90,7 +90,7 @@ impl Writer {
                     shm: None,
                     seen: data_version(&conn).ok(),
                 };
-                let mut sync = Sync {
+                let mut sync = SyncLevel {
                     configured: synchronous,
                     current: synchronous,
                 };
@@ -183,12 +183,12 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// The writer connection's `PRAGMA synchronous`: as configured, except for a group made only
 /// of unsynced writes, which commits with `NORMAL` (in WAL mode: no fsync at commit; the next
 /// synced commit's fsync of the WAL covers it too, so order is kept).
-struct Sync {
+struct SyncLevel {
     configured: Synchronous,
     current: Synchronous,
 }
 
-impl Sync {
+impl SyncLevel {
     fn set(&mut self, conn: &Connection, want: Synchronous) {
         if self.current == want {
             return;
@@ -217,7 +217,7 @@ fn run(
     busy_timeout: Duration,
     local_commits: &AtomicU64,
     watch: &mut Watch<'_>,
-    sync: &mut Sync,
+    sync: &mut SyncLevel,
 ) {
     while let Ok(first) = queue.recv() {
         let mut bytes = first.write.bytes();
@@ -379,7 +379,7 @@ mod tests {
     fn only_all_unsynced_groups_skip_the_fsync() {
         let conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
-        let mut sync = Sync {
+        let mut sync = SyncLevel {
             configured: Synchronous::Full,
             current: Synchronous::Full,
         };
@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(synchronous(&conn), 2);
         // A store configured NORMAL stays NORMAL either way.
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-        let mut relaxed = Sync {
+        let mut relaxed = SyncLevel {
             configured: Synchronous::Normal,
             current: Synchronous::Normal,
         };
