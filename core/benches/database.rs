@@ -188,40 +188,95 @@ async fn leftover(dbname: &str) -> i64 {
         .get(0)
 }
 
-fn issue(c: &mut Criterion) {
-    let rt = rt();
-    let dbname = rt.block_on(fresh_db());
-    let dir = tempfile::tempdir().unwrap();
-    let (dev, dev_root) = rt.block_on(dev_engine(&dbname));
-    let (lite, lite_root) = rt.block_on(sqlite_engine(dir.path(), &dbname));
-    let direct = rt.block_on(pg(Some(&dbname)));
-    let mut g = c.benchmark_group("database_creds");
-    let mut n = 0u64;
-    let pid = std::process::id();
-    g.bench_function("direct CREATE ROLE + GRANT, one connection", |b| {
-        b.iter(|| {
-            n += 1;
-            let u = format!("v-direct-{pid}-{n}");
-            rt.block_on(direct.batch_execute(&format!(
+/// One fresh database, an engine over it on memory and one on SQLite, and a direct
+/// connection: what the issue cases compare.
+struct Fixture {
+    dbname: String,
+    _dir: tempfile::TempDir,
+    engines: (Strongroom, Strongroom),
+    mem_root: Client,
+    lite_root: Client,
+    direct: tokio_postgres::Client,
+    /// Users made on the direct connection, dropped by [`Fixture::close`].
+    direct_users: Vec<String>,
+}
+
+impl Fixture {
+    fn open(rt: &tokio::runtime::Runtime) -> Fixture {
+        let dbname = rt.block_on(fresh_db());
+        let dir = tempfile::tempdir().unwrap();
+        let (dev, mem_root) = rt.block_on(dev_engine(&dbname));
+        let (lite, lite_root) = rt.block_on(sqlite_engine(dir.path(), &dbname));
+        let direct = rt.block_on(pg(Some(&dbname)));
+        Fixture {
+            dbname,
+            _dir: dir,
+            engines: (dev, lite),
+            mem_root,
+            lite_root,
+            direct,
+            direct_users: Vec::new(),
+        }
+    }
+
+    /// The role's CREATE ROLE + GRANT, run directly on one connection, for user `n`.
+    async fn direct_create(&mut self, n: usize) {
+        let u = format!("v-direct-{}-{n}", std::process::id());
+        self.direct
+            .batch_execute(&format!(
                 "BEGIN; CREATE ROLE \"{u}\" WITH LOGIN PASSWORD 'x-Pw-1x-Pw-1x-Pw-1x' VALID UNTIL '2099-01-01 00:00:00+0000'; GRANT \"{g}\" TO \"{u}\"; COMMIT;",
-                g = group(&dbname)
-            )))
+                g = group(&self.dbname)
+            ))
+            .await
             .unwrap();
-        });
-    });
-    // Each case starts from the same catalog: PostgreSQL's GRANT gets slower as the group
-    // role gains members, so what one case made is dropped before the next runs.
-    rt.block_on(async {
-        for i in 1..=n {
-            direct
-                .batch_execute(&format!("DROP ROLE \"v-direct-{pid}-{i}\";"))
+        self.direct_users.push(u);
+    }
+
+    /// Drop the direct users (PostgreSQL's GRANT gets slower as the group role gains
+    /// members, so each case starts from the same catalog).
+    async fn drop_direct_users(&mut self) {
+        for u in std::mem::take(&mut self.direct_users) {
+            self.direct
+                .batch_execute(&format!("DROP ROLE \"{u}\";"))
                 .await
                 .unwrap();
         }
+    }
+
+    /// Revoke every credential the engines issued, check no user is left, drop the database.
+    async fn close(mut self) {
+        self.drop_direct_users().await;
+        for root in [&self.mem_root, &self.lite_root] {
+            root.leases()
+                .revoke_prefix("database/creds/ro")
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            leftover(&self.dbname).await,
+            0,
+            "the bench left users behind"
+        );
+        drop((self.engines, self.direct));
+        drop_db(&self.dbname).await;
+    }
+}
+
+fn issue(c: &mut Criterion) {
+    let rt = rt();
+    let mut fx = Fixture::open(&rt);
+    let mut g = c.benchmark_group("database_creds");
+    let mut n = 0;
+    g.bench_function("direct CREATE ROLE + GRANT, one connection", |b| {
+        b.iter(|| {
+            n += 1;
+            rt.block_on(fx.direct_create(n));
+        });
     });
+    rt.block_on(fx.drop_direct_users());
     for (name, root) in [
-        ("strongroom creds, typed API, memory storage", &dev_root),
-        ("strongroom creds, typed API, SQLite storage", &lite_root),
+        ("strongroom creds, typed API, memory storage", &fx.mem_root),
+        ("strongroom creds, typed API, SQLite storage", &fx.lite_root),
     ] {
         let api = root.database("database");
         g.bench_function(name, |b| {
@@ -231,12 +286,7 @@ fn issue(c: &mut Criterion) {
             .unwrap();
     }
     g.finish();
-    rt.block_on(async {
-        assert_eq!(leftover(&dbname).await, 0, "the bench left users behind");
-        drop((dev, lite));
-        drop(direct);
-        drop_db(&dbname).await;
-    });
+    rt.block_on(fx.close());
 }
 
 /// Issue many, revoke them all with one revoke-prefix, count what is left.
@@ -324,15 +374,10 @@ fn paired() {
         return;
     }
     let rt = rt();
-    let dbname = rt.block_on(fresh_db());
-    let dir = tempfile::tempdir().unwrap();
-    let (dev, dev_root) = rt.block_on(dev_engine(&dbname));
-    let (lite, lite_root) = rt.block_on(sqlite_engine(dir.path(), &dbname));
-    let direct = rt.block_on(pg(Some(&dbname)));
-    let pid = std::process::id();
+    let mut fx = Fixture::open(&rt);
     let (mem_api, lite_api) = (
-        dev_root.database("database"),
-        lite_root.database("database"),
+        fx.mem_root.database("database"),
+        fx.lite_root.database("database"),
     );
     // times[0] = direct, [1] = memory, [2] = SQLite, in seconds.
     let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
@@ -347,13 +392,7 @@ fn paired() {
                 let side = (round + k) % 3;
                 let t = Instant::now();
                 match side {
-                    0 => direct
-                        .batch_execute(&format!(
-                            "BEGIN; CREATE ROLE \"v-paired-{pid}-{round}\" WITH LOGIN PASSWORD 'x-Pw-1x-Pw-1x-Pw-1x' VALID UNTIL '2099-01-01 00:00:00+0000'; GRANT \"{g}\" TO \"v-paired-{pid}-{round}\"; COMMIT;",
-                            g = group(&dbname)
-                        ))
-                        .await
-                        .unwrap(),
+                    0 => fx.direct_create(round).await,
                     1 => drop(mem_api.creds("ro").await.unwrap()),
                     _ => drop(lite_api.creds("ro").await.unwrap()),
                 }
@@ -379,24 +418,7 @@ fn paired() {
         median(&mut mem_r) * 100.0,
         median(&mut lite_r) * 100.0,
     );
-    rt.block_on(async {
-        for round in 0..rounds {
-            direct
-                .batch_execute(&format!("DROP ROLE \"v-paired-{pid}-{round}\";"))
-                .await
-                .unwrap();
-        }
-        for root in [&dev_root, &lite_root] {
-            root.leases()
-                .revoke_prefix("database/creds/ro")
-                .await
-                .unwrap();
-        }
-        assert_eq!(leftover(&dbname).await, 0, "the bench left users behind");
-        drop((dev, lite));
-        drop(direct);
-        drop_db(&dbname).await;
-    });
+    rt.block_on(fx.close());
 }
 
 criterion_group!(benches, issue);

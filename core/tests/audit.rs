@@ -21,14 +21,21 @@ fn lines(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn kv_write_is_logged_with_hmacd_values() {
+/// A dev engine with one file audit device; the directory (kept alive by the caller) holds
+/// the log.
+async fn dev_with_file_audit() -> (tempfile::TempDir, std::path::PathBuf, Strongroom) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let sr =
         Strongroom::open(Config::dev().audit(AuditDevice::file("file", log.to_str().unwrap())))
             .await
             .unwrap();
+    (dir, log, sr)
+}
+
+#[tokio::test]
+async fn kv_write_is_logged_with_hmacd_values() {
+    let (_dir, log, sr) = dev_with_file_audit().await;
     let root = sr.client(sr.dev_root_token().unwrap());
     root.kv("secret")
         .put(
@@ -89,12 +96,7 @@ async fn kv_write_is_logged_with_hmacd_values() {
 
 #[tokio::test]
 async fn a_denied_call_is_logged_with_its_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let sr =
-        Strongroom::open(Config::dev().audit(AuditDevice::file("file", log.to_str().unwrap())))
-            .await
-            .unwrap();
+    let (_dir, log, sr) = dev_with_file_audit().await;
     let e = sr
         .handle(Request::read("secret/data/x").with_token("s.bogusbogusbogusbogus000"))
         .await
@@ -380,12 +382,7 @@ async fn api_audit_devices_need_the_config_switch_and_survive_restarts() {
 /// wrapping token itself appears only HMAC'd.
 #[tokio::test]
 async fn wrapping_lookups_and_refused_wrapping_tokens_are_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let sr =
-        Strongroom::open(Config::dev().audit(AuditDevice::file("file", log.to_str().unwrap())))
-            .await
-            .unwrap();
+    let (_dir, log, sr) = dev_with_file_audit().await;
     let root = sr.client(sr.dev_root_token().unwrap());
     root.kv("secret")
         .put("app", &data(json!({"password": "wrapped-secret"})))

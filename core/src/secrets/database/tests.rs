@@ -866,13 +866,9 @@ async fn pg_static_role_rotates_on_create_on_demand_and_when_due() {
     db.drop_all(&[&user]).await;
 }
 
-/// Rotations of one static role take turns: reads that all find the role due at the same
-/// moment rotate it once and agree on the password, and `rotate-role` calls mixed with reads
-/// and the scheduled run always leave the stored password equal to the database's (before,
-/// two rotations could set different passwords and store them in the opposite order). A WAL
-/// left by another process is finished with its password, not replaced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_concurrent_static_rotations_agree_with_the_database() {
+/// A PostgreSQL config allowing every role, a fresh login role, and static role `name` over
+/// it (rotation period 1h, so rotated once at creation).
+async fn pg_static_role(name: &str) -> (PgDb, Env, String) {
     let db = PgDb::new().await;
     let e = env();
     pg_setup(&e, &db, "dyn-app").await;
@@ -886,18 +882,30 @@ async fn pg_concurrent_static_rotations_agree_with_the_database() {
         .await
         .unwrap();
     e.write(
-        "static-roles/static-app",
+        &format!("static-roles/{name}"),
         json!({"db_name": "pg", "username": user, "rotation_period": "1h"}),
     )
     .await;
-    let password = |r: Option<Response>| {
-        r.and_then(|r| {
-            r.get("password")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+    (db, e, user)
+}
+
+/// The `password` a credential response carries.
+fn password_of(r: &Response) -> String {
+    r.get("password")
+        .and_then(Value::as_str)
         .unwrap()
-    };
+        .to_string()
+}
+
+/// Rotations of one static role take turns: reads that all find the role due at the same
+/// moment rotate it once and agree on the password, and `rotate-role` calls mixed with reads
+/// and the scheduled run always leave the stored password equal to the database's (before,
+/// two rotations could set different passwords and store them in the opposite order). A WAL
+/// left by another process is finished with its password, not replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_static_rotations_agree_with_the_database() {
+    let (db, e, user) = pg_static_role("static-app").await;
+    let password = |r: Option<Response>| password_of(&r.unwrap());
     let before = password(e.read("static-creds/static-app").await);
 
     // Eight readers find it due at once.
@@ -957,29 +965,8 @@ async fn pg_concurrent_static_rotations_agree_with_the_database() {
 /// rotation makes a fresh password.
 #[tokio::test]
 async fn pg_refused_static_rotation_keeps_the_old_password_and_retries_fresh() {
-    let db = PgDb::new().await;
-    let e = env();
-    pg_setup(&e, &db, "dyn-app").await;
-    e.write("config/pg", json!({"allowed_roles": "*"})).await;
-    let user = format!("sr_static_{}", uniq());
-    pg_admin("")
-        .await
-        .batch_execute(&format!(
-            "CREATE ROLE \"{user}\" LOGIN PASSWORD 'initial-Pw-1'"
-        ))
-        .await
-        .unwrap();
-    e.write(
-        "static-roles/app",
-        json!({"db_name": "pg", "username": user, "rotation_period": "1h"}),
-    )
-    .await;
-    let password = |r: &Response| {
-        r.get("password")
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_string()
-    };
+    let (db, e, user) = pg_static_role("app").await;
+    let password = password_of;
     let old = password(&e.read("static-creds/app").await.unwrap());
     e.write(
         "static-roles/app",
