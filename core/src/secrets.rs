@@ -10,6 +10,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::request::{Data, LeaseInfo, Request, Response};
 use crate::storage::view::View;
+use crate::util::names::NameRule;
 
 pub(crate) mod cubbyhole;
 pub(crate) mod database;
@@ -45,6 +46,14 @@ pub(crate) trait Engine: Send + Sync + 'static {
     async fn exists(&self, ctx: &EngineContext, req: &Request) -> Result<Option<bool>> {
         let _ = (ctx, req);
         Ok(None)
+    }
+
+    /// Where this engine's paths carry names and how it treats them (case, allowed
+    /// characters): the pipeline puts a request's path in that form before the ACL judges it,
+    /// so a rule on `keys/prot` also governs `keys/PROT` when the engine would act on `prot`.
+    /// See [`crate::util::names`]. The default: no names (KV paths are free-form).
+    fn name_rules(&self) -> &'static [NameRule] {
+        &[]
     }
 
     /// May this engine instance serve on after the mount table is reloaded (a mount added

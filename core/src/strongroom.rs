@@ -877,6 +877,7 @@ impl Strongroom {
                     .await
                     .map(Some)
             }
+            Target::NotCanonical => Err(Error::backend_unsupported_path()),
             Target::Sys => Box::pin(crate::sys::handle(self, &req)).await.map(Some),
             Target::Token(rel) => {
                 Box::pin(crate::token::endpoints::handle(self, &caller, &req, rel))
@@ -974,9 +975,17 @@ impl Strongroom {
             return Ok(None);
         }
         let router = self.router()?;
-        let Some((mount, _)) = router.route(&path) else {
+        let Some((mount, rel)) = router.route(&path) else {
             return Ok(None);
         };
+        // A name not in the engine's form (`Prot ` for a lowercasing engine) takes the full
+        // pipeline, which judges the path the engine would act on, or refuses it.
+        if !matches!(
+            crate::util::names::canonical_path(rel, mount.engine.name_rules()),
+            crate::util::names::CanonicalPath::Same(_)
+        ) {
+            return Ok(None);
+        }
         // Cubbyhole keys on the caller's salted id, which only the full pipeline hands it.
         if mount.entry.kind == crate::secrets::cubbyhole::KIND {
             return Ok(None);
@@ -1026,12 +1035,31 @@ impl Strongroom {
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
     /// check, which turns an update of a missing entry into a create).
+    ///
+    /// The path is put in the form the engine acts on first (its declared name rules, see
+    /// [`crate::util::names`]), so the ACL that follows judges exactly what the engine will
+    /// act on: `sys/policies/acl/ST-PROTECTED` is judged, and served, as
+    /// `sys/policies/acl/st-protected`.
     async fn route(&self, req: &mut Request, caller: &TokenEntry) -> Result<Target> {
         if req.path == "sys" || req.path.starts_with("sys/") {
-            return Ok(Target::Sys);
+            return Ok(
+                match canonicalize(req, "sys/".len(), crate::sys::NAME_RULES) {
+                    Some(_) => Target::Sys,
+                    None => Target::NotCanonical,
+                },
+            );
         }
-        if let Some(rel) = req.path.strip_prefix("auth/token/") {
-            return Ok(Target::Token(rel.to_string()));
+        if req.path.starts_with("auth/token/") {
+            return Ok(
+                match canonicalize(
+                    req,
+                    "auth/token/".len(),
+                    crate::token::endpoints::NAME_RULES,
+                ) {
+                    Some(rel) => Target::Token(rel),
+                    None => Target::NotCanonical,
+                },
+            );
         }
         let (mount, rel) = match self.route_auth(&req.path)? {
             Some(found) => found,
@@ -1042,6 +1070,15 @@ impl Strongroom {
                     .ok_or_else(|| Error::unsupported_path(&req.path))?;
                 (mount, rel.to_string())
             }
+        };
+        let Some(prefix) = req.path.strip_suffix(rel.as_str()).map(str::len) else {
+            return Err(Error::internal(format!(
+                "`{}` routed to a path that is not its suffix",
+                req.path
+            )));
+        };
+        let Some(rel) = canonicalize(req, prefix, mount.engine.name_rules()) else {
+            return Ok(Target::NotCanonical);
         };
         if req.operation == Operation::Update {
             // Engines see the path relative to their mount.
@@ -1361,6 +1398,30 @@ enum Target {
     Token(String),
     /// The mount and the path relative to it.
     Mount(Arc<crate::router::Mounted>, String),
+    /// A path whose name no object can have (`transit/keys/a%20b`): judged by the ACL as
+    /// sent, then answered 404 `unsupported path`, as OpenBao's framework answers it.
+    NotCanonical,
+}
+
+/// Put `req.path` (whose first `prefix` bytes are the mount) in the form the engine acts on
+/// under `rules`, returning the path relative to the mount; `None` when the path names
+/// nothing the engine can have (the path is left as sent, for the ACL to judge).
+fn canonicalize(
+    req: &mut Request,
+    prefix: usize,
+    rules: &[crate::util::names::NameRule],
+) -> Option<String> {
+    use crate::util::names::{CanonicalPath, canonical_path};
+    let rel = req.path.get(prefix..).unwrap_or("");
+    match canonical_path(rel, rules) {
+        CanonicalPath::Same(rel) => Some(rel.to_string()),
+        CanonicalPath::Rewritten(rel) => {
+            req.path.truncate(prefix);
+            req.path.push_str(&rel);
+            Some(rel)
+        }
+        CanonicalPath::NotCanonical => None,
+    }
 }
 
 /// Cubbyhole mounts see the caller's salted token id in place of the token (as OpenBao's

@@ -109,6 +109,15 @@ async fn health(sr: &Strongroom) -> Result<Response> {
 }
 
 /// Authenticated `sys/` endpoints.
+/// Where `sys/` paths carry names and how they are treated (see [`crate::util::names`]): ACL
+/// policy names are trimmed and lowercased, so the ACL judges the policy that is written.
+/// Password policy names are taken as sent, as OpenBao takes them (`PROT` and `prot` are two
+/// policies).
+pub(crate) const NAME_RULES: &[crate::util::names::NameRule] = &[
+    crate::util::names::NameRule::trim_lower("policies/acl/"),
+    crate::util::names::NameRule::trim_lower("policy/"),
+];
+
 pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
     let path = req.path.strip_prefix("sys/").unwrap_or("");
     let op = req.operation;

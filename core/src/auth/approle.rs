@@ -27,6 +27,7 @@ use crate::secrets::{Engine, EngineContext};
 use crate::storage::{Backend, Page, TxnOp};
 use crate::token::TokenEntry;
 use crate::token::roles::string_list;
+use crate::util::names::NameRule;
 use crate::util::params;
 
 /// The AppRole method (stateless: everything lives in the mount's storage).
@@ -596,6 +597,13 @@ async fn tidy(ctx: &EngineContext) -> Result<usize> {
 
 #[async_trait]
 impl Engine for AppRole {
+    fn name_rules(&self) -> &'static [NameRule] {
+        // Role names are `GenericNameRegex` names, stored lowercased: `role/ST-ADMIN/secret-id`
+        // acts on `st-admin`, so the ACL judges `role/st-admin/secret-id` (as OpenBao's).
+        const RULES: &[NameRule] = &[NameRule::lower("role/")];
+        RULES
+    }
+
     async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
         let op = req.operation;
         if req.path == "role/" || req.path == "role" {

@@ -30,6 +30,7 @@ use crate::secrets::{Engine, EngineContext};
 use crate::storage::{Backend, Page};
 use crate::token::TokenEntry;
 use crate::token::roles::{glob_match, string_list};
+use crate::util::names::NameRule;
 use crate::util::params;
 
 mod jwt;
@@ -686,6 +687,12 @@ fn check_times(t: &Jwt, now: i64, strict: bool) -> Result<()> {
 
 #[async_trait]
 impl Engine for Kubernetes {
+    fn name_rules(&self) -> &'static [NameRule] {
+        // Role names are `GenericNameRegex` names, stored lowercased (as OpenBao's).
+        const RULES: &[NameRule] = &[NameRule::lower("role/")];
+        RULES
+    }
+
     async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
         let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);

@@ -18,6 +18,7 @@ use crate::request::{Data, Operation, Request, Response};
 use crate::secrets::{Engine, EngineContext};
 use crate::storage::{Backend, Page};
 use crate::token::TokenEntry;
+use crate::util::names::NameRule;
 use crate::util::params;
 
 /// bcrypt's cost, as OpenBao (`bcrypt.DefaultCost`).
@@ -111,6 +112,15 @@ fn user_path(rel: &str) -> Option<(String, Option<&str>)> {
 
 #[async_trait]
 impl Engine for Userpass {
+    fn name_rules(&self) -> &'static [NameRule] {
+        // Usernames are `GenericNameRegex` names, stored lowercased: `users/ADMIN` acts on
+        // `admin`, so the ACL judges `users/admin`, as OpenBao's does. OpenBao leaves
+        // `users/ADMIN/password` as sent (a write there creates an `ADMIN` entry no login can
+        // reach); here it is judged as `users/admin/password` too, the path it changes.
+        const RULES: &[NameRule] = &[NameRule::lower("users/")];
+        RULES
+    }
+
     async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
         let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);

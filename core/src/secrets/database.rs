@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::request::{Data, LeaseInfo, Operation, Request, Response};
 use crate::secrets::{Engine, EngineContext, LeasedSecret};
 use crate::storage::{Backend, Page, TxnOp};
+use crate::util::names::NameRule;
 use crate::util::params;
 use crate::util::ttl::{self, TtlLimits, TtlRequest};
 
@@ -1355,6 +1356,22 @@ fn internal_str<'a>(internal: &'a Data, key: &str) -> Result<&'a str> {
 
 #[async_trait]
 impl Engine for Database {
+    fn name_rules(&self) -> &'static [NameRule] {
+        // Connection and role names are case-sensitive `GenericNameRegex` names in OpenBao.
+        const RULES: &[NameRule] = &[
+            NameRule::exact("config/"),
+            NameRule::exact("roles/"),
+            NameRule::exact("creds/"),
+            NameRule::exact("static-roles/"),
+            NameRule::exact("static-creds/"),
+            NameRule::exact("rotate-role/"),
+            NameRule::exact("rotate-root/"),
+            NameRule::exact("reset/"),
+            NameRule::exact("reconcile/"),
+        ];
+        RULES
+    }
+
     fn reusable_across_reloads(&self) -> bool {
         // Every use re-reads the config and compares it with the pool's (`open_connection`).
         true

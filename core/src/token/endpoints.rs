@@ -171,20 +171,27 @@ fn lookup_response(sr: &Strongroom, e: &TokenEntry, id: &str) -> Result<Response
     Ok(Response::with_data(e.lookup_json(id, sr.inner.clock.now())))
 }
 
+/// Where the token store's paths carry role names: case-sensitive `GenericNameRegex` names,
+/// as OpenBao's (`ST-ADMIN-ROLE` and `st-admin-role` are two roles; `st-admin-role%20` is no
+/// role at all, 404).
+pub(crate) const NAME_RULES: &[crate::util::names::NameRule] = &[
+    crate::util::names::NameRule::exact("roles/"),
+    crate::util::names::NameRule::exact("create/"),
+];
+
 async fn role_endpoint(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
     let storage = sr.inner.storage.as_ref();
-    let name = name.trim().to_lowercase();
     if name.is_empty() || name.contains('/') {
         return Err(Error::invalid_input("role name is invalid"));
     }
     match req.operation {
-        Operation::Read => match roles::get(storage, &name).await? {
+        Operation::Read => match roles::get(storage, name).await? {
             Some(r) => Ok(Response::with_data(r.to_json())),
             None => Err(Error::not_found(format!("no role `{name}`"))),
         },
         Operation::Create | Operation::Update => {
-            let mut role = roles::get(storage, &name).await?.unwrap_or_else(|| Role {
-                name: name.clone(),
+            let mut role = roles::get(storage, name).await?.unwrap_or_else(|| Role {
+                name: name.to_string(),
                 renewable: true,
                 token_type: "default-service".into(),
                 ..Role::default()
@@ -197,7 +204,7 @@ async fn role_endpoint(sr: &Strongroom, req: &Request, name: &str) -> Result<Res
             })
         }
         Operation::Delete => {
-            roles::delete(storage, &name).await?;
+            roles::delete(storage, name).await?;
             Ok(Response::default())
         }
         _ => Err(Error::unsupported_operation()),

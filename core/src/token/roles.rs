@@ -171,10 +171,7 @@ impl Role {
 }
 
 pub(crate) async fn get(storage: &dyn Backend, name: &str) -> Result<Option<Role>> {
-    match storage
-        .get(&format!("{ROLES_PREFIX}{}", name.to_lowercase()))
-        .await?
-    {
+    match storage.get(&format!("{ROLES_PREFIX}{name}")).await? {
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
@@ -191,9 +188,7 @@ pub(crate) async fn put(storage: &dyn Backend, role: &Role) -> Result<()> {
 }
 
 pub(crate) async fn delete(storage: &dyn Backend, name: &str) -> Result<()> {
-    storage
-        .delete(&format!("{ROLES_PREFIX}{}", name.to_lowercase()))
-        .await
+    storage.delete(&format!("{ROLES_PREFIX}{name}")).await
 }
 
 pub(crate) async fn list(storage: &dyn Backend) -> Result<Vec<String>> {

@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::secrets::{Engine, EngineContext};
 use crate::storage::{Backend, Page};
+use crate::util::names::NameRule;
 
 const POLICY_PREFIX: &str = "policy/";
 const CONFIG_KEYS: &str = "config/keys";
@@ -387,6 +388,29 @@ impl Engine for Transit {
 
     fn as_transit(&self) -> Option<&Transit> {
         Some(self)
+    }
+
+    fn name_rules(&self) -> &'static [NameRule] {
+        // Key names are case-sensitive and match OpenBao's `GenericNameRegex`.
+        const RULES: &[NameRule] = &[
+            NameRule::exact("keys/"),
+            NameRule::exact("encrypt/"),
+            NameRule::exact("decrypt/"),
+            NameRule::exact("rewrap/"),
+            NameRule::exact("hmac/"),
+            NameRule::exact("sign/"),
+            NameRule::exact("verify/"),
+            NameRule::exact("backup/"),
+            NameRule::exact("restore/"),
+            NameRule::exact("datakey/plaintext/"),
+            NameRule::exact("datakey/wrapped/"),
+            NameRule::exact("export/encryption-key/"),
+            NameRule::exact("export/signing-key/"),
+            NameRule::exact("export/hmac-key/"),
+            NameRule::exact("export/public-key/"),
+            NameRule::exact("export/certificate-chain/"),
+        ];
+        RULES
     }
 
     async fn periodic(&self, ctx: &EngineContext) -> Result<()> {
