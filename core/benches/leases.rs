@@ -99,6 +99,43 @@ fn measure_open(dir: &Path) -> (f64, u64) {
     (parts[1].parse().unwrap(), parts[3].parse().unwrap())
 }
 
+/// Leases as clients get them: one `write tl/issue/<i>` per lease through `handle` (token,
+/// ACL, engine, lease registration with its own synced commit), 64 in flight, on SQLite.
+async fn request_path(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sr, token) = store(dir.path(), None).await;
+    let client = sr.client(&token);
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (client, next) = (client.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                client
+                    .write(
+                        &format!("tl/issue/s{i}"),
+                        data(json!({"ttl": "24h", "noop": true})),
+                    )
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "issue {n} leases through the request path on SQLite, 64 in flight: {secs:.2} s = {:.0} leases/s",
+        n as f64 / secs
+    );
+}
+
 async fn register_and_open(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (sr, token) = store(dir.path(), None).await;
@@ -116,7 +153,7 @@ async fn register_and_open(n: usize) {
     .unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "register {n} leases on SQLite (batches of 10k): {secs:.2} s = {:.0} leases/s (target >= 50k/s)",
+        "register {n} no-op lease records on SQLite through the internal hook, 10k per transaction (not the request path): {secs:.2} s = {:.0} records/s (target >= 50k/s)",
         n as f64 / secs
     );
     drop(sr);
@@ -205,6 +242,9 @@ fn main() {
     rt.block_on(async {
         if run("register") {
             register_and_open(n).await;
+        }
+        if run("request") {
+            request_path(if full { 100_000 } else { 5_000 }).await;
         }
         if run("expiry") {
             mass_expiry(if full { 100_000 } else { 5_000 }).await;
