@@ -104,6 +104,19 @@ impl TlsReloader {
     }
 }
 
+/// How long a connection may take to send a request's headers, new or kept alive. Go has a
+/// header timeout (`http_read_header_timeout`) and a separate idle timeout
+/// (`http_idle_timeout`); hyper runs one timer for both (it starts when the connection waits
+/// for a request head), so the shorter one is used: an idle keep-alive connection is closed
+/// after `http_read_header_timeout` (10 s) rather than OpenBao's 5 min, and clients reconnect.
+/// The first request also gets it before the protocol is known (a client that sends nothing).
+fn head_timeout(t: &crate::config::HttpTimeouts) -> Option<Duration> {
+    match (t.effective_read_header(), t.effective_idle()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Listeners {
     /// Bind every listener (all or none: a failure stops the ones already started) and start
     /// serving `sr` on them.
@@ -145,16 +158,28 @@ impl Listeners {
                 max_request_duration: cfg.max_request_duration,
                 max_concurrent_requests: cfg.max_concurrent_requests,
                 unauthenticated_metrics_access: cfg.unauthenticated_metrics_access,
+                json_limits: http::JsonLimits {
+                    memory: cfg.max_request_json_memory,
+                    strings: cfg.max_request_json_strings,
+                },
+                read_timeout: cfg.timeouts.effective_read(),
+                local_addr: Some(addr),
                 metrics: self.metrics.clone(),
             },
         )
         .into_make_service_with_connect_info::<SocketAddr>();
         let handle: Handle<SocketAddr> = Handle::with_control(self.control.clone());
+        let head_timeout = head_timeout(&cfg.timeouts);
         let task = match &cfg.tls {
             None => {
-                let server = axum_server::from_tcp(std_listener)
+                let mut server = axum_server::from_tcp(std_listener)
                     .map_err(err)?
-                    .handle(handle);
+                    .handle(handle)
+                    .first_request_timeout(head_timeout);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(head_timeout);
                 tokio::spawn(server.serve(app))
             }
             Some(tls) => {
@@ -175,9 +200,14 @@ impl Listeners {
                     tls.cert_file.clone(),
                     tls.key_file.clone(),
                 ));
-                let server = axum_server::from_tcp_rustls(std_listener, rustls)
+                let mut server = axum_server::from_tcp_rustls(std_listener, rustls)
                     .map_err(err)?
-                    .handle(handle);
+                    .handle(handle)
+                    .first_request_timeout(head_timeout);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(head_timeout);
                 tokio::spawn(server.serve(app))
             }
         };
