@@ -901,6 +901,92 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listener_json_limits_and_http_timeouts_take_openbaos_keys_and_defaults() {
+        let cfg = FileConfig::parse(
+            r#"
+            listener "tcp" {
+              address = "127.0.0.1:8300"
+              tls_disable = true
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8301"
+              tls_disable = true
+              max_request_json_memory = 2000
+              max_request_json_strings = 10
+              http_read_header_timeout = "1s"
+              http_read_timeout = 2
+              http_write_timeout = "1m"
+              http_idle_timeout = "0"
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8302"
+              tls_disable = true
+              max_request_json_memory = 0
+              max_request_json_strings = -1
+              http_read_header_timeout = 0
+              http_read_timeout = "0s"
+            }
+            "#,
+        )
+        .unwrap();
+        let [default, set, zero] = &cfg.listeners[..] else {
+            panic!("three listeners")
+        };
+        assert_eq!(default.max_request_json_memory, Some(34_078_720));
+        assert_eq!(default.max_request_json_strings, Some(1000));
+        assert_eq!(default.timeouts, HttpTimeouts::default());
+        assert_eq!(
+            default.timeouts.effective_read_header(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            default.timeouts.effective_read(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(default.timeouts.effective_write(), None);
+        assert_eq!(
+            default.timeouts.effective_idle(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(set.max_request_json_memory, Some(2000));
+        assert_eq!(set.max_request_json_strings, Some(10));
+        assert_eq!(set.timeouts.read_header, Duration::from_secs(1));
+        assert_eq!(set.timeouts.read, Duration::from_secs(2));
+        assert_eq!(
+            set.timeouts.effective_write(),
+            Some(Duration::from_secs(60))
+        );
+        // Go's fallbacks: no idle timeout means the read timeout.
+        assert_eq!(set.timeouts.effective_idle(), Some(Duration::from_secs(2)));
+        // 0 is the default for the JSON limits, a negative value none.
+        assert_eq!(zero.max_request_json_memory, Some(34_078_720));
+        assert_eq!(zero.max_request_json_strings, None);
+        // Without header and read timeouts nothing bounds reading a request.
+        assert_eq!(zero.timeouts.effective_read_header(), None);
+        assert_eq!(zero.timeouts.effective_read(), None);
+        for (bad, why) in [
+            (
+                "http_read_timeout = \"-1s\"",
+                "http_read_timeout: must not be negative",
+            ),
+            (
+                "http_idle_timeout = \"soon\"",
+                "http_idle_timeout: time: invalid duration",
+            ),
+            (
+                "max_request_json_strings = \"many\"",
+                "max_request_json_strings",
+            ),
+        ] {
+            let e = FileConfig::parse(&format!(
+                "listener \"tcp\" {{\n tls_disable = true\n {bad}\n}}"
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn listener_limits_telemetry_and_log_format() {
         let cfg = FileConfig::parse(
             r#"
