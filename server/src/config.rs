@@ -929,9 +929,8 @@ mod tests {
             "#,
         )
         .unwrap();
-        let [default, set, zero] = &cfg.listeners[..] else {
-            panic!("three listeners")
-        };
+        assert_eq!(cfg.listeners.len(), 3);
+        let (default, set, zero) = (&cfg.listeners[0], &cfg.listeners[1], &cfg.listeners[2]);
         assert_eq!(default.max_request_json_memory, Some(34_078_720));
         assert_eq!(default.max_request_json_strings, Some(1000));
         assert_eq!(default.timeouts, HttpTimeouts::default());

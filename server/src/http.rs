@@ -13,8 +13,12 @@
 //! nested deeper than [`MAX_JSON_DEPTH`] answers 400 `failed to decode JSON input:
 //! exceeded max depth`, a request running past `max_request_duration` answers 500 (OpenBao's
 //! `context canceled`; the handler is dropped at its next await point, as when a client
-//! disconnects), and more than `max_concurrent_requests` in flight answer 503 at once with
-//! `Retry-After: 1` instead of queueing without bound.
+//! disconnects), more than `max_concurrent_requests` in flight answer 503 at once with
+//! `Retry-After: 1` instead of queueing without bound, a JSON body over
+//! `max_request_json_memory` or `max_request_json_strings` answers 400 `refused JSON input due
+//! to high complexity: ...` before it is built, and a body still arriving after
+//! `http_read_timeout` answers 500 `read tcp a->b: i/o timeout` and closes the connection (all
+//! as OpenBao).
 
 mod envelope;
 pub(crate) mod input;
