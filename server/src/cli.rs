@@ -88,7 +88,7 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
                                         #   0 = default, < 0 = no limit)
     http_read_header_timeout = "10s"  # headers not in by then: disconnected
     http_read_timeout = "30s"         # body not in by then: 500, disconnected
-    http_write_timeout = "0"          # 0 = none
+    http_write_timeout = "0"          # answer not taken by then: cut; 0 = none
     http_idle_timeout = "5m"          # idle keep-alive (capped by the header one)
     telemetry { unauthenticated_metrics_access = false }  # sys/metrics without a token
   }

@@ -16,7 +16,7 @@
 //!   max_request_json_strings = 1000        # keys + string values in a JSON body (400 above); 0 = default, < 0 = none
 //!   http_read_header_timeout = "10s"       # a client that has not sent its headers by then is disconnected
 //!   http_read_timeout        = "30s"       # the whole request, body included (500 after it)
-//!   http_write_timeout       = "0"         # 0 = no limit
+//!   http_write_timeout       = "0"         # a client not taking the answer for this long is cut off; 0 = never
 //!   http_idle_timeout        = "5m"        # keep-alive connections waiting for their next request
 //!   telemetry { unauthenticated_metrics_access = false }   # true: /v1/sys/metrics needs no token
 //! }
@@ -126,7 +126,8 @@ pub struct HttpTimeouts {
     pub read_header: Duration,
     /// Time to read the whole request, body included (Go's `ReadTimeout`).
     pub read: Duration,
-    /// Time to write the response (Go's `WriteTimeout`); zero = no limit.
+    /// Time a response write may stall on a client that does not read (Go's `WriteTimeout`
+    /// bounds the whole response; see the listener); zero = no limit.
     pub write: Duration,
     /// Time a keep-alive connection may wait for its next request (Go's `IdleTimeout`; zero:
     /// `read`, then `read_header` is used).

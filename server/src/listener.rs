@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::{Control, Handle};
 use strongroom::Strongroom;
 use tokio::task::JoinHandle;
@@ -117,6 +118,118 @@ fn head_timeout(t: &crate::config::HttpTimeouts) -> Option<Duration> {
     }
 }
 
+/// `http_write_timeout` on every accepted connection: a write the client does not take for that
+/// long fails, and hyper closes the connection. Go's `WriteTimeout` is one deadline for the
+/// whole response; this bounds each stall instead (a client reading slowly but steadily is
+/// served), which is what stops a client from holding a connection by not reading.
+#[derive(Debug, Clone, Copy)]
+struct WriteLimit(Option<Duration>);
+
+impl<I, S> Accept<I, S> for WriteLimit {
+    type Stream = WriteTimed<I>;
+    type Service = S;
+    type Future = std::future::Ready<io::Result<(WriteTimed<I>, S)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        std::future::ready(Ok((
+            WriteTimed {
+                io: stream,
+                limit: self.0,
+                stalled: None,
+            },
+            service,
+        )))
+    }
+}
+
+/// A connection whose writes fail after stalling for `limit` (see [`WriteLimit`]).
+struct WriteTimed<I> {
+    io: I,
+    limit: Option<Duration>,
+    /// Running while a write is pending; reset by any progress.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteTimed<I> {
+    /// Pass a write's outcome on, failing it when it has been pending for too long.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        outcome: std::task::Poll<io::Result<T>>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let Some(limit) = self.limit else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "http_write_timeout: the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimed<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimed<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let outcome = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let outcome = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, outcome)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let outcome = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, outcome)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let outcome = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, outcome)
+    }
+}
+
 impl Listeners {
     /// Bind every listener (all or none: a failure stops the ones already started) and start
     /// serving `sr` on them.
@@ -170,10 +283,12 @@ impl Listeners {
         .into_make_service_with_connect_info::<SocketAddr>();
         let handle: Handle<SocketAddr> = Handle::with_control(self.control.clone());
         let head_timeout = head_timeout(&cfg.timeouts);
+        let write_limit = WriteLimit(cfg.timeouts.effective_write());
         let task = match &cfg.tls {
             None => {
                 let mut server = axum_server::from_tcp(std_listener)
                     .map_err(err)?
+                    .acceptor(write_limit)
                     .handle(handle)
                     .first_request_timeout(head_timeout);
                 server
@@ -200,8 +315,9 @@ impl Listeners {
                     tls.cert_file.clone(),
                     tls.key_file.clone(),
                 ));
-                let mut server = axum_server::from_tcp_rustls(std_listener, rustls)
+                let mut server = axum_server::from_tcp(std_listener)
                     .map_err(err)?
+                    .acceptor(RustlsAcceptor::new(rustls).acceptor(write_limit))
                     .handle(handle)
                     .first_request_timeout(head_timeout);
                 server

@@ -303,3 +303,47 @@ async fn half_sent_requests_are_cut_off_after_the_read_timeouts() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    let s = serve(|c| c.timeouts.write = Duration::from_millis(300)).await;
+    // A response far larger than the socket buffers on both ends can hold.
+    let value = "x".repeat(6 * 1024 * 1024);
+    let a = send(
+        s.root("POST", "secret/data/big")
+            .json(&json!({"data": {"v": value}})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    let addr: std::net::SocketAddr = s.url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(addr).await.unwrap();
+    c.write_all(b"GET /v1/secret/data/big HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer starts (building it can take a while in a debug build)...
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).await.unwrap();
+    // ... then the client stops reading: the server's write stalls, and it gives up after
+    // 300 ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut got = 1usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("connection still open after {got} bytes"),
+        }
+    }
+    assert!(
+        got < value.len(),
+        "the whole response arrived ({got} bytes)"
+    );
+    // The server is fine and serves the next client.
+    let a = send(s.root("GET", "secret/metadata/big")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    s.stop().await;
+}

@@ -36,6 +36,11 @@ listener "tcp" {{
   max_request_json_strings = 10
   max_request_json_memory = 2000
 }}
+listener "tcp" {{
+  address = "127.0.0.1:{write_port}"
+  tls_disable = true
+  http_write_timeout = "1s"
+}}
 """
 
 
@@ -149,21 +154,23 @@ class BaoWithConfig:
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    """{side: (limited listener url, root token)} plus the processes to stop."""
+    """{side: (limited listener url, root token, write-limited listener url)}."""
     sides, procs = {}, []
-    port = _free_port()
-    cfg = tmp_path_factory.mktemp("sr") / "listener.hcl"
-    cfg.write_text(LIMITED_LISTENER.format(port=port))
+
+    def config(name):
+        port, write_port = _free_port(), _free_port()
+        cfg = tmp_path_factory.mktemp(name) / "listener.hcl"
+        cfg.write_text(LIMITED_LISTENER.format(port=port, write_port=write_port))
+        return cfg, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{write_port}"
+
+    cfg, url, write_url = config("sr")
     sr = DevServer(f"-config={cfg}")
     procs.append(sr)
-    sides["strongroom"] = (f"http://127.0.0.1:{port}", sr.root_token)
+    sides["strongroom"] = (url, sr.root_token, write_url)
     if os.environ.get("BAO_BIN"):
-        port = _free_port()
-        cfg = tmp_path_factory.mktemp("bao") / "listener.hcl"
-        cfg.write_text(LIMITED_LISTENER.format(port=port))
-        bao = BaoWithConfig(sr.root_token, cfg)
-        procs.append(bao)
-        sides["openbao"] = (f"http://127.0.0.1:{port}", sr.root_token)
+        cfg, url, write_url = config("bao")
+        procs.append(BaoWithConfig(sr.root_token, cfg))
+        sides["openbao"] = (url, sr.root_token, write_url)
     yield sides
     for p in procs:
         p.stop()
@@ -176,7 +183,7 @@ def test_listener_json_limits(limited):
         # Deep nesting runs into the memory estimate first.
         (('{"data":{"a":' + "[" * 600 + "1" + "]" * 600 + "}}").encode(), TOO_MUCH_MEMORY),
     ]
-    for side, (url, root) in limited.items():
+    for side, (url, root, _) in limited.items():
         for body, message in cases:
             status, parsed, text = raw_call(url, "POST", "secret/data/limited", body, root)
             assert (status, parsed) == (400, {"errors": [message]}), (side, text)
@@ -206,7 +213,7 @@ def test_half_sent_requests_are_cut_off(limited):
         b"PUT /v1/secret/data/slow HTTP/1.1\r\nHost: x\r\nX-Vault-Token: %s\r\n"
         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"data\":"
     )
-    for side, (url, root) in limited.items():
+    for side, (url, root, _) in limited.items():
         host, port = url.removeprefix("http://").split(":")
         # Nothing, then half a header: closed after http_read_header_timeout, no answer.
         for sent in [b"", b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"]:
@@ -228,3 +235,28 @@ def test_half_sent_requests_are_cut_off(limited):
         assert 1.5 <= took < 6, (side, took)
         status, _, _ = raw_call(url, "GET", "secret/data/slow", token=root)
         assert status == 404, side
+
+
+def test_a_client_that_stops_reading_is_cut_off(limited):
+    # OpenBao's http_write_timeout is one deadline for the whole response; ours bounds each
+    # stalled write (a slow but steady reader is served). A client that stops reading is cut
+    # off by both.
+    value = "x" * (6 * 1024 * 1024)
+    for side, (_, root, url) in limited.items():
+        status, _, text = raw_call(url, "POST", "secret/data/big", {"data": {"v": value}}, root)
+        assert status == 200, (side, text[:200])
+        host, port = url.removeprefix("http://").split(":")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((host, int(port)))
+        with s:
+            s.sendall(
+                b"GET /v1/secret/data/big HTTP/1.1\r\nHost: x\r\nX-Vault-Token: %s\r\n\r\n"
+                % root.encode()
+            )
+            s.settimeout(30)
+            first = s.recv(1)
+            assert first == b"H", side
+            time.sleep(2.5)
+            got, _ = read_until_closed(s, limit=15)
+        assert len(got) + 1 < len(value), (side, len(got))
