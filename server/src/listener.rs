@@ -286,10 +286,13 @@ impl Listeners {
         let write_limit = WriteLimit(cfg.timeouts.effective_write());
         let task = match &cfg.tls {
             None => {
+                // HTTP/1 only, as OpenBao's plain listener (Go serves no h2c): the header and
+                // idle timeouts are HTTP/1's, and an h2c connection would escape them.
                 let mut server = axum_server::from_tcp(std_listener)
                     .map_err(err)?
                     .acceptor(write_limit)
                     .handle(handle)
+                    .http1_only()
                     .first_request_timeout(head_timeout);
                 server
                     .http_builder()

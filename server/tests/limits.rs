@@ -293,6 +293,15 @@ async fn half_sent_requests_are_cut_off_after_the_read_timeouts() {
         StatusCode::NOT_FOUND
     );
 
+    // No cleartext HTTP/2 (OpenBao's Go listener serves none), whose connections the
+    // HTTP/1 header and idle timeouts would not cover: the preface gets no SETTINGS frame.
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let (got, _) = read_until_closed(&mut c, limit).await;
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 "), "{got:?}");
+
     // A complete request is answered; the connection then waits for the next one no longer
     // than the header timeout.
     let mut c = TcpStream::connect(&addr).await.unwrap();
