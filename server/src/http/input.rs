@@ -367,7 +367,16 @@ mod complexity {
     /// Which limit the body goes over, if any. A body that is not valid JSON before reaching a
     /// limit passes here, and the parse that follows reports its error.
     pub(super) fn exceeded(bytes: &[u8], limits: JsonLimits) -> Option<&'static str> {
-        if limits.memory.is_none() && limits.strings.is_none() {
+        // No token costs more than OBJECT per byte of input, and every string takes two
+        // quotes: a body under both bounds cannot reach a limit, and is not parsed twice.
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let quotes =
+            u64::try_from(bytes.iter().filter(|&&b| b == b'"').count()).unwrap_or(u64::MAX);
+        let may_exceed_memory = limits
+            .memory
+            .is_some_and(|max| len.saturating_mul(OBJECT) > max);
+        let may_exceed_strings = limits.strings.is_some_and(|max| quotes / 2 > max);
+        if !may_exceed_memory && !may_exceed_strings {
             return None;
         }
         let tally = Tally {
@@ -547,6 +556,11 @@ mod tests {
         assert_eq!(
             json_data(br#"{"a" x "b","c":"d"}"#, limits(None, Some(3))).unwrap_err(),
             InputError::Bad("failed to decode JSON input: invalid JSON at line 1 column 6".into())
+        );
+        // Small bodies are under the limits without being costed token by token.
+        assert_eq!(
+            complexity::exceeded(body, limits(Some(88 * 25), Some(3))),
+            None
         );
         // Form bodies are not JSON and are not costed.
         assert!(
