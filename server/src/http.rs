@@ -102,8 +102,9 @@ pub(crate) struct BodyRules {
     pub(crate) max_size: Option<usize>,
     pub(crate) json: JsonLimits,
     pub(crate) deadline: Option<tokio::time::Instant>,
-    /// `local->remote`, for the read timeout's text.
-    pub(crate) conn: String,
+    /// The connection's ends, for the read timeout's text (formatted only then).
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) remote: Option<SocketAddr>,
 }
 
 /// The whole API as an axum router, for one listener: `max_request_size` bounds request bodies
@@ -142,15 +143,11 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Reques
         deadline: state
             .read_timeout
             .map(|t| tokio::time::Instant::from_std(started) + t),
-        conn: format!(
-            "{}->{}",
-            state
-                .local_addr
-                .map_or_else(|| "?".to_string(), |a| a.to_string()),
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "?".to_string(), |c| c.0.to_string())
-        ),
+        local: state.local_addr,
+        remote: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
     };
     let method = req.method().clone();
     let path = input::decode_path(req.uri().path());
@@ -452,10 +449,18 @@ pub(crate) fn input_error(e: InputError, rules: &BodyRules) -> Reject {
             close: true,
             ..Reject::with(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("read tcp {}: i/o timeout", rules.conn),
+                format!(
+                    "read tcp {}->{}: i/o timeout",
+                    end(rules.local),
+                    end(rules.remote)
+                ),
             )
         },
     }
+}
+
+fn end(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "?".to_string(), |a| a.to_string())
 }
 
 fn unsupported_operation() -> Reject {
