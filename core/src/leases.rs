@@ -548,6 +548,43 @@ impl Strongroom {
         path.get(..end).unwrap_or(path).to_string()
     }
 
+    /// The path of the mount serving `path` (`secret/`, `auth/token/`, `sys/`), or `None` when
+    /// no mount serves it or the engine is sealed. Unlike [`Strongroom::mount_label`] it never
+    /// makes a name up from the request, so a caller can label metrics with it without letting
+    /// clients invent label values.
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// assert_eq!(sr.mount_of("secret/data/app").as_deref(), Some("secret/"));
+    /// assert_eq!(sr.mount_of("sys/health").as_deref(), Some("sys/"));
+    /// assert_eq!(sr.mount_of("auth/token/create").as_deref(), Some("auth/token/"));
+    /// assert_eq!(sr.mount_of("no-such-mount/x"), None);
+    /// assert_eq!(sr.mount_of("auth/no-such-method/login"), None);
+    /// # Ok::<(), strongroom::Error>(()) });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn mount_of(&self, path: &str) -> Option<String> {
+        // The built-in mounts are always there (the token store is not in the auth table's
+        // router).
+        for fixed in ["sys/", "auth/token/"] {
+            if path.starts_with(fixed) || Some(path) == fixed.strip_suffix('/') {
+                return Some(fixed.to_string());
+            }
+        }
+        if path.starts_with("auth/") {
+            return self
+                .route_auth(path)
+                .ok()
+                .flatten()
+                .map(|(m, _)| format!("auth/{}", m.entry.path));
+        }
+        let router = self.router().ok()?;
+        router.route(path).map(|(m, _)| m.entry.path.clone())
+    }
+
     fn tally_leases(&self, path: &str, created: u64, revoked: u64) {
         let mount = self.mount_label(path);
         if let Ok(mut t) = self.leases_mgr().tallies.lock() {

@@ -83,6 +83,13 @@ Configuration file (Vault's HCL; unknown keys are logged and ignored):
     max_request_size = 33554432    # bytes; 0 = default 32 MiB; < 0 = no limit
     max_request_duration = "90s"   # longer requests answer 500; < 0 = no limit
     max_concurrent_requests = 1024 # more in flight answer 503; 0 = no limit
+    max_request_json_memory = 34078720  # estimated decoded bytes of a JSON body
+    max_request_json_strings = 1000     # keys + string values (both: 400 above;
+                                        #   0 = default, < 0 = no limit)
+    http_read_header_timeout = "10s"  # headers not in by then: disconnected
+    http_read_timeout = "30s"         # body not in by then: 500, disconnected
+    http_write_timeout = "0"          # answer not taken by then: cut; 0 = none
+    http_idle_timeout = "5m"          # idle keep-alive (capped by the header one)
     telemetry { unauthenticated_metrics_access = false }  # sys/metrics without a token
   }
   storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }

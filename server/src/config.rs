@@ -12,6 +12,12 @@
 //!   max_request_size = 33554432            # bytes; 0 = the 32 MiB default, negative = no limit
 //!   max_request_duration = "90s"           # a handler running longer answers 500; 0 = default, negative = none
 //!   max_concurrent_requests = 1024         # more in flight at once answer 503; 0 = no limit (Strongroom's own)
+//!   max_request_json_memory  = 34078720    # estimated bytes a JSON body may decode to (400 above); 0 = default, < 0 = none
+//!   max_request_json_strings = 1000        # keys + string values in a JSON body (400 above); 0 = default, < 0 = none
+//!   http_read_header_timeout = "10s"       # a client that has not sent its headers by then is disconnected
+//!   http_read_timeout        = "30s"       # the whole request, body included (500 after it)
+//!   http_write_timeout       = "0"         # a client not taking the answer for this long is cut off; 0 = never
+//!   http_idle_timeout        = "5m"        # keep-alive connections waiting for their next request
 //!   telemetry { unauthenticated_metrics_access = false }   # true: /v1/sys/metrics needs no token
 //! }
 //! storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
@@ -52,6 +58,21 @@ pub const DEFAULT_MAX_REQUEST_DURATION: Duration = Duration::from_secs(90);
 /// Requests one listener handles at once by default before answering 503.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 
+/// OpenBao's default `max_request_json_memory`: 32 MiB + 512 KiB.
+pub const DEFAULT_MAX_REQUEST_JSON_MEMORY: u64 = 32 * 1024 * 1024 + 512 * 1024;
+
+/// OpenBao's default `max_request_json_strings`.
+pub const DEFAULT_MAX_REQUEST_JSON_STRINGS: u64 = 1000;
+
+/// OpenBao's default `http_read_header_timeout`.
+pub const DEFAULT_HTTP_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// OpenBao's default `http_read_timeout`.
+pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// OpenBao's default `http_idle_timeout`.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
 /// Vault's default listener address (and `-dev-listen-address`).
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
 
@@ -89,6 +110,67 @@ pub struct ListenerConfig {
     pub max_concurrent_requests: Option<usize>,
     /// `telemetry { unauthenticated_metrics_access = true }`: `/v1/sys/metrics` without a token.
     pub unauthenticated_metrics_access: bool,
+    /// `max_request_json_memory`: the estimated memory a JSON body may decode to; `None` = no limit.
+    pub max_request_json_memory: Option<u64>,
+    /// `max_request_json_strings`: keys and string values a JSON body may hold; `None` = no limit.
+    pub max_request_json_strings: Option<u64>,
+    /// `http_read_header_timeout`, `http_read_timeout`, `http_write_timeout`, `http_idle_timeout`.
+    pub timeouts: HttpTimeouts,
+}
+
+/// The listener's connection timeouts, as Go's `http.Server` fields OpenBao sets from them; a
+/// zero duration is Go's zero (no limit, or the fallback Go documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// Time to read a request's headers (Go's `ReadHeaderTimeout`; zero: `read` is used).
+    pub read_header: Duration,
+    /// Time to read the whole request, body included (Go's `ReadTimeout`).
+    pub read: Duration,
+    /// Time a response write may stall on a client that does not read (Go's `WriteTimeout`
+    /// bounds the whole response; see the listener); zero = no limit.
+    pub write: Duration,
+    /// Time a keep-alive connection may wait for its next request (Go's `IdleTimeout`; zero:
+    /// `read`, then `read_header` is used).
+    pub idle: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            read_header: DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+            read: DEFAULT_HTTP_READ_TIMEOUT,
+            write: Duration::ZERO,
+            idle: DEFAULT_HTTP_IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl HttpTimeouts {
+    fn nonzero(d: Duration) -> Option<Duration> {
+        (!d.is_zero()).then_some(d)
+    }
+
+    /// The limit on reading a request's headers, with Go's fallback to `read`.
+    pub fn effective_read_header(&self) -> Option<Duration> {
+        Self::nonzero(self.read_header).or_else(|| Self::nonzero(self.read))
+    }
+
+    /// The limit on an idle keep-alive connection, with Go's fallbacks (`read`, `read_header`).
+    pub fn effective_idle(&self) -> Option<Duration> {
+        Self::nonzero(self.idle)
+            .or_else(|| Self::nonzero(self.read))
+            .or_else(|| Self::nonzero(self.read_header))
+    }
+
+    /// The limit on reading a whole request (body included).
+    pub fn effective_read(&self) -> Option<Duration> {
+        Self::nonzero(self.read)
+    }
+
+    /// The limit on writing a response.
+    pub fn effective_write(&self) -> Option<Duration> {
+        Self::nonzero(self.write)
+    }
 }
 
 impl ListenerConfig {
@@ -101,6 +183,9 @@ impl ListenerConfig {
             max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
             max_concurrent_requests: Some(DEFAULT_MAX_CONCURRENT_REQUESTS),
             unauthenticated_metrics_access: false,
+            max_request_json_memory: Some(DEFAULT_MAX_REQUEST_JSON_MEMORY),
+            max_request_json_strings: Some(DEFAULT_MAX_REQUEST_JSON_STRINGS),
+            timeouts: HttpTimeouts::default(),
         }
     }
 }
@@ -505,6 +590,9 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
     let mut max_request_duration = Some(DEFAULT_MAX_REQUEST_DURATION);
     let mut max_concurrent_requests = Some(DEFAULT_MAX_CONCURRENT_REQUESTS);
     let mut unauthenticated_metrics_access = false;
+    let mut max_request_json_memory = Some(DEFAULT_MAX_REQUEST_JSON_MEMORY);
+    let mut max_request_json_strings = Some(DEFAULT_MAX_REQUEST_JSON_STRINGS);
+    let mut timeouts = HttpTimeouts::default();
     for inner in block.body().blocks() {
         if inner.identifier() != "telemetry" {
             return Err(ConfigError::new(format!(
@@ -556,9 +644,22 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
                     })?),
                 };
             }
+            // OpenBao: 0 means the default, a negative value no limit.
+            "max_request_json_memory" => {
+                max_request_json_memory =
+                    json_limit(integer(e, key)?, DEFAULT_MAX_REQUEST_JSON_MEMORY);
+            }
+            "max_request_json_strings" => {
+                max_request_json_strings =
+                    json_limit(integer(e, key)?, DEFAULT_MAX_REQUEST_JSON_STRINGS);
+            }
+            "http_read_header_timeout" => timeouts.read_header = http_timeout(e, key)?,
+            "http_read_timeout" => timeouts.read = http_timeout(e, key)?,
+            "http_write_timeout" => timeouts.write = http_timeout(e, key)?,
+            "http_idle_timeout" => timeouts.idle = http_timeout(e, key)?,
             other => {
                 return Err(ConfigError::new(format!(
-                    "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size, max_request_duration, max_concurrent_requests)"
+                    "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size, max_request_duration, max_concurrent_requests, max_request_json_memory, max_request_json_strings, http_read_header_timeout, http_read_timeout, http_write_timeout, http_idle_timeout)"
                 )));
             }
         }
@@ -585,7 +686,31 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
         max_request_duration,
         max_concurrent_requests,
         unauthenticated_metrics_access,
+        max_request_json_memory,
+        max_request_json_strings,
+        timeouts,
     })
+}
+
+/// `max_request_json_*`: zero is OpenBao's default, a negative value no limit.
+fn json_limit(n: i64, default: u64) -> Option<u64> {
+    match u64::try_from(n) {
+        Ok(0) => Some(default),
+        Ok(n) => Some(n),
+        Err(_) => None,
+    }
+}
+
+/// `http_*_timeout`: a Go duration (`"10s"`) or integer seconds, as OpenBao's
+/// `parseutil.ParseDurationSecond`; zero is Go's zero (see [`HttpTimeouts`]).
+fn http_timeout(e: &Expression, key: &str) -> Result<Duration, ConfigError> {
+    let text = string(e, key)?;
+    let text = text.trim();
+    if text.starts_with('-') {
+        // Go would make every read fail at once; refuse it instead of serving nothing.
+        return Err(ConfigError::new(format!("{key}: must not be negative")));
+    }
+    crate::http::input::parse_duration(text).map_err(|m| ConfigError::new(format!("{key}: {m}")))
 }
 
 /// `max_request_duration`: a Go duration (`"90s"`) or integer seconds; zero means the 90 s
@@ -775,6 +900,91 @@ fn integer(e: &Expression, key: &str) -> Result<i64, ConfigError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn listener_json_limits_and_http_timeouts_take_openbaos_keys_and_defaults() {
+        let cfg = FileConfig::parse(
+            r#"
+            listener "tcp" {
+              address = "127.0.0.1:8300"
+              tls_disable = true
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8301"
+              tls_disable = true
+              max_request_json_memory = 2000
+              max_request_json_strings = 10
+              http_read_header_timeout = "1s"
+              http_read_timeout = 2
+              http_write_timeout = "1m"
+              http_idle_timeout = "0"
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8302"
+              tls_disable = true
+              max_request_json_memory = 0
+              max_request_json_strings = -1
+              http_read_header_timeout = 0
+              http_read_timeout = "0s"
+            }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.listeners.len(), 3);
+        let (default, set, zero) = (&cfg.listeners[0], &cfg.listeners[1], &cfg.listeners[2]);
+        assert_eq!(default.max_request_json_memory, Some(34_078_720));
+        assert_eq!(default.max_request_json_strings, Some(1000));
+        assert_eq!(default.timeouts, HttpTimeouts::default());
+        assert_eq!(
+            default.timeouts.effective_read_header(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            default.timeouts.effective_read(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(default.timeouts.effective_write(), None);
+        assert_eq!(
+            default.timeouts.effective_idle(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(set.max_request_json_memory, Some(2000));
+        assert_eq!(set.max_request_json_strings, Some(10));
+        assert_eq!(set.timeouts.read_header, Duration::from_secs(1));
+        assert_eq!(set.timeouts.read, Duration::from_secs(2));
+        assert_eq!(
+            set.timeouts.effective_write(),
+            Some(Duration::from_secs(60))
+        );
+        // Go's fallbacks: no idle timeout means the read timeout.
+        assert_eq!(set.timeouts.effective_idle(), Some(Duration::from_secs(2)));
+        // 0 is the default for the JSON limits, a negative value none.
+        assert_eq!(zero.max_request_json_memory, Some(34_078_720));
+        assert_eq!(zero.max_request_json_strings, None);
+        // Without header and read timeouts nothing bounds reading a request.
+        assert_eq!(zero.timeouts.effective_read_header(), None);
+        assert_eq!(zero.timeouts.effective_read(), None);
+        for (bad, why) in [
+            (
+                "http_read_timeout = \"-1s\"",
+                "http_read_timeout: must not be negative",
+            ),
+            (
+                "http_idle_timeout = \"soon\"",
+                "http_idle_timeout: time: invalid duration",
+            ),
+            (
+                "max_request_json_strings = \"many\"",
+                "max_request_json_strings",
+            ),
+        ] {
+            let e = FileConfig::parse(&format!(
+                "listener \"tcp\" {{\n tls_disable = true\n {bad}\n}}"
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn listener_limits_telemetry_and_log_format() {

@@ -13,8 +13,12 @@
 //! nested deeper than [`MAX_JSON_DEPTH`] answers 400 `failed to decode JSON input:
 //! exceeded max depth`, a request running past `max_request_duration` answers 500 (OpenBao's
 //! `context canceled`; the handler is dropped at its next await point, as when a client
-//! disconnects), and more than `max_concurrent_requests` in flight answer 503 at once with
-//! `Retry-After: 1` instead of queueing without bound.
+//! disconnects), more than `max_concurrent_requests` in flight answer 503 at once with
+//! `Retry-After: 1` instead of queueing without bound, a JSON body over
+//! `max_request_json_memory` or `max_request_json_strings` answers 400 `refused JSON input due
+//! to high complexity: ...` before it is built, and a body still arriving after
+//! `http_read_timeout` answers 500 `read tcp a->b: i/o timeout` and closes the connection (all
+//! as OpenBao).
 
 mod envelope;
 pub(crate) mod input;
@@ -25,15 +29,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use strongroom::{Data, Operation, Request, Strongroom};
 
-use crate::config::{DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_DURATION};
-use crate::metrics::{Metrics, Rejection};
+use crate::config::{
+    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_DURATION,
+    DEFAULT_MAX_REQUEST_JSON_MEMORY, DEFAULT_MAX_REQUEST_JSON_STRINGS,
+};
+use crate::metrics::{Metrics, Rejection, UNKNOWN_MOUNT};
 use input::InputError;
-pub use input::MAX_JSON_DEPTH;
+pub use input::{JsonLimits, MAX_JSON_DEPTH};
 
 /// How one listener serves the API.
 #[derive(Debug, Clone)]
@@ -46,6 +53,13 @@ pub struct ApiOptions {
     pub max_concurrent_requests: Option<usize>,
     /// Serve `/v1/sys/metrics` without a token.
     pub unauthenticated_metrics_access: bool,
+    /// `max_request_json_memory` and `max_request_json_strings` (400 above them).
+    pub json_limits: JsonLimits,
+    /// `http_read_timeout`: how long reading a request's body may take (500 after it, and the
+    /// connection is closed); `None` = no limit.
+    pub read_timeout: Option<Duration>,
+    /// The listener's own address, for the text of a read timeout (Go's `read tcp a->b`).
+    pub local_addr: Option<SocketAddr>,
     /// Where requests are counted (shared by every listener of a server).
     pub metrics: Arc<Metrics>,
 }
@@ -58,6 +72,12 @@ impl ApiOptions {
             max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
             max_concurrent_requests: Some(DEFAULT_MAX_CONCURRENT_REQUESTS),
             unauthenticated_metrics_access: false,
+            json_limits: JsonLimits {
+                memory: Some(DEFAULT_MAX_REQUEST_JSON_MEMORY),
+                strings: Some(DEFAULT_MAX_REQUEST_JSON_STRINGS),
+            },
+            read_timeout: Some(DEFAULT_HTTP_READ_TIMEOUT),
+            local_addr: None,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -70,7 +90,21 @@ struct ApiState {
     max_request_duration: Option<Duration>,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
     unauthenticated_metrics_access: bool,
+    json_limits: JsonLimits,
+    read_timeout: Option<Duration>,
+    local_addr: Option<SocketAddr>,
     metrics: Arc<Metrics>,
+}
+
+/// How one request's body is read: the listener's limits and this request's read deadline.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyRules {
+    pub(crate) max_size: Option<usize>,
+    pub(crate) json: JsonLimits,
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    /// The connection's ends, for the read timeout's text (formatted only then).
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) remote: Option<SocketAddr>,
 }
 
 /// The whole API as an axum router, for one listener: `max_request_size` bounds request bodies
@@ -92,6 +126,9 @@ pub fn router_with(sr: Strongroom, opts: ApiOptions) -> axum::Router {
                 .max_concurrent_requests
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
             unauthenticated_metrics_access: opts.unauthenticated_metrics_access,
+            json_limits: opts.json_limits,
+            read_timeout: opts.read_timeout,
+            local_addr: opts.local_addr,
             metrics: opts.metrics,
         }))
 }
@@ -99,6 +136,19 @@ pub fn router_with(sr: Strongroom, opts: ApiOptions) -> axum::Router {
 async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Request) -> HttpResponse {
     let started = Instant::now();
     let _in_flight = state.metrics.start();
+    let rules = BodyRules {
+        max_size: state.max_request_size,
+        json: state.json_limits,
+        // Go's read deadline runs from the start of the request; the headers are in by now.
+        deadline: state
+            .read_timeout
+            .map(|t| tokio::time::Instant::from_std(started) + t),
+        local: state.local_addr,
+        remote: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+    };
     let method = req.method().clone();
     let path = input::decode_path(req.uri().path());
     let permit = state
@@ -115,7 +165,7 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Reques
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         r
     } else {
-        let answer = route(&state, &path, req);
+        let answer = route(&state, &rules, &path, req);
         match state.max_request_duration {
             Some(limit) => match tokio::time::timeout(limit, answer).await {
                 Ok(r) => r,
@@ -138,10 +188,12 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Reques
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
+    // Only a mount that exists becomes a label: a client inventing paths must not add series
+    // (or see its invented names echoed to whoever reads the metrics).
     let mount = path
         .strip_prefix("/v1/")
-        .map(|p| state.sr.mount_label(p))
-        .unwrap_or_default();
+        .and_then(|p| state.sr.mount_of(p))
+        .unwrap_or_else(|| UNKNOWN_MOUNT.to_string());
     state
         .metrics
         .record(&mount, method.as_str(), status, elapsed);
@@ -157,7 +209,12 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: axum::extract::Reques
     resp
 }
 
-async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> HttpResponse {
+async fn route(
+    state: &ApiState,
+    rules: &BodyRules,
+    path: &str,
+    req: axum::extract::Request,
+) -> HttpResponse {
     if !input::is_printable(path) {
         // As Go's `cleanhttp.PrintablePathCheckHandler`: 400 with no body.
         return envelope::empty(StatusCode::BAD_REQUEST);
@@ -166,7 +223,7 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
         return envelope::errors(StatusCode::NOT_FOUND, &[]);
     };
     if api_path == "sys/metrics" {
-        return metrics(state, api_path, req).await;
+        return metrics(state, rules, api_path, req).await;
     }
     if raw::is_raw(api_path) {
         let (parts, body) = req.into_parts();
@@ -176,11 +233,11 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
             &parts.method,
             parts.uri.query(),
             body,
-            state.max_request_size,
+            rules,
         )
         .await;
     }
-    match logical_request(state, api_path, req).await {
+    match logical_request(rules, api_path, req).await {
         Ok((op, request)) => match state.sr.handle(request).await {
             Ok(resp) if api_path == "sys/wrapping/unwrap" => envelope::unwrapped(op, resp),
             Ok(resp) => envelope::success(op, resp, envelope::injects_data(api_path)),
@@ -193,7 +250,12 @@ async fn route(state: &ApiState, path: &str, req: axum::extract::Request) -> Htt
 /// `GET /v1/sys/metrics[?format=prometheus]`: the server's and the engine's metrics. Reading
 /// them takes a token with `read` on `sys/metrics` (the engine checks it, and audits the
 /// call) unless the listener has `unauthenticated_metrics_access`.
-async fn metrics(state: &ApiState, api_path: &str, req: axum::extract::Request) -> HttpResponse {
+async fn metrics(
+    state: &ApiState,
+    rules: &BodyRules,
+    api_path: &str,
+    req: axum::extract::Request,
+) -> HttpResponse {
     if req.method() != Method::GET {
         return envelope::errors(StatusCode::METHOD_NOT_ALLOWED, &[]);
     }
@@ -220,7 +282,7 @@ async fn metrics(state: &ApiState, api_path: &str, req: axum::extract::Request) 
     let engine = if state.unauthenticated_metrics_access {
         state.sr.metrics_data().await
     } else {
-        match logical_request(state, api_path, req).await {
+        match logical_request(rules, api_path, req).await {
             Ok((_, request)) => state
                 .sr
                 .handle(request)
@@ -233,6 +295,10 @@ async fn metrics(state: &ApiState, api_path: &str, req: axum::extract::Request) 
         Ok(d) => d,
         Err(e) => return envelope::error(&e),
     };
+    // Mounts removed since the last read stop being reported (and free their slot).
+    state
+        .metrics
+        .retain_mounts(|m| state.sr.mount_of(m).as_deref() == Some(m));
     if prometheus {
         let mut resp = HttpResponse::new(axum::body::Body::from(state.metrics.prometheus(&engine)));
         resp.headers_mut().insert(
@@ -247,9 +313,12 @@ async fn metrics(state: &ApiState, api_path: &str, req: axum::extract::Request) 
 
 /// A request refused before it reaches the engine: a status and OpenBao's message (none for
 /// the bare `{"errors":[]}` cases).
-struct Reject {
+pub(crate) struct Reject {
     status: StatusCode,
     message: Option<String>,
+    /// Close the connection after answering (the client was too slow to trust with another
+    /// request, as Go's expired read deadline ends the connection).
+    close: bool,
 }
 
 impl Reject {
@@ -257,6 +326,7 @@ impl Reject {
         Reject {
             status,
             message: None,
+            close: false,
         }
     }
 
@@ -264,20 +334,26 @@ impl Reject {
         Reject {
             status,
             message: Some(message.into()),
+            close: false,
         }
     }
 
-    fn into_response(self) -> HttpResponse {
-        match &self.message {
+    pub(crate) fn into_response(self) -> HttpResponse {
+        let mut resp = match &self.message {
             Some(m) => envelope::errors(self.status, &[m]),
             None => envelope::errors(self.status, &[]),
+        };
+        if self.close {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        resp
     }
 }
 
 /// Build the engine request for a logical path, or the HTTP error OpenBao gives instead.
 async fn logical_request(
-    state: &ApiState,
+    rules: &BodyRules,
     api_path: &str,
     req: axum::extract::Request,
 ) -> Result<(Operation, Request), Reject> {
@@ -301,8 +377,9 @@ async fn logical_request(
         "DELETE" => (Operation::Delete, input::query_data(query)),
         "POST" | "PUT" => {
             let media = input::media_type(&parts.headers);
-            let bytes = read(body, state.max_request_size).await?;
-            let data = input::body_data(&bytes, &media).map_err(input_error)?;
+            let bytes = read(body, rules).await?;
+            let data =
+                input::body_data(&bytes, &media, rules.json).map_err(|e| input_error(e, rules))?;
             (Operation::Update, data)
         }
         "PATCH" => {
@@ -318,10 +395,10 @@ async fn logical_request(
                 );
                 return Err(Reject::with(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
             }
-            let bytes = read(body, state.max_request_size).await?;
+            let bytes = read(body, rules).await?;
             (
                 Operation::Patch,
-                input::json_data(&bytes).map_err(input_error)?,
+                input::json_data(&bytes, rules.json).map_err(|e| input_error(e, rules))?,
             )
         }
         "SCAN" => return Err(unsupported_operation()),
@@ -346,7 +423,7 @@ async fn logical_request(
     }
     let mut request = Request::new(op, path).with_data(data);
     request.token = input::token(&parts.headers);
-    request.wrap_ttl = input::wrap_ttl(&parts.headers).map_err(input_error)?;
+    request.wrap_ttl = input::wrap_ttl(&parts.headers).map_err(|e| input_error(e, rules))?;
     request.remote_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -354,18 +431,36 @@ async fn logical_request(
     Ok((op, request))
 }
 
-async fn read(body: axum::body::Body, limit: Option<usize>) -> Result<axum::body::Bytes, Reject> {
-    input::read_body(body, limit).await.map_err(input_error)
+async fn read(body: axum::body::Body, rules: &BodyRules) -> Result<axum::body::Bytes, Reject> {
+    input::read_body(body, rules.max_size, rules.deadline)
+        .await
+        .map_err(|e| input_error(e, rules))
 }
 
-fn input_error(e: InputError) -> Reject {
+pub(crate) fn input_error(e: InputError, rules: &BodyRules) -> Reject {
     match e {
         InputError::TooLarge => Reject::with(
             StatusCode::PAYLOAD_TOO_LARGE,
             "failed to decode JSON input: http: request body too large",
         ),
         InputError::Bad(m) => Reject::with(StatusCode::BAD_REQUEST, m),
+        // OpenBao answers Go's read error as a 500: `read tcp a->b: i/o timeout`.
+        InputError::TimedOut => Reject {
+            close: true,
+            ..Reject::with(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "read tcp {}->{}: i/o timeout",
+                    end(rules.local),
+                    end(rules.remote)
+                ),
+            )
+        },
     }
+}
+
+fn end(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "?".to_string(), |a| a.to_string())
 }
 
 fn unsupported_operation() -> Reject {

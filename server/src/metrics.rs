@@ -6,6 +6,14 @@
 //! Recording a request costs a handful of relaxed atomic adds: the per-mount series are found
 //! in a copy-on-write map read without a lock (a new mount copies the map once).
 //!
+//! The `mount` label is only ever a mounted path (the caller resolves it with
+//! [`strongroom::Strongroom::mount_of`]); requests under no mount are counted as
+//! [`UNKNOWN_MOUNT`], so clients cannot add series by inventing paths. At most
+//! [`MAX_MOUNT_SERIES`] mounts get series of their own (the rest count as [`OTHER_MOUNTS`]), and
+//! the series of a mount that is gone are dropped when the metrics are read
+//! ([`Metrics::retain_mounts`]). OpenBao labels its `vault.route.*` metrics with existing mounts
+//! only, and shows them to anyone when `unauthenticated_metrics_access` is set; so do we.
+//!
 //! ```
 //! use std::time::Duration;
 //! use strongroom_server::metrics::Metrics;
@@ -40,6 +48,15 @@ const METHODS: [&str; 8] = [
 const STATUSES: [u16; 16] = [
     200, 204, 307, 400, 403, 404, 405, 409, 412, 413, 415, 429, 500, 502, 503, 0,
 ];
+
+/// The `mount` label of requests no mount serves (mount paths end in `/`, so it never clashes).
+pub const UNKNOWN_MOUNT: &str = "unknown";
+
+/// The `mount` label of mounts beyond [`MAX_MOUNT_SERIES`].
+pub const OTHER_MOUNTS: &str = "other";
+
+/// Mounts with series of their own; more share [`OTHER_MOUNTS`]. Each costs about 20 KiB.
+pub const MAX_MOUNT_SERIES: usize = 256;
 
 /// One (mount, method, status) series: a counter and a latency histogram.
 struct Series {
@@ -159,21 +176,55 @@ impl Metrics {
     }
 
     fn mount(&self, mount: &str) -> Arc<MountSeries> {
-        if let Some(s) = self.mounts.load().get(mount) {
+        let current = self.mounts.load();
+        if let Some(s) = current.get(mount) {
             return s.clone();
         }
+        // The two labels that are always allowed, so a full map still has room for them.
+        let label =
+            if current.len() >= MAX_MOUNT_SERIES && mount != UNKNOWN_MOUNT && mount != OTHER_MOUNTS
+            {
+                if let Some(s) = current.get(OTHER_MOUNTS) {
+                    return s.clone();
+                }
+                OTHER_MOUNTS
+            } else {
+                mount
+            };
+        drop(current);
         // A mount seen for the first time: copy the map with it added (rare; mounts are few).
         let fresh = Arc::new(MountSeries::new());
         let mut chosen = fresh.clone();
         self.mounts.rcu(|current| {
             let mut next = HashMap::clone(current);
             chosen = next
-                .entry(mount.to_string())
+                .entry(label.to_string())
                 .or_insert_with(|| fresh.clone())
                 .clone();
             next
         });
         chosen
+    }
+
+    /// Drop the series of every mount `keep` says is gone ([`UNKNOWN_MOUNT`] and
+    /// [`OTHER_MOUNTS`] stay), so an unmounted path stops being reported and frees its slot.
+    pub fn retain_mounts(&self, keep: impl Fn(&str) -> bool) {
+        let current = self.mounts.load();
+        let gone = |m: &str| m != UNKNOWN_MOUNT && m != OTHER_MOUNTS && !keep(m);
+        if !current.keys().any(|m| gone(m)) {
+            return;
+        }
+        drop(current);
+        self.mounts.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.retain(|m, _| !gone(m));
+            next
+        });
+    }
+
+    /// How many mount labels have series.
+    pub fn mount_labels(&self) -> usize {
+        self.mounts.load().len()
     }
 
     /// Count a request refused before or while it ran.
@@ -727,6 +778,28 @@ mod tests {
         assert_eq!(sample["Count"], 3);
         assert_eq!(sample["Min"], 0.05);
         assert_eq!(sample["Max"], 20000.0);
+    }
+
+    #[test]
+    fn mount_labels_are_capped_and_pruned() {
+        let m = Metrics::new();
+        for i in 0..MAX_MOUNT_SERIES + 50 {
+            m.record(&format!("m{i}/"), "GET", 200, Duration::from_micros(1));
+        }
+        m.record(UNKNOWN_MOUNT, "GET", 403, Duration::from_micros(1));
+        // The cap, plus the overflow label, plus `unknown` (always allowed).
+        assert_eq!(m.mount_labels(), MAX_MOUNT_SERIES + 1 + 1);
+        let text = m.prometheus(&Map::new());
+        assert!(text.contains(
+            r#"strongroom_http_requests_total{mount="other",method="GET",status="200"} 50"#
+        ));
+        assert!(text.contains(r#"{mount="unknown",method="GET",status="403"} 1"#));
+        m.retain_mounts(|mount| mount == "m0/");
+        assert_eq!(m.mount_labels(), 3);
+        let text = m.prometheus(&Map::new());
+        assert!(text.contains(r#"mount="m0/""#));
+        assert!(!text.contains(r#"mount="m1/""#));
+        assert!(text.contains(r#"mount="unknown""#));
     }
 
     #[test]

@@ -25,6 +25,16 @@ pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
 /// exceeded max depth` (Go's wording; OpenBao's decoder stops at 10000).
 pub const MAX_JSON_DEPTH: usize = 127;
 
+/// The listener's limits on a JSON body's complexity (`max_request_json_memory`,
+/// `max_request_json_strings`); `None` = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// Estimated bytes the body may decode to, with OpenBao's per-token costs.
+    pub memory: Option<u64>,
+    /// Keys and string values the body may hold.
+    pub strings: Option<u64>,
+}
+
 /// Why a request could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InputError {
@@ -32,6 +42,9 @@ pub(crate) enum InputError {
     TooLarge,
     /// Anything else the client got wrong (400), with OpenBao's message.
     Bad(String),
+    /// The body did not arrive within the listener's `http_read_timeout` (500 and the
+    /// connection closed, as Go's read deadline does).
+    TimedOut,
 }
 
 /// The URL path, percent-decoded as Go's `r.URL.Path` is (invalid UTF-8 becomes U+FFFD).
@@ -172,8 +185,21 @@ pub(crate) fn media_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Read the whole body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: Option<usize>) -> Result<Bytes, InputError> {
+/// Read the whole body, refusing more than `limit` bytes or reading past `deadline`.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: Option<usize>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Bytes, InputError> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, read_all(body, limit))
+            .await
+            .unwrap_or(Err(InputError::TimedOut)),
+        None => read_all(body, limit).await,
+    }
+}
+
+async fn read_all(body: Body, limit: Option<usize>) -> Result<Bytes, InputError> {
     let read_error = || InputError::Bad("error reading data".into());
     match limit {
         Some(n) => match Limited::new(body, n).collect().await {
@@ -191,11 +217,15 @@ pub(crate) async fn read_body(body: Body, limit: Option<usize>) -> Result<Bytes,
 
 /// The body as request data: a form when the content type is
 /// `application/x-www-form-urlencoded` and the body does not look like JSON, JSON otherwise.
-pub(crate) fn body_data(bytes: &[u8], media_type: &str) -> Result<Data, InputError> {
+pub(crate) fn body_data(
+    bytes: &[u8],
+    media_type: &str,
+    limits: JsonLimits,
+) -> Result<Data, InputError> {
     if media_type == "application/x-www-form-urlencoded" && !looks_like_json(bytes) {
         return Ok(form_data(bytes));
     }
-    json_data(bytes)
+    json_data(bytes, limits)
 }
 
 fn looks_like_json(bytes: &[u8]) -> bool {
@@ -222,10 +252,16 @@ fn form_data(bytes: &[u8]) -> Data {
     data
 }
 
-/// A JSON body: empty or `null` is no data; anything but an object is an error.
-pub(crate) fn json_data(bytes: &[u8]) -> Result<Data, InputError> {
+/// A JSON body: empty or `null` is no data; anything but an object is an error. A body over
+/// the complexity `limits` is refused before it is built (OpenBao's `parseJSONRequest`).
+pub(crate) fn json_data(bytes: &[u8], limits: JsonLimits) -> Result<Data, InputError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Data::new());
+    }
+    if let Some(over) = complexity::exceeded(bytes, limits) {
+        return Err(InputError::Bad(format!(
+            "refused JSON input due to high complexity: {over}"
+        )));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
@@ -271,6 +307,147 @@ fn go_json_message(e: &serde_json::Error, bytes: &[u8]) -> String {
         }
     }
     format!("invalid JSON at line {} column {}", e.line(), e.column())
+}
+
+/// OpenBao's JSON complexity pre-pass (`EnforceJSONComplexityLimits`): every token of the body
+/// is costed as Go would hold it in memory, and strings (keys and values) are counted, without
+/// building anything; the first token over a limit stops the pass.
+mod complexity {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::JsonLimits;
+
+    // OpenBao's estimates (http/util_json.go): every value costs a pointer and its type, plus
+    // its own size.
+    const BASE: u64 = 8 + 8;
+    const NULL: u64 = BASE + 1;
+    const BOOL: u64 = BASE + 1;
+    const NUMBER: u64 = BASE + 8;
+    const STRING: u64 = BASE + 16;
+    const ARRAY: u64 = BASE + 8 + 8 + 8;
+    const OBJECT: u64 = BASE + 8 + 64;
+
+    /// OpenBao's texts for the two limits.
+    const MEMORY: &str = "exceeded maximum estimated memory limits";
+    const STRINGS: &str = "exceeded maximum number of strings";
+
+    struct Tally {
+        limits: JsonLimits,
+        memory: Cell<u64>,
+        strings: Cell<u64>,
+        over: Cell<Option<&'static str>>,
+    }
+
+    impl Tally {
+        fn add<E: de::Error>(&self, cost: u64, string: bool) -> Result<(), E> {
+            let memory = self.memory.get().saturating_add(cost);
+            self.memory.set(memory);
+            if self.limits.memory.is_some_and(|max| memory > max) {
+                return Err(self.stop(MEMORY));
+            }
+            if string {
+                let strings = self.strings.get().saturating_add(1);
+                self.strings.set(strings);
+                if self.limits.strings.is_some_and(|max| strings > max) {
+                    return Err(self.stop(STRINGS));
+                }
+            }
+            Ok(())
+        }
+
+        fn stop<E: de::Error>(&self, why: &'static str) -> E {
+            self.over.set(Some(why));
+            E::custom(why)
+        }
+    }
+
+    /// Which limit the body goes over, if any. A body that is not valid JSON before reaching a
+    /// limit passes here, and the parse that follows reports its error.
+    pub(super) fn exceeded(bytes: &[u8], limits: JsonLimits) -> Option<&'static str> {
+        // No token costs more than OBJECT per byte of input, and every string takes two
+        // quotes: a body under both bounds cannot reach a limit, and is not parsed twice.
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let quotes =
+            u64::try_from(bytes.iter().filter(|&&b| b == b'"').count()).unwrap_or(u64::MAX);
+        let may_exceed_memory = limits
+            .memory
+            .is_some_and(|max| len.saturating_mul(OBJECT) > max);
+        let may_exceed_strings = limits.strings.is_some_and(|max| quotes / 2 > max);
+        if !may_exceed_memory && !may_exceed_strings {
+            return None;
+        }
+        let tally = Tally {
+            limits,
+            memory: Cell::new(0),
+            strings: Cell::new(0),
+            over: Cell::new(None),
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let _ = Token(&tally).deserialize(&mut de);
+        tally.over.get()
+    }
+
+    #[derive(Clone, Copy)]
+    struct Token<'t>(&'t Tally);
+
+    impl<'de> DeserializeSeed<'de> for Token<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Token<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.0.add(NULL, false)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            self.0.add(BOOL, false)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            self.0.add(NUMBER, false)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            self.0.add(NUMBER, false)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            self.0.add(NUMBER, false)
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+            let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+            self.0.add(STRING.saturating_add(len), true)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.0.add(ARRAY, false)?;
+            while seq.next_element_seed(self)?.is_some() {}
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.0.add(OBJECT, false)?;
+            // Keys are string tokens too, as Go's decoder returns them.
+            while map.next_key_seed(self)?.is_some() {
+                map.next_value_seed(self)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -324,30 +501,95 @@ mod tests {
             Value::Object(d),
             serde_json::json!({"a": "1", "b": ["x", "y"], "c": "a b!"})
         );
-        let d = body_data(b"a=1&a=2&b=%7B", "application/x-www-form-urlencoded").unwrap();
+        let d = body_data(
+            b"a=1&a=2&b=%7B",
+            "application/x-www-form-urlencoded",
+            JsonLimits::default(),
+        )
+        .unwrap();
         assert_eq!(Value::Object(d), serde_json::json!({"a": "1,2", "b": "{"}));
         // A JSON-looking body stays JSON even with the form content type.
-        let d = body_data(b" {\"a\":1}", "application/x-www-form-urlencoded").unwrap();
+        let d = body_data(
+            b" {\"a\":1}",
+            "application/x-www-form-urlencoded",
+            JsonLimits::default(),
+        )
+        .unwrap();
         assert_eq!(Value::Object(d), serde_json::json!({"a": 1}));
+    }
+
+    const NONE: JsonLimits = JsonLimits {
+        memory: None,
+        strings: None,
+    };
+
+    #[test]
+    fn json_complexity_is_costed_as_openbao_does() {
+        let limits = |memory, strings| JsonLimits { memory, strings };
+        let strings =
+            "refused JSON input due to high complexity: exceeded maximum number of strings";
+        let memory =
+            "refused JSON input due to high complexity: exceeded maximum estimated memory limits";
+        // {"a":"b","c":"d"}: four strings (keys count).
+        let body = br#"{"a":"b","c":"d"}"#;
+        assert!(json_data(body, limits(None, Some(4))).is_ok());
+        assert_eq!(
+            json_data(body, limits(None, Some(3))).unwrap_err(),
+            InputError::Bad(strings.into())
+        );
+        // Object 88 + four strings of one byte (33 each) = 220 bytes.
+        assert!(json_data(body, limits(Some(220), None)).is_ok());
+        assert_eq!(
+            json_data(body, limits(Some(219), None)).unwrap_err(),
+            InputError::Bad(memory.into())
+        );
+        // {"a":[1,true,null]}: 88 + 33 + 40 + 24 + 17 + 17 = 219; an escape counts decoded.
+        let body = br#"{"a":[1,true,null]}"#;
+        assert!(json_data(body, limits(Some(219), None)).is_ok());
+        assert!(json_data(body, limits(Some(218), None)).is_err());
+        // The limit stops the pass before a later syntax error; a syntax error before the
+        // limit is reported as such.
+        assert_eq!(
+            json_data(br#"{"a":"b","c":"d" x"#, limits(None, Some(3))).unwrap_err(),
+            InputError::Bad(strings.into())
+        );
+        assert_eq!(
+            json_data(br#"{"a" x "b","c":"d"}"#, limits(None, Some(3))).unwrap_err(),
+            InputError::Bad("failed to decode JSON input: invalid JSON at line 1 column 6".into())
+        );
+        // Small bodies are under the limits without being costed token by token.
+        assert_eq!(
+            complexity::exceeded(body, limits(Some(88 * 25), Some(3))),
+            None
+        );
+        // Form bodies are not JSON and are not costed.
+        assert!(
+            body_data(
+                b"a=1&b=2",
+                "application/x-www-form-urlencoded",
+                limits(Some(1), Some(0))
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn json_errors_use_openbao_wording() {
         assert_eq!(
-            json_data(b"bad").unwrap_err(),
+            json_data(b"bad", NONE).unwrap_err(),
             InputError::Bad(
                 "failed to decode JSON input: invalid character 'b' looking for beginning of value"
                     .into()
             )
         );
         assert_eq!(
-            json_data(b"{\"a\":").unwrap_err(),
+            json_data(b"{\"a\":", NONE).unwrap_err(),
             InputError::Bad("failed to decode JSON input: unexpected EOF".into())
         );
         assert!(
-            matches!(json_data(b"[1]"), Err(InputError::Bad(m)) if m.contains("cannot unmarshal array"))
+            matches!(json_data(b"[1]", NONE), Err(InputError::Bad(m)) if m.contains("cannot unmarshal array"))
         );
-        assert!(json_data(b"").unwrap().is_empty());
+        assert!(json_data(b"", NONE).unwrap().is_empty());
         let nested = |depth: usize| {
             format!(
                 "{{\"a\":{}1{}}}",
@@ -355,12 +597,12 @@ mod tests {
                 "]".repeat(depth - 1)
             )
         };
-        assert!(json_data(nested(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert!(json_data(nested(MAX_JSON_DEPTH).as_bytes(), NONE).is_ok());
         assert_eq!(
-            json_data(nested(MAX_JSON_DEPTH + 1).as_bytes()).unwrap_err(),
+            json_data(nested(MAX_JSON_DEPTH + 1).as_bytes(), NONE).unwrap_err(),
             InputError::Bad("failed to decode JSON input: exceeded max depth".into())
         );
-        assert!(json_data(b"null").unwrap().is_empty());
+        assert!(json_data(b"null", NONE).unwrap().is_empty());
     }
 
     #[test]

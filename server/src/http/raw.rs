@@ -10,7 +10,8 @@ use serde_json::Value;
 use strongroom::{Data, Operation, Request, Strongroom};
 
 use super::envelope::{self, errors, json, status};
-use super::input::{self, InputError};
+use super::input;
+use super::{BodyRules, input_error};
 
 /// The paths (relative to `/v1/`) served here.
 pub(crate) fn is_raw(path: &str) -> bool {
@@ -27,7 +28,7 @@ pub(crate) async fn serve(
     method: &Method,
     query: Option<&str>,
     body: Body,
-    max_request_size: Option<usize>,
+    rules: &BodyRules,
 ) -> HttpResponse {
     let read = matches!(*method, Method::GET);
     let write = matches!(*method, Method::PUT | Method::POST);
@@ -38,17 +39,13 @@ pub(crate) async fn serve(
         "sys/seal-status" | "sys/leader" if read => call(sr, Request::read(path)).await,
         "sys/init" if read => call(sr, Request::read(path)).await,
         "sys/init" | "sys/unseal" if write => {
-            let data = match input::read_body(body, max_request_size).await {
-                Ok(bytes) => input::json_data(&bytes),
+            let data = match input::read_body(body, rules.max_size, rules.deadline).await {
+                Ok(bytes) => input::json_data(&bytes, rules.json),
                 Err(e) => Err(e),
             };
             match data {
                 Ok(data) => call(sr, Request::write(path, data)).await,
-                Err(InputError::TooLarge) => errors(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &["failed to decode JSON input: http: request body too large"],
-                ),
-                Err(InputError::Bad(m)) => errors(StatusCode::BAD_REQUEST, &[&m]),
+                Err(e) => input_error(e, rules).into_response(),
             }
         }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &[]),
