@@ -453,3 +453,112 @@ async fn root_stands_alone_in_a_policy_list() {
             .is_some()
     );
 }
+
+/// A service parent with `ttl`, a transit key `k`, a policy `use` granting kv and transit
+/// encrypt, and a non-orphan batch token created by the parent (issue #23 item 2).
+async fn batch_under_parent(sr: &Strongroom, root: &Client, ttl: &str) -> (String, String) {
+    root.write("sys/mounts/transit", data(json!({"type": "transit"})))
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("k", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    root.kv("secret")
+        .put("app", &data(json!({"v": "1"})))
+        .await
+        .unwrap();
+    root.sys()
+        .write_policy(
+            "use",
+            r#"path "secret/data/*" { capabilities = ["read"] }
+               path "transit/encrypt/k" { capabilities = ["update"] }
+               path "auth/token/create" { capabilities = ["update"] }"#,
+        )
+        .await
+        .unwrap();
+    let parent = token_of(&create(root, json!({"policies": ["use"], "ttl": ttl})).await);
+    let batch = token_of(
+        &sr.client(&parent)
+            .write(
+                "auth/token/create",
+                data(json!({"type": "batch", "policies": ["use"]})),
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(batch.starts_with("b."));
+    (parent, batch)
+}
+
+/// Every way the batch token is used is refused: the pipeline, typed kv and typed transit.
+async fn assert_batch_refused(sr: &Strongroom, root: &Client, batch: &str) {
+    let me = sr.client(batch);
+    let e = me.read("auth/token/lookup-self").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(e.message(), "permission denied");
+    let e = me.kv("secret").get("app").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    let e = me.transit("transit").encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // Root's lookup answers as for any invalid token (OpenBao: 403 `bad token`).
+    let e = root
+        .write("auth/token/lookup", data(json!({"token": batch})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "bad token");
+}
+
+#[tokio::test]
+async fn a_batch_token_dies_when_its_parent_is_revoked() {
+    let (sr, root, _) = setup().await;
+    let (parent, batch) = batch_under_parent(&sr, &root, "1h").await;
+    let me = sr.client(&batch);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("orphan").unwrap(), false);
+    assert!(me.kv("secret").get("app").await.unwrap().is_some());
+    // The typed transit path remembers its decision: revocation must still end it.
+    let t = me.transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    root.write("auth/token/revoke", data(json!({"token": parent})))
+        .await
+        .unwrap();
+    let e = t.encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_batch_refused(&sr, &root, &batch).await;
+}
+
+#[tokio::test]
+async fn a_batch_token_dies_when_its_parent_expires_or_is_tidied() {
+    let (sr, root, clock) = setup().await;
+    let (_parent, batch) = batch_under_parent(&sr, &root, "10m").await;
+    // An orphan batch token is on its own: the parent's expiry does not concern it.
+    let orphan = token_of(
+        &create(
+            &root,
+            json!({"type": "batch", "policies": ["use"], "no_parent": true}),
+        )
+        .await,
+    );
+    let me = sr.client(&batch);
+    let t = me.transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    // The batch token's own TTL (the 32-day default) is untouched; only the parent's ends it.
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("ttl").unwrap(), 2_764_800);
+    clock.advance(Duration::from_secs(601));
+    // No token changed, so the remembered fast-path decision is still current: it must
+    // still see the parent's expiry.
+    let e = t.encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_batch_refused(&sr, &root, &batch).await;
+    let o = sr.client(&orphan);
+    o.read("auth/token/lookup-self").await.unwrap().unwrap();
+    o.transit("transit").encrypt("k", b"x").await.unwrap();
+    // Tidy removes the expired parent: the batch token stays refused.
+    root.handle(Request::write("auth/token/tidy", data(json!({}))))
+        .await
+        .unwrap();
+    assert_batch_refused(&sr, &root, &batch).await;
+    o.kv("secret").get("app").await.unwrap().unwrap();
+}
