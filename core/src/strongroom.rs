@@ -994,6 +994,7 @@ impl Strongroom {
             epoch,
             mount: mount.clone(),
             entry,
+            acl_expires: acl.expires(),
         }))
     }
 
@@ -1018,10 +1019,12 @@ impl Strongroom {
         if gate.epoch != epoch {
             return Ok(false);
         }
-        if gate.entry.expired(self.inner.clock.now()) {
+        let now = self.inner.clock.now();
+        if gate.entry.expired(now) {
             return Err(Error::permission_denied());
         }
-        Ok(true)
+        // A policy or rule the decision rested on expired: decide again, on the new ACL.
+        Ok(gate.acl_expires.is_none_or(|t| now < t))
     }
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
@@ -1346,13 +1349,14 @@ impl Strongroom {
 }
 
 /// A fast-path authorisation decision of the typed API: the token may do this operation on
-/// this path of `mount`, as long as [`Strongroom::gate_epoch`] is still `epoch` and the
-/// token has not expired.
+/// this path of `mount`, as long as [`Strongroom::gate_epoch`] is still `epoch`, the token
+/// has not expired and neither has the ACL (a policy or rule with an `expiration`).
 #[derive(Clone)]
 pub(crate) struct FastGate {
     pub(crate) epoch: u64,
     pub(crate) mount: Arc<router::Mounted>,
     pub(crate) entry: Arc<TokenEntry>,
+    pub(crate) acl_expires: Option<time::OffsetDateTime>,
 }
 
 /// Where a request goes after routing.

@@ -445,3 +445,75 @@ async fn ui_mounts_answers_tokens_with_access_inside_the_mount() {
         "kv"
     );
 }
+
+/// Issue #23 item 6: policy- and rule-level expiry are judged on the engine's clock at every
+/// use, as OpenBao builds the ACL per request, even after the ACL has been cached. The clock
+/// starts in 2001, so the wall clock would call the rule expired from the start and
+/// never-expired once the engine's clock passes it.
+#[tokio::test]
+async fn policy_and_rule_expiry_end_grants_on_the_engine_clock() {
+    let t0 = time::OffsetDateTime::from_unix_timestamp(978_307_200).unwrap();
+    let clock = strongroom::VirtualClock::at(t0);
+    let sr = Strongroom::open(Config::dev().clock(std::sync::Arc::new(clock.clone())))
+        .await
+        .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    root.write("sys/mounts/transit", data(json!({"type": "transit"})))
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("k", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    root.kv("secret")
+        .put("a", &data(json!({"v": "1"})))
+        .await
+        .unwrap();
+    // Policy-level: a 5-minute TTL.
+    root.write(
+        "sys/policies/acl/short",
+        data(json!({
+            "policy": r#"path "secret/data/*" { capabilities = ["read"] }
+                         path "transit/encrypt/k" { capabilities = ["update"] }"#,
+            "ttl": "5m",
+        })),
+    )
+    .await
+    .unwrap();
+    // Rule-level: the rules end at t0 + 10 minutes; the policy itself does not expire.
+    put_policy(
+        &root,
+        "rule",
+        r#"path "secret/data/*" {
+             capabilities = ["read"]
+             expiration = "2001-01-01T00:10:00Z"
+           }
+           path "transit/encrypt/k" {
+             capabilities = ["update"]
+             expiration = "2001-01-01T00:10:00Z"
+           }"#,
+    )
+    .await;
+    let short = token_with(&sr, &root, &["short"]).await;
+    let rule = token_with(&sr, &root, &["rule"]).await;
+    let (short_t, rule_t) = (short.transit("transit"), rule.transit("transit"));
+    for (c, t) in [(&short, &short_t), (&rule, &rule_t)] {
+        // Used once, so the ACL is cached and the transit decision remembered.
+        assert!(c.kv("secret").get("a").await.unwrap().is_some());
+        t.encrypt("k", b"x").await.unwrap();
+        assert!(c.read("secret/data/a").await.unwrap().is_some());
+    }
+    clock.advance(std::time::Duration::from_secs(301));
+    denied(short.read("secret/data/a").await);
+    denied(short.kv("secret").get("a").await);
+    denied(short_t.encrypt("k", b"x").await);
+    // The rule-level grant still holds until its own expiration.
+    assert!(rule.read("secret/data/a").await.unwrap().is_some());
+    rule_t.encrypt("k", b"x").await.unwrap();
+    clock.advance(std::time::Duration::from_secs(300));
+    denied(rule.read("secret/data/a").await);
+    denied(rule.kv("secret").get("a").await);
+    denied(rule_t.encrypt("k", b"x").await);
+    // The token itself is still fine (its default policy still grants lookup-self).
+    rule.read("auth/token/lookup-self").await.unwrap().unwrap();
+}
