@@ -849,10 +849,25 @@ impl Strongroom {
         };
         let mut auth = self.audit_auth(&caller.entry);
         let memo = crate::audit::AuditMemo::default();
+        // OpenBao counts a use right after the token check, before the ACL or routing answer
+        // (request_handling.go: UseToken precedes the CheckToken error): a denied, unrouted
+        // or failing call spends a use too, and the last one revokes the token whatever the
+        // outcome. Every early return below goes through `finish_use`.
+        let last_use = self.use_token(&mut caller).await?;
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req, &caller.entry).await {
             Ok(t) => t,
-            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), None, e)).await),
+            Err(e) => {
+                // OpenBao checks the ACL before routing: a path the token may not use is 403
+                // whether or not a mount serves it, so a limited token cannot probe for mounts
+                // (only a token allowed the path, root included, learns "no handler").
+                let e = match self.authorize(&caller.entry, &req, auth.as_mut()).await {
+                    Err(denied) if e.code() == ErrorCode::UnsupportedPath => denied,
+                    _ => e,
+                };
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), None, e)).await);
+            }
         };
         let mount = match &target {
             Target::Mount(m, _) => Some(&m.entry),
@@ -860,7 +875,10 @@ impl Strongroom {
         };
         match self.authorize(&caller.entry, &req, auth.as_mut()).await {
             Ok(sudo) => caller.sudo = sudo,
-            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), mount, e)).await),
+            Err(e) => {
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), mount, e)).await);
+            }
         }
         if let Some(a) = &auth {
             let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
@@ -868,9 +886,11 @@ impl Strongroom {
                 input = input.with_mount(m);
             }
             // A required device that cannot log fails the call before it runs.
-            self.inner.audit.log_request(&input).await?;
+            if let Err(e) = self.inner.audit.log_request(&input).await {
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(e);
+            }
         }
-        let last_use = self.use_token(&mut caller).await?;
         let result = match &target {
             Target::Sys if req.path.starts_with("sys/wrapping/") => {
                 Box::pin(self.wrapping_endpoint(&caller, &req))

@@ -562,3 +562,64 @@ async fn a_batch_token_dies_when_its_parent_expires_or_is_tidied() {
     assert_batch_refused(&sr, &root, &batch).await;
     o.kv("secret").get("app").await.unwrap().unwrap();
 }
+
+/// Issue #23 item 7a: as in OpenBao, every call a valid limited-use token makes spends a use,
+/// whatever its answer: denied (403), on a path no mount serves (403 for this token), not
+/// found (404) or refused by the engine (400). The last use revokes it, even when denied.
+#[tokio::test]
+async fn every_answered_call_spends_a_use() {
+    let (sr, root, _) = setup().await;
+    root.sys()
+        .write_policy(
+            "kvr",
+            r#"path "secret/*" { capabilities = ["read", "create"] }"#,
+        )
+        .await
+        .unwrap();
+    let t = token_of(&create(&root, json!({"policies": ["kvr"], "num_uses": 6})).await);
+    let me = sr.client(&t);
+    let uses = || async {
+        root.write("auth/token/lookup", data(json!({"token": t})))
+            .await
+            .unwrap()
+            .get("num_uses")
+            .unwrap()
+            .clone()
+    };
+    let e = me.read("sys/mounts").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 5, "a policy denial spends a use");
+    let e = me.read("nomount/x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 4, "an unrouted path spends a use");
+    assert!(me.read("secret/data/missing").await.unwrap().is_none());
+    assert_eq!(uses().await, 3, "not found spends a use");
+    let e = me
+        .write("secret/data/bad", data(json!({"data": "not a map"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert_eq!(uses().await, 2, "bad input spends a use");
+    // A bad token spends nothing (there is no token to count against).
+    let e = sr
+        .client("s.unknownunknownunknown00")
+        .read("sys/mounts")
+        .await;
+    assert_eq!(e.unwrap_err().code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 2);
+    // The last use, denied, still revokes the token.
+    let one = token_of(&create(&root, json!({"policies": ["kvr"], "num_uses": 1})).await);
+    let me = sr.client(&one);
+    let e = me.read("sys/mounts").await.unwrap_err();
+    assert_eq!(
+        e.wire_message(),
+        "1 error occurred:\n\t* permission denied\n\n"
+    );
+    let e = me.read("secret/data/missing").await.unwrap_err();
+    assert_eq!(e.wire_message(), "permission denied", "the token is gone");
+    let e = root
+        .write("auth/token/lookup", data(json!({"token": one})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "bad token");
+}
