@@ -264,8 +264,14 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
     let op = req.operation;
     let storage = sr.inner.storage.as_ref();
     let resp = match path {
-        "policies/acl" | "policies/acl/" if matches!(op, Operation::Read | Operation::List) => {
+        "policies/acl" | "policies/acl/" if op == Operation::List => {
             Response::with_data(crate::data(json!({ "keys": names(storage).await? })))
+        }
+        // OpenBao serves only LIST here, so a GET is 405 and listing needs the `list`
+        // capability (`read` alone must not list every policy). Legacy `sys/policy` does
+        // answer a GET (OpenBao's `handlePoliciesList` on read).
+        "policies/acl" | "policies/acl/" if op == Operation::Read => {
+            return Err(Error::unsupported_operation());
         }
         "policy" | "policy/" if matches!(op, Operation::Read | Operation::List) => {
             let n = names(storage).await?;

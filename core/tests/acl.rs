@@ -43,8 +43,10 @@ fn denied(r: strongroom::Result<impl std::fmt::Debug>) {
 #[tokio::test]
 async fn policy_store_endpoints() {
     let (_, root) = setup().await;
-    let keys = root.read("sys/policies/acl").await.unwrap().unwrap();
-    assert_eq!(keys.get("keys").unwrap(), &json!(["default", "root"]));
+    assert_eq!(
+        root.list("sys/policies/acl").await.unwrap(),
+        ["default", "root"]
+    );
     put_policy(
         &root,
         "Dev",
@@ -516,4 +518,85 @@ async fn policy_and_rule_expiry_end_grants_on_the_engine_clock() {
     denied(rule_t.encrypt("k", b"x").await);
     // The token itself is still fine (its default policy still grants lookup-self).
     rule.read("auth/token/lookup-self").await.unwrap().unwrap();
+}
+
+/// Issue #23 item 7b: OpenBao checks the ACL before routing, so a limited token asking for a
+/// path no mount serves gets 403 like any path it may not use (no mount enumeration); root,
+/// or a token whose policy covers the path, learns "no handler for route".
+#[tokio::test]
+async fn unrouted_paths_are_denied_before_they_are_not_found() {
+    let (sr, root) = setup().await;
+    put_policy(
+        &root,
+        "nm",
+        r#"path "granted/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let t = token_with(&sr, &root, &["nm"]).await;
+    for path in ["nomount/x", "auth/nosuch/login", "transit/keys/k"] {
+        denied(t.read(path).await);
+        denied(t.write(path, data(json!({"a": 1}))).await);
+        denied(t.list(path).await);
+        let e = root.read(path).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedPath, "{path}");
+        assert_eq!(
+            e.message(),
+            format!("no handler for route \"{path}\". route entry not found.")
+        );
+    }
+    let e = t.read("granted/x").await.unwrap_err();
+    assert_eq!(
+        e.message(),
+        "no handler for route \"granted/x\". route entry not found."
+    );
+    denied(t.read("sys/nosuchthing").await);
+}
+
+/// Issue #23 item 7c: `sys/policies/acl` and `sys/policies/password` serve only LIST, as in
+/// OpenBao: a GET is 405 (for root too), and `read` alone does not list; the legacy
+/// `sys/policy` lists on a GET with `read`, as OpenBao's does.
+#[tokio::test]
+async fn policy_lists_need_list() {
+    let (sr, root) = setup().await;
+    root.write(
+        "sys/policies/password/pw",
+        data(json!({"policy": "length = 20\nrule \"charset\" { charset = \"abc\" }"})),
+    )
+    .await
+    .unwrap();
+    let lists = ["sys/policies/acl", "sys/policies/password", "sys/policy"];
+    let grant = |cap: &str| {
+        lists
+            .iter()
+            .map(|p| format!("path \"{p}\" {{ capabilities = [\"{cap}\"] }}\npath \"{p}/\" {{ capabilities = [\"{cap}\"] }}\n"))
+            .collect::<String>()
+    };
+    put_policy(&root, "r", &grant("read")).await;
+    put_policy(&root, "l", &grant("list")).await;
+    let r = token_with(&sr, &root, &["r"]).await;
+    let l = token_with(&sr, &root, &["l"]).await;
+    for p in ["sys/policies/acl", "sys/policies/password"] {
+        for c in [&root, &r] {
+            let e = c.read(p).await.unwrap_err();
+            assert_eq!(e.code(), ErrorCode::UnsupportedOperation, "{p}");
+            assert_eq!(
+                e.message(),
+                "1 error occurred:\n\t* unsupported operation\n\n"
+            );
+        }
+        denied(r.list(p).await);
+        denied(l.read(p).await);
+        assert!(!l.list(p).await.unwrap().is_empty(), "{p}");
+        assert!(!root.list(p).await.unwrap().is_empty(), "{p}");
+    }
+    let keys = r.read("sys/policy").await.unwrap().unwrap();
+    assert!(keys.get("policies").unwrap().as_array().unwrap().len() >= 3);
+    denied(r.list("sys/policy").await);
+    assert!(
+        l.list("sys/policy")
+            .await
+            .unwrap()
+            .contains(&"l".to_string())
+    );
+    denied(l.read("sys/policy").await);
 }
