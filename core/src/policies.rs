@@ -507,6 +507,9 @@ fn paths_of(data: &Data) -> Result<Vec<String>> {
 
 async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Response> {
     let paths = paths_of(&req.data)?;
+    // OpenBao's texts, wrapped in go-multierror's form.
+    let invalid =
+        |what: &str| Error::invalid_input(format!("1 error occurred:\n\t* invalid {what}\n\n"));
     let entry = match path {
         "capabilities-self" => sr.token_lookup(req.token_str()).await?,
         "capabilities" => {
@@ -515,10 +518,14 @@ async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Resp
         }
         _ => {
             let a = params::string(&req.data, "accessor")?.unwrap_or_default();
-            sr.token_by_accessor(&a).await?
+            Some(
+                sr.token_by_accessor(&a)
+                    .await?
+                    .ok_or_else(|| invalid("accessor"))?,
+            )
         }
     }
-    .ok_or_else(|| Error::invalid_input("invalid token"))?;
+    .ok_or_else(|| invalid("token"))?;
     let acl = sr.acl_for(&entry.policies).await?;
     let mut d = Data::new();
     let mut last = Vec::new();

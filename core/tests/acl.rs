@@ -284,7 +284,17 @@ async fn capabilities_endpoints() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "invalid token");
+    // OpenBao's texts are go-multierror-wrapped.
+    assert_eq!(e.message(), "1 error occurred:\n\t* invalid token\n\n");
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    let e = root
+        .write(
+            "sys/capabilities-accessor",
+            data(json!({"accessor": "nope", "paths": ["a"]})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "1 error occurred:\n\t* invalid accessor\n\n");
     let e = root
         .write("sys/capabilities-self", data(json!({})))
         .await

@@ -347,6 +347,15 @@ async fn batch_tokens_are_encrypted_and_never_stored() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), "batch tokens cannot be revoked");
+    // As OpenBao: an unknown token is a no-op, a missing one an error.
+    root.write("auth/token/revoke", data(json!({"token": "b.garbage"})))
+        .await
+        .unwrap();
+    let e = root
+        .write("auth/token/revoke", data(json!({"token": ""})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "missing token ID");
     let e = create_err(&root, json!({"type": "batch", "num_uses": 3})).await;
     assert_eq!(e.message(), "batch tokens cannot have \"num_uses\" set");
     // A tampered batch token is just an invalid token.
@@ -501,12 +510,18 @@ async fn assert_batch_refused(sr: &Strongroom, root: &Client, batch: &str) {
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     let e = me.transit("transit").encrypt("k", b"x").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
-    // Root's lookup answers as for any invalid token (OpenBao: 403 `bad token`).
+    // Root's lookup answers as for any invalid token (OpenBao: 403 `bad token`), and so
+    // does revoke: a no-op, not `batch tokens cannot be revoked`.
     let e = root
         .write("auth/token/lookup", data(json!({"token": batch})))
         .await
         .unwrap_err();
     assert_eq!(e.message(), "bad token");
+    let r = root
+        .write("auth/token/revoke", data(json!({"token": batch})))
+        .await
+        .unwrap();
+    assert!(r.is_empty());
 }
 
 #[tokio::test]

@@ -96,6 +96,29 @@ def test_batch_token_dies_with_its_revoked_parent(pair):
             side, "POST", "auth/token/lookup", {"token": batch[side]}
         )
         assert (status, body["errors"]) == (403, ["bad token"]), side
+        # Revoking it is a no-op, as for any unknown token (not "cannot be revoked").
+        status, _, text = pair.call(
+            side, "POST", "auth/token/revoke", {"token": batch[side]}
+        )
+        assert status == 204, f"{side}: {status} {text}"
+        status, body, _ = pair.call(
+            side, "POST", "sys/capabilities", {"token": batch[side], "paths": ["a"]}
+        )
+        assert (status, body["errors"]) == (
+            400,
+            ["1 error occurred:\n\t* invalid token\n\n"],
+        ), side
+
+
+def test_revoke_and_capabilities_of_unknown_tokens(pair):
+    pair.expect(204, "POST", "auth/token/revoke", {"token": "b.garbage"})
+    assert_errors(
+        pair.expect(400, "POST", "auth/token/revoke", {"token": ""}), "missing token ID"
+    )
+    got = pair.expect(
+        400, "POST", "sys/capabilities-accessor", {"accessor": "nope", "paths": ["a"]}
+    )
+    assert_errors(got, "1 error occurred:\n\t* invalid accessor\n\n")
 
 
 def test_an_orphan_batch_token_outlives_the_token_that_made_it(pair):
