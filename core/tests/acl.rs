@@ -559,7 +559,13 @@ async fn unrouted_paths_are_denied_before_they_are_not_found() {
         e.message(),
         "no handler for route \"granted/x\". route entry not found."
     );
-    denied(t.read("sys/nosuchthing").await);
+    // Inside `sys/` and the token store, an unknown path is the backend's answer.
+    for path in ["sys/nosuchthing", "auth/token/nosuch"] {
+        denied(t.read(path).await);
+        let e = root.read(path).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedPath, "{path}");
+        assert_eq!(e.message(), "1 error occurred:\n\t* unsupported path\n\n");
+    }
 }
 
 /// Issue #23 item 7c: `sys/policies/acl` and `sys/policies/password` serve only LIST, as in

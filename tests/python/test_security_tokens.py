@@ -186,7 +186,10 @@ def test_an_allowed_unrouted_path_is_not_found(pair):
     tok = pair.token(policies=["lim"])
     got = pair.expect(404, "GET", "granted/x", token=tok)
     assert_errors(got, 'no handler for route "granted/x". route entry not found.')
-    assert_errors(pair.expect(403, "GET", "sys/nosuchthing", token=tok), DENIED)
+    for path in ("sys/nosuchthing", "auth/token/nosuch"):
+        assert_errors(pair.expect(403, "GET", path, token=tok), DENIED)
+        got = pair.expect(404, "GET", path)
+        assert_errors(got, "1 error occurred:\n\t* unsupported path\n\n")
 
 
 @pytest.mark.parametrize("path", ["sys/policies/acl", "sys/policies/password"])

@@ -155,7 +155,8 @@ pub(crate) async fn handle(
                     return create(sr, caller, req, Some(role), false).await;
                 }
             }
-            Err(Error::unsupported_path(&req.path))
+            // A path inside the mount its patterns do not match: OpenBao's backend answer.
+            Err(Error::backend_unsupported_path())
         }
     }
 }
