@@ -297,7 +297,8 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
     let storage = sr.inner.storage.as_ref();
     let op = req.operation;
     if rest.is_empty() || (op == Operation::List && rest.trim_end_matches('/').is_empty()) {
-        if !matches!(op, Operation::List | Operation::Read) {
+        // OpenBao serves only LIST here: a GET is 405, so `read` alone cannot list.
+        if op != Operation::List {
             return Err(Error::unsupported_operation());
         }
         let keys = storage.list(PREFIX, &Page::all()).await?;

@@ -79,10 +79,19 @@ impl StoredPolicy {
     }
 }
 
-/// Parsed policies and compiled ACLs, keyed by the sorted policy names of a token.
+/// A cached parse of a stored policy, with the policy-level `expiration` it carries.
+#[derive(Clone)]
+struct CachedPolicy {
+    policy: Arc<Policy>,
+    expires: Option<OffsetDateTime>,
+}
+
+/// Parsed policies and compiled ACLs, keyed by the sorted policy names of a token. Expiry is
+/// judged on every use against the engine's clock: OpenBao looks policies up (and builds the
+/// ACL) per request, so an expired policy or rule stops granting at once, cached or not.
 #[derive(Default)]
 pub(crate) struct PolicyCache {
-    policies: RwLock<HashMap<String, Option<Arc<Policy>>>>,
+    policies: RwLock<HashMap<String, Option<CachedPolicy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
     /// Bumped after every clear (see `TokenStore::generation`).
     generation: std::sync::atomic::AtomicU64,
@@ -112,37 +121,53 @@ impl PolicyCache {
         storage: &dyn Backend,
         name: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<Arc<Policy>>> {
+    ) -> Result<Option<CachedPolicy>> {
         if name == "root" {
-            return Ok(Some(Arc::new(Policy::root())));
+            return Ok(Some(CachedPolicy {
+                policy: Arc::new(Policy::root()),
+                expires: None,
+            }));
         }
         if name == RESPONSE_WRAPPING_POLICY_NAME {
-            return Ok(Some(Arc::new(Policy::parse(
-                name,
-                RESPONSE_WRAPPING_POLICY,
-            )?)));
+            return Ok(Some(CachedPolicy {
+                policy: Arc::new(Policy::parse_at(name, RESPONSE_WRAPPING_POLICY, now)?),
+                expires: None,
+            }));
         }
-        if let Some(p) = self.policies.read().map_err(|_| poisoned())?.get(name) {
-            return Ok(p.clone());
-        }
-        let parsed = match load(storage, name).await? {
-            Some(sp) if !sp.expired(now) => Some(Arc::new(
-                Policy::parse(name, &sp.policy)?.with_template_options(
-                    sp.allow_slashes_in_identity_templates,
-                    sp.allow_wildcards_in_identity_templates,
-                ),
-            )),
-            _ => None,
-        };
-        self.policies
-            .write()
+        let cached = self
+            .policies
+            .read()
             .map_err(|_| poisoned())?
-            .insert(name.to_string(), parsed.clone());
-        Ok(parsed)
+            .get(name)
+            .cloned();
+        let parsed = match cached {
+            Some(p) => p,
+            None => {
+                let parsed = match load(storage, name).await? {
+                    Some(sp) if !sp.expired(now) => Some(CachedPolicy {
+                        // Rule-level `expiration` is judged on the engine's clock too.
+                        policy: Arc::new(
+                            Policy::parse_at(name, &sp.policy, now)?.with_template_options(
+                                sp.allow_slashes_in_identity_templates,
+                                sp.allow_wildcards_in_identity_templates,
+                            ),
+                        ),
+                        expires: sp.expiration.as_deref().and_then(parse_rfc3339),
+                    }),
+                    _ => None,
+                };
+                self.policies
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .insert(name.to_string(), parsed.clone());
+                parsed
+            }
+        };
+        Ok(parsed.filter(|p| p.expires.is_none_or(|t| t > now)))
     }
 
-    /// The compiled ACL for a token's (sorted) policies. Missing policies are ignored, as in
-    /// OpenBao.
+    /// The compiled ACL for a token's (sorted) policies. Missing and expired policies are
+    /// ignored, as in OpenBao; a cached ACL past an expiry it rests on is built again.
     pub(crate) async fn acl(
         &self,
         storage: &dyn Backend,
@@ -150,15 +175,21 @@ impl PolicyCache {
         now: OffsetDateTime,
     ) -> Result<Arc<Acl>> {
         if let Some(a) = self.acls.read().map_err(|_| poisoned())?.get(names) {
-            return Ok(a.clone());
-        }
-        let mut policies = Vec::with_capacity(names.len());
-        for n in names {
-            if let Some(p) = self.policy(storage, n, now).await? {
-                policies.push(p);
+            if !a.expired(now) {
+                return Ok(a.clone());
             }
         }
-        let acl = Arc::new(Acl::new(&policies)?);
+        let mut policies = Vec::with_capacity(names.len());
+        let mut expires: Option<OffsetDateTime> = None;
+        for n in names {
+            if let Some(p) = self.policy(storage, n, now).await? {
+                if let Some(t) = p.expires {
+                    expires = Some(expires.map_or(t, |x| x.min(t)));
+                }
+                policies.push(p.policy);
+            }
+        }
+        let acl = Arc::new(Acl::build(&policies, None, now)?.expiring_at(expires));
         self.acls
             .write()
             .map_err(|_| poisoned())?
@@ -233,8 +264,14 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
     let op = req.operation;
     let storage = sr.inner.storage.as_ref();
     let resp = match path {
-        "policies/acl" | "policies/acl/" if matches!(op, Operation::Read | Operation::List) => {
+        "policies/acl" | "policies/acl/" if op == Operation::List => {
             Response::with_data(crate::data(json!({ "keys": names(storage).await? })))
+        }
+        // OpenBao serves only LIST here, so a GET is 405 and listing needs the `list`
+        // capability (`read` alone must not list every policy). Legacy `sys/policy` does
+        // answer a GET (OpenBao's `handlePoliciesList` on read).
+        "policies/acl" | "policies/acl/" if op == Operation::Read => {
+            return Err(Error::unsupported_operation());
         }
         "policy" | "policy/" if matches!(op, Operation::Read | Operation::List) => {
             let n = names(storage).await?;
@@ -394,7 +431,7 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
                         .is_some_and(|e| e.allow_slashes_in_identity_templates)
                 });
             // Parse before storing: a bad policy changes nothing.
-            Policy::parse(&name, &text)?;
+            Policy::parse_at(&name, &text, now)?;
             let sp = StoredPolicy {
                 name: name.clone(),
                 policy: text,
@@ -470,6 +507,9 @@ fn paths_of(data: &Data) -> Result<Vec<String>> {
 
 async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Response> {
     let paths = paths_of(&req.data)?;
+    // OpenBao's texts, wrapped in go-multierror's form.
+    let invalid =
+        |what: &str| Error::invalid_input(format!("1 error occurred:\n\t* invalid {what}\n\n"));
     let entry = match path {
         "capabilities-self" => sr.token_lookup(req.token_str()).await?,
         "capabilities" => {
@@ -478,10 +518,14 @@ async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Resp
         }
         _ => {
             let a = params::string(&req.data, "accessor")?.unwrap_or_default();
-            sr.token_by_accessor(&a).await?
+            Some(
+                sr.token_by_accessor(&a)
+                    .await?
+                    .ok_or_else(|| invalid("accessor"))?,
+            )
         }
     }
-    .ok_or_else(|| Error::invalid_input("invalid token"))?;
+    .ok_or_else(|| invalid("token"))?;
     let acl = sr.acl_for(&entry.policies).await?;
     let mut d = Data::new();
     let mut last = Vec::new();

@@ -849,10 +849,25 @@ impl Strongroom {
         };
         let mut auth = self.audit_auth(&caller.entry);
         let memo = crate::audit::AuditMemo::default();
+        // OpenBao counts a use right after the token check, before the ACL or routing answer
+        // (request_handling.go: UseToken precedes the CheckToken error): a denied, unrouted
+        // or failing call spends a use too, and the last one revokes the token whatever the
+        // outcome. Every early return below goes through `finish_use`.
+        let last_use = self.use_token(&mut caller).await?;
         // Route first: the existence check (create vs update) must precede the ACL.
         let target = match self.route(&mut req, &caller.entry).await {
             Ok(t) => t,
-            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), None, e)).await),
+            Err(e) => {
+                // OpenBao checks the ACL before routing: a path the token may not use is 403
+                // whether or not a mount serves it, so a limited token cannot probe for mounts
+                // (only a token allowed the path, root included, learns "no handler").
+                let e = match self.authorize(&caller.entry, &req, auth.as_mut()).await {
+                    Err(denied) if e.code() == ErrorCode::UnsupportedPath => denied,
+                    _ => e,
+                };
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), None, e)).await);
+            }
         };
         let mount = match &target {
             Target::Mount(m, _) => Some(&m.entry),
@@ -860,7 +875,10 @@ impl Strongroom {
         };
         match self.authorize(&caller.entry, &req, auth.as_mut()).await {
             Ok(sudo) => caller.sudo = sudo,
-            Err(e) => return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), mount, e)).await),
+            Err(e) => {
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(Box::pin(self.audit_failure(&req, auth.as_ref(), mount, e)).await);
+            }
         }
         if let Some(a) = &auth {
             let mut input = AuditInput::new(&req).with_auth(a).with_memo(&memo);
@@ -868,9 +886,11 @@ impl Strongroom {
                 input = input.with_mount(m);
             }
             // A required device that cannot log fails the call before it runs.
-            self.inner.audit.log_request(&input).await?;
+            if let Err(e) = self.inner.audit.log_request(&input).await {
+                self.finish_use(&caller.entry, last_use).await?;
+                return Err(e);
+            }
         }
-        let last_use = self.use_token(&mut caller).await?;
         let result = match &target {
             Target::Sys if req.path.starts_with("sys/wrapping/") => {
                 Box::pin(self.wrapping_endpoint(&caller, &req))
@@ -1003,6 +1023,7 @@ impl Strongroom {
             epoch,
             mount: mount.clone(),
             entry,
+            acl_expires: acl.expires(),
         }))
     }
 
@@ -1027,10 +1048,12 @@ impl Strongroom {
         if gate.epoch != epoch {
             return Ok(false);
         }
-        if gate.entry.expired(self.inner.clock.now()) {
+        let now = self.inner.clock.now();
+        if gate.entry.expired(now) {
             return Err(Error::permission_denied());
         }
-        Ok(true)
+        // A policy or rule the decision rested on expired: decide again, on the new ACL.
+        Ok(gate.acl_expires.is_none_or(|t| now < t))
     }
 
     /// Route a request: `sys/`, the token store, or a mount (running the engine's existence
@@ -1383,13 +1406,14 @@ impl Strongroom {
 }
 
 /// A fast-path authorisation decision of the typed API: the token may do this operation on
-/// this path of `mount`, as long as [`Strongroom::gate_epoch`] is still `epoch` and the
-/// token has not expired.
+/// this path of `mount`, as long as [`Strongroom::gate_epoch`] is still `epoch`, the token
+/// has not expired and neither has the ACL (a policy or rule with an `expiration`).
 #[derive(Clone)]
 pub(crate) struct FastGate {
     pub(crate) epoch: u64,
     pub(crate) mount: Arc<router::Mounted>,
     pub(crate) entry: Arc<TokenEntry>,
+    pub(crate) acl_expires: Option<time::OffsetDateTime>,
 }
 
 /// Where a request goes after routing.

@@ -226,7 +226,8 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if KNOWN.contains(&path) {
                 return Err(Error::unsupported_operation());
             }
-            Err(Error::unsupported_path(&req.path))
+            // A path inside the mount its patterns do not match: OpenBao's backend answer.
+            Err(Error::backend_unsupported_path())
         }
     }
 }

@@ -185,29 +185,49 @@ impl TokenStore {
             return Ok(None);
         }
         if let Some(body) = id.strip_prefix("b.") {
-            return Ok(self
-                .open_batch(body)?
-                .filter(|e| !e.expired(now))
-                .map(Arc::new));
+            let Some(mut entry) = self.open_batch(body)?.filter(|e| !e.expired(now)) else {
+                return Ok(None);
+            };
+            // As OpenBao's token store (`lookupInternal`): a non-orphan batch token is valid
+            // only while its parent is, so revoking, expiring or tidying the parent ends it.
+            if let Some(parent) = &entry.parent {
+                let Some(p) = self.resolve_salted(storage, parent, now).await? else {
+                    return Ok(None);
+                };
+                // Remembered so a decision cached on this entry ends when the parent expires.
+                entry.parent_expire_at_ns = p.expire_at_ns;
+            }
+            return Ok(Some(Arc::new(entry)));
         }
-        // The map is keyed by the salted id, so no raw token id is ever compared.
         let salted = self.salt_id(id)?;
+        self.resolve_salted(storage, &salted, now).await
+    }
+
+    /// A stored token by its salted id, through the cache; expired or revocation-pending
+    /// entries are `None`.
+    async fn resolve_salted(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<TokenEntry>>> {
+        // The map is keyed by the salted id, so no raw token id is ever compared.
         let cached = self
             .cache
             .read()
             .map_err(|_| poisoned())?
-            .get(&salted)
+            .get(salted)
             .cloned();
         let entry = match cached {
             Some(e) => e,
-            None => match self.get_salted(storage, &salted).await? {
+            None => match self.get_salted(storage, salted).await? {
                 None => return Ok(None),
                 Some(e) => {
                     let e = Arc::new(e);
                     self.cache
                         .write()
                         .map_err(|_| poisoned())?
-                        .insert(salted, e.clone());
+                        .insert(salted.to_string(), e.clone());
                     e
                 }
             },

@@ -43,8 +43,10 @@ fn denied(r: strongroom::Result<impl std::fmt::Debug>) {
 #[tokio::test]
 async fn policy_store_endpoints() {
     let (_, root) = setup().await;
-    let keys = root.read("sys/policies/acl").await.unwrap().unwrap();
-    assert_eq!(keys.get("keys").unwrap(), &json!(["default", "root"]));
+    assert_eq!(
+        root.list("sys/policies/acl").await.unwrap(),
+        ["default", "root"]
+    );
     put_policy(
         &root,
         "Dev",
@@ -282,7 +284,17 @@ async fn capabilities_endpoints() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.message(), "invalid token");
+    // OpenBao's texts are go-multierror-wrapped.
+    assert_eq!(e.message(), "1 error occurred:\n\t* invalid token\n\n");
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    let e = root
+        .write(
+            "sys/capabilities-accessor",
+            data(json!({"accessor": "nope", "paths": ["a"]})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "1 error occurred:\n\t* invalid accessor\n\n");
     let e = root
         .write("sys/capabilities-self", data(json!({})))
         .await
@@ -444,4 +456,163 @@ async fn ui_mounts_answers_tokens_with_access_inside_the_mount() {
             .unwrap()["type"],
         "kv"
     );
+}
+
+/// Issue #23 item 6: policy- and rule-level expiry are judged on the engine's clock at every
+/// use, as OpenBao builds the ACL per request, even after the ACL has been cached. The clock
+/// starts in 2001, so the wall clock would call the rule expired from the start and
+/// never-expired once the engine's clock passes it.
+#[tokio::test]
+async fn policy_and_rule_expiry_end_grants_on_the_engine_clock() {
+    let t0 = time::OffsetDateTime::from_unix_timestamp(978_307_200).unwrap();
+    let clock = strongroom::VirtualClock::at(t0);
+    let sr = Strongroom::open(Config::dev().clock(std::sync::Arc::new(clock.clone())))
+        .await
+        .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    root.write("sys/mounts/transit", data(json!({"type": "transit"})))
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("k", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    root.kv("secret")
+        .put("a", &data(json!({"v": "1"})))
+        .await
+        .unwrap();
+    // Policy-level: a 5-minute TTL.
+    root.write(
+        "sys/policies/acl/short",
+        data(json!({
+            "policy": r#"path "secret/data/*" { capabilities = ["read"] }
+                         path "transit/encrypt/k" { capabilities = ["update"] }"#,
+            "ttl": "5m",
+        })),
+    )
+    .await
+    .unwrap();
+    // Rule-level: the rules end at t0 + 10 minutes; the policy itself does not expire.
+    put_policy(
+        &root,
+        "rule",
+        r#"path "secret/data/*" {
+             capabilities = ["read"]
+             expiration = "2001-01-01T00:10:00Z"
+           }
+           path "transit/encrypt/k" {
+             capabilities = ["update"]
+             expiration = "2001-01-01T00:10:00Z"
+           }"#,
+    )
+    .await;
+    let short = token_with(&sr, &root, &["short"]).await;
+    let rule = token_with(&sr, &root, &["rule"]).await;
+    let (short_t, rule_t) = (short.transit("transit"), rule.transit("transit"));
+    for (c, t) in [(&short, &short_t), (&rule, &rule_t)] {
+        // Used once, so the ACL is cached and the transit decision remembered.
+        assert!(c.kv("secret").get("a").await.unwrap().is_some());
+        t.encrypt("k", b"x").await.unwrap();
+        assert!(c.read("secret/data/a").await.unwrap().is_some());
+    }
+    clock.advance(std::time::Duration::from_secs(301));
+    denied(short.read("secret/data/a").await);
+    denied(short.kv("secret").get("a").await);
+    denied(short_t.encrypt("k", b"x").await);
+    // The rule-level grant still holds until its own expiration.
+    assert!(rule.read("secret/data/a").await.unwrap().is_some());
+    rule_t.encrypt("k", b"x").await.unwrap();
+    clock.advance(std::time::Duration::from_secs(300));
+    denied(rule.read("secret/data/a").await);
+    denied(rule.kv("secret").get("a").await);
+    denied(rule_t.encrypt("k", b"x").await);
+    // The token itself is still fine (its default policy still grants lookup-self).
+    rule.read("auth/token/lookup-self").await.unwrap().unwrap();
+}
+
+/// Issue #23 item 7b: OpenBao checks the ACL before routing, so a limited token asking for a
+/// path no mount serves gets 403 like any path it may not use (no mount enumeration); root,
+/// or a token whose policy covers the path, learns "no handler for route".
+#[tokio::test]
+async fn unrouted_paths_are_denied_before_they_are_not_found() {
+    let (sr, root) = setup().await;
+    put_policy(
+        &root,
+        "nm",
+        r#"path "granted/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let t = token_with(&sr, &root, &["nm"]).await;
+    for path in ["nomount/x", "auth/nosuch/login", "transit/keys/k"] {
+        denied(t.read(path).await);
+        denied(t.write(path, data(json!({"a": 1}))).await);
+        denied(t.list(path).await);
+        let e = root.read(path).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedPath, "{path}");
+        assert_eq!(
+            e.message(),
+            format!("no handler for route \"{path}\". route entry not found.")
+        );
+    }
+    let e = t.read("granted/x").await.unwrap_err();
+    assert_eq!(
+        e.message(),
+        "no handler for route \"granted/x\". route entry not found."
+    );
+    // Inside `sys/` and the token store, an unknown path is the backend's answer.
+    for path in ["sys/nosuchthing", "auth/token/nosuch"] {
+        denied(t.read(path).await);
+        let e = root.read(path).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedPath, "{path}");
+        assert_eq!(e.message(), "1 error occurred:\n\t* unsupported path\n\n");
+    }
+}
+
+/// Issue #23 item 7c: `sys/policies/acl` and `sys/policies/password` serve only LIST, as in
+/// OpenBao: a GET is 405 (for root too), and `read` alone does not list; the legacy
+/// `sys/policy` lists on a GET with `read`, as OpenBao's does.
+#[tokio::test]
+async fn policy_lists_need_list() {
+    let (sr, root) = setup().await;
+    root.write(
+        "sys/policies/password/pw",
+        data(json!({"policy": "length = 20\nrule \"charset\" { charset = \"abc\" }"})),
+    )
+    .await
+    .unwrap();
+    let lists = ["sys/policies/acl", "sys/policies/password", "sys/policy"];
+    let grant = |cap: &str| {
+        lists
+            .iter()
+            .map(|p| format!("path \"{p}\" {{ capabilities = [\"{cap}\"] }}\npath \"{p}/\" {{ capabilities = [\"{cap}\"] }}\n"))
+            .collect::<String>()
+    };
+    put_policy(&root, "r", &grant("read")).await;
+    put_policy(&root, "l", &grant("list")).await;
+    let r = token_with(&sr, &root, &["r"]).await;
+    let l = token_with(&sr, &root, &["l"]).await;
+    for p in ["sys/policies/acl", "sys/policies/password"] {
+        for c in [&root, &r] {
+            let e = c.read(p).await.unwrap_err();
+            assert_eq!(e.code(), ErrorCode::UnsupportedOperation, "{p}");
+            assert_eq!(
+                e.message(),
+                "1 error occurred:\n\t* unsupported operation\n\n"
+            );
+        }
+        denied(r.list(p).await);
+        denied(l.read(p).await);
+        assert!(!l.list(p).await.unwrap().is_empty(), "{p}");
+        assert!(!root.list(p).await.unwrap().is_empty(), "{p}");
+    }
+    let keys = r.read("sys/policy").await.unwrap().unwrap();
+    assert!(keys.get("policies").unwrap().as_array().unwrap().len() >= 3);
+    denied(r.list("sys/policy").await);
+    assert!(
+        l.list("sys/policy")
+            .await
+            .unwrap()
+            .contains(&"l".to_string())
+    );
+    denied(l.read("sys/policy").await);
 }

@@ -347,6 +347,15 @@ async fn batch_tokens_are_encrypted_and_never_stored() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), "batch tokens cannot be revoked");
+    // As OpenBao: an unknown token is a no-op, a missing one an error.
+    root.write("auth/token/revoke", data(json!({"token": "b.garbage"})))
+        .await
+        .unwrap();
+    let e = root
+        .write("auth/token/revoke", data(json!({"token": ""})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "missing token ID");
     let e = create_err(&root, json!({"type": "batch", "num_uses": 3})).await;
     assert_eq!(e.message(), "batch tokens cannot have \"num_uses\" set");
     // A tampered batch token is just an invalid token.
@@ -452,4 +461,180 @@ async fn root_stands_alone_in_a_policy_list() {
             .unwrap()
             .is_some()
     );
+}
+
+/// A service parent with `ttl`, a transit key `k`, a policy `use` granting kv and transit
+/// encrypt, and a non-orphan batch token created by the parent (issue #23 item 2).
+async fn batch_under_parent(sr: &Strongroom, root: &Client, ttl: &str) -> (String, String) {
+    root.write("sys/mounts/transit", data(json!({"type": "transit"})))
+        .await
+        .unwrap();
+    root.transit("transit")
+        .create_key("k", &strongroom::KeyConfig::default())
+        .await
+        .unwrap();
+    root.kv("secret")
+        .put("app", &data(json!({"v": "1"})))
+        .await
+        .unwrap();
+    root.sys()
+        .write_policy(
+            "use",
+            r#"path "secret/data/*" { capabilities = ["read"] }
+               path "transit/encrypt/k" { capabilities = ["update"] }
+               path "auth/token/create" { capabilities = ["update"] }"#,
+        )
+        .await
+        .unwrap();
+    let parent = token_of(&create(root, json!({"policies": ["use"], "ttl": ttl})).await);
+    let batch = token_of(
+        &sr.client(&parent)
+            .write(
+                "auth/token/create",
+                data(json!({"type": "batch", "policies": ["use"]})),
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(batch.starts_with("b."));
+    (parent, batch)
+}
+
+/// Every way the batch token is used is refused: the pipeline, typed kv and typed transit.
+async fn assert_batch_refused(sr: &Strongroom, root: &Client, batch: &str) {
+    let me = sr.client(batch);
+    let e = me.read("auth/token/lookup-self").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(e.message(), "permission denied");
+    let e = me.kv("secret").get("app").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    let e = me.transit("transit").encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    // Root's lookup answers as for any invalid token (OpenBao: 403 `bad token`), and so
+    // does revoke: a no-op, not `batch tokens cannot be revoked`.
+    let e = root
+        .write("auth/token/lookup", data(json!({"token": batch})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "bad token");
+    let r = root
+        .write("auth/token/revoke", data(json!({"token": batch})))
+        .await
+        .unwrap();
+    assert!(r.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_token_dies_when_its_parent_is_revoked() {
+    let (sr, root, _) = setup().await;
+    let (parent, batch) = batch_under_parent(&sr, &root, "1h").await;
+    let me = sr.client(&batch);
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("orphan").unwrap(), false);
+    assert!(me.kv("secret").get("app").await.unwrap().is_some());
+    // The typed transit path remembers its decision: revocation must still end it.
+    let t = me.transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    root.write("auth/token/revoke", data(json!({"token": parent})))
+        .await
+        .unwrap();
+    let e = t.encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_batch_refused(&sr, &root, &batch).await;
+}
+
+#[tokio::test]
+async fn a_batch_token_dies_when_its_parent_expires_or_is_tidied() {
+    let (sr, root, clock) = setup().await;
+    let (_parent, batch) = batch_under_parent(&sr, &root, "10m").await;
+    // An orphan batch token is on its own: the parent's expiry does not concern it.
+    let orphan = token_of(
+        &create(
+            &root,
+            json!({"type": "batch", "policies": ["use"], "no_parent": true}),
+        )
+        .await,
+    );
+    let me = sr.client(&batch);
+    let t = me.transit("transit");
+    t.encrypt("k", b"x").await.unwrap();
+    // The batch token's own TTL (the 32-day default) is untouched; only the parent's ends it.
+    let l = me.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(l.get("ttl").unwrap(), 2_764_800);
+    clock.advance(Duration::from_secs(601));
+    // No token changed, so the remembered fast-path decision is still current: it must
+    // still see the parent's expiry.
+    let e = t.encrypt("k", b"x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_batch_refused(&sr, &root, &batch).await;
+    let o = sr.client(&orphan);
+    o.read("auth/token/lookup-self").await.unwrap().unwrap();
+    o.transit("transit").encrypt("k", b"x").await.unwrap();
+    // Tidy removes the expired parent: the batch token stays refused.
+    root.handle(Request::write("auth/token/tidy", data(json!({}))))
+        .await
+        .unwrap();
+    assert_batch_refused(&sr, &root, &batch).await;
+    o.kv("secret").get("app").await.unwrap().unwrap();
+}
+
+/// Issue #23 item 7a: as in OpenBao, every call a valid limited-use token makes spends a use,
+/// whatever its answer: denied (403), on a path no mount serves (403 for this token), not
+/// found (404) or refused by the engine (400). The last use revokes it, even when denied.
+#[tokio::test]
+async fn every_answered_call_spends_a_use() {
+    let (sr, root, _) = setup().await;
+    root.sys()
+        .write_policy(
+            "kvr",
+            r#"path "secret/*" { capabilities = ["read", "create"] }"#,
+        )
+        .await
+        .unwrap();
+    let t = token_of(&create(&root, json!({"policies": ["kvr"], "num_uses": 6})).await);
+    let me = sr.client(&t);
+    let uses = || async {
+        root.write("auth/token/lookup", data(json!({"token": t})))
+            .await
+            .unwrap()
+            .get("num_uses")
+            .unwrap()
+            .clone()
+    };
+    let e = me.read("sys/mounts").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 5, "a policy denial spends a use");
+    let e = me.read("nomount/x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 4, "an unrouted path spends a use");
+    assert!(me.read("secret/data/missing").await.unwrap().is_none());
+    assert_eq!(uses().await, 3, "not found spends a use");
+    let e = me
+        .write("secret/data/bad", data(json!({"data": "not a map"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert_eq!(uses().await, 2, "bad input spends a use");
+    // A bad token spends nothing (there is no token to count against).
+    let e = sr
+        .client("s.unknownunknownunknown00")
+        .read("sys/mounts")
+        .await;
+    assert_eq!(e.unwrap_err().code(), ErrorCode::PermissionDenied);
+    assert_eq!(uses().await, 2);
+    // The last use, denied, still revokes the token.
+    let one = token_of(&create(&root, json!({"policies": ["kvr"], "num_uses": 1})).await);
+    let me = sr.client(&one);
+    let e = me.read("sys/mounts").await.unwrap_err();
+    assert_eq!(
+        e.wire_message(),
+        "1 error occurred:\n\t* permission denied\n\n"
+    );
+    let e = me.read("secret/data/missing").await.unwrap_err();
+    assert_eq!(e.wire_message(), "permission denied", "the token is gone");
+    let e = root
+        .write("auth/token/lookup", data(json!({"token": one})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "bad token");
 }

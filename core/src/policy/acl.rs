@@ -272,6 +272,11 @@ pub(crate) struct Acl {
     root: Option<Arc<str>>,
     rules: Vec<Rule>,
     index: PathIndex,
+    /// The first moment this ACL stops being right: the earliest `expiration` among its
+    /// rules, or of a policy it was built from (see [`Acl::expiring_at`]). OpenBao builds the
+    /// ACL per request, so an expired rule or policy never grants; a cached ACL must be
+    /// rebuilt from then on.
+    expires: Option<OffsetDateTime>,
 }
 
 impl Acl {
@@ -296,12 +301,14 @@ impl Acl {
                 root: Some(Arc::from(root.name())),
                 rules: Vec::new(),
                 index: PathIndex::build(&[]),
+                expires: None,
             });
         }
         let no_identity = TemplateIdentity::default();
         let identity = identity.unwrap_or(&no_identity);
         let mut rules: Vec<Rule> = Vec::new();
         let mut by_path: HashMap<(RuleKind, String), usize> = HashMap::new();
+        let mut expires: Option<OffsetDateTime> = None;
         for policy in policies {
             let rendered;
             let policy: &Policy = if policy.is_templated() {
@@ -321,8 +328,11 @@ impl Acl {
             };
             let name: Arc<str> = Arc::from(policy.name());
             for pc in policy.paths() {
-                if pc.expiration.is_some_and(|e| now > e) {
-                    continue;
+                if let Some(e) = pc.expiration {
+                    if now > e {
+                        continue;
+                    }
+                    expires = Some(expires.map_or(e, |x| x.min(e)));
                 }
                 match by_path.get(&(pc.kind, pc.path.clone())) {
                     Some(&i) => {
@@ -357,7 +367,28 @@ impl Acl {
             root: None,
             rules,
             index,
+            expires,
         })
+    }
+
+    /// The same ACL, valid no later than `at` (a policy it holds expires then).
+    #[must_use]
+    pub(crate) fn expiring_at(mut self, at: Option<OffsetDateTime>) -> Acl {
+        if let Some(t) = at {
+            self.expires = Some(self.expires.map_or(t, |x| x.min(t)));
+        }
+        self
+    }
+
+    /// When this ACL stops being valid (`None`: never, unless a policy changes).
+    pub(crate) fn expires(&self) -> Option<OffsetDateTime> {
+        self.expires
+    }
+
+    /// Whether a rule or policy it was built from may have expired at `now` (build it again;
+    /// at the very instant a rebuild keeps a rule, which OpenBao skips once `now > expiration`).
+    pub(crate) fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires.is_some_and(|e| now >= e)
     }
 
     /// Whether this is the `root` ACL.

@@ -79,10 +79,14 @@ pub(crate) async fn handle(
         }
         "revoke" if write => {
             let token = params::string(&req.data, "token")?.unwrap_or_default();
-            if token.starts_with("b.") {
-                return Err(Error::invalid_input("batch tokens cannot be revoked"));
+            if token.is_empty() {
+                return Err(Error::invalid_input("missing token ID"));
             }
+            // As OpenBao: the token is looked up first, so an unknown or dead one (a batch
+            // token whose parent is gone included) is a no-op; only a live batch token is
+            // refused.
             if let Some(e) = sr.token_lookup(&token).await? {
+                revoke_batch_check(&e)?;
                 sr.token_revoke_tree(&e.salted_id).await?;
             }
             Ok(Response::default())
@@ -151,7 +155,8 @@ pub(crate) async fn handle(
                     return create(sr, caller, req, Some(role), false).await;
                 }
             }
-            Err(Error::unsupported_path(&req.path))
+            // A path inside the mount its patterns do not match: OpenBao's backend answer.
+            Err(Error::backend_unsupported_path())
         }
     }
 }

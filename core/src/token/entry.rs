@@ -53,6 +53,10 @@ pub(crate) struct TokenEntry {
     /// CIDRs the token may be used from.
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// In memory only, for a non-orphan batch token: when its parent expires, as resolved
+    /// when the token was looked up (the batch token dies with its parent, as in OpenBao).
+    #[serde(skip)]
+    pub parent_expire_at_ns: Option<i64>,
 }
 
 impl TokenEntry {
@@ -69,8 +73,13 @@ impl TokenEntry {
             .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok())
     }
 
+    /// Whether the token can no longer be used at `now`: its own expiry, or, for a non-orphan
+    /// batch token, its parent's.
     pub(crate) fn expired(&self, now: OffsetDateTime) -> bool {
-        self.expire_time().is_some_and(|t| t <= now)
+        let parent = self
+            .parent_expire_at_ns
+            .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok());
+        self.expire_time().is_some_and(|t| t <= now) || parent.is_some_and(|t| t <= now)
     }
 
     pub(crate) fn issued(&self) -> OffsetDateTime {
