@@ -994,6 +994,11 @@ impl Strongroom {
         if entry.num_uses != 0 {
             return Ok(None);
         }
+        // The same CIDR check as `resolve_token`: a typed call has no remote address, so a
+        // CIDR-bound token is refused here exactly as `handle` refuses it.
+        if !crate::auth::cidr::allows(&entry.bound_cidrs, None) {
+            return Err(Error::permission_denied());
+        }
         let router = self.router()?;
         let Some((mount, rel)) = router.route(&path) else {
             return Ok(None);
