@@ -321,6 +321,14 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
                 Error::invalid_input(format!("cannot tune '{path}': no such mount"))
             })?;
             e.config = router::parse_config(&req.data, &e.config)?;
+            // A secrets mount has no logins: OpenBao refuses a lockout tune for its type.
+            if let Some(raw) = req.data.get("user_lockout_config") {
+                e.config.user_lockout_config = crate::auth::lockout::parse_tune(
+                    raw,
+                    &e,
+                    e.config.user_lockout_config.as_ref(),
+                )?;
+            }
             if let Some(d) = params::string(&req.data, "description")? {
                 e.description = d;
             }
