@@ -328,9 +328,11 @@ impl Strongroom {
             // even with the right password.
             let lockout = lockout::for_login(self, entry, m.method.lockout_alias(rel, req));
             let storage = self.inner.storage.as_ref();
+            let mut state = lockout::State::Clean;
             if let Some((user, policy)) = &lockout {
                 let now = self.inner.clock.now().unix_timestamp();
-                if lockout::is_locked(storage, user, policy, now).await? {
+                state = lockout::state(storage, user, policy, now).await?;
+                if state == lockout::State::Locked {
                     return Err(Error::permission_denied());
                 }
             }
@@ -351,7 +353,8 @@ impl Strongroom {
                 self.replace_previous_login(&m.mounted.ctx, &key, &resp)
                     .await?;
             }
-            if let Some((user, _)) = &lockout {
+            // Most logins have no failures on record: no extra storage round trip for them.
+            if let (Some((user, _)), lockout::State::Counted) = (&lockout, state) {
                 lockout::clear(storage, user).await?;
             }
             Ok(resp)

@@ -216,22 +216,34 @@ fn within(now: i64, last: i64, d: Duration) -> bool {
     now.saturating_sub(last) < d
 }
 
+/// What the store holds for a user about to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// No failure and no lock on record (a successful login has nothing to clear).
+    Clean,
+    /// Failures or a stale lock on record, not locked.
+    Counted,
+    Locked,
+}
+
 /// Whether `user` is locked now (OpenBao's `isUserLocked`: the failure count when there is
 /// one, else the locked record).
-pub(crate) async fn is_locked(
+pub(crate) async fn state(
     storage: &dyn Backend,
     user: &LoginUser,
     p: &Policy,
     now: i64,
-) -> Result<bool> {
-    if let Some(raw) = storage.get(&user.failed_key()).await? {
+) -> Result<State> {
+    let locked = if let Some(raw) = storage.get(&user.failed_key()).await? {
         let f: Failures = decode(&raw)?;
-        return Ok(f.count >= p.threshold && within(now, f.last_failed, p.duration));
-    }
-    match storage.get(&user.locked_key()).await? {
-        Some(raw) => Ok(within(now, decode::<i64>(&raw)?, p.duration)),
-        None => Ok(false),
-    }
+        f.count >= p.threshold && within(now, f.last_failed, p.duration)
+    } else {
+        match storage.get(&user.locked_key()).await? {
+            Some(raw) => within(now, decode::<i64>(&raw)?, p.duration),
+            None => return Ok(State::Clean),
+        }
+    };
+    Ok(if locked { State::Locked } else { State::Counted })
 }
 
 /// Count one failure (OpenBao's `failedUserLoginProcess`): the count restarts at one when the
@@ -377,7 +389,7 @@ async fn list(sr: &Strongroom, filter: Option<&str>) -> Result<Response> {
         }
         by_accessor.push((accessor, aliases));
     }
-    by_accessor.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    by_accessor.sort_by_key(|(_, aliases)| std::cmp::Reverse(aliases.len()));
     let total: usize = by_accessor.iter().map(|(_, a)| a.len()).sum();
     let mount_accessors: Vec<Value> = by_accessor
         .into_iter()
