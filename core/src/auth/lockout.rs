@@ -108,21 +108,7 @@ impl ConfiguredLockouts {
         if !SUPPORTED.contains(&e.kind.as_str()) {
             return None;
         }
-        let own = self.0.get(&e.kind);
-        let all = self.0.get("all");
-        let pick = |f: fn(&UserLockout) -> Option<_>| own.and_then(f).or_else(|| all.and_then(f));
-        let mut disabled = own
-            .and_then(|l| l.disable_lockout)
-            .or_else(|| all.and_then(|l| l.disable_lockout))
-            .unwrap_or(false);
-        let mut p = Policy {
-            threshold: own
-                .and_then(|l| l.lockout_threshold)
-                .or_else(|| all.and_then(|l| l.lockout_threshold))
-                .unwrap_or(DEFAULT_THRESHOLD),
-            duration: pick(|l| l.lockout_duration).unwrap_or(DEFAULT_DURATION),
-            counter_reset: pick(|l| l.lockout_counter_reset).unwrap_or(DEFAULT_COUNTER_RESET),
-        };
+        let (mut p, mut disabled) = self.configured(&e.kind);
         if let Some(t) = &e.config.user_lockout_config {
             if t.lockout_threshold != 0 {
                 p.threshold = t.lockout_threshold;
@@ -138,6 +124,28 @@ impl ConfiguredLockouts {
             disabled |= t.lockout_disable;
         }
         (!disabled).then_some(p)
+    }
+
+    /// The config file's settings for an auth type (its stanza over `all` over the defaults)
+    /// and whether they turn lockout off.
+    pub(crate) fn configured(&self, kind: &str) -> (Policy, bool) {
+        let own = self.0.get(kind);
+        let all = self.0.get("all");
+        let disabled = own
+            .and_then(|l| l.disable_lockout)
+            .or_else(|| all.and_then(|l| l.disable_lockout))
+            .unwrap_or(false);
+        let threshold = own
+            .and_then(|l| l.lockout_threshold)
+            .or_else(|| all.and_then(|l| l.lockout_threshold));
+        let pick =
+            |f: fn(&UserLockout) -> Option<Duration>| own.and_then(f).or_else(|| all.and_then(f));
+        let p = Policy {
+            threshold: threshold.unwrap_or(DEFAULT_THRESHOLD),
+            duration: pick(|l| l.lockout_duration).unwrap_or(DEFAULT_DURATION),
+            counter_reset: pick(|l| l.lockout_counter_reset).unwrap_or(DEFAULT_COUNTER_RESET),
+        };
+        (p, disabled)
     }
 }
 
@@ -243,7 +251,11 @@ pub(crate) async fn state(
             None => return Ok(State::Clean),
         }
     };
-    Ok(if locked { State::Locked } else { State::Counted })
+    Ok(if locked {
+        State::Locked
+    } else {
+        State::Counted
+    })
 }
 
 /// Count one failure (OpenBao's `failedUserLoginProcess`): the count restarts at one when the
@@ -358,18 +370,11 @@ async fn locked_aliases(
 async fn list(sr: &Strongroom, filter: Option<&str>) -> Result<Response> {
     let storage = sr.inner.storage.as_ref();
     let table = router::load_auth_table(storage).await?;
-    let duration_of = |accessor: &str| {
-        // A mount that is gone has the server-wide settings (OpenBao: an empty mount entry).
-        let entry = table
-            .iter()
-            .find(|e| e.accessor == accessor)
-            .cloned()
-            .unwrap_or_else(|| MountEntry::new("", "userpass"));
-        sr.inner
-            .user_lockouts
-            .policy(&entry)
-            .map(|p| p.duration)
-            .unwrap_or(DEFAULT_DURATION)
+    let lockouts = &sr.inner.user_lockouts;
+    let duration_of = |accessor: &str| match table.iter().find(|e| e.accessor == accessor) {
+        Some(e) => lockouts.policy(e).map_or(DEFAULT_DURATION, |p| p.duration),
+        // A mount that is gone has the `all` settings (OpenBao: an empty mount entry).
+        None => lockouts.configured("").0.duration,
     };
     let now = sr.inner.clock.now().unix_timestamp();
     let accessors = match filter {
