@@ -453,7 +453,7 @@ impl ServerConfig {
             .cloned()
             .fold(cfg, strongroom::Config::audit);
         let mut lockouts = self.user_lockouts.clone();
-        if lockout_disabled_by_env() {
+        if lockout_disabled_by(|v| std::env::var(v).ok()) {
             // OpenBao's `BAO_DISABLE_USER_LOCKOUT` wins over the file (and the tune, which can
             // only turn lockout off).
             for kind in ["all", "userpass", "approle", "ldap"] {
@@ -758,11 +758,12 @@ fn audit(block: &Block) -> Result<strongroom::AuditDevice, ConfigError> {
         .map_err(|e| context(&e))
 }
 
-/// `BAO_DISABLE_USER_LOCKOUT` (or Vault's `VAULT_DISABLE_USER_LOCKOUT`) set to a true value.
-fn lockout_disabled_by_env() -> bool {
+/// `BAO_DISABLE_USER_LOCKOUT` (or Vault's `VAULT_DISABLE_USER_LOCKOUT`) set to a true value
+/// in the environment `env`.
+fn lockout_disabled_by(env: impl Fn(&str) -> Option<String>) -> bool {
     ["BAO_DISABLE_USER_LOCKOUT", "VAULT_DISABLE_USER_LOCKOUT"]
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .find_map(|v| env(v).filter(|s| !s.is_empty()))
         .is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true"))
 }
 
@@ -1059,6 +1060,13 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         assert_eq!(f.user_lockouts["ldap"].disable_lockout, Some(true));
+        let env = |set: &'static str| {
+            move |v: &str| (v == "BAO_DISABLE_USER_LOCKOUT").then(|| set.to_string())
+        };
+        assert!(lockout_disabled_by(env("true")));
+        assert!(lockout_disabled_by(env("1")));
+        assert!(!lockout_disabled_by(env("false")));
+        assert!(!lockout_disabled_by(|_| None));
         for bad in [
             r#"user_lockout "kubernetes" {}"#,
             r#"user_lockout {}"#,
