@@ -119,13 +119,15 @@ def test_the_mount_tune_and_its_errors(pair):
     ):
         got = pair.expect(400, "POST", "sys/auth/lock-tune/tune", {"user_lockout_config": bad})
         assert len({tuple(e) for e in errors(got).values()}) == 1, errors(got)
-    pair.expect(400, "POST", "sys/auth/token/tune", {"user_lockout_config": {"lockout_threshold": "3"}})
-    pair.expect(400, "POST", "sys/mounts/secret/tune", {"user_lockout_config": {"lockout_threshold": "3"}})
+    three = {"user_lockout_config": {"lockout_threshold": "3"}}
+    pair.expect(400, "POST", "sys/auth/token/tune", three)
+    pair.expect(400, "POST", "sys/mounts/secret/tune", three)
     for _ in range(2):
         pair.expect(400, "POST", "auth/lock-tune/login/cy", {"password": "x"}, token="")
     pair.expect(403, "POST", "auth/lock-tune/login/cy", {"password": "pw"}, token="")
     # Disabling lockout on the mount lets the locked user in.
-    pair.setup("POST", "sys/auth/lock-tune/tune", {"user_lockout_config": {"lockout_disable": True}})
+    off = {"user_lockout_config": {"lockout_disable": True}}
+    pair.setup("POST", "sys/auth/lock-tune/tune", off)
     pair.expect(200, "POST", "auth/lock-tune/login/cy", {"password": "pw"}, token="")
 
 
@@ -133,9 +135,8 @@ def test_a_negative_lockout_duration_is_refused(pair):
     # Deliberately stricter than OpenBao, which stores "-5s" and then never locks anyone (a
     # silent way to switch lockout off): we answer 400 and keep the setting.
     pair.call("strongroom", "POST", "sys/auth/lock-neg", {"type": "userpass"})
-    status, body, text = pair.call(
-        "strongroom", "POST", "sys/auth/lock-neg/tune", {"user_lockout_config": {"lockout_duration": "-5s"}}
-    )
+    negative = {"user_lockout_config": {"lockout_duration": "-5s"}}
+    status, body, text = pair.call("strongroom", "POST", "sys/auth/lock-neg/tune", negative)
     assert status == 400, text
     assert body["errors"] == ['time: invalid duration "-5s"']
 
