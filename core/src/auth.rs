@@ -25,6 +25,7 @@ use crate::util::ttl::TtlLimits;
 pub(crate) mod approle;
 pub(crate) mod cidr;
 pub(crate) mod kubernetes;
+pub(crate) mod lockout;
 pub(crate) mod token_fields;
 pub(crate) mod userpass;
 
@@ -74,7 +75,15 @@ pub(crate) trait AuthMethod: Send + Sync + 'static {
     /// token and skip the ACL.
     fn is_login(&self, rel: &str, op: Operation) -> bool;
 
-    /// Check the credential in `req` and say what the token should be.
+    /// Who a login request is for, for the login lockout (OpenBao's alias lookahead: the
+    /// lowercased username, the role id). `None`: the method has no lockout or the request
+    /// names nobody (the login itself then refuses it).
+    fn lockout_alias(&self, _rel: &str, _req: &Request) -> Option<String> {
+        None
+    }
+
+    /// Check the credential in `req` and say what the token should be. A wrong credential of
+    /// an existing user or role is [`Error::invalid_credentials`]: the lockout counts it.
     async fn login(&self, ctx: &LoginContext<'_>, req: &Request) -> Result<Grant>;
 
     /// The renew-time check for a token this method issued: re-read the user or role (an
@@ -315,13 +324,38 @@ impl Strongroom {
                 ctx: &m.mounted.ctx,
                 remote_addr: req.remote_addr,
             };
-            let grant = m.method.login(&lc, req).await?;
+            // OpenBao checks the lockout before the credential: a locked user is refused
+            // even with the right password.
+            let lockout = lockout::for_login(self, entry, m.method.lockout_alias(rel, req));
+            let storage = self.inner.storage.as_ref();
+            let mut state = lockout::State::Clean;
+            if let Some((user, policy)) = &lockout {
+                let now = self.inner.clock.now().unix_timestamp();
+                state = lockout::state(storage, user, policy, now).await?;
+                if state == lockout::State::Locked {
+                    return Err(Error::permission_denied());
+                }
+            }
+            let grant = match m.method.login(&lc, req).await {
+                Ok(g) => g,
+                Err(e) => {
+                    if let (Some((user, policy)), true) = (&lockout, e.is_invalid_credentials()) {
+                        let now = self.inner.clock.now().unix_timestamp();
+                        lockout::record_failure(storage, user, policy, now).await?;
+                    }
+                    return Err(e);
+                }
+            };
             let reuse = grant.reuse_key.clone();
             let resp =
                 crate::token::endpoints::create_login_token(self, entry, &req.path, grant).await?;
             if let Some(key) = reuse {
                 self.replace_previous_login(&m.mounted.ctx, &key, &resp)
                     .await?;
+            }
+            // Most logins have no failures on record: no extra storage round trip for them.
+            if let (Some((user, _)), lockout::State::Counted) = (&lockout, state) {
+                lockout::clear(storage, user).await?;
             }
             Ok(resp)
         }

@@ -65,6 +65,7 @@ pub struct Config {
     pub(crate) unsafe_allow_api_audit_creation: bool,
     pub(crate) allow_audit_log_prefixing: bool,
     pub(crate) leases: crate::leases::LeaseConfig,
+    pub(crate) user_lockouts: crate::auth::lockout::ConfiguredLockouts,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -90,6 +91,7 @@ impl Config {
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
             leases: crate::leases::LeaseConfig::default(),
+            user_lockouts: Default::default(),
         }
     }
 
@@ -229,6 +231,20 @@ impl Config {
     /// ```
     pub fn leases(mut self, leases: crate::leases::LeaseConfig) -> Config {
         self.leases = leases;
+        self
+    }
+
+    /// Login lockout settings for `auth_type` (`all`, `userpass`, `approle` or `ldap`), as the
+    /// server config's `user_lockout "<type>" { ... }` stanza; a later call for the same type
+    /// replaces the earlier one.
+    pub fn user_lockout(
+        mut self,
+        auth_type: &str,
+        settings: crate::auth::lockout::UserLockout,
+    ) -> Config {
+        self.user_lockouts
+            .0
+            .insert(auth_type.to_ascii_lowercase(), settings);
         self
     }
 }

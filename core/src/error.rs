@@ -152,6 +152,9 @@ pub struct Error {
     /// A policy refused a valid token: OpenBao's HTTP answer wraps this one in
     /// go-multierror's text ([`Error::wire_message`]).
     policy_denial: bool,
+    /// A login refused a wrong password or secret for an existing user or role: OpenBao's
+    /// `ErrInvalidCredentials`, the only failure its user lockout counts.
+    invalid_credentials: bool,
 }
 
 impl fmt::Debug for Error {
@@ -174,6 +177,7 @@ impl Error {
             message: message.into(),
             source: None,
             policy_denial: false,
+            invalid_credentials: false,
         }
     }
 
@@ -213,6 +217,19 @@ impl Error {
         let mut e = Error::permission_denied();
         e.policy_denial = true;
         e
+    }
+
+    /// [`ErrorCode::InvalidInput`] for a wrong credential of a user or role that exists (the
+    /// failures the login lockout counts, as OpenBao's `ErrInvalidCredentials`).
+    pub(crate) fn invalid_credentials(message: impl Into<String>) -> Error {
+        let mut e = Error::invalid_input(message);
+        e.invalid_credentials = true;
+        e
+    }
+
+    /// Whether this is a refused credential of an existing user or role.
+    pub(crate) fn is_invalid_credentials(&self) -> bool {
+        self.invalid_credentials
     }
 
     /// The text OpenBao's HTTP API shows for this error: the message, except for a policy

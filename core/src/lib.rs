@@ -42,6 +42,7 @@ pub use audit::{
     AuditDevice, AuditDeviceStats, AuditKind, DEFAULT_AUDIT_DEADLINE, DEFAULT_AUDIT_QUEUE_CAPACITY,
     FailurePolicy, SocketType,
 };
+pub use auth::lockout::UserLockout;
 pub use client::{
     AppRole, AuthMethods, Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential,
     EncryptOptions, KeeperAction, KeyConfig, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion,

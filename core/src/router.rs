@@ -35,6 +35,9 @@ pub(crate) struct MountConfig {
     pub max_lease_ttl: u64,
     #[serde(default)]
     pub force_no_cache: bool,
+    /// An auth mount's `user_lockout_config` tune (login lockout), once tuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_lockout_config: Option<crate::auth::lockout::MountLockout>,
 }
 
 /// One mount.
@@ -99,7 +102,7 @@ impl MountEntry {
 
     /// The `sys/mounts` JSON for this entry (OpenBao's fields).
     pub(crate) fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "accessor": self.accessor,
             "config": {
                 "default_lease_ttl": self.config.default_lease_ttl,
@@ -116,7 +119,15 @@ impl MountEntry {
             "seal_wrap": self.seal_wrap,
             "type": self.kind,
             "uuid": self.uuid,
-        })
+        });
+        // OpenBao shows the lockout tune in the mount's config once it is set.
+        if let (Some(l), Some(cfg)) = (
+            &self.config.user_lockout_config,
+            v.get_mut("config").and_then(Value::as_object_mut),
+        ) {
+            cfg.insert("user_lockout_config".into(), l.to_json());
+        }
+        v
     }
 }
 

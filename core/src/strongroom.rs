@@ -110,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenStore,
     /// The mounted auth methods (userpass, AppRole, Kubernetes).
     pub(crate) auth: crate::auth::AuthMethods,
+    /// The server config's `user_lockout` stanzas (login lockout).
+    pub(crate) user_lockouts: crate::auth::lockout::ConfiguredLockouts,
     pub(crate) audit: AuditBroker,
     /// What the configuration allows for audit devices over the API.
     pub(crate) audit_api: crate::audit::table::ApiPolicy,
@@ -195,6 +197,7 @@ impl Strongroom {
             router_generation: Default::default(),
             tokens: TokenStore::default(),
             auth: crate::auth::AuthMethods::default(),
+            user_lockouts: config.user_lockouts.clone(),
             audit,
             audit_api: crate::audit::table::ApiPolicy {
                 allow_creation: config.unsafe_allow_api_audit_creation,

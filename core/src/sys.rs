@@ -189,6 +189,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(resp) = crate::leases::endpoints::handle(sr, req, path).await? {
                 return Ok(resp);
             }
+            if let Some(resp) = crate::auth::lockout::handle(sr, req, path).await? {
+                return Ok(resp);
+            }
             if let Some(rest) = path.strip_prefix("mounts/") {
                 return mounts(sr, req, rest).await;
             }
@@ -245,6 +248,7 @@ const KNOWN: &[&str] = &[
     "seal",
     "audit",
     "auth",
+    "locked-users",
     "policy",
     "policies/acl",
     "policies/password",
@@ -327,6 +331,14 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
                 Error::invalid_input(format!("cannot tune '{path}': no such mount"))
             })?;
             e.config = router::parse_config(&req.data, &e.config)?;
+            // A secrets mount has no logins: OpenBao refuses a lockout tune for its type.
+            if let Some(raw) = req.data.get("user_lockout_config") {
+                e.config.user_lockout_config = crate::auth::lockout::parse_tune(
+                    raw,
+                    &e,
+                    e.config.user_lockout_config.as_ref(),
+                )?;
+            }
             if let Some(d) = params::string(&req.data, "description")? {
                 e.description = d;
             }
@@ -424,6 +436,11 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
             if e.kind == "token" {
                 d.insert("token_type".into(), json!("default-service"));
             }
+            if let Some(Value::Object(l)) =
+                e.config.user_lockout_config.as_ref().map(|l| l.to_json())
+            {
+                d.extend(l);
+            }
             Ok(Response::with_data(d))
         }
         (Operation::Update | Operation::Create, true, Some(i)) => {
@@ -432,6 +449,13 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
                 .cloned()
                 .ok_or_else(|| Error::internal("auth table changed"))?;
             e.config = router::parse_config(&req.data, &e.config)?;
+            if let Some(raw) = req.data.get("user_lockout_config") {
+                e.config.user_lockout_config = crate::auth::lockout::parse_tune(
+                    raw,
+                    &e,
+                    e.config.user_lockout_config.as_ref(),
+                )?;
+            }
             if let Some(d) = params::string(&req.data, "description")? {
                 e.description = d;
             }

@@ -37,7 +37,16 @@
 //! }
 //! unsafe_allow_api_audit_creation = false  # true: sys/audit/:path may enable devices (stored)
 //! allow_audit_log_prefixing       = false  # true: such devices may use the `prefix` option
+//! user_lockout "all" {                     # login lockout (OpenBao's stanza): "all",
+//!   lockout_threshold     = "5"            # "userpass", "approle" or "ldap"; unset keys of a
+//!   lockout_duration      = "15m"          # type take the "all" stanza's, then the defaults
+//!   lockout_counter_reset = "15m"
+//!   disable_lockout       = false
+//! }
 //! ```
+//!
+//! `BAO_DISABLE_USER_LOCKOUT=true` in the environment turns login lockout off everywhere, as in
+//! OpenBao.
 //!
 //! The `seal` stanza is Strongroom's own: it names where the single unseal key of a store
 //! initialised with one share lives, and the server unseals itself with it at start when the
@@ -275,6 +284,8 @@ pub struct ServerConfig {
     pub unsafe_allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing`.
     pub allow_audit_log_prefixing: bool,
+    /// `user_lockout "<type>"` stanzas by type.
+    pub user_lockouts: std::collections::BTreeMap<String, strongroom::UserLockout>,
     /// Things that were accepted but ignored, to be logged once logging is up.
     pub notes: Vec<String>,
 }
@@ -300,6 +311,8 @@ pub struct FileConfig {
     pub unsafe_allow_api_audit_creation: Option<bool>,
     /// `allow_audit_log_prefixing`.
     pub allow_audit_log_prefixing: Option<bool>,
+    /// `user_lockout "<type>" { ... }` stanzas by type (a later one for a type wins).
+    pub user_lockouts: std::collections::BTreeMap<String, strongroom::UserLockout>,
     /// Accepted-but-ignored keys and stanzas.
     pub notes: Vec<String>,
 }
@@ -373,6 +386,10 @@ impl FileConfig {
                     cfg.storage = Some(storage(block, &mut cfg.notes)?);
                 }
                 "audit" => cfg.audit.push(audit(block)?),
+                "user_lockout" => {
+                    let (kind, settings) = user_lockout(block)?;
+                    cfg.user_lockouts.insert(kind, settings);
+                }
                 "seal" => {
                     if cfg.seal.is_some() {
                         return Err(ConfigError::new("only one seal stanza is allowed"));
@@ -412,6 +429,7 @@ impl FileConfig {
             self.log_format = later.log_format;
         }
         self.audit.extend(later.audit);
+        self.user_lockouts.extend(later.user_lockouts);
         if later.unsafe_allow_api_audit_creation.is_some() {
             self.unsafe_allow_api_audit_creation = later.unsafe_allow_api_audit_creation;
         }
@@ -490,6 +508,7 @@ impl ServerConfig {
             audit: file.audit,
             unsafe_allow_api_audit_creation: file.unsafe_allow_api_audit_creation.unwrap_or(false),
             allow_audit_log_prefixing: allow_prefixing,
+            user_lockouts: file.user_lockouts,
             notes,
         })
     }
@@ -518,6 +537,20 @@ impl ServerConfig {
             .iter()
             .cloned()
             .fold(cfg, strongroom::Config::audit);
+        let mut lockouts = self.user_lockouts.clone();
+        if lockout_disabled_by(|v| std::env::var(v).ok()) {
+            // OpenBao's `BAO_DISABLE_USER_LOCKOUT` wins over the file (and the tune, which can
+            // only turn lockout off).
+            for kind in ["all", "userpass", "approle", "ldap"] {
+                lockouts
+                    .entry(kind.to_string())
+                    .or_default()
+                    .disable_lockout = Some(true);
+            }
+        }
+        let cfg = lockouts
+            .into_iter()
+            .fold(cfg, |cfg, (kind, l)| cfg.user_lockout(&kind, l));
         cfg.unsafe_allow_api_audit_creation(self.unsafe_allow_api_audit_creation)
             .allow_audit_log_prefixing(self.allow_audit_log_prefixing)
     }
@@ -850,6 +883,66 @@ fn audit(block: &Block) -> Result<strongroom::AuditDevice, ConfigError> {
         .map_err(|e| context(&e))
 }
 
+/// `BAO_DISABLE_USER_LOCKOUT` (or Vault's `VAULT_DISABLE_USER_LOCKOUT`) set to a true value
+/// in the environment `env`.
+fn lockout_disabled_by(env: impl Fn(&str) -> Option<String>) -> bool {
+    ["BAO_DISABLE_USER_LOCKOUT", "VAULT_DISABLE_USER_LOCKOUT"]
+        .iter()
+        .find_map(|v| env(v).filter(|s| !s.is_empty()))
+        .is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true"))
+}
+
+/// `user_lockout "<type>" { lockout_threshold, lockout_duration, lockout_counter_reset,
+/// disable_lockout }`, checked as OpenBao's `ParseUserLockouts`.
+fn user_lockout(block: &Block) -> Result<(String, strongroom::UserLockout), ConfigError> {
+    let mut kind = block.labels().first().map(|l| l.as_str().to_string());
+    let mut out = strongroom::UserLockout::default();
+    for attr in block.body().attributes() {
+        let key = attr.key();
+        let e = attr.expr();
+        match key {
+            "type" => kind = Some(string(e, key)?),
+            "lockout_threshold" => {
+                let text = string(e, key)?;
+                let n = text.trim().parse::<u64>().map_err(|_| {
+                    ConfigError::new(format!(
+                        "user_lockout: error parsing lockout_threshold: `{text}` is not a non-negative integer"
+                    ))
+                })?;
+                out.lockout_threshold = Some(n);
+            }
+            "lockout_duration" | "lockout_counter_reset" => {
+                let text = string(e, key)?;
+                let d = crate::http::input::parse_duration(text.trim()).map_err(|m| {
+                    ConfigError::new(format!("user_lockout: error parsing {key}: {m}"))
+                })?;
+                if key == "lockout_duration" {
+                    out.lockout_duration = Some(d);
+                } else {
+                    out.lockout_counter_reset = Some(d);
+                }
+            }
+            "disable_lockout" => out.disable_lockout = Some(boolean(e, key)?),
+            other => {
+                return Err(ConfigError::new(format!(
+                    "user_lockout: option `{other}` is not supported (supported: lockout_threshold, lockout_duration, lockout_counter_reset, disable_lockout)"
+                )));
+            }
+        }
+    }
+    let kind = kind.map(|k| k.to_lowercase()).ok_or_else(|| {
+        ConfigError::new(
+            "auth type for user lockout must be specified, if it applies to all auth methods specify \"all\" ",
+        )
+    })?;
+    if !matches!(kind.as_str(), "all" | "ldap" | "approle" | "userpass") {
+        return Err(ConfigError::new(format!(
+            "user_lockout: unsupported auth type \"{kind}\""
+        )));
+    }
+    Ok((kind, out))
+}
+
 /// An HCL object key as text.
 fn object_key(k: &hcl::ObjectKey) -> String {
     match k {
@@ -1145,6 +1238,54 @@ mod tests {
         let file = FileConfig::parse(r#"storage "inmem" {}"#).unwrap();
         let e = ServerConfig::build(file, None).unwrap_err();
         assert!(e.to_string().contains("listener"));
+    }
+
+    #[test]
+    fn user_lockout_stanzas() {
+        let f = FileConfig::parse(
+            r#"
+            user_lockout "all" {
+              lockout_duration = "10m"
+              lockout_counter_reset = "10m"
+            }
+            user_lockout "userpass" {
+              lockout_threshold = "25"
+              lockout_duration = 300
+            }
+            user_lockout "LDAP" { disable_lockout = "true" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            f.user_lockouts["all"],
+            strongroom::UserLockout {
+                lockout_duration: Some(Duration::from_secs(600)),
+                lockout_counter_reset: Some(Duration::from_secs(600)),
+                ..Default::default()
+            }
+        );
+        assert_eq!(f.user_lockouts["userpass"].lockout_threshold, Some(25));
+        assert_eq!(
+            f.user_lockouts["userpass"].lockout_duration,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(f.user_lockouts["ldap"].disable_lockout, Some(true));
+        let env = |set: &'static str| {
+            move |v: &str| (v == "BAO_DISABLE_USER_LOCKOUT").then(|| set.to_string())
+        };
+        assert!(lockout_disabled_by(env("true")));
+        assert!(lockout_disabled_by(env("1")));
+        assert!(!lockout_disabled_by(env("false")));
+        assert!(!lockout_disabled_by(|_| None));
+        for bad in [
+            r#"user_lockout "kubernetes" {}"#,
+            r#"user_lockout {}"#,
+            r#"user_lockout "all" { lockout_threshold = "-1" }"#,
+            r#"user_lockout "all" { lockout_duration = "soon" }"#,
+            r#"user_lockout "all" { lockout_forever = true }"#,
+        ] {
+            assert!(FileConfig::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

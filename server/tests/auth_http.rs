@@ -110,3 +110,66 @@ async fn userpass_and_approle_login_over_http() {
     assert_eq!(a.json()["auth"]["metadata"], json!({"role_name": "web"}));
     s.stop().await;
 }
+
+/// Login lockout over HTTP (issue #23): five wrong passwords, then the right one answers 403
+/// `permission denied`; `GET sys/locked-users` lists the user in OpenBao's shape and `POST
+/// sys/locked-users/:accessor/unlock/:alias` lets it back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_users_list_and_unlock_over_http() {
+    let s = TestServer::dev().await;
+    let a = send(
+        s.root("POST", "sys/auth/userpass")
+            .json(&json!({"type": "userpass"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let a = send(
+        s.root("POST", "auth/userpass/users/bob")
+            .json(&json!({"password": "pw"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let acc = send(s.root("GET", "sys/auth")).await.json()["data"]["userpass/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = |pw: &'static str| {
+        send(
+            s.anon("POST", "auth/userpass/login/bob")
+                .json(&json!({ "password": pw })),
+        )
+    };
+    for _ in 0..5 {
+        let a = login("bad").await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+        assert_eq!(a.json()["errors"], json!(["invalid username or password"]));
+    }
+    let a = login("pw").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(a.json()["errors"], json!(["permission denied"]));
+
+    let a = send(s.root("GET", &format!("sys/locked-users?mount_accessor={acc}"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.json()["data"],
+        json!({
+            "by_namespace": [{
+                "namespace_id": "root", "namespace_path": "", "counts": 1,
+                "mount_accessors": [{"mount_accessor": acc, "counts": 1, "alias_identifiers": ["bob"]}],
+            }],
+            "total": 1,
+        })
+    );
+    // OpenBao: LIST is `sys/locked-users/`, a path it does not have (404).
+    let a = send(s.root("LIST", "sys/locked-users")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    let a = send(s.anon("GET", "sys/locked-users")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+
+    let a = send(s.root("POST", &format!("sys/locked-users/{acc}/unlock/bob"))).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let a = login("pw").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = send(s.root("GET", "sys/locked-users")).await;
+    assert_eq!(a.json()["data"]["total"], 0);
+}

@@ -653,6 +653,15 @@ impl AuthMethod for AppRole {
         matches!(op, Operation::Update | Operation::Create) && rel == "login"
     }
 
+    /// The role id, trimmed, as OpenBao's alias lookahead.
+    fn lockout_alias(&self, _rel: &str, req: &Request) -> Option<String> {
+        params::string(&req.data, "role_id")
+            .ok()
+            .flatten()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+    }
+
     async fn login(&self, lc: &LoginContext<'_>, req: &Request) -> Result<Grant> {
         let ctx = lc.ctx;
         let role_id = params::string(&req.data, "role_id")?
@@ -683,11 +692,13 @@ impl AuthMethod for AppRole {
             );
             let hmac = secret_hmac(&role, &secret_id)?;
             let key = secret_key(&name, &hmac);
+            // A wrong secret id for a valid role id: the one AppRole failure OpenBao's lockout
+            // counts (`ErrInvalidCredentials`).
             let raw = ctx
                 .storage
                 .get(&key)
                 .await?
-                .ok_or_else(invalid_credentials)?;
+                .ok_or_else(|| Error::invalid_credentials("invalid role or secret ID"))?;
             let entry: SecretIdEntry = serde_json::from_slice(&raw)
                 .map_err(|_| Error::storage("secret id entry is corrupt"))?;
             let now = ctx.clock.now();

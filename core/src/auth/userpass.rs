@@ -43,6 +43,14 @@ fn invalid_credentials() -> Error {
     Error::new(ErrorCode::InvalidInput, "invalid username or password")
 }
 
+/// The user a `login/:name` request is for (also the lockout's alias, so that both agree on
+/// one canonical name).
+fn login_name(path: &str) -> Option<String> {
+    path.rsplit_once("/login/")
+        .map(|(_, n)| n.trim().to_lowercase())
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}
+
 /// Hash a password off the async runtime (bcrypt takes tens of milliseconds on purpose).
 async fn hash(password: Zeroizing<String>) -> Result<String> {
     if password.len() > 72 {
@@ -228,13 +236,12 @@ impl AuthMethod for Userpass {
         matches!(op, Operation::Update | Operation::Create) && rel.starts_with("login/")
     }
 
+    fn lockout_alias(&self, _rel: &str, req: &Request) -> Option<String> {
+        login_name(&req.path)
+    }
+
     async fn login(&self, lc: &LoginContext<'_>, req: &Request) -> Result<Grant> {
-        let name = req
-            .path
-            .rsplit_once("/login/")
-            .map(|(_, n)| n.trim().to_lowercase())
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-            .ok_or_else(|| Error::invalid_input("missing username"))?;
+        let name = login_name(&req.path).ok_or_else(|| Error::invalid_input("missing username"))?;
         let password = password_param(&req.data)?
             .ok_or_else(|| Error::new(ErrorCode::Internal, "missing password"))?;
         let user = load(lc.ctx, &name).await?;
@@ -244,9 +251,13 @@ impl AuthMethod for Userpass {
             .map(|u| u.password_hash.clone())
             .unwrap_or_default();
         let ok = verify(password, hash).await?;
-        let Some(user) = user.filter(|_| ok) else {
+        let Some(user) = user else {
+            // OpenBao counts only existing users' failures (an unknown name never locks).
             return Err(invalid_credentials());
         };
+        if !ok {
+            return Err(Error::invalid_credentials("invalid username or password"));
+        }
         if !super::cidr::allows(&user.token.token_bound_cidrs, lc.remote_addr) {
             return Err(Error::permission_denied());
         }
