@@ -98,7 +98,7 @@ pub(super) struct VersionMeta {
     /// Unix nanoseconds.
     #[serde(rename = "c")]
     pub created_time: i64,
-    /// Unix nanoseconds; the version reads as deleted once this is in the past.
+    /// Unix nanoseconds; the version reads as deleted from this instant on.
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub deletion_time: Option<i64>,
     /// The data was destroyed for good.
@@ -107,9 +107,11 @@ pub(super) struct VersionMeta {
 }
 
 impl VersionMeta {
-    /// Whether reads of this version answer "deleted or destroyed" at `now`.
+    /// Whether reads of this version answer "deleted or destroyed" at `now`. A deletion
+    /// takes effect at its own instant: on a clock that has not moved since (a virtual clock
+    /// in tests, or two calls within one clock tick) a deleted version must not read back.
     pub(super) fn is_gone(&self, now: i64) -> bool {
-        self.destroyed || self.deletion_time.is_some_and(|d| d < now)
+        self.destroyed || self.deletion_time.is_some_and(|d| d <= now)
     }
 
     /// `{created_time, custom_metadata, deletion_time, destroyed, version}`, in OpenBao's order.
