@@ -56,9 +56,10 @@ def raw_call(addr, method, path, body=None, token=None, headers=None, timeout=30
 
 
 class BaoDev:
-    """`bao server -dev` as a child process, on its own loopback port."""
+    """`bao server -dev` as a child process, on its own loopback port; `extra_args` go to the
+    server (`-config=...` for listener options)."""
 
-    def __init__(self, root_token):
+    def __init__(self, root_token, *extra_args):
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.root_token = root_token
@@ -69,6 +70,7 @@ class BaoDev:
                 "-dev",
                 f"-dev-root-token-id={root_token}",
                 f"-dev-listen-address=127.0.0.1:{port}",
+                *extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

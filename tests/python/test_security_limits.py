@@ -12,14 +12,12 @@ import json
 import os
 import re
 import socket
-import subprocess
 import time
-import urllib.error
 import urllib.request
 
 import pytest
 
-from security_pair import Pair, _free_port, raw_call
+from security_pair import BaoDev, Pair, _free_port, raw_call
 from test_hvac import DevServer
 
 TOO_MANY_STRINGS = "refused JSON input due to high complexity: exceeded maximum number of strings"
@@ -115,43 +113,6 @@ def test_json_memory_default_limit(pair):
         assert parsed == {"errors": [TOO_MUCH_MEMORY]}, side
 
 
-class BaoWithConfig:
-    """`bao server -dev` with an extra `-config` file."""
-
-    def __init__(self, root_token, config_path):
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [
-                os.environ["BAO_BIN"],
-                "server",
-                "-dev",
-                f"-dev-root-token-id={root_token}",
-                f"-dev-listen-address=127.0.0.1:{port}",
-                f"-config={config_path}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/v1/sys/health", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.time() > deadline or self.proc.poll() is not None:
-                    self.proc.kill()
-                    pytest.fail("bao server -dev -config did not start")
-                time.sleep(0.2)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     """{side: (limited listener url, root token, write-limited listener url)}."""
@@ -169,7 +130,7 @@ def limited(tmp_path_factory):
     sides["strongroom"] = (url, sr.root_token, write_url)
     if os.environ.get("BAO_BIN"):
         cfg, url, write_url = config("bao")
-        procs.append(BaoWithConfig(sr.root_token, cfg))
+        procs.append(BaoDev(sr.root_token, f"-config={cfg}"))
         sides["openbao"] = (url, sr.root_token, write_url)
     yield sides
     for p in procs:

@@ -7,14 +7,12 @@ core/tests/transit_vectors.rs.
 import base64
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from security_pair import BaoDev
 from test_hvac import DevServer
 
 pytestmark = pytest.mark.skipif(
@@ -42,41 +40,16 @@ def call(addr, token, method, path, body=None):
         raise AssertionError(f"{method} {path}: {e.code} {e.read()!r}") from e
 
 
-class Bao:
+class Bao(BaoDev):
+    """`bao server -dev` (the probe harness's), called like `bao("POST", path, body)`."""
+
     def __init__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.addr = f"http://127.0.0.1:{port}"
-        self.token = "bao-root"
-        self.proc = subprocess.Popen(
-            [
-                os.environ["BAO_BIN"],
-                "server",
-                "-dev",
-                f"-dev-root-token-id={self.token}",
-                f"-dev-listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.addr}/v1/sys/health")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.time() > deadline or self.proc.poll() is not None:
-                    self.proc.kill()
-                    pytest.fail("bao server -dev did not start")
-                time.sleep(0.2)
+        super().__init__("bao-root")
+        self.addr = self.url
+        self.token = self.root_token
 
     def __call__(self, method, path, body=None):
         return call(self.addr, self.token, method, path, body)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
