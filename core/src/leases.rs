@@ -244,10 +244,6 @@ impl Quota {
     }
 }
 
-fn poisoned() -> Error {
-    Error::internal("lease manager lock poisoned")
-}
-
 fn nanos(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
@@ -445,12 +441,12 @@ impl LeaseManager {
 
     /// Forget cached quota definitions (another process may have changed them).
     pub(crate) fn clear(&self) -> Result<()> {
-        *self.quotas.lock().map_err(|_| poisoned())? = None;
+        *self.quotas.lock().or_else(crate::util::unpoison)? = None;
         Ok(())
     }
 
     pub(crate) async fn quotas(&self, storage: &dyn Backend) -> Result<Arc<Vec<Quota>>> {
-        if let Some(q) = self.quotas.lock().map_err(|_| poisoned())?.clone() {
+        if let Some(q) = self.quotas.lock().or_else(crate::util::unpoison)?.clone() {
             return Ok(q);
         }
         let mut out = Vec::new();
@@ -465,7 +461,7 @@ impl LeaseManager {
             }
         }
         let out = Arc::new(out);
-        *self.quotas.lock().map_err(|_| poisoned())? = Some(out.clone());
+        *self.quotas.lock().or_else(crate::util::unpoison)? = Some(out.clone());
         Ok(out)
     }
 }
@@ -588,7 +584,7 @@ impl Strongroom {
         let by_mount = mgr
             .tallies
             .lock()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .iter()
             .map(|(mount, t)| MountLeaseStats {
                 mount: mount.clone(),
@@ -596,7 +592,7 @@ impl Strongroom {
                 revoked: t.revoked,
             })
             .collect();
-        let revocations_in_flight = mgr.in_flight.lock().map_err(|_| poisoned())?.len();
+        let revocations_in_flight = mgr.in_flight.lock().or_else(crate::util::unpoison)?.len();
         // Keys only (a lease id starts with its request path): no record is read, so a
         // scrape stays cheap however many leases gave up.
         let mut irrevocable: BTreeMap<String, u64> = BTreeMap::new();
@@ -1413,8 +1409,11 @@ impl Strongroom {
                 }
                 let key = format!("{DUE_PREFIX}{rel}");
                 {
-                    let mut inflight =
-                        self.leases_mgr().in_flight.lock().map_err(|_| poisoned())?;
+                    let mut inflight = self
+                        .leases_mgr()
+                        .in_flight
+                        .lock()
+                        .or_else(crate::util::unpoison)?;
                     if !inflight.insert(key.clone()) {
                         continue;
                     }
@@ -1460,7 +1459,7 @@ impl Strongroom {
         }
         let window = i64::try_from(mgr.config.expiring_soon.as_secs()).unwrap_or(0);
         let until = now_bucket.saturating_add(window);
-        let from = (*mgr.warned_until.lock().map_err(|_| poisoned())?).max(now_bucket);
+        let from = (*mgr.warned_until.lock().or_else(crate::util::unpoison)?).max(now_bucket);
         if from >= until {
             return Ok(());
         }
@@ -1498,7 +1497,7 @@ impl Strongroom {
                 break;
             }
         }
-        *mgr.warned_until.lock().map_err(|_| poisoned())? = until;
+        *mgr.warned_until.lock().or_else(crate::util::unpoison)? = until;
         Ok(())
     }
 

@@ -88,15 +88,14 @@ pub(crate) struct PolicyCache {
     generation: std::sync::atomic::AtomicU64,
 }
 
-fn poisoned() -> Error {
-    Error::internal("policy cache lock poisoned")
-}
-
 impl PolicyCache {
     /// Drop everything (a policy changed, here or in another process).
     pub(crate) fn clear(&self) -> Result<()> {
-        self.policies.write().map_err(|_| poisoned())?.clear();
-        self.acls.write().map_err(|_| poisoned())?.clear();
+        self.policies
+            .write()
+            .or_else(crate::util::unpoison)?
+            .clear();
+        self.acls.write().or_else(crate::util::unpoison)?.clear();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
@@ -122,7 +121,12 @@ impl PolicyCache {
                 RESPONSE_WRAPPING_POLICY,
             )?)));
         }
-        if let Some(p) = self.policies.read().map_err(|_| poisoned())?.get(name) {
+        if let Some(p) = self
+            .policies
+            .read()
+            .or_else(crate::util::unpoison)?
+            .get(name)
+        {
             return Ok(p.clone());
         }
         let parsed = match load(storage, name).await? {
@@ -136,7 +140,7 @@ impl PolicyCache {
         };
         self.policies
             .write()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .insert(name.to_string(), parsed.clone());
         Ok(parsed)
     }
@@ -149,7 +153,7 @@ impl PolicyCache {
         names: &[String],
         now: OffsetDateTime,
     ) -> Result<Arc<Acl>> {
-        if let Some(a) = self.acls.read().map_err(|_| poisoned())?.get(names) {
+        if let Some(a) = self.acls.read().or_else(crate::util::unpoison)?.get(names) {
             return Ok(a.clone());
         }
         let mut policies = Vec::with_capacity(names.len());
@@ -161,7 +165,7 @@ impl PolicyCache {
         let acl = Arc::new(Acl::new(&policies)?);
         self.acls
             .write()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .insert(names.to_vec(), acl.clone());
         Ok(acl)
     }

@@ -570,11 +570,7 @@ impl Strongroom {
     }
 
     fn set_router(&self, r: Router) -> Result<()> {
-        *self
-            .inner
-            .router
-            .write()
-            .map_err(|_| Error::internal("router lock poisoned"))? = Arc::new(r);
+        *self.inner.router.write().or_else(crate::util::unpoison)? = Arc::new(r);
         self.inner
             .router_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -599,7 +595,7 @@ impl Strongroom {
             .inner
             .router
             .read()
-            .map_err(|_| Error::internal("router lock poisoned"))?
+            .or_else(crate::util::unpoison)?
             .clone())
     }
 
