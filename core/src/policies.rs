@@ -377,7 +377,7 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
                         .ok_or_else(|| Error::invalid_input(format!("invalid expiration `{e}`")))?;
                     Some(t)
                 }
-                (None, Some(d)) if !d.is_zero() => Some(now + d),
+                (None, Some(d)) if !d.is_zero() => Some(crate::clock::later(now, d)?),
                 _ => None,
             };
             if expiration.is_some_and(|t| t <= now) {

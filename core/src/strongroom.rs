@@ -786,6 +786,14 @@ impl Strongroom {
         if req.wrap_ttl.is_some_and(|t| t.is_zero()) {
             req.wrap_ttl = None;
         }
+        // Refused before anything runs, as OpenBao refuses the header: a wrap TTL past Go's
+        // longest duration could not be wrapped after the request had already acted.
+        if let Some(t) = req.wrap_ttl.filter(|t| *t > crate::util::duration::MAX) {
+            return Err(Error::invalid_input(format!(
+                "wrap ttl of {}s is out of range",
+                t.as_secs()
+            )));
+        }
         req.path = normalize_request_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');

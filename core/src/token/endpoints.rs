@@ -467,8 +467,8 @@ async fn create(
     entry.ttl = ttl.as_secs();
     entry.creation_ttl = ttl.as_secs();
     entry.expire_at_ns = (!ttl.is_zero())
-        .then(|| (now + ttl).unix_timestamp_nanos())
-        .and_then(|n| i64::try_from(n).ok());
+        .then(|| crate::clock::expiry_ns(now, ttl))
+        .transpose()?;
     entry.explicit_max_ttl = explicit_max.as_secs();
     entry.period = period.as_secs();
     entry.renewable = renewable;
@@ -562,8 +562,8 @@ pub(crate) async fn create_login_token(
     entry.ttl = ttl.as_secs();
     entry.creation_ttl = ttl.as_secs();
     entry.expire_at_ns = (!ttl.is_zero())
-        .then(|| (now + ttl).unix_timestamp_nanos())
-        .and_then(|n| i64::try_from(n).ok());
+        .then(|| crate::clock::expiry_ns(now, ttl))
+        .transpose()?;
     entry.explicit_max_ttl = t.token_explicit_max_ttl;
     entry.period = t.token_period;
     entry.renewable = !batch;
@@ -634,7 +634,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Respons
     };
     let (ttl, warnings) = ttl::calculate(limits, terms, e.issued(), now)?;
     let mut updated = e.clone();
-    updated.expire_at_ns = i64::try_from((now + ttl).unix_timestamp_nanos()).ok();
+    updated.expire_at_ns = Some(crate::clock::expiry_ns(now, ttl)?);
     updated.last_renewal_time = Some(now.unix_timestamp());
     sr.inner
         .tokens
