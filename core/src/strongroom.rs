@@ -644,10 +644,13 @@ impl Strongroom {
                 e.kind
             )));
         }
-        for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
-            if e.path.starts_with(reserved) || reserved.starts_with(&e.path) {
+        // OpenBao's `protectedMounts`, `audit/` included: a secrets engine there would shadow
+        // the audit devices' namespace (`cannot mount "audit/"`, 400).
+        for reserved in ["audit/", "auth/", "sys/", "cubbyhole/", "identity/"] {
+            if e.path.starts_with(reserved) {
                 return Err(Error::invalid_input(format!(
-                    "cannot mount under {reserved}"
+                    "cannot mount {}",
+                    crate::policy::hcl::strconv::quote(&e.path)
                 )));
             }
         }
