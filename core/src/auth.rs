@@ -161,6 +161,7 @@ fn instantiate(
         storage: View::new(storage.clone(), storage_prefix(e)),
         clock: clock.clone(),
         default_lease_ttl: e.default_ttl(),
+        max_lease_ttl: e.max_ttl(),
         password_policies: View::new(storage.clone(), crate::password_policy::PREFIX),
     };
     Ok(MountedAuth {

@@ -230,6 +230,7 @@ impl Router {
             password_policies: storage.view(crate::password_policy::PREFIX.to_string()),
             clock: clock.clone(),
             default_lease_ttl: e.default_ttl(),
+            max_lease_ttl: e.max_ttl(),
         };
         Ok(Mounted {
             entry: e.clone(),

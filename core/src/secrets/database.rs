@@ -1536,15 +1536,17 @@ fn role_ttl(
     issued: time::OffsetDateTime,
     now: time::OffsetDateTime,
 ) -> Result<(Duration, Duration, Vec<String>)> {
+    // The mount's maximum, not the system's: OpenBao's sysview reports the mount's tuning,
+    // which may exceed 768h.
     let max_ttl = if role.max_ttl == 0 {
-        crate::router::SYSTEM_MAX_TTL
+        ctx.max_lease_ttl
     } else {
-        Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
+        Duration::from_secs(role.max_ttl).min(ctx.max_lease_ttl)
     };
     let (ttl, warnings) = ttl::calculate(
         TtlLimits {
             default_ttl: ctx.default_lease_ttl,
-            max_ttl: crate::router::SYSTEM_MAX_TTL,
+            max_ttl: ctx.max_lease_ttl,
         },
         TtlRequest {
             increment,
