@@ -844,7 +844,10 @@ impl Strongroom {
         let now = nanos(self.inner.clock.now());
         let expire = self.effective_expiry(&rec).await?;
         // Rounded to the nearest second, as OpenBao does.
-        let ttl = expire.map_or(0, |e| ((e - now).max(0) + 500_000_000) / 1_000_000_000);
+        // Saturating: an expiry saturated at i64::MAX (Go's longest TTL) must not overflow here.
+        let ttl = expire.map_or(0, |e| {
+            e.saturating_sub(now).max(0).saturating_add(500_000_000) / 1_000_000_000
+        });
         let mut d = crate::data(json!({
             "id": rec.lease_id,
             "issue_time": crate::clock::rfc3339(from_nanos(rec.issue_time)),

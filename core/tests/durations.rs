@@ -288,6 +288,13 @@ proptest! {
             body[field] = v.clone();
             let r = call(&e.sr, Operation::Update, &path, body).await;
             assert!(acceptable(&r), "{path} {field}={v}: {:?}", r.err());
+            // A lease issued with whatever was accepted can be looked up and renewed.
+            if let Ok(resp) = &r && !resp.lease_id.is_empty() {
+                let id = json!({"lease_id": resp.lease_id});
+                call(&e.sr, Operation::Update, "sys/leases/lookup", id.clone()).await.unwrap();
+                let renewed = call(&e.sr, Operation::Update, "sys/leases/renew", id).await;
+                assert!(acceptable(&renewed), "{:?}", renewed.err());
+            }
             e.clock.advance(Duration::from_secs(3600));
             still_answers(e).await;
         });
