@@ -405,6 +405,27 @@ async fn named_fields_answer_openbaos_texts() {
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{path} {body}");
         assert!(err.message().ends_with(want), "{path} {body}: {err}");
     }
+    // token create parses its own durations and says so (bao 2.7.2).
+    for (field, value, want) in [
+        ("ttl", json!("-5"), "ttl must be positive"),
+        ("lease", json!(-5), "ttl must be positive"),
+        (
+            "explicit_max_ttl",
+            json!("-5s"),
+            "explicit_max_ttl must be positive",
+        ),
+        ("period", json!(-1), "period must be positive"),
+    ] {
+        let err = call(
+            &e.sr,
+            Operation::Update,
+            "auth/token/create",
+            json!({field: value}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((err.code(), err.message()), (ErrorCode::InvalidInput, want));
+    }
     // A float is refused as Go refuses its text (`1e308` has unit "e"; serde_json prints it
     // `1e+308`, so only the quoted text differs from bao's).
     let err = call(

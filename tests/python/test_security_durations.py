@@ -70,6 +70,12 @@ def test_token_create_extreme_durations_are_400(pair, field, value):
     alive(pair)
 
 
+@pytest.mark.parametrize("field", ["ttl", "explicit_max_ttl", "period"])
+def test_token_create_negative_durations_say_so(pair, field):
+    got = pair.expect(400, "POST", "auth/token/create", {field: "-5"})
+    assert same_errors(got) == [f"{field} must be positive"]
+
+
 @pytest.mark.parametrize("field", ["ttl", "explicit_max_ttl"])
 def test_token_create_on_gos_limit_is_accepted_and_capped(pair, field):
     # A non-root policy: OpenBao exempts root-policy tokens from the system maximum.
