@@ -134,10 +134,6 @@ pub(crate) struct AuthMethods {
     mounts: RwLock<Arc<HashMap<String, Arc<MountedAuth>>>>,
 }
 
-fn poisoned() -> Error {
-    Error::internal("auth mount lock poisoned")
-}
-
 /// Build the method for an auth mount of type `kind`, or `None` for an unknown type.
 fn new_method(kind: &str) -> Option<(Arc<dyn Engine>, Arc<dyn AuthMethod>)> {
     match kind {
@@ -174,6 +170,7 @@ fn instantiate(
         storage: View::new(storage.clone(), storage_prefix(e)),
         clock: clock.clone(),
         default_lease_ttl: e.default_ttl(),
+        max_lease_ttl: e.max_ttl(),
         password_policies: View::new(storage.clone(), crate::password_policy::PREFIX),
     };
     Ok(MountedAuth {
@@ -194,7 +191,7 @@ impl AuthMethods {
         clock: &SharedClock,
     ) -> Result<()> {
         let table = router::load_auth_table(storage.as_ref()).await?;
-        let current = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let current = self.mounts.read().or_else(crate::util::unpoison)?.clone();
         let mut next = HashMap::new();
         for e in table.iter().filter(|e| e.kind != "token") {
             let m = match current.get(&e.path) {
@@ -219,13 +216,13 @@ impl AuthMethods {
             };
             next.insert(format!("auth/{}", e.path), m);
         }
-        *self.mounts.write().map_err(|_| poisoned())? = Arc::new(next);
+        *self.mounts.write().or_else(crate::util::unpoison)? = Arc::new(next);
         Ok(())
     }
 
     /// Forget every mount (on seal).
     pub(crate) fn clear(&self) -> Result<()> {
-        *self.mounts.write().map_err(|_| poisoned())? = Arc::new(HashMap::new());
+        *self.mounts.write().or_else(crate::util::unpoison)? = Arc::new(HashMap::new());
         Ok(())
     }
 
@@ -234,7 +231,7 @@ impl AuthMethods {
         if !path.starts_with("auth/") || path.starts_with("auth/token/") {
             return Ok(None);
         }
-        let mounts = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let mounts = self.mounts.read().or_else(crate::util::unpoison)?.clone();
         let mut ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i + 1).collect();
         ends.push(path.len());
         for end in ends.into_iter().rev() {

@@ -233,16 +233,13 @@ impl Barrier {
     fn current(&self) -> Result<Arc<Keyring>> {
         self.keyring
             .read()
-            .map_err(|_| Error::internal("barrier lock poisoned"))?
+            .or_else(crate::util::unpoison)?
             .clone()
             .ok_or_else(Error::sealed)
     }
 
     fn install(&self, keyring: Option<Keyring>) -> Result<()> {
-        *self
-            .keyring
-            .write()
-            .map_err(|_| Error::internal("barrier lock poisoned"))? = keyring.map(Arc::new);
+        *self.keyring.write().or_else(crate::util::unpoison)? = keyring.map(Arc::new);
         Ok(())
     }
 

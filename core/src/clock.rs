@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::error::{Error, Result};
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time in UTC.
@@ -77,6 +79,26 @@ impl Clock for VirtualClock {
 /// Shared handle to a clock.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// `t + d`, checked. Every addition of a caller-influenced duration to a time goes through
+/// here: `OffsetDateTime + Duration` panics past year 9999, and a panic under a lock would
+/// poison it for the life of the process. The request parsers already refuse durations past
+/// Go's limit (as OpenBao does), so this is the last line, answering bad input instead.
+pub(crate) fn later(t: OffsetDateTime, d: Duration) -> Result<OffsetDateTime> {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d))
+        .ok_or_else(|| {
+            Error::invalid_input(format!("duration of {}s is out of range", d.as_secs()))
+        })
+}
+
+/// Unix nanoseconds of `t + d`, for expiries stored as `i64` nanoseconds. A time past what
+/// `i64` nanoseconds hold (year 2262) saturates: it stays "later than any now", where a
+/// failed conversion would have read as "never expires".
+pub(crate) fn expiry_ns(t: OffsetDateTime, d: Duration) -> Result<i64> {
+    Ok(i64::try_from(later(t, d)?.unix_timestamp_nanos()).unwrap_or(i64::MAX))
+}
+
 /// RFC 3339 with nanoseconds, as OpenBao prints times (`2026-11-27T21:34:23.969306953Z`).
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -99,6 +121,36 @@ mod tests {
         let c2 = c.clone();
         c2.advance(Duration::from_millis(1500));
         assert_eq!(c.now().unix_timestamp_nanos(), 1_500_000_000);
+    }
+
+    #[test]
+    fn time_arithmetic_refuses_instead_of_panicking() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            later(now, Duration::from_secs(60))
+                .unwrap()
+                .unix_timestamp(),
+            60
+        );
+        for d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(i64::MAX as u64),
+        ] {
+            let e = later(now, d).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+            assert!(expiry_ns(now, d).is_err());
+        }
+        // Go's longest duration from today is past i64 nanoseconds: saturated, still an expiry.
+        let today = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+        assert_eq!(
+            expiry_ns(today, crate::util::duration::MAX).unwrap(),
+            i64::MAX
+        );
+        assert_eq!(
+            expiry_ns(now, Duration::from_secs(2)).unwrap(),
+            2_000_000_000
+        );
     }
 
     #[test]

@@ -244,10 +244,6 @@ impl Quota {
     }
 }
 
-fn poisoned() -> Error {
-    Error::internal("lease manager lock poisoned")
-}
-
 fn nanos(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
@@ -445,12 +441,12 @@ impl LeaseManager {
 
     /// Forget cached quota definitions (another process may have changed them).
     pub(crate) fn clear(&self) -> Result<()> {
-        *self.quotas.lock().map_err(|_| poisoned())? = None;
+        *self.quotas.lock().or_else(crate::util::unpoison)? = None;
         Ok(())
     }
 
     pub(crate) async fn quotas(&self, storage: &dyn Backend) -> Result<Arc<Vec<Quota>>> {
-        if let Some(q) = self.quotas.lock().map_err(|_| poisoned())?.clone() {
+        if let Some(q) = self.quotas.lock().or_else(crate::util::unpoison)?.clone() {
             return Ok(q);
         }
         let mut out = Vec::new();
@@ -465,7 +461,7 @@ impl LeaseManager {
             }
         }
         let out = Arc::new(out);
-        *self.quotas.lock().map_err(|_| poisoned())? = Some(out.clone());
+        *self.quotas.lock().or_else(crate::util::unpoison)? = Some(out.clone());
         Ok(out)
     }
 }
@@ -625,7 +621,7 @@ impl Strongroom {
         let by_mount = mgr
             .tallies
             .lock()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .iter()
             .map(|(mount, t)| MountLeaseStats {
                 mount: mount.clone(),
@@ -633,7 +629,7 @@ impl Strongroom {
                 revoked: t.revoked,
             })
             .collect();
-        let revocations_in_flight = mgr.in_flight.lock().map_err(|_| poisoned())?.len();
+        let revocations_in_flight = mgr.in_flight.lock().or_else(crate::util::unpoison)?.len();
         // Keys only (a lease id starts with its request path): no record is read, so a
         // scrape stays cheap however many leases gave up.
         let mut irrevocable: BTreeMap<String, u64> = BTreeMap::new();
@@ -885,7 +881,10 @@ impl Strongroom {
         let now = nanos(self.inner.clock.now());
         let expire = self.effective_expiry(&rec).await?;
         // Rounded to the nearest second, as OpenBao does.
-        let ttl = expire.map_or(0, |e| ((e - now).max(0) + 500_000_000) / 1_000_000_000);
+        // Saturating: an expiry saturated at i64::MAX (Go's longest TTL) must not overflow here.
+        let ttl = expire.map_or(0, |e| {
+            e.saturating_sub(now).max(0).saturating_add(500_000_000) / 1_000_000_000
+        });
         let mut d = crate::data(json!({
             "id": rec.lease_id,
             "issue_time": crate::clock::rfc3339(from_nanos(rec.issue_time)),
@@ -1450,8 +1449,11 @@ impl Strongroom {
                 }
                 let key = format!("{DUE_PREFIX}{rel}");
                 {
-                    let mut inflight =
-                        self.leases_mgr().in_flight.lock().map_err(|_| poisoned())?;
+                    let mut inflight = self
+                        .leases_mgr()
+                        .in_flight
+                        .lock()
+                        .or_else(crate::util::unpoison)?;
                     if !inflight.insert(key.clone()) {
                         continue;
                     }
@@ -1497,7 +1499,7 @@ impl Strongroom {
         }
         let window = i64::try_from(mgr.config.expiring_soon.as_secs()).unwrap_or(0);
         let until = now_bucket.saturating_add(window);
-        let from = (*mgr.warned_until.lock().map_err(|_| poisoned())?).max(now_bucket);
+        let from = (*mgr.warned_until.lock().or_else(crate::util::unpoison)?).max(now_bucket);
         if from >= until {
             return Ok(());
         }
@@ -1535,7 +1537,7 @@ impl Strongroom {
                 break;
             }
         }
-        *mgr.warned_until.lock().map_err(|_| poisoned())? = until;
+        *mgr.warned_until.lock().or_else(crate::util::unpoison)? = until;
         Ok(())
     }
 

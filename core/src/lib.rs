@@ -55,3 +55,4 @@ pub use error::{Error, ErrorCode, Result};
 pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent, LeaseStats, MountLeaseStats};
 pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
 pub use strongroom::{InitResponse, SealStatus, Strongroom};
+pub use util::duration::parse_duration;

@@ -97,15 +97,14 @@ pub(crate) struct PolicyCache {
     generation: std::sync::atomic::AtomicU64,
 }
 
-fn poisoned() -> Error {
-    Error::internal("policy cache lock poisoned")
-}
-
 impl PolicyCache {
     /// Drop everything (a policy changed, here or in another process).
     pub(crate) fn clear(&self) -> Result<()> {
-        self.policies.write().map_err(|_| poisoned())?.clear();
-        self.acls.write().map_err(|_| poisoned())?.clear();
+        self.policies
+            .write()
+            .or_else(crate::util::unpoison)?
+            .clear();
+        self.acls.write().or_else(crate::util::unpoison)?.clear();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
@@ -137,7 +136,7 @@ impl PolicyCache {
         let cached = self
             .policies
             .read()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .get(name)
             .cloned();
         let parsed = match cached {
@@ -158,7 +157,7 @@ impl PolicyCache {
                 };
                 self.policies
                     .write()
-                    .map_err(|_| poisoned())?
+                    .or_else(crate::util::unpoison)?
                     .insert(name.to_string(), parsed.clone());
                 parsed
             }
@@ -174,7 +173,7 @@ impl PolicyCache {
         names: &[String],
         now: OffsetDateTime,
     ) -> Result<Arc<Acl>> {
-        if let Some(a) = self.acls.read().map_err(|_| poisoned())?.get(names) {
+        if let Some(a) = self.acls.read().or_else(crate::util::unpoison)?.get(names) {
             if !a.expired(now) {
                 return Ok(a.clone());
             }
@@ -192,7 +191,7 @@ impl PolicyCache {
         let acl = Arc::new(Acl::build(&policies, None, now)?.expiring_at(expires));
         self.acls
             .write()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .insert(names.to_vec(), acl.clone());
         Ok(acl)
     }
@@ -410,7 +409,7 @@ async fn one(sr: &Strongroom, req: &Request, raw_name: &str, legacy: bool) -> Re
                         .ok_or_else(|| Error::invalid_input(format!("invalid expiration `{e}`")))?;
                     Some(t)
                 }
-                (None, Some(d)) if !d.is_zero() => Some(now + d),
+                (None, Some(d)) if !d.is_zero() => Some(crate::clock::later(now, d)?),
                 _ => None,
             };
             if expiration.is_some_and(|t| t <= now) {

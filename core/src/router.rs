@@ -241,6 +241,7 @@ impl Router {
             password_policies: storage.view(crate::password_policy::PREFIX.to_string()),
             clock: clock.clone(),
             default_lease_ttl: e.default_ttl(),
+            max_lease_ttl: e.max_ttl(),
         };
         Ok(Mounted {
             entry: e.clone(),
@@ -329,8 +330,24 @@ pub(crate) fn encode_table(entries: &[MountEntry]) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal("cannot encode mount table").with_source(e))
 }
 
+/// Whether mount settings come with a new mount or tune an existing one: OpenBao checks
+/// them differently and answers with different texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigChange {
+    Enable,
+    Tune,
+}
+
 /// Read the `config` object of a mount request into a [`MountConfig`].
-pub(crate) fn parse_config(cfg: &Data, base: &MountConfig) -> Result<MountConfig> {
+///
+/// As OpenBao, a mount's maximum may exceed the system's 768h (every PKI guide tunes a root CA
+/// mount to `87600h`); only Go's duration limit bounds it, through the parser. Leases on the
+/// mount are then capped by its own maximum.
+pub(crate) fn parse_config(
+    cfg: &Data,
+    base: &MountConfig,
+    change: ConfigChange,
+) -> Result<MountConfig> {
     let mut out = base.clone();
     if let Some(d) = crate::util::params::duration(cfg, "default_lease_ttl")? {
         out.default_lease_ttl = d.as_secs();
@@ -341,20 +358,28 @@ pub(crate) fn parse_config(cfg: &Data, base: &MountConfig) -> Result<MountConfig
     if let Some(b) = crate::util::params::bool(cfg, "force_no_cache")? {
         out.force_no_cache = b;
     }
-    let max = if out.max_lease_ttl == 0 {
-        SYSTEM_MAX_TTL.as_secs()
-    } else {
-        out.max_lease_ttl
-    };
-    if out.max_lease_ttl > SYSTEM_MAX_TTL.as_secs() {
-        return Err(Error::invalid_input(
-            "max_lease_ttl cannot be greater than the system's max lease TTL",
-        ));
-    }
-    if out.default_lease_ttl > max {
-        return Err(Error::invalid_input(
-            "default_lease_ttl cannot be greater than max_lease_ttl",
-        ));
+    let (default, max) = (out.default_lease_ttl, out.max_lease_ttl);
+    match change {
+        // OpenBao's `handleMount`/`handleEnableAuth`.
+        ConfigChange::Enable if max == 0 && default > SYSTEM_MAX_TTL.as_secs() => {
+            return Err(Error::invalid_input(format!(
+                "given default lease TTL greater than system max lease TTL of {}",
+                SYSTEM_MAX_TTL.as_secs()
+            )));
+        }
+        ConfigChange::Enable if max != 0 && default > max => {
+            return Err(Error::invalid_input(
+                "given default lease TTL greater than given max lease TTL",
+            ));
+        }
+        // OpenBao's `tuneMountTTLs`: only a mount maximum bounds the default (a default above
+        // the system maximum is accepted and capped when a lease is issued).
+        ConfigChange::Tune if max != 0 && default > max => {
+            return Err(Error::invalid_input(format!(
+                "backend max lease TTL of {max} would be less than backend default lease TTL of {default}"
+            )));
+        }
+        _ => {}
     }
     Ok(out)
 }
@@ -400,9 +425,51 @@ mod tests {
         e.config.max_lease_ttl = 3600;
         assert_eq!(e.default_ttl(), Duration::from_secs(3600));
         let cfg = crate::data(json!({"default_lease_ttl": "2h", "max_lease_ttl": "1h"}));
-        assert!(parse_config(&cfg, &MountConfig::default()).is_err());
+        let base = MountConfig::default();
+        assert_eq!(
+            parse_config(&cfg, &base, ConfigChange::Enable)
+                .unwrap_err()
+                .message(),
+            "given default lease TTL greater than given max lease TTL"
+        );
+        assert_eq!(
+            parse_config(&cfg, &base, ConfigChange::Tune)
+                .unwrap_err()
+                .message(),
+            "backend max lease TTL of 3600 would be less than backend default lease TTL of 7200"
+        );
         let cfg = crate::data(json!({"default_lease_ttl": "30m", "max_lease_ttl": "1h"}));
-        let c = parse_config(&cfg, &MountConfig::default()).unwrap();
+        let c = parse_config(&cfg, &base, ConfigChange::Enable).unwrap();
         assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (1800, 3600));
+    }
+
+    /// As OpenBao: a mount maximum above the system's 768h is accepted on enable and on tune
+    /// (the PKI tutorial's `87600h`), and leases then default to the system's 768h under it.
+    #[test]
+    fn mount_max_may_exceed_the_system_max() {
+        let base = MountConfig::default();
+        let ten_years = crate::data(json!({"max_lease_ttl": "87600h"}));
+        for change in [ConfigChange::Enable, ConfigChange::Tune] {
+            let c = parse_config(&ten_years, &base, change).unwrap();
+            assert_eq!(c.max_lease_ttl, 87600 * 3600);
+        }
+        let mut e = MountEntry::new("pki/", "pki");
+        e.config = parse_config(&ten_years, &base, ConfigChange::Enable).unwrap();
+        assert_eq!(e.max_ttl(), Duration::from_secs(87600 * 3600));
+        assert_eq!(e.default_ttl(), SYSTEM_MAX_TTL);
+        // Only Go's limit bounds it.
+        let most = crate::data(json!({"max_lease_ttl": "9223372036"}));
+        assert!(parse_config(&most, &base, ConfigChange::Tune).is_ok());
+        let past = crate::data(json!({"max_lease_ttl": "2562048h"}));
+        assert!(parse_config(&past, &base, ConfigChange::Tune).is_err());
+        // A default above 768h needs a mount maximum when enabling, not when tuning.
+        let year = crate::data(json!({"default_lease_ttl": "8760h"}));
+        assert_eq!(
+            parse_config(&year, &base, ConfigChange::Enable)
+                .unwrap_err()
+                .message(),
+            "given default lease TTL greater than system max lease TTL of 2764800"
+        );
+        assert!(parse_config(&year, &base, ConfigChange::Tune).is_ok());
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct EngineContext {
     pub clock: SharedClock,
     /// Effective default lease TTL (mount tuning, else the system default).
     pub default_lease_ttl: Duration,
+    /// Effective maximum lease TTL (mount tuning, else the system maximum); may exceed the
+    /// system's 768h, as OpenBao allows (`max_lease_ttl=87600h` for a CA).
+    pub max_lease_ttl: Duration,
     /// Read access to `sys/policies/password` (keys are policy names), for engines that
     /// generate passwords from a named policy.
     pub password_policies: View,

@@ -573,11 +573,7 @@ impl Strongroom {
     }
 
     fn set_router(&self, r: Router) -> Result<()> {
-        *self
-            .inner
-            .router
-            .write()
-            .map_err(|_| Error::internal("router lock poisoned"))? = Arc::new(r);
+        *self.inner.router.write().or_else(crate::util::unpoison)? = Arc::new(r);
         self.inner
             .router_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -602,7 +598,7 @@ impl Strongroom {
             .inner
             .router
             .read()
-            .map_err(|_| Error::internal("router lock poisoned"))?
+            .or_else(crate::util::unpoison)?
             .clone())
     }
 
@@ -651,10 +647,13 @@ impl Strongroom {
                 e.kind
             )));
         }
-        for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
-            if e.path.starts_with(reserved) || reserved.starts_with(&e.path) {
+        // OpenBao's `protectedMounts`, `audit/` included: a secrets engine there would shadow
+        // the audit devices' namespace (`cannot mount "audit/"`, 400).
+        for reserved in ["audit/", "auth/", "sys/", "cubbyhole/", "identity/"] {
+            if e.path.starts_with(reserved) {
                 return Err(Error::invalid_input(format!(
-                    "cannot mount under {reserved}"
+                    "cannot mount {}",
+                    crate::policy::hcl::strconv::quote(&e.path)
                 )));
             }
         }
@@ -792,6 +791,14 @@ impl Strongroom {
         // A zero wrap TTL means "do not wrap", as in OpenBao.
         if req.wrap_ttl.is_some_and(|t| t.is_zero()) {
             req.wrap_ttl = None;
+        }
+        // Refused before anything runs, as OpenBao refuses the header: a wrap TTL past Go's
+        // longest duration could not be wrapped after the request had already acted.
+        if let Some(t) = req.wrap_ttl.filter(|t| *t > crate::util::duration::MAX) {
+            return Err(Error::invalid_input(format!(
+                "wrap ttl of {}s is out of range",
+                t.as_secs()
+            )));
         }
         req.path = normalize_request_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {

@@ -304,7 +304,7 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
             let mut e = MountEntry::new(&path, &kind);
             e.description = params::string(&req.data, "description")?.unwrap_or_default();
             if let Some(Value::Object(cfg)) = req.data.get("config") {
-                e.config = router::parse_config(cfg, &e.config)?;
+                e.config = router::parse_config(cfg, &e.config, router::ConfigChange::Enable)?;
             }
             e.options = options_from(&req.data)?;
             if kind == "kv" {
@@ -330,7 +330,7 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
             let mut e = existing.ok_or_else(|| {
                 Error::invalid_input(format!("cannot tune '{path}': no such mount"))
             })?;
-            e.config = router::parse_config(&req.data, &e.config)?;
+            e.config = router::parse_config(&req.data, &e.config, router::ConfigChange::Tune)?;
             // A secrets mount has no logins: OpenBao refuses a lockout tune for its type.
             if let Some(raw) = req.data.get("user_lockout_config") {
                 e.config.user_lockout_config = crate::auth::lockout::parse_tune(
@@ -448,7 +448,7 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
                 .get(i)
                 .cloned()
                 .ok_or_else(|| Error::internal("auth table changed"))?;
-            e.config = router::parse_config(&req.data, &e.config)?;
+            e.config = router::parse_config(&req.data, &e.config, router::ConfigChange::Tune)?;
             if let Some(raw) = req.data.get("user_lockout_config") {
                 e.config.user_lockout_config = crate::auth::lockout::parse_tune(
                     raw,
@@ -489,7 +489,7 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
             );
             e.description = params::string(&req.data, "description")?.unwrap_or_default();
             if let Some(Value::Object(cfg)) = req.data.get("config") {
-                e.config = router::parse_config(cfg, &e.config)?;
+                e.config = router::parse_config(cfg, &e.config, router::ConfigChange::Enable)?;
             }
             e.options = options_from(&req.data)?;
             e.local = params::bool(&req.data, "local")?.unwrap_or(false);

@@ -69,10 +69,6 @@ pub(crate) struct TokenStore {
     cubbyhole_prefix: RwLock<Option<String>>,
 }
 
-fn poisoned() -> Error {
-    Error::internal("token store lock poisoned")
-}
-
 fn encode(entry: &TokenEntry) -> Result<Vec<u8>> {
     serde_json::to_vec(entry)
         .map_err(|e| Error::internal("cannot encode token entry").with_source(e))
@@ -106,13 +102,13 @@ impl TokenStore {
             salt,
             batch: GcmKey::new(&batch)?,
         };
-        *self.keys.write().map_err(|_| poisoned())? = Some(Arc::new(keys));
+        *self.keys.write().or_else(crate::util::unpoison)? = Some(Arc::new(keys));
         self.clear()
     }
 
     /// Forget cached entries (on seal, or when another process may have changed tokens).
     pub(crate) fn clear(&self) -> Result<()> {
-        self.cache.write().map_err(|_| poisoned())?.clear();
+        self.cache.write().or_else(crate::util::unpoison)?.clear();
         self.bump();
         Ok(())
     }
@@ -129,7 +125,10 @@ impl TokenStore {
 
     /// Where token cubbyholes live (see the field); `None` when there is no cubbyhole mount.
     pub(crate) fn set_cubbyhole_prefix(&self, prefix: Option<String>) -> Result<()> {
-        *self.cubbyhole_prefix.write().map_err(|_| poisoned())? = prefix;
+        *self
+            .cubbyhole_prefix
+            .write()
+            .or_else(crate::util::unpoison)? = prefix;
         Ok(())
     }
 
@@ -138,7 +137,7 @@ impl TokenStore {
         Ok(self
             .cubbyhole_prefix
             .read()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .as_ref()
             .map(|p| format!("{p}{salted}/")))
     }
@@ -146,7 +145,7 @@ impl TokenStore {
     fn keys(&self) -> Result<Arc<Keys>> {
         self.keys
             .read()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .clone()
             .ok_or_else(Error::sealed)
     }
@@ -168,7 +167,10 @@ impl TokenStore {
     }
 
     fn uncache(&self, salted: &str) -> Result<()> {
-        self.cache.write().map_err(|_| poisoned())?.remove(salted);
+        self.cache
+            .write()
+            .or_else(crate::util::unpoison)?
+            .remove(salted);
         self.bump();
         Ok(())
     }
@@ -215,7 +217,7 @@ impl TokenStore {
         let cached = self
             .cache
             .read()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .get(salted)
             .cloned();
         let entry = match cached {
@@ -226,7 +228,7 @@ impl TokenStore {
                     let e = Arc::new(e);
                     self.cache
                         .write()
-                        .map_err(|_| poisoned())?
+                        .or_else(crate::util::unpoison)?
                         .insert(salted.to_string(), e.clone());
                     e
                 }

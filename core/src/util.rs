@@ -5,6 +5,15 @@ pub(crate) mod names;
 pub(crate) mod params;
 pub(crate) mod ttl;
 
+/// A lock's guard even when a panic poisoned it, as `.or_else(unpoison)`.
+///
+/// Every `std::sync` lock in the engine guards state changed by whole-value steps (an insert,
+/// a remove, an `Arc` swapped in), so a panic under one cannot leave it torn; refusing the
+/// lock forever after would instead turn one panicking request into a process-wide outage.
+pub(crate) fn unpoison<G>(p: std::sync::PoisonError<G>) -> crate::error::Result<G> {
+    Ok(p.into_inner())
+}
+
 /// Lowercase hex, without the per-character iterator of `hex::encode` (this is on the hot
 /// path: token salting and audit HMACs run for every call).
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
@@ -32,6 +41,20 @@ pub(crate) fn fast_uuid() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_poisoned_lock_stays_usable() {
+        let m = std::sync::Arc::new(std::sync::Mutex::new(1));
+        let m2 = m.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = m2.lock().unwrap();
+            panic!("poison it");
+        })
+        .join();
+        assert!(m.is_poisoned());
+        *m.lock().or_else(super::unpoison).unwrap() += 1;
+        assert_eq!(*m.lock().or_else(super::unpoison).unwrap(), 2);
+    }
+
     #[test]
     fn hex_matches_the_hex_crate() {
         let data: Vec<u8> = (0..=255).collect();

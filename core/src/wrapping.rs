@@ -278,7 +278,7 @@ impl Strongroom {
         entry.ttl = ttl.as_secs();
         entry.creation_ttl = ttl.as_secs();
         entry.explicit_max_ttl = ttl.as_secs();
-        entry.expire_at_ns = i64::try_from((now + ttl).unix_timestamp_nanos()).ok();
+        entry.expire_at_ns = Some(crate::clock::expiry_ns(now, ttl)?);
         entry.renewable = false;
         let storage = self.inner.storage.as_ref();
         let (id, accessor) = self.inner.tokens.store_new(storage, entry, None).await?;

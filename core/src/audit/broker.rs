@@ -531,9 +531,7 @@ impl AuditBroker {
     }
 
     fn devices_mut(&self) -> Result<std::sync::RwLockWriteGuard<'_, Arc<Vec<Arc<Device>>>>> {
-        self.devices
-            .write()
-            .map_err(|_| Error::internal("audit lock poisoned"))
+        self.devices.write().or_else(crate::util::unpoison)
     }
 
     /// Whether no device is configured (then nothing is logged and nothing fails).
@@ -603,10 +601,7 @@ impl AuditBroker {
     pub(crate) async fn setup(&self, storage: &dyn Backend) -> Result<()> {
         for d in self.devices().iter() {
             let salt = Salt::load_or_create(storage, d.config.path()).await?;
-            let mut slot = d
-                .salt
-                .write()
-                .map_err(|_| Error::internal("audit lock poisoned"))?;
+            let mut slot = d.salt.write().or_else(crate::util::unpoison)?;
             *slot = Some(Arc::new(salt));
         }
         Ok(())

@@ -241,7 +241,9 @@ async fn create_secret_id(
     let entry = SecretIdEntry {
         accessor: accessor.clone(),
         creation_ns: ns(now),
-        expiration_ns: (ttl > 0).then(|| ns(now + std::time::Duration::from_secs(ttl))),
+        expiration_ns: (ttl > 0)
+            .then(|| crate::clock::expiry_ns(now, std::time::Duration::from_secs(ttl)))
+            .transpose()?,
         last_updated_ns: ns(now),
         metadata,
         num_uses,

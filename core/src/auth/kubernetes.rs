@@ -141,10 +141,6 @@ impl Default for State {
     }
 }
 
-fn poisoned() -> Error {
-    Error::internal("kubernetes auth lock poisoned")
-}
-
 fn denied(msg: impl Into<String>) -> Error {
     Error::new(ErrorCode::PermissionDenied, msg)
 }
@@ -388,7 +384,7 @@ impl Kubernetes {
     fn client(&self, c: &Config) -> Result<reqwest::Client> {
         let pem = self.ca_pem(c)?;
         let fingerprint = sha(&[pem.as_deref().unwrap_or("").as_bytes()]);
-        let mut slot = self.state.client.lock().map_err(|_| poisoned())?;
+        let mut slot = self.state.client.lock().or_else(crate::util::unpoison)?;
         if let Some((fp, client)) = slot.as_ref() {
             if *fp == fingerprint {
                 return Ok(client.clone());
@@ -431,7 +427,13 @@ impl Kubernetes {
     ) -> Result<Reviewed> {
         let now = ctx.clock.now();
         let key = sha(&[jwt_str.as_bytes(), audiences.join("\n").as_bytes()]);
-        if let Some((until, r)) = self.state.cache.lock().map_err(|_| poisoned())?.get(&key) {
+        if let Some((until, r)) = self
+            .state
+            .cache
+            .lock()
+            .or_else(crate::util::unpoison)?
+            .get(&key)
+        {
             if *until > now {
                 return Ok(r.clone());
             }
@@ -519,7 +521,7 @@ impl Kubernetes {
         if let Some(exp) = exp.and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok()) {
             until = until.min(exp);
         }
-        let mut cache = self.state.cache.lock().map_err(|_| poisoned())?;
+        let mut cache = self.state.cache.lock().or_else(crate::util::unpoison)?;
         if cache.len() > 10_000 {
             cache.retain(|_, (u, _)| *u > now);
         }
@@ -539,7 +541,12 @@ impl Kubernetes {
             ));
         }
         let now = ctx.clock.now();
-        let cached = self.state.jwks.lock().map_err(|_| poisoned())?.clone();
+        let cached = self
+            .state
+            .jwks
+            .lock()
+            .or_else(crate::util::unpoison)?
+            .clone();
         if let Some((iss, at, keys)) = &cached {
             let known = kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
             if *iss == c.issuer && (known || now - *at < JWKS_REFRESH_MIN) {
@@ -582,7 +589,7 @@ impl Kubernetes {
                 Error::new(ErrorCode::Upstream, "JWKS answer is not JSON").with_source(e)
             })?;
         let keys = jwt::parse_jwks(&jwks)?;
-        *self.state.jwks.lock().map_err(|_| poisoned())? =
+        *self.state.jwks.lock().or_else(crate::util::unpoison)? =
             Some((c.issuer.clone(), now, keys.clone()));
         Ok(keys)
     }
@@ -716,8 +723,12 @@ impl Engine for Kubernetes {
                     });
                 apply_config(&mut c, &req.data)?;
                 ctx.storage.put("config", &to_json_bytes(&c)?).await?;
-                *self.state.jwks.lock().map_err(|_| poisoned())? = None;
-                self.state.cache.lock().map_err(|_| poisoned())?.clear();
+                *self.state.jwks.lock().or_else(crate::util::unpoison)? = None;
+                self.state
+                    .cache
+                    .lock()
+                    .or_else(crate::util::unpoison)?
+                    .clear();
                 Ok(None)
             }
             "config" => Err(Error::unsupported_operation()),

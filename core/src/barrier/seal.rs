@@ -241,9 +241,7 @@ impl Seal {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Progress>> {
-        self.progress
-            .lock()
-            .map_err(|_| Error::internal("seal lock poisoned"))
+        self.progress.lock().or_else(crate::util::unpoison)
     }
 }
 

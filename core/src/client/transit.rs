@@ -207,7 +207,7 @@ impl Transit {
     }
 
     fn cached_gate(&self, op: &str, key: &str) -> Result<Option<FastGate>> {
-        let gates = self.gates.lock().map_err(|_| lock_err())?;
+        let gates = self.gates.lock().or_else(crate::util::unpoison)?;
         Ok(gates
             .iter()
             .find(|g| g.op == op && g.key == key)
@@ -215,7 +215,7 @@ impl Transit {
     }
 
     fn remember_gate(&self, op: &'static str, key: &str, gate: FastGate) -> Result<()> {
-        let mut gates = self.gates.lock().map_err(|_| lock_err())?;
+        let mut gates = self.gates.lock().or_else(crate::util::unpoison)?;
         gates.retain(|g| !(g.op == op && g.key == key));
         if gates.len() >= GATE_CACHE {
             gates.remove(0);
@@ -514,8 +514,4 @@ fn add_options(body: &mut Data, opts: &EncryptOptions<'_>) {
     if opts.key_version != 0 {
         body.insert("key_version".into(), json!(opts.key_version));
     }
-}
-
-fn lock_err() -> Error {
-    Error::internal("transit gate cache lock poisoned")
 }

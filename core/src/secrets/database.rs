@@ -336,8 +336,10 @@ fn string_list(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
 
 /// Is static role `role` due for rotation at `now` (never rotated, or its period passed)?
 fn static_due(role: &StaticRole, now: OffsetDateTime) -> bool {
-    let period = time::Duration::seconds(i64::try_from(role.rotation_period).unwrap_or(i64::MAX));
-    crate::clock::parse_rfc3339(&role.last_vault_rotation).is_none_or(|l| now >= l + period)
+    let period = Duration::from_secs(role.rotation_period);
+    // A period too long for a time is never due (rather than a panic).
+    crate::clock::parse_rfc3339(&role.last_vault_rotation)
+        .is_none_or(|l| crate::clock::later(l, period).is_ok_and(|due| now >= due))
 }
 
 fn secs(d: Duration) -> u64 {
@@ -413,10 +415,10 @@ impl Database {
         if cfg.root_rotation_period == 0 {
             return Ok((cfg, plugin));
         }
-        let period =
-            time::Duration::seconds(i64::try_from(cfg.root_rotation_period).unwrap_or(i64::MAX));
-        let due = crate::clock::parse_rfc3339(&cfg.last_root_rotation)
-            .is_none_or(|last| ctx.clock.now() >= last + period);
+        let period = Duration::from_secs(cfg.root_rotation_period);
+        let due = crate::clock::parse_rfc3339(&cfg.last_root_rotation).is_none_or(|last| {
+            crate::clock::later(last, period).is_ok_and(|due| ctx.clock.now() >= due)
+        });
         if !due {
             return Ok((cfg, plugin));
         }
@@ -753,7 +755,10 @@ impl Database {
         }
         let now = ctx.clock.now();
         let (ttl, max_ttl, warnings) = role_ttl(ctx, &role, Duration::ZERO, now, now)?;
-        let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
+        let expiration = template::expiration(crate::clock::later(
+            now,
+            ttl.saturating_add(EXPIRATION_BUFFER),
+        )?);
         let username = template::username(
             plugin.username_style(),
             &template::display_name(display_name),
@@ -794,7 +799,7 @@ impl Database {
                         &Issued {
                             db_name: role.db_name.clone(),
                             role: role_name.to_string(),
-                            max_expiry: crate::clock::rfc3339(now + max_ttl),
+                            max_expiry: crate::clock::rfc3339(crate::clock::later(now, max_ttl)?),
                         },
                     )?,
                 },
@@ -1141,9 +1146,9 @@ impl Database {
                 }
             }
         }
-        let period = time::Duration::seconds(i64::try_from(r.rotation_period).unwrap_or(i64::MAX));
         let last = crate::clock::parse_rfc3339(&r.last_vault_rotation).unwrap_or(now);
-        let ttl = (last + period - now).whole_seconds().max(0);
+        let ttl = crate::clock::later(last, Duration::from_secs(r.rotation_period))
+            .map_or(i64::MAX, |due| (due - now).whole_seconds().max(0));
         let mut resp = Response::with_data(crate::data(json!({
             "last_vault_rotation": r.last_vault_rotation,
             "password": r.password,
@@ -1521,7 +1526,10 @@ impl Engine for Database {
         let (ttl, max_ttl, _) = role_ttl(ctx, &role, increment, to_time(lease.issue_time), now)?;
         if !ttl.is_zero() {
             let (_, plugin) = self.connection(ctx, &role.db_name).await?;
-            let expiration = template::expiration(now + ttl + EXPIRATION_BUFFER);
+            let expiration = template::expiration(crate::clock::later(
+                now,
+                ttl.saturating_add(EXPIRATION_BUFFER),
+            )?);
             plugin
                 .renew_user(&role.renew_statements, username, &expiration)
                 .await?;
@@ -1545,15 +1553,17 @@ fn role_ttl(
     issued: time::OffsetDateTime,
     now: time::OffsetDateTime,
 ) -> Result<(Duration, Duration, Vec<String>)> {
+    // The mount's maximum, not the system's: OpenBao's sysview reports the mount's tuning,
+    // which may exceed 768h.
     let max_ttl = if role.max_ttl == 0 {
-        crate::router::SYSTEM_MAX_TTL
+        ctx.max_lease_ttl
     } else {
-        Duration::from_secs(role.max_ttl).min(crate::router::SYSTEM_MAX_TTL)
+        Duration::from_secs(role.max_ttl).min(ctx.max_lease_ttl)
     };
     let (ttl, warnings) = ttl::calculate(
         TtlLimits {
             default_ttl: ctx.default_lease_ttl,
-            max_ttl: crate::router::SYSTEM_MAX_TTL,
+            max_ttl: ctx.max_lease_ttl,
         },
         TtlRequest {
             increment,

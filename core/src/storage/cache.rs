@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Backend, Page, TxnOp};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 type Entry = Option<Arc<[u8]>>;
 
@@ -42,9 +42,7 @@ impl CachedBackend {
     }
 
     fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
-        self.map
-            .lock()
-            .map_err(|_| Error::internal("cache lock poisoned"))
+        self.map.lock().or_else(crate::util::unpoison)
     }
 
     /// Drop everything cached.
@@ -66,10 +64,7 @@ impl CachedBackend {
             return Ok(false);
         }
         let changed = {
-            let mut m = self
-                .marker
-                .lock()
-                .map_err(|_| Error::internal("cache lock poisoned"))?;
+            let mut m = self.marker.lock().or_else(crate::util::unpoison)?;
             let changed = *m != now;
             *m = now;
             changed

@@ -28,15 +28,11 @@ impl MemoryBackend {
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<String, Vec<u8>>>> {
-        self.map
-            .read()
-            .map_err(|_| Error::internal("memory backend lock poisoned"))
+        self.map.read().or_else(crate::util::unpoison)
     }
 
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, BTreeMap<String, Vec<u8>>>> {
-        self.map
-            .write()
-            .map_err(|_| Error::internal("memory backend lock poisoned"))
+        self.map.write().or_else(crate::util::unpoison)
     }
 }
 

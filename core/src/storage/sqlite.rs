@@ -376,7 +376,7 @@ impl SqliteBackend {
             .find_map(|m| match m.try_lock() {
                 Ok(guard) => Some(Ok(guard)),
                 Err(TryLockError::WouldBlock) => None,
-                Err(TryLockError::Poisoned(_)) => Some(Err(poisoned())),
+                Err(TryLockError::Poisoned(p)) => Some(Ok(p.into_inner())),
             })
             .unwrap_or_else(|| {
                 let n = self.next_reader.fetch_add(1, Ordering::Relaxed);
@@ -385,7 +385,7 @@ impl SqliteBackend {
                     .get(i)
                     .ok_or_else(|| Error::internal("sqlite backend has no reader connection"))?
                     .lock()
-                    .map_err(|_| poisoned())
+                    .or_else(crate::util::unpoison)
             })?;
         // A read transaction left open (an error while ending it) would pin an old snapshot:
         // never hand out a connection that is still inside one.
@@ -476,18 +476,18 @@ impl Backend for SqliteBackend {
 impl SqliteBackend {
     /// The WAL-index probe's generations (all commits, commits other than this handle's).
     fn probe(&self) -> Result<Option<(u64, u64)>> {
-        let own = *self.own.header.lock().map_err(|_| poisoned())?;
+        let own = *self.own.header.lock().or_else(crate::util::unpoison)?;
         Ok(self
             .shm
             .lock()
-            .map_err(|_| poisoned())?
+            .or_else(crate::util::unpoison)?
             .generation(&self.path, own))
     }
 
     /// The marker from `PRAGMA data_version` on a connection that never writes, when the
     /// WAL-index cannot be read.
     fn data_version_marker(&self) -> Result<Option<u64>> {
-        let conn = self.marker.lock().map_err(|_| poisoned())?;
+        let conn = self.marker.lock().or_else(crate::util::unpoison)?;
         let version: i64 = conn
             .prepare_cached(DATA_VERSION)
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
@@ -639,8 +639,4 @@ fn sqlite_error(what: &str, err: rusqlite::Error) -> Error {
     } else {
         Error::storage(format!("sqlite {what} failed: {}", failure_text(&err))).with_source(err)
     }
-}
-
-fn poisoned() -> Error {
-    Error::internal("sqlite backend connection lock poisoned")
 }

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::roles::{self, Role, glob_match, parse_string_list};
 use super::{TokenEntry, new_entry};
 use crate::error::{Error, Result};
-use crate::request::{Auth, Operation, Request, Response};
+use crate::request::{Auth, Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
 use crate::util::params;
 use crate::util::ttl::{self, TtlRequest};
@@ -268,12 +268,13 @@ async fn create(
     let no_default = params::bool(d, "no_default_policy")?.unwrap_or(false)
         || role.as_ref().is_some_and(|r| r.token_no_default_policy);
     let mut renewable = params::bool(d, "renewable")?.unwrap_or(true);
-    let ttl_param = match params::duration(d, "ttl")? {
+    let ttl_param = match positive_duration(d, "ttl", "ttl")? {
         Some(t) => t,
-        None => params::duration(d, "lease")?.unwrap_or(Duration::ZERO),
+        None => positive_duration(d, "lease", "ttl")?.unwrap_or(Duration::ZERO),
     };
-    let mut explicit_max = params::duration(d, "explicit_max_ttl")?.unwrap_or(Duration::ZERO);
-    let mut period = params::duration(d, "period")?.unwrap_or(Duration::ZERO);
+    let mut explicit_max =
+        positive_duration(d, "explicit_max_ttl", "explicit_max_ttl")?.unwrap_or(Duration::ZERO);
+    let mut period = positive_duration(d, "period", "period")?.unwrap_or(Duration::ZERO);
     let num_uses = params::int(d, "num_uses")?.unwrap_or(0);
     if num_uses < 0 {
         return Err(Error::invalid_input("number of uses cannot be negative"));
@@ -479,8 +480,8 @@ async fn create(
     entry.ttl = ttl.as_secs();
     entry.creation_ttl = ttl.as_secs();
     entry.expire_at_ns = (!ttl.is_zero())
-        .then(|| (now + ttl).unix_timestamp_nanos())
-        .and_then(|n| i64::try_from(n).ok());
+        .then(|| crate::clock::expiry_ns(now, ttl))
+        .transpose()?;
     entry.explicit_max_ttl = explicit_max.as_secs();
     entry.period = period.as_secs();
     entry.renewable = renewable;
@@ -574,8 +575,8 @@ pub(crate) async fn create_login_token(
     entry.ttl = ttl.as_secs();
     entry.creation_ttl = ttl.as_secs();
     entry.expire_at_ns = (!ttl.is_zero())
-        .then(|| (now + ttl).unix_timestamp_nanos())
-        .and_then(|n| i64::try_from(n).ok());
+        .then(|| crate::clock::expiry_ns(now, ttl))
+        .transpose()?;
     entry.explicit_max_ttl = t.token_explicit_max_ttl;
     entry.period = t.token_period;
     entry.renewable = !batch;
@@ -613,6 +614,20 @@ fn go_list(v: &[String]) -> String {
     )
 }
 
+/// A token-create duration: OpenBao's `handleCreateCommon` parses these itself and refuses a
+/// negative one as "<name> must be positive".
+fn positive_duration(d: &Data, field: &str, name: &str) -> Result<Option<Duration>> {
+    match d.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let nanos = crate::util::duration::parse_signed_value(v)?;
+            let nanos = u64::try_from(nanos)
+                .map_err(|_| Error::invalid_input(format!("{name} must be positive")))?;
+            Ok(Some(Duration::from_nanos(nanos)))
+        }
+    }
+}
+
 async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Response> {
     if e.is_batch() {
         return Err(Error::invalid_input("batch tokens cannot be renewed"));
@@ -646,7 +661,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Respons
     };
     let (ttl, warnings) = ttl::calculate(limits, terms, e.issued(), now)?;
     let mut updated = e.clone();
-    updated.expire_at_ns = i64::try_from((now + ttl).unix_timestamp_nanos()).ok();
+    updated.expire_at_ns = Some(crate::clock::expiry_ns(now, ttl)?);
     updated.last_renewal_time = Some(now.unix_timestamp());
     sr.inner
         .tokens

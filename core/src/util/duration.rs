@@ -1,81 +1,228 @@
-//! Durations as OpenBao reads and prints them: integer seconds or Go duration strings
-//! (`"1h30m"`, `"10s"`, `"1.5h"`), plus a `d` suffix for days; printed as Go does (`"1h0m0s"`).
+//! Durations as OpenBao reads and prints them: go-secure-stdlib's `ParseDurationSecond`
+//! (integer seconds, `<n>d` days, or Go duration strings such as `"1h30m"` and `"1.5h"`),
+//! printed as Go does (`"1h0m0s"`).
+//!
+//! This is the one parser for every duration a caller sends (request fields, policies, the
+//! `X-Vault-Wrap-TTL` header): it follows the Go sources, texts included, and refuses what
+//! Go's `time.Duration` (signed 64-bit nanoseconds, about 292 years) cannot hold, as OpenBao
+//! does. So no accepted duration can overflow the time arithmetic downstream.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::policy::hcl::strconv;
+
+/// Go's longest `time.Duration` (`1<<63 - 1` ns): OpenBao refuses anything longer.
+pub(crate) const MAX: Duration = Duration::new(9_223_372_036, 854_775_807);
+
+/// Nanoseconds in a second.
+pub(crate) const SECOND: i64 = 1_000_000_000;
+
+/// go-secure-stdlib's text when seconds or days times their unit overflow a `time.Duration`.
+const OVERFLOW: &str =
+    "multiplication of durations resulted in overflow, one operand may be too large";
 
 /// Parse a duration given as JSON: a number of seconds, or a string (seconds or Go syntax).
+/// A negative duration is refused with the framework's text.
 pub(crate) fn parse_value(v: &Value) -> Result<Duration> {
+    let nanos = parse_signed_value(v)?;
+    unsigned(nanos).ok_or_else(|| {
+        Error::invalid_input(format!("cannot provide negative value '{}'", shown(v)))
+    })
+}
+
+/// As [`parse_value`], signed nanoseconds (OpenBao's `TypeSignedDurationSecond`).
+pub(crate) fn parse_signed_value(v: &Value) -> Result<i64> {
+    // OpenBao decodes JSON numbers as `json.Number`, whose text goes through the string path:
+    // `1.5` is "missing unit", a number past i64 is an invalid duration.
     match v {
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Ok(Duration::from_secs(u))
-            } else if let Some(f) = n.as_f64().filter(|f| *f >= 0.0 && f.is_finite()) {
-                Ok(Duration::from_secs(f as u64))
-            } else {
-                Err(Error::invalid_input(format!("invalid duration `{n}`")))
-            }
-        }
-        Value::String(s) => parse(s),
-        Value::Null => Ok(Duration::ZERO),
-        other => Err(Error::invalid_input(format!(
-            "time: invalid duration {other}"
-        ))),
+        Value::Null => Ok(0),
+        Value::Number(n) => parse_duration_second_str(&n.to_string()).map_err(Error::invalid_input),
+        Value::String(s) => parse_duration_second_str(s).map_err(Error::invalid_input),
+        _ => Err(Error::invalid_input("could not parse duration from input")),
     }
 }
 
 /// Parse a duration string: `"300"` (seconds), `"1h30m"`, `"1.5h"`, `"250ms"`, `"2d"`.
 pub(crate) fn parse(s: &str) -> Result<Duration> {
-    let bad = || Error::invalid_input(format!("time: invalid duration \"{s}\""));
-    let t = s.trim();
-    if t.is_empty() {
-        return Ok(Duration::ZERO);
+    let nanos = parse_duration_second_str(s).map_err(Error::invalid_input)?;
+    unsigned(nanos)
+        .ok_or_else(|| Error::invalid_input(format!("cannot provide negative value '{s}'")))
+}
+
+/// Parse a duration as OpenBao does (go-secure-stdlib's `ParseDurationSecond`): integer
+/// seconds, `<n>d` days, or a Go duration string (`"90s"`, `"1h30m"`, `"1.5h"`). Negative
+/// durations and durations past Go's limit (about 292 years) are refused with Go's texts.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(strongroom::parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+/// assert_eq!(strongroom::parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+/// assert!(strongroom::parse_duration("999999999h").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    parse(s)
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+}
+
+fn unsigned(nanos: i64) -> Option<Duration> {
+    u64::try_from(nanos).ok().map(Duration::from_nanos)
+}
+
+/// `parseutil.ParseDurationSecond` for a string, as signed nanoseconds, with its texts.
+pub(crate) fn parse_duration_second_str(s: &str) -> std::result::Result<i64, String> {
+    if s.is_empty() {
+        return Ok(0);
     }
-    if t.starts_with('-') {
-        return Err(bad());
+    if let Ok(v) = strconv::parse_int(s, false) {
+        return v.checked_mul(SECOND).ok_or_else(|| OVERFLOW.to_string());
     }
-    let t = t.strip_prefix('+').unwrap_or(t);
-    if t == "0" {
-        return Ok(Duration::ZERO);
+    if let Some(days) = s.strip_suffix('d') {
+        let v = strconv::parse_int(days, false)?;
+        return v
+            .checked_mul(24 * 3600 * SECOND)
+            .ok_or_else(|| OVERFLOW.to_string());
     }
-    let mut total: f64 = 0.0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
+    parse_go_duration(s)
+}
+
+/// A whole number of seconds as a Go duration, refused past Go's limit with
+/// go-secure-stdlib's text (HCL numbers in policies).
+pub(crate) fn seconds_to_nanos(secs: i64) -> std::result::Result<i64, String> {
+    secs.checked_mul(SECOND).ok_or_else(|| OVERFLOW.to_string())
+}
+
+fn unit_nanos(u: &str) -> Option<u64> {
+    Some(match u {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
+/// Go's `time.ParseDuration`, with its error texts.
+pub(crate) fn parse_go_duration(orig: &str) -> std::result::Result<i64, String> {
+    let invalid = || format!("time: invalid duration {}", strconv::quote(orig));
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(rest) = s.strip_prefix('-') {
+        neg = true;
+        s = rest;
+    } else if let Some(rest) = s.strip_prefix('+') {
+        s = rest;
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    const LIMIT: u64 = 1 << 63;
+    let mut d: u64 = 0;
+    while !s.is_empty() {
+        let first = s.as_bytes().first().copied().unwrap_or(0);
+        if !(first == b'.' || first.is_ascii_digit()) {
+            return Err(invalid());
         }
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let nanos_per = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
-            _ => return Err(bad()),
+        // Integer part.
+        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_digits, rest) = s.split_at(int_len);
+        let mut v: u64 = 0;
+        for b in int_digits.bytes() {
+            if v > (LIMIT - 1) / 10 {
+                return Err(invalid());
+            }
+            v = v * 10 + u64::from(b - b'0');
+            if v > LIMIT {
+                return Err(invalid());
+            }
+        }
+        s = rest;
+        let pre = int_len > 0;
+        // Fraction.
+        let mut f: u64 = 0;
+        let mut scale: f64 = 1.0;
+        let mut post = false;
+        if let Some(rest) = s.strip_prefix('.') {
+            let frac_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let (frac_digits, tail) = rest.split_at(frac_len);
+            let mut overflow = false;
+            for b in frac_digits.bytes() {
+                if overflow {
+                    continue;
+                }
+                if f > (LIMIT - 1) / 10 {
+                    overflow = true;
+                    continue;
+                }
+                let y = f * 10 + u64::from(b - b'0');
+                if y > LIMIT {
+                    overflow = true;
+                    continue;
+                }
+                f = y;
+                scale *= 10.0;
+            }
+            post = frac_len > 0;
+            s = tail;
+        }
+        if !pre && !post {
+            return Err(invalid());
+        }
+        // Unit.
+        let unit_len = s
+            .bytes()
+            .take_while(|b| !(*b == b'.' || b.is_ascii_digit()))
+            .count();
+        if unit_len == 0 {
+            return Err(format!(
+                "time: missing unit in duration {}",
+                strconv::quote(orig)
+            ));
+        }
+        let (u, rest) = s.split_at(unit_len);
+        s = rest;
+        let Some(unit) = unit_nanos(u) else {
+            return Err(format!(
+                "time: unknown unit {} in duration {}",
+                strconv::quote(u),
+                strconv::quote(orig)
+            ));
         };
-        total += value * nanos_per;
-        rest = tail;
+        if v > LIMIT / unit {
+            return Err(invalid());
+        }
+        v *= unit;
+        if f > 0 {
+            v += (f as f64 * (unit as f64 / scale)) as u64;
+            if v > LIMIT {
+                return Err(invalid());
+            }
+        }
+        d += v;
+        if d > LIMIT {
+            return Err(invalid());
+        }
     }
-    if !total.is_finite() || total > (u64::MAX as f64) {
-        return Err(bad());
+    if neg {
+        return Ok((d as i128).wrapping_neg() as i64);
     }
-    Ok(Duration::from_nanos(total as u64))
+    if d > LIMIT - 1 {
+        return Err(invalid());
+    }
+    Ok(d as i64)
 }
 
 /// Print a duration as Go's `time.Duration.String()` does: `0s`, `1h0m0s`, `1m30s`, `1.5s`.
@@ -142,9 +289,59 @@ mod tests {
     fn rejects_garbage_with_go_text() {
         let e = parse("abc").unwrap_err();
         assert_eq!(e.message(), "time: invalid duration \"abc\"");
-        assert!(parse("-1s").is_err());
-        assert!(parse("10x").is_err());
+        assert_eq!(
+            parse("-1s").unwrap_err().message(),
+            "cannot provide negative value '-1s'"
+        );
+        assert_eq!(
+            parse("10x").unwrap_err().message(),
+            "time: unknown unit \"x\" in duration \"10x\""
+        );
         assert!(parse("h").is_err());
+        assert_eq!(
+            parse_value(&serde_json::json!(1.5)).unwrap_err().message(),
+            "time: missing unit in duration \"1.5\""
+        );
+    }
+
+    /// OpenBao refuses what Go's `time.Duration` cannot hold, with go-secure-stdlib's and Go's
+    /// texts (checked against `bao` 2.7.2): nothing past [`MAX`] reaches time arithmetic.
+    #[test]
+    fn refuses_durations_past_gos_limit() {
+        let overflow =
+            "multiplication of durations resulted in overflow, one operand may be too large";
+        assert_eq!(
+            parse("9223372036").unwrap(),
+            Duration::from_secs(9_223_372_036)
+        );
+        assert_eq!(parse("9223372037").unwrap_err().message(), overflow);
+        assert_eq!(
+            parse("106751d").unwrap(),
+            Duration::from_secs(106_751 * 86_400)
+        );
+        assert_eq!(parse("106752d").unwrap_err().message(), overflow);
+        assert_eq!(
+            parse("2562047h").unwrap(),
+            Duration::from_secs(2_562_047 * 3600)
+        );
+        for s in ["2562048h", "999999999h", "18446744073709551615"] {
+            let e = parse(s).unwrap_err();
+            assert_eq!(e.message(), format!("time: invalid duration \"{s}\""));
+            assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+        }
+        assert_eq!(
+            parse("1e308s").unwrap_err().message(),
+            "time: unknown unit \"e\" in duration \"1e308s\""
+        );
+        for v in [
+            serde_json::json!(u64::MAX),
+            serde_json::json!(1e308),
+            serde_json::json!(i64::MIN),
+            serde_json::json!(9_223_372_037_u64),
+        ] {
+            assert!(parse_value(&v).is_err(), "{v}");
+        }
+        assert!(parse("9223372036s").unwrap() <= MAX);
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub(crate) fn calculate(
             ));
             period = max;
         }
-        let mv = (!req.explicit_max.is_zero()).then(|| start + req.explicit_max);
+        let mv = (!req.explicit_max.is_zero())
+            .then(|| crate::clock::later(start, req.explicit_max))
+            .transpose()?;
         (period, mv)
     } else {
         let ttl = if !req.increment.is_zero() {
@@ -79,7 +81,7 @@ pub(crate) fn calculate(
         } else {
             limits.default_ttl
         };
-        (ttl, Some(start + max))
+        (ttl, Some(crate::clock::later(start, max)?))
     };
     if let Some(mv) = max_valid {
         let left = mv - now;

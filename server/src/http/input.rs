@@ -101,46 +101,11 @@ pub(crate) fn wrap_ttl(headers: &HeaderMap) -> Result<Option<Duration>, InputErr
     parse_duration(s).map(Some).map_err(|e| bad(&e))
 }
 
-/// Parse a duration the way OpenBao's `parseutil.ParseDurationSecond` does: plain integers are
-/// seconds; otherwise Go's `time.ParseDuration` units (`ns us µs ms s m h`) plus `d` for days.
+/// Parse a duration the way OpenBao's `parseutil.ParseDurationSecond` does, through the
+/// engine's one parser: plain integers are seconds; otherwise Go's units plus `d` for days,
+/// refusing what Go's `time.Duration` cannot hold (`999999999h`) with Go's texts.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let invalid = || format!("time: invalid duration \"{s}\"");
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return Err(invalid());
-        }
-        let value: f64 = num.parse().map_err(|_| invalid())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "" => return Err(format!("time: missing unit in duration \"{s}\"")),
-            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
-        };
-        total += value * scale;
-        rest = next;
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+    strongroom::parse_duration(s).map_err(|e| e.message().to_string())
 }
 
 /// Query parameters as request data, as OpenBao's `parseQuery`: one value → a string, several
@@ -483,6 +448,25 @@ mod tests {
         );
         assert!(parse_duration("10").is_ok());
         assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
+        // OpenBao's answers to durations past Go's limit (bao 2.7.2).
+        for (raw, why) in [
+            (
+                "18446744073709551615",
+                "time: invalid duration \"18446744073709551615\"",
+            ),
+            ("999999999h", "time: invalid duration \"999999999h\""),
+            (
+                "9223372037",
+                "multiplication of durations resulted in overflow, one operand may be too large",
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(WRAP_TTL_HEADER, HeaderValue::from_static(raw));
+            assert_eq!(
+                wrap_ttl(&h).unwrap_err(),
+                InputError::Bad(format!("error parsing X-Vault-Wrap-TTL header: {why}"))
+            );
+        }
         let mut h = HeaderMap::new();
         h.insert(WRAP_TTL_HEADER, HeaderValue::from_static("-5m"));
         assert_eq!(

@@ -51,6 +51,7 @@ fn env_over(backend: Arc<dyn Backend>) -> Env {
             password_policies: View::new(backend, crate::password_policy::PREFIX),
             clock: Arc::new(clock.clone()),
             default_lease_ttl: Duration::from_secs(768 * 3600),
+            max_lease_ttl: Duration::from_secs(768 * 3600),
         },
         clock,
     }
@@ -1716,4 +1717,28 @@ async fn redis_static_role_and_root_rotation() {
         .query_async(&mut admin)
         .await
         .unwrap();
+}
+
+/// Issue #23 item 8: on a mount tuned above the system's 768h, a role's `max_ttl` reaches the
+/// mount's maximum (OpenBao's sysview reports the mount's tuning), not 768h.
+#[test]
+fn role_ttls_are_capped_by_the_mount_maximum() {
+    use crate::clock::Clock as _;
+    let mut env = env();
+    env.ctx.max_lease_ttl = Duration::from_secs(87600 * 3600);
+    let role: super::Role = serde_json::from_value(json!({
+        "db_name": "pg",
+        "default_ttl": 8760 * 3600,
+        "max_ttl": 100_000 * 3600,
+    }))
+    .unwrap();
+    let now = env.clock.now();
+    let (ttl, max, warnings) = super::role_ttl(&env.ctx, &role, Duration::ZERO, now, now).unwrap();
+    assert_eq!(ttl, Duration::from_secs(8760 * 3600));
+    assert_eq!(max, Duration::from_secs(87600 * 3600));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // On a mount at the system's maximum the same role is capped to 768h.
+    env.ctx.max_lease_ttl = Duration::from_secs(768 * 3600);
+    let (ttl, max, _) = super::role_ttl(&env.ctx, &role, Duration::ZERO, now, now).unwrap();
+    assert_eq!((ttl.as_secs(), max.as_secs()), (768 * 3600, 768 * 3600));
 }

@@ -46,10 +46,6 @@ pub(crate) fn new() -> Arc<dyn Engine> {
     Arc::new(Transit::default())
 }
 
-fn lock_err() -> Error {
-    Error::internal("transit key cache lock poisoned")
-}
-
 /// OpenBao's `1 error occurred:` wrapping for errors its framework returns as 500s.
 fn multierror(msg: &str) -> Error {
     Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
@@ -73,7 +69,7 @@ impl Transit {
         ctx: &EngineContext,
         name: &str,
     ) -> Result<Option<Arc<TransitKey>>> {
-        if let Some(k) = self.keys.read().map_err(|_| lock_err())?.get(name) {
+        if let Some(k) = self.keys.read().or_else(crate::util::unpoison)?.get(name) {
             return Ok(Some(k.clone()));
         }
         check_name(name)?;
@@ -85,7 +81,7 @@ impl Transit {
         let key = Arc::new(key);
         self.keys
             .write()
-            .map_err(|_| lock_err())?
+            .or_else(crate::util::unpoison)?
             .insert(name.to_string(), key.clone());
         Ok(Some(key))
     }
@@ -124,7 +120,7 @@ impl Transit {
         let key = Arc::new(key);
         self.keys
             .write()
-            .map_err(|_| lock_err())?
+            .or_else(crate::util::unpoison)?
             .insert(key.name.clone(), key.clone());
         Ok(key)
     }
@@ -133,7 +129,10 @@ impl Transit {
         ctx.storage
             .delete(&format!("{POLICY_PREFIX}{name}"))
             .await?;
-        self.keys.write().map_err(|_| lock_err())?.remove(name);
+        self.keys
+            .write()
+            .or_else(crate::util::unpoison)?
+            .remove(name);
         Ok(())
     }
 

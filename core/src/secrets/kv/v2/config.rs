@@ -77,27 +77,10 @@ pub(super) fn max_versions(data: &Data) -> Result<Option<u32>> {
 /// A duration in whole seconds that may be negative (`-1s`, `-5`), as OpenBao's
 /// `TypeSignedDurationSecond`.
 fn signed_duration_secs(data: &Data, field: &str) -> Result<Option<i64>> {
-    let raw = match data.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
-    let (negative, value) = match raw {
-        Value::String(s) => match s.trim().strip_prefix('-') {
-            Some(rest) => (true, Value::String(rest.to_string())),
-            None => (false, raw.clone()),
-        },
-        Value::Number(n) => match n.as_i64() {
-            Some(i) if i < 0 => (true, Value::from(i.unsigned_abs())),
-            _ => (false, raw.clone()),
-        },
-        _ => (false, raw.clone()),
-    };
-    // On failure, report the text the caller sent (with its sign).
-    let parsed =
-        duration::parse_value(&value).map_err(|e| duration::parse_value(raw).err().unwrap_or(e))?;
-    let secs = i64::try_from(parsed.as_secs())
-        .map_err(|_| Error::invalid_input(format!("{field} is out of range")))?;
-    Ok(Some(if negative { -secs } else { secs }))
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Ok(Some(duration::parse_signed_value(v)? / duration::SECOND)),
+    }
 }
 
 /// Go's `time.Duration.String()` for a whole number of seconds that may be negative.

@@ -36,6 +36,7 @@ fn env_over(backend: Arc<dyn Backend>, mem: Arc<MemoryBackend>) -> Env {
         password_policies: View::new(backend, crate::password_policy::PREFIX),
         clock: Arc::new(clock.clone()),
         default_lease_ttl: Duration::from_secs(768 * 3600),
+        max_lease_ttl: Duration::from_secs(768 * 3600),
     };
     Env { ctx, clock, mem }
 }
