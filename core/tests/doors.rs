@@ -57,7 +57,11 @@ async fn a_cidr_bound_token_is_refused_by_every_door() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
-    let e = bound.transit("transit").encrypt("k", b"hi").await.unwrap_err();
+    let e = bound
+        .transit("transit")
+        .encrypt("k", b"hi")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     let e = bound.transit("transit").hmac("k", b"hi").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
