@@ -65,6 +65,7 @@ pub struct Config {
     pub(crate) unsafe_allow_api_audit_creation: bool,
     pub(crate) allow_audit_log_prefixing: bool,
     pub(crate) leases: crate::leases::LeaseConfig,
+    pub(crate) maintenance_interval: std::time::Duration,
     pub(crate) user_lockouts: crate::auth::lockout::ConfiguredLockouts,
 }
 
@@ -91,6 +92,7 @@ impl Config {
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
             leases: crate::leases::LeaseConfig::default(),
+            maintenance_interval: crate::scheduler::DEFAULT_MAINTENANCE_INTERVAL,
             user_lockouts: Default::default(),
         }
     }
@@ -231,6 +233,15 @@ impl Config {
     /// ```
     pub fn leases(mut self, leases: crate::leases::LeaseConfig) -> Config {
         self.leases = leases;
+        self
+    }
+
+    /// How often the background runner does maintenance (keyring rotation by its policy,
+    /// transit auto-rotation, scheduled static-role and root rotation), measured on the
+    /// engine's clock; 5 minutes by default. The runner runs when
+    /// [`crate::LeaseConfig::background`] is on (the default).
+    pub fn maintenance_interval(mut self, every: std::time::Duration) -> Config {
+        self.maintenance_interval = every;
         self
     }
 

@@ -24,7 +24,7 @@
 //! gone (revoked or expired) is revoked whatever its own expiry says.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ use tokio::sync::broadcast;
 use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, LeaseInfo, Request, Response};
 use crate::storage::{Backend, Page, TxnOp};
-use crate::strongroom::{Inner, Strongroom};
+use crate::strongroom::Strongroom;
 use crate::token::TokenEntry;
 use crate::util::ttl::{self, TtlLimits, TtlRequest};
 
@@ -77,8 +77,9 @@ const DUE_PAGE: usize = 512;
 /// ```
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
-    /// Run the expiry runner in a background task every `tick` (needs a Tokio runtime at
-    /// open). When false, call [`Strongroom::run_expiry`] yourself.
+    /// Run the engine's background runner (needs a Tokio runtime at open): lease expiry every
+    /// `tick`, and maintenance every [`crate::Config::maintenance_interval`]. When false, call
+    /// [`Strongroom::run_expiry`] and [`Strongroom::run_maintenance`] yourself.
     pub background: bool,
     /// How often the background runner looks for due leases.
     pub tick: Duration,
@@ -1836,37 +1837,6 @@ impl Tally {
             }
         }
     }
-}
-
-/// The background expiry runner: every tick until the engine is dropped.
-pub(crate) fn spawn_runner(inner: &Arc<Inner>) {
-    if !inner.leases.config.background {
-        return;
-    }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        tracing::info!(
-            "no Tokio runtime at open: the lease expiry runner is not started; call run_expiry()"
-        );
-        return;
-    };
-    let weak: Weak<Inner> = Arc::downgrade(inner);
-    let tick = inner.leases.config.tick.max(Duration::from_millis(10));
-    handle.spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            let sr = Strongroom { inner };
-            if let Err(e) = sr.run_expiry().await {
-                if e.code() != ErrorCode::Sealed {
-                    tracing::warn!(error = %e.message(), "lease expiry run failed");
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod policies;
 pub(crate) mod policy;
 mod request;
 mod router;
+mod scheduler;
 pub(crate) mod secrets;
 pub mod storage;
 mod strongroom;

@@ -123,6 +123,11 @@ pub(crate) struct Inner {
     dev_root_token: std::sync::OnceLock<SecretString>,
     /// Dev mode's single unseal key (base64), kept so `server -dev` can print it as OpenBao does.
     dev_unseal_key: std::sync::OnceLock<SecretString>,
+    /// The background runner (expiry, maintenance).
+    pub(crate) scheduler: crate::scheduler::Scheduler,
+    maintenance_interval: std::time::Duration,
+    /// Calls in flight, and whether new ones are still taken (see [`Strongroom::shutdown`]).
+    pub(crate) calls: crate::scheduler::CallGate,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -210,12 +215,15 @@ impl Strongroom {
             storage_type,
             dev_root_token: std::sync::OnceLock::new(),
             dev_unseal_key: std::sync::OnceLock::new(),
+            scheduler: crate::scheduler::Scheduler::default(),
+            maintenance_interval: config.maintenance_interval,
+            calls: crate::scheduler::CallGate::default(),
         };
         if let Some(dev) = &config.dev {
             let sr = Strongroom {
                 inner: Arc::new(inner),
             };
-            crate::leases::spawn_runner(&sr.inner);
+            sr.start_background();
             let init = sr.init(1, 1).await?;
             let key = init
                 .keys
@@ -251,7 +259,7 @@ impl Strongroom {
         let sr = Strongroom {
             inner: Arc::new(inner),
         };
-        crate::leases::spawn_runner(&sr.inner);
+        sr.start_background();
         if let Some(src) = &config.unseal_key {
             if sr.is_initialized().await? {
                 let key = read_key_source(src)?;
@@ -757,8 +765,32 @@ impl Strongroom {
         i.seal.rotate_root(&i.barrier, &kek).await
     }
 
-    /// Periodic housekeeping (the server runs it every few minutes; embedded users may call it
-    /// from a timer): rotates the keyring when `sys/rotate/config` says it is due, then runs
+    /// Start the background runner (see [`crate::scheduler`]).
+    fn start_background(&self) {
+        self.inner
+            .scheduler
+            .start(&self.inner, self.inner.maintenance_interval);
+    }
+
+    /// Stop this engine: refuse new calls (they answer [`crate::ErrorCode::Unavailable`]),
+    /// stop the background runner after the run in progress, wait for the calls in flight,
+    /// flush best-effort audit lines (up to 5 s) and give up the leader lock, so another
+    /// process on the same SQLite file or PostgreSQL database takes over the background work at
+    /// once rather than when the lock lapses. Clones share the engine, so they are stopped
+    /// too. Calling it again does nothing more.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.inner.calls.close();
+        self.inner.scheduler.stop().await;
+        self.inner.calls.drained().await;
+        if !self.flush_audit(std::time::Duration::from_secs(5)).await {
+            tracing::warn!("some audit lines could not be written before shutdown");
+        }
+        self.release_leadership().await
+    }
+
+    /// Periodic housekeeping, which the background runner does every
+    /// [`Config::maintenance_interval`] (call it yourself when [`crate::LeaseConfig::background`]
+    /// is off): rotates the keyring when `sys/rotate/config` says it is due, then runs
     /// each mount's periodic work (transit auto-rotation, database static-role and scheduled
     /// root rotation, in the process holding the lease leader lock). Returns whether the
     /// keyring rotated.
@@ -785,6 +817,8 @@ impl Strongroom {
     /// Run one request through the pipeline: seal check, token, ACL, audit, engine, lease,
     /// audit. This is the only door: the typed API, the bindings and the HTTP server use it.
     pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        // Counted until the call ends, so shutdown can wait for it.
+        let _in_flight = self.inner.calls.enter()?;
         if req.id.is_empty() {
             req.id = crate::util::fast_uuid();
         }
@@ -1047,6 +1081,9 @@ impl Strongroom {
     /// epoch to decide under, or to compare a remembered [`FastGate`] with; it is read before
     /// any decision, so a change made while deciding shows as a new epoch.
     pub(crate) async fn fast_gate_epoch(&self) -> Result<Option<u64>> {
+        if self.inner.calls.is_closed() {
+            return Err(crate::scheduler::shut_down());
+        }
         if self.inner.barrier.is_sealed() {
             return Err(Error::sealed());
         }

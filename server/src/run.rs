@@ -1,6 +1,7 @@
 //! Running the server process: logging, opening the engine, the listeners, the start-up banner
-//! (stdout, as `bao server` prints it), periodic maintenance, and a graceful stop on SIGINT or
-//! SIGTERM.
+//! (stdout, as `bao server` prints it), and a graceful stop on SIGINT or SIGTERM. Background
+//! work (lease expiry, keyring and transit rotation, scheduled database rotations) is the
+//! engine's own runner's, as for an embedded application.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -13,9 +14,6 @@ use crate::listener::{Bound, Listeners};
 
 /// How long requests in flight may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// How often the engine's housekeeping (keyring auto-rotation) runs, as OpenBao checks.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Start logging, build the runtime and serve until a stop signal. Returns the exit code.
 pub fn run(cfg: ServerConfig) -> ExitCode {
@@ -87,7 +85,6 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     } else if sr.is_sealed() {
         tracing::info!("storage is sealed: PUT /v1/sys/unseal with the unseal key shares");
     }
-    let maintenance = tokio::spawn(maintain(sr.clone()));
 
     stop.await;
     tracing::info!("shutdown triggered: no new connections, draining requests in flight");
@@ -99,11 +96,11 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
             control.shutdown();
         }
     }
-    maintenance.abort();
     hangup.abort();
-    // Best-effort audit lines still queued go out before the process ends.
-    if !sr.flush_audit(std::time::Duration::from_secs(5)).await {
-        tracing::warn!("some audit lines could not be written before shutdown");
+    // The engine's background runner stops, the leader lock is handed back (another server on
+    // the same store takes over at once) and best-effort audit lines still queued go out.
+    if let Err(e) = sr.shutdown().await {
+        tracing::warn!(error = %e.message(), "engine shutdown was not clean");
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -168,20 +165,6 @@ pub fn banner(cfg: &ServerConfig, bound: &[Bound], sr: &Strongroom, initialized:
         );
     }
     out
-}
-
-/// Run the engine's housekeeping every few minutes.
-async fn maintain(sr: Strongroom) {
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match sr.run_maintenance().await {
-            Ok(true) => tracing::info!("keyring rotated by the rotation policy"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e.message(), "maintenance failed"),
-        }
-    }
 }
 
 /// SIGHUP, as in Vault: reload the TLS listeners' certificates from their files (a renewed
