@@ -236,7 +236,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // LEASES_ONLY=register|expiry|poison runs one part (for profiling).
+    // LEASES_ONLY=request|register|expiry|poison runs one part (for profiling).
     let only = std::env::var("LEASES_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
     rt.block_on(async {

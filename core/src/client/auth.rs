@@ -105,6 +105,24 @@ fn client_for(client: &Client, auth: &Auth) -> Client {
 }
 
 /// The userpass method at one mount.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+/// root.auth().enable("userpass", "userpass").await?;
+/// let users = root.auth().userpass("userpass");
+/// users
+///     .write_user("bob", "correct horse", data(serde_json::json!({"token_policies": "dev"})))
+///     .await?;
+/// let auth = users.login_auth("bob", "correct horse").await?;
+/// assert_eq!(auth.policies, ["default", "dev"]);
+/// // A wrong password is refused, with OpenBao's text (and counts towards the lockout).
+/// let e = users.login_auth("bob", "wrong").await.unwrap_err();
+/// assert_eq!(e.message(), "invalid username or password");
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Userpass {
     client: Client,
@@ -196,6 +214,27 @@ impl std::fmt::Debug for SecretId {
 }
 
 /// The AppRole method at one mount.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use secrecy::ExposeSecret;
+/// use strongroom::{Config, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+/// root.auth().enable("approle", "approle").await?;
+/// let approle = root.auth().approle("approle");
+/// approle
+///     .write_role("ci", data(serde_json::json!({"token_policies": "deploy", "secret_id_ttl": "10m"})))
+///     .await?;
+/// // The role id is handed to the machine's config; the secret id is delivered separately.
+/// let role_id = approle.role_id("ci").await?;
+/// let secret_id = approle.generate_secret_id("ci", data(serde_json::json!({}))).await?;
+/// let ci = sr
+///     .login_approle("approle", &role_id, secret_id.secret_id.expose_secret())
+///     .await?;
+/// assert_eq!(ci.token().lookup_self().await?.policies, ["default", "deploy"]);
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct AppRole {
     client: Client,
@@ -316,7 +355,33 @@ impl AppRole {
     }
 }
 
-/// The Kubernetes method at one mount.
+/// The Kubernetes method at one mount: a pod logs in with its service-account token, checked
+/// by the API server's TokenReview or offline against the cluster's signing keys.
+///
+/// ```no_run
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use strongroom::{Config, Strongroom, data};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+/// root.auth().enable("kubernetes", "kubernetes").await?;
+/// let k8s = root.auth().kubernetes("kubernetes");
+/// k8s.configure(data(serde_json::json!({
+///     "kubernetes_host": "https://kubernetes.default.svc",
+///     "kubernetes_ca_cert": std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt").unwrap_or_default(),
+/// })))
+/// .await?;
+/// k8s.write_role("api-service", data(serde_json::json!({
+///     "bound_service_account_names": "api-service",
+///     "bound_service_account_namespaces": "production",
+///     "token_policies": "api-service",
+/// })))
+/// .await?;
+/// // In the pod: its projected service-account token is the credential.
+/// let jwt = std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/token").unwrap_or_default();
+/// let app = sr.login_kubernetes("kubernetes", "api-service", &jwt).await?;
+/// # let _ = app;
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Kubernetes {
     client: Client,
