@@ -143,7 +143,11 @@ async fn a_second_process_takes_over_at_once_after_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
     let key = dir.path().join("unseal.key");
-    let first = Strongroom::open(Config::sqlite(&db).leases(quick()))
+    let manual = || LeaseConfig {
+        background: false,
+        ..quick()
+    };
+    let first = Strongroom::open(Config::sqlite(&db).leases(manual()))
         .await
         .unwrap();
     let root = first.init_with_key_file(&key).await.unwrap();
@@ -151,19 +155,11 @@ async fn a_second_process_takes_over_at_once_after_shutdown() {
     let a = Strongroom::open(Config::sqlite(&db).unseal_key_file(&key).leases(quick()))
         .await
         .unwrap();
-    // `a`'s runner takes the lock on one of its first ticks (every 10 ms); `b`, which runs
-    // nothing in the background, opens after that.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let b = Strongroom::open(
-        Config::sqlite(&db)
-            .unseal_key_file(&key)
-            .leases(LeaseConfig {
-                background: false,
-                ..quick()
-            }),
-    )
-    .await
-    .unwrap();
+    let b = Strongroom::open(Config::sqlite(&db).unseal_key_file(&key).leases(manual()))
+        .await
+        .unwrap();
+    // `a` holds the lock (its runner keeps it); `b` cannot take it.
+    assert!(a.run_expiry().await.unwrap().leader);
     assert!(!b.run_expiry().await.unwrap().leader);
     a.shutdown().await.unwrap();
     assert!(b.run_expiry().await.unwrap().leader);
