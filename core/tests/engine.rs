@@ -353,7 +353,12 @@ async fn keyring_rotation_and_root_key_rotation() {
 #[tokio::test]
 async fn keyring_auto_rotation_follows_the_virtual_clock() {
     let clock = VirtualClock::new();
-    let sr = Strongroom::open(Config::dev().clock(Arc::new(clock.clone())))
+    // Maintenance is driven by hand here: the background runner would race the calls below.
+    let manual = strongroom::LeaseConfig {
+        background: false,
+        ..strongroom::LeaseConfig::default()
+    };
+    let sr = Strongroom::open(Config::dev().clock(Arc::new(clock.clone())).leases(manual))
         .await
         .unwrap();
     let c = sr.client(sr.dev_root_token().unwrap());
