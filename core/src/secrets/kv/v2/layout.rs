@@ -405,7 +405,14 @@ pub(super) async fn commit(
     all.extend(ops);
     match storage.transaction(all).await {
         Ok(()) => Ok(true),
-        Err(e) if e.code() == ErrorCode::Conflict => Ok(false),
+        Err(e) if e.code() == ErrorCode::Conflict => {
+            // Lost to another writer. Wait a random moment before the re-read: two writers
+            // on a busy machine can otherwise stay in lockstep, one always committing between
+            // the other's read and commit, until MAX_ATTEMPTS runs out.
+            let jitter = rand::random_range(0..2_000u64);
+            tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }
