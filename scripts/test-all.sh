@@ -37,6 +37,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
+# The core without its optional parts (storage on memory only, no database plugins): it must
+# build, lint clean and pass the tests that need none of them.
+echo "== cargo clippy + test -p strongroom --no-default-features"
+cargo clippy -p strongroom --no-default-features --lib --tests -- -D warnings
+cargo test -p strongroom --no-default-features --lib --tests
+
 echo "== python (hvac and the bao CLI against strongroom server -dev)"
 ./scripts/test-python.sh
 

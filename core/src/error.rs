@@ -284,6 +284,13 @@ impl Error {
             format!("no handler for route \"{path}\". route entry not found."),
         )
     }
+    /// [`ErrorCode::InvalidInput`]: `what` is left out of this build; it needs the Cargo
+    /// feature `feature`.
+    pub(crate) fn feature_missing(feature: &str, what: &str) -> Error {
+        Error::invalid_input(format!(
+            "{what} is not in this build of strongroom: enable the `{feature}` Cargo feature"
+        ))
+    }
     /// [`ErrorCode::TooLarge`].
     pub fn too_large(message: impl Into<String>) -> Error {
         Error::new(ErrorCode::TooLarge, message)

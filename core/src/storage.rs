@@ -7,12 +7,16 @@ use crate::error::Result;
 
 pub(crate) mod cache;
 pub mod memory;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub(crate) mod view;
 
 pub use memory::MemoryBackend;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 
 /// One operation inside a [`Backend::transaction`].

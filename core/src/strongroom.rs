@@ -17,8 +17,12 @@ use crate::config::{Config, StorageConfig, UnsealKeySource};
 use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::router::{self, MountEntry, Router};
+#[cfg(feature = "postgres")]
+use crate::storage::PostgresBackend;
+#[cfg(feature = "sqlite")]
+use crate::storage::SqliteBackend;
 use crate::storage::cache::CachedBackend;
-use crate::storage::{Backend, MemoryBackend, PostgresBackend, SqliteBackend, TxnOp};
+use crate::storage::{Backend, MemoryBackend, TxnOp};
 use crate::token::endpoints::Caller;
 use crate::token::{TokenEntry, TokenStore};
 use crate::util::ttl::TtlLimits;
@@ -169,8 +173,24 @@ impl Strongroom {
             .unwrap_or_else(|| Arc::new(SystemClock));
         let physical: Arc<dyn Backend> = match &config.storage {
             StorageConfig::Memory => Arc::new(MemoryBackend::new()),
+            #[cfg(feature = "sqlite")]
             StorageConfig::Sqlite(path) => Arc::new(SqliteBackend::open(path)?),
+            #[cfg(not(feature = "sqlite"))]
+            StorageConfig::Sqlite(_) => {
+                return Err(crate::error::Error::feature_missing(
+                    "sqlite",
+                    "SQLite storage",
+                ));
+            }
+            #[cfg(feature = "postgres")]
             StorageConfig::Postgres(url) => Arc::new(PostgresBackend::connect(url).await?),
+            #[cfg(not(feature = "postgres"))]
+            StorageConfig::Postgres(_) => {
+                return Err(crate::error::Error::feature_missing(
+                    "postgres",
+                    "PostgreSQL storage",
+                ));
+            }
             StorageConfig::Backend(b) => b.clone(),
         };
         let storage_type = physical.kind();

@@ -28,9 +28,12 @@ use crate::util::names::NameRule;
 use crate::util::params;
 use crate::util::ttl::{self, TtlLimits, TtlRequest};
 
+#[cfg(feature = "mysql")]
 mod mysql;
 mod plugin;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
 mod redis;
 mod template;
 
@@ -1577,7 +1580,7 @@ fn role_ttl(
     Ok((ttl, max_ttl, warnings))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres", feature = "mysql", feature = "redis"))]
 mod tests;
 
 #[cfg(test)]

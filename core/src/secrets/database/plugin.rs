@@ -1,5 +1,15 @@
 //! The plugin seam: what the engine asks of a database (PostgreSQL, MySQL/MariaDB, Redis).
 
+// Built without any database plugin (`--no-default-features`), the helpers the plugins share have no caller.
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(
+        dead_code,
+        unused_variables,
+        reason = "no database plugin in this build"
+    )
+)]
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -150,18 +160,38 @@ impl ConnectionSettings {
 /// Open the plugin `name` with these settings (no I/O until first use).
 pub(crate) fn open(name: &str, settings: &ConnectionSettings) -> Result<Box<dyn Plugin>> {
     match name {
+        #[cfg(feature = "postgres")]
         "postgresql-database-plugin" => Ok(Box::new(super::postgres::Postgres::open(settings)?)),
+        #[cfg(feature = "mysql")]
         "mysql-database-plugin" => Ok(Box::new(super::mysql::Mysql::open(
             settings,
             UsernameStyle::Mysql,
         )?)),
+        #[cfg(feature = "mysql")]
         "mysql-legacy-database-plugin"
         | "mysql-rds-database-plugin"
         | "mysql-aurora-database-plugin" => Ok(Box::new(super::mysql::Mysql::open(
             settings,
             UsernameStyle::MysqlLegacy,
         )?)),
+        #[cfg(feature = "redis")]
         "redis-database-plugin" => Ok(Box::new(super::redis::Redis::open(settings)?)),
+        #[cfg(not(feature = "postgres"))]
+        "postgresql-database-plugin" => Err(Error::feature_missing(
+            "postgres",
+            "the PostgreSQL database plugin",
+        )),
+        #[cfg(not(feature = "mysql"))]
+        "mysql-database-plugin"
+        | "mysql-legacy-database-plugin"
+        | "mysql-rds-database-plugin"
+        | "mysql-aurora-database-plugin" => {
+            Err(Error::feature_missing("mysql", "the MySQL database plugin"))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis-database-plugin" => {
+            Err(Error::feature_missing("redis", "the Redis database plugin"))
+        }
         other => Err(Error::invalid_input(format!(
             "error creating database object: unknown plugin `{other}`"
         ))),

@@ -1,5 +1,15 @@
 //! Statement templating and splitting, usernames and passwords, in OpenBao's formats.
 
+// Built without any database plugin (`--no-default-features`), statement templating has no caller.
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(
+        dead_code,
+        unused_variables,
+        reason = "no database plugin in this build"
+    )
+)]
+
 use rand::Rng;
 use time::OffsetDateTime;
 
