@@ -286,6 +286,15 @@ impl Error {
     }
     /// [`ErrorCode::InvalidInput`]: `what` is left out of this build; it needs the Cargo
     /// feature `feature`.
+    #[cfg_attr(
+        all(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "redis"
+        ),
+        allow(dead_code, reason = "only builds that leave a part out call it")
+    )]
     pub(crate) fn feature_missing(feature: &str, what: &str) -> Error {
         Error::invalid_input(format!(
             "{what} is not in this build of strongroom: enable the `{feature}` Cargo feature"
