@@ -35,25 +35,14 @@ async fn latest_version(root: &Client) -> u64 {
         .unwrap()
 }
 
-/// Waits (bounded, in real time) for the background runner's next ticks to see `version`.
-async fn wait_for_version(root: &Client, version: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if latest_version(root).await == version {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-#[tokio::test]
-async fn the_background_runner_does_maintenance_and_shutdown_stops_it() {
+/// A dev engine on a virtual clock (maintenance due every minute of it) with a transit key
+/// that auto-rotates hourly.
+async fn engine_with_auto_rotating_key(leases: LeaseConfig) -> (Strongroom, Client, VirtualClock) {
     let clock = VirtualClock::new();
     let sr = Strongroom::open(
         Config::dev()
             .clock(Arc::new(clock.clone()))
-            .leases(quick())
+            .leases(leases)
             .maintenance_interval(Duration::from_secs(60)),
     )
     .await
@@ -69,13 +58,32 @@ async fn the_background_runner_does_maintenance_and_shutdown_stops_it() {
     )
     .await
     .unwrap();
+    (sr, root, clock)
+}
+
+/// Waits (bounded by `within`, in real time) for the background runner's next ticks to see
+/// `version`.
+async fn wait_for_version(root: &Client, version: u64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if latest_version(root).await == version {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_background_runner_does_maintenance_and_shutdown_stops_it() {
+    let (sr, root, clock) = engine_with_auto_rotating_key(quick()).await;
     assert_eq!(latest_version(&root).await, 1);
 
     // Two hours later on the engine's clock, the runner's next maintenance rotates the key;
     // nothing but the engine itself calls run_maintenance here.
     clock.advance(Duration::from_secs(2 * 3600));
     assert!(
-        wait_for_version(&root, 2).await,
+        wait_for_version(&root, 2, Duration::from_secs(10)).await,
         "not rotated in the background"
     );
 
@@ -96,43 +104,15 @@ async fn the_background_runner_does_maintenance_and_shutdown_stops_it() {
 
 #[tokio::test]
 async fn without_background_work_nothing_rotates_until_asked() {
-    let clock = VirtualClock::new();
-    let sr = Strongroom::open(
-        Config::dev()
-            .clock(Arc::new(clock.clone()))
-            .leases(LeaseConfig {
-                background: false,
-                ..quick()
-            })
-            .maintenance_interval(Duration::from_secs(60)),
-    )
-    .await
-    .unwrap();
-    let root = sr.client(sr.dev_root_token().unwrap());
-    root.sys()
-        .enable_mount("transit", "transit", &[])
-        .await
-        .unwrap();
-    root.write(
-        "transit/keys/auto",
-        data(json!({"auto_rotate_period": "1h"})),
-    )
-    .await
-    .unwrap();
+    let (sr, root, clock) = engine_with_auto_rotating_key(LeaseConfig {
+        background: false,
+        ..quick()
+    })
+    .await;
     clock.advance(Duration::from_secs(2 * 3600));
-    assert!(!wait_for_version_briefly(&root).await);
+    assert!(!wait_for_version(&root, 2, Duration::from_millis(200)).await);
     sr.run_maintenance().await.unwrap();
     assert_eq!(latest_version(&root).await, 2);
-}
-
-async fn wait_for_version_briefly(root: &Client) -> bool {
-    for _ in 0..20 {
-        if latest_version(root).await == 2 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
 }
 
 /// Two engines on one SQLite file: the first runs the background work and holds the leader
