@@ -15,6 +15,9 @@ export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://
 export STRONGROOM_TEST_MYSQL_URL="${STRONGROOM_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
 export STRONGROOM_TEST_REDIS_URL="${STRONGROOM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 
+# A CI machine builds once from scratch: incremental caches would only fill its disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+
 ensure_postgres() {
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
     return
