@@ -326,12 +326,17 @@ impl Strongroom {
             let lockout = lockout::for_login(self, entry, m.method.lockout_alias(rel, req));
             let storage = self.inner.storage.as_ref();
             let mut state = lockout::State::Clean;
+            // Held until the failure, if any, is recorded: parallel guesses wait their turn.
+            let mut _permit = None;
             if let Some((user, policy)) = &lockout {
-                let now = self.inner.clock.now().unix_timestamp();
-                state = lockout::state(storage, user, policy, now).await?;
-                if state == lockout::State::Locked {
-                    return Err(Error::permission_denied());
-                }
+                let clock = &self.inner.clock;
+                let (s, permit) = self
+                    .inner
+                    .login_checks
+                    .admit(storage, user, policy, || clock.now().unix_timestamp())
+                    .await?;
+                state = s;
+                _permit = Some(permit);
             }
             let grant = match m.method.login(&lc, req).await {
                 Ok(g) => g,

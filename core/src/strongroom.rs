@@ -116,6 +116,8 @@ pub(crate) struct Inner {
     pub(crate) auth: crate::auth::AuthMethods,
     /// The server config's `user_lockout` stanzas (login lockout).
     pub(crate) user_lockouts: crate::auth::lockout::ConfiguredLockouts,
+    /// Credential checks in flight per user (login lockout under concurrent guesses).
+    pub(crate) login_checks: crate::auth::lockout::InFlight,
     pub(crate) audit: AuditBroker,
     /// What the configuration allows for audit devices over the API.
     pub(crate) audit_api: crate::audit::table::ApiPolicy,
@@ -223,6 +225,7 @@ impl Strongroom {
             tokens: TokenStore::default(),
             auth: crate::auth::AuthMethods::default(),
             user_lockouts: config.user_lockouts.clone(),
+            login_checks: Default::default(),
             audit,
             audit_api: crate::audit::table::ApiPolicy {
                 allow_creation: config.unsafe_allow_api_audit_creation,

@@ -411,3 +411,48 @@ async fn two_engines_on_one_sqlite_file_share_the_lockout() {
     .unwrap();
     assert_eq!(login(&ra, "bob", "pw").await, Ok(()));
 }
+
+/// A burst of parallel guesses gets no more than the threshold: the checks beyond it wait for
+/// the failures before them to be counted, then find the user locked. Without that, every
+/// login of the burst passes the lock check before the first failure is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_guesses_gets_only_the_threshold() {
+    let (_sr, root, _clock) = open(Config::dev()).await;
+    with_bob(&root).await;
+    let guesses: Vec<_> = (0..30)
+        .map(|i| {
+            let root = root.clone();
+            tokio::spawn(async move { login(&root, "bob", &format!("guess-{i}")).await })
+        })
+        .collect();
+    let (mut wrong_n, mut locked_n) = (0, 0);
+    for g in guesses {
+        let outcome = g.await.unwrap();
+        if outcome == wrong() {
+            wrong_n += 1;
+        } else if outcome == locked() {
+            locked_n += 1;
+        } else {
+            panic!("unexpected outcome {outcome:?}");
+        }
+    }
+    assert_eq!((wrong_n, locked_n), (5, 25));
+    assert_eq!(login(&root, "bob", "pw").await, locked());
+}
+
+/// Right passwords in parallel are not slowed into refusals: with no failure on record, every
+/// one of them gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_right_passwords_all_get_in() {
+    let (_sr, root, _clock) = open(Config::dev()).await;
+    with_bob(&root).await;
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let root = root.clone();
+            tokio::spawn(async move { login(&root, "bob", "pw").await })
+        })
+        .collect();
+    for l in logins {
+        assert_eq!(l.await.unwrap(), Ok(()));
+    }
+}

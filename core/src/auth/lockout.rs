@@ -12,8 +12,15 @@
 //! `core/login/lockedUsers/<accessor>/<alias>` holds the last failure time of a locked user
 //! (OpenBao's own record) and `core/login/failedLogins/<accessor>/<alias>` the failure count,
 //! which OpenBao keeps in the memory of one node only.
+//!
+//! Concurrent guesses: the failure count is written only after a credential has been checked,
+//! so without more a burst of parallel logins would all pass the lock check before the first
+//! failure lands. [`InFlight`] closes that: a process lets at most `threshold - failures`
+//! checks of one user run at once, and the rest wait for them to be counted. A burst of any size
+//! therefore gets no more guesses than the threshold allows (across processes sharing one
+//! store, at most that many per process).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -151,7 +158,7 @@ impl ConfiguredLockouts {
 
 /// Who a login is for: the mount and the method's alias name (the lowercased username, the
 /// role id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct LoginUser {
     pub accessor: String,
     pub alias: String,
@@ -235,27 +242,119 @@ pub(crate) enum State {
 }
 
 /// Whether `user` is locked now (OpenBao's `isUserLocked`: the failure count when there is
-/// one, else the locked record).
+/// one, else the locked record), and how many failures still count (none once
+/// `counter_reset` has passed since the last one: the next failure starts again at one).
 pub(crate) async fn state(
     storage: &dyn Backend,
     user: &LoginUser,
     p: &Policy,
     now: i64,
-) -> Result<State> {
-    let locked = if let Some(raw) = storage.get(&user.failed_key()).await? {
+) -> Result<(State, u64)> {
+    let (locked, counted) = if let Some(raw) = storage.get(&user.failed_key()).await? {
         let f: Failures = decode(&raw)?;
-        f.count >= p.threshold && within(now, f.last_failed, p.duration)
+        let reset = i64::try_from(p.counter_reset.as_secs()).unwrap_or(i64::MAX);
+        let counted = if now > f.last_failed.saturating_add(reset) {
+            0
+        } else {
+            f.count
+        };
+        (
+            f.count >= p.threshold && within(now, f.last_failed, p.duration),
+            counted,
+        )
     } else {
         match storage.get(&user.locked_key()).await? {
-            Some(raw) => within(now, decode::<i64>(&raw)?, p.duration),
-            None => return Ok(State::Clean),
+            Some(raw) => (within(now, decode::<i64>(&raw)?, p.duration), 0),
+            None => return Ok((State::Clean, 0)),
         }
     };
-    Ok(if locked {
+    let state = if locked {
         State::Locked
     } else {
         State::Counted
-    })
+    };
+    Ok((state, counted))
+}
+
+/// Credential checks running now in this process, per user (see the module docs). An entry
+/// lives only while a check runs, so names an attacker makes up leave nothing behind.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    running: std::sync::Mutex<HashMap<LoginUser, u64>>,
+    /// Woken whenever a check ends.
+    ended: tokio::sync::Notify,
+}
+
+/// A permit to check one credential of `user`; dropping it (after the failure, if any, is
+/// recorded) lets a waiting login go on.
+#[derive(Debug)]
+pub(crate) struct Permit<'a> {
+    owner: &'a InFlight,
+    user: LoginUser,
+}
+
+impl InFlight {
+    /// A permit when fewer than `threshold` failures are counted or may be about to be.
+    fn try_take(
+        &self,
+        user: &LoginUser,
+        counted: u64,
+        threshold: u64,
+    ) -> Result<Option<Permit<'_>>> {
+        let mut running = self.running.lock().or_else(crate::util::unpoison)?;
+        let n = running.get(user).copied().unwrap_or(0);
+        // A threshold of 0 locks on the first failure, like 1: one check at a time.
+        if counted.saturating_add(n) >= threshold.max(1) && n > 0 {
+            return Ok(None);
+        }
+        running.insert(user.clone(), n.saturating_add(1));
+        Ok(Some(Permit {
+            owner: self,
+            user: user.clone(),
+        }))
+    }
+
+    /// Wait for a permit to check `user`'s credential, refusing (as OpenBao does, before the
+    /// credential is looked at) when the user is locked. `now` reads the clock (unix seconds).
+    pub(crate) async fn admit(
+        &self,
+        storage: &dyn Backend,
+        user: &LoginUser,
+        p: &Policy,
+        now: impl Fn() -> i64,
+    ) -> Result<(State, Permit<'_>)> {
+        loop {
+            // Registered before the check, so an end between the check and the wait wakes us.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let (state, counted) = self::state(storage, user, p, now()).await?;
+            if state == State::Locked {
+                return Err(Error::permission_denied());
+            }
+            if let Some(permit) = self.try_take(user, counted, p.threshold)? {
+                return Ok((state, permit));
+            }
+            ended.await;
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut running = match self.owner.running.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match running.get_mut(&self.user) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                running.remove(&self.user);
+            }
+        }
+        drop(running);
+        self.owner.ended.notify_waiters();
+    }
 }
 
 /// Count one failure (OpenBao's `failedUserLoginProcess`): the count restarts at one when the
