@@ -205,21 +205,42 @@ impl Plugin for Postgres {
 
     async fn drop_user(&self, statements: &[String], username: &str) -> Result<()> {
         let c = self.client().await?;
-        let row = c
-            .query_one(
-                "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1), current_database()::text, \
-                 ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1)",
-                &[&username],
-            )
-            .await
-            .map_err(|e| pg_err("cannot look up the user", &e))?;
+        let given: Vec<String> = statements
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect();
         let look = |e: tokio_postgres::Error| pg_err("cannot look up the user", &e);
-        let exists: bool = row.try_get(0).map_err(look)?;
-        if !exists {
-            return Ok(());
-        }
-        let db: String = row.try_get(1).map_err(look)?;
-        let schemas: Vec<String> = row.try_get(2).map_err(look)?;
+        // The grants lookup (a slow information_schema view) serves only the default
+        // statements; given statements need just whether the user still exists.
+        let (db, schemas) = if given.is_empty() {
+            let row = c
+                .query_one(
+                    "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1), current_database()::text, \
+                     ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1)",
+                    &[&username],
+                )
+                .await
+                .map_err(look)?;
+            if !row.try_get::<_, bool>(0).map_err(look)? {
+                return Ok(());
+            }
+            let db: String = row.try_get(1).map_err(look)?;
+            let schemas: Vec<String> = row.try_get(2).map_err(look)?;
+            (db, schemas)
+        } else {
+            let row = c
+                .query_one(
+                    "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                    &[&username],
+                )
+                .await
+                .map_err(look)?;
+            if !row.try_get::<_, bool>(0).map_err(look)? {
+                return Ok(());
+            }
+            (String::new(), Vec::new())
+        };
         let u = pg_ident(username);
         // First forbid new logins and end the open sessions, so a dropped user's connection
         // cannot go on working (vault#10681, vault PR #8668).
@@ -230,11 +251,6 @@ impl Plugin for Postgres {
                 pg_literal(username)
             ),
         ];
-        let given: Vec<String> = statements
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .cloned()
-            .collect();
         if !given.is_empty() {
             stmts.extend(given);
         } else {
