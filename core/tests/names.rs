@@ -387,3 +387,57 @@ async fn names_outside_the_engine_pattern_are_no_path() {
         root.transit("transit").encrypt(name, b"x").await.unwrap();
     }
 }
+
+/// A titlecase letter is not uppercase, yet lowercases: `ǅ` (U+01C5) becomes `ǆ` (U+01C6).
+/// The policy store lowercases names, so the ACL must judge `ǆx` when `ǅx` is sent.
+#[tokio::test]
+async fn titlecase_letters_do_not_slip_past_a_deny_rule() {
+    let (sr, root) = setup().await;
+    root.write(
+        "sys/policies/acl/\u{1C6}x",
+        data(json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await
+    .unwrap();
+    root.write(
+        "sys/policies/acl/limited-title",
+        data(json!({"policy": r#"
+path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "sys/policies/acl/ǆx" { capabilities = ["deny"] }
+"#})),
+    )
+    .await
+    .unwrap();
+    let token = root
+        .write(
+            "auth/token/create",
+            data(json!({"policies": ["limited-title"]})),
+        )
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    let limited = sr.client(token);
+    for sent in ["\u{1C5}x", "\u{1C4}x", " \u{1C5}x"] {
+        let e = limited
+            .write(
+                &format!("sys/policies/acl/{sent}"),
+                data(json!({"policy": GRANT_ALL})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied, "{sent:?}: {e:?}");
+    }
+    let kept = root
+        .handle(strongroom::Request::read("sys/policies/acl/\u{1C6}x"))
+        .await
+        .unwrap();
+    assert!(
+        kept.data.unwrap()["policy"]
+            .as_str()
+            .unwrap()
+            .contains("secret/*"),
+        "the protected policy is unchanged"
+    );
+}

@@ -118,7 +118,14 @@ pub(crate) fn canonical_path<'p>(path: &'p str, rules: &[NameRule]) -> Canonical
                     // Nothing to judge but the path as sent; the engine refuses an empty name.
                     return CanonicalPath::Same(path);
                 }
-                if trimmed.len() == name.len() && !name.chars().any(char::is_uppercase) {
+                // Whether lowercasing changes the name, exactly as the store will lowercase it:
+                // `is_uppercase` misses titlecase letters (`ǅ` lowercases to `ǆ`).
+                let unchanged = if name.is_ascii() {
+                    !name.bytes().any(|b| b.is_ascii_uppercase())
+                } else {
+                    name.to_lowercase() == name
+                };
+                if trimmed.len() == name.len() && unchanged {
                     Cow::Borrowed(name)
                 } else {
                     Cow::Owned(trimmed.to_lowercase())
