@@ -412,12 +412,22 @@ impl Strongroom {
                 path.display()
             )));
         }
-        let init = self.init(1, 1).await?;
+        // The file is made, and its room taken, before the store is initialised: a key file
+        // that cannot be written (missing directory, permissions, full disk) must fail the call
+        // while the store can still be initialised again, not lose the only unseal key.
+        let mut file = KeyFile::reserve(path)?;
+        let init = match self.init(1, 1).await {
+            Ok(init) => init,
+            Err(e) => {
+                file.abandon();
+                return Err(e);
+            }
+        };
         let key = init
             .keys
             .first()
             .ok_or_else(|| Error::internal("no unseal key"))?;
-        write_private_file(path, key.expose_secret().as_bytes())?;
+        file.fill(key.expose_secret().as_bytes())?;
         self.unseal_with_key(key.expose_secret()).await?;
         Ok(init.root_token)
     }
@@ -1591,17 +1601,41 @@ fn normalize_request_path(path: &str) -> Result<String> {
     Ok(p.to_string())
 }
 
+/// An unseal key file others can read is worth a warning (not a refusal: Kubernetes mounts
+/// secrets 0644 unless told otherwise).
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the unseal key file can be read by other users; make it 0600"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 fn read_key_source(src: &UnsealKeySource) -> Result<Zeroizing<String>> {
     match src {
-        UnsealKeySource::File(p) => std::fs::read_to_string(p)
-            .map(|s| Zeroizing::new(s.trim().to_string()))
-            .map_err(|e| {
-                Error::new(
-                    ErrorCode::InvalidInput,
-                    format!("cannot read unseal key file `{}`", p.display()),
-                )
-                .with_source(e)
-            }),
+        UnsealKeySource::File(p) => {
+            warn_if_readable_by_others(p);
+            std::fs::read_to_string(p)
+                .map(|s| Zeroizing::new(s.trim().to_string()))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::InvalidInput,
+                        format!("cannot read unseal key file `{}`", p.display()),
+                    )
+                    .with_source(e)
+                })
+        }
         UnsealKeySource::Env(var) => std::env::var(var)
             .map(|s| Zeroizing::new(s.trim().to_string()))
             .map_err(|_| {
@@ -1610,19 +1644,76 @@ fn read_key_source(src: &UnsealKeySource) -> Result<Zeroizing<String>> {
     }
 }
 
-fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// A new key file (mode 0600) holding a placeholder as long as any key, so that writing the
+/// key later needs no new room on the disk. Whitespace: reading trims it.
+struct KeyFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+/// Bytes reserved in a key file: an unseal key is 44 characters of base64 (or 64 of hex).
+const KEY_FILE_ROOM: usize = 128;
+
+impl KeyFile {
+    fn reserve(path: &std::path::Path) -> Result<KeyFile> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(|e| {
+            Error::invalid_input(format!("cannot create key file `{}`", path.display()))
+                .with_source(e)
+        })?;
+        let mut reserved = KeyFile {
+            path: path.to_path_buf(),
+            file: None,
+        };
+        if let Err(e) = f
+            .write_all(&[b'\n'; KEY_FILE_ROOM])
+            .and_then(|_| f.sync_all())
+        {
+            reserved.abandon();
+            return Err(
+                Error::storage(format!("cannot write key file `{}`", path.display()))
+                    .with_source(e),
+            );
+        }
+        reserved.file = Some(f);
+        Ok(reserved)
     }
-    let mut f = opts.open(path).map_err(|e| {
-        Error::invalid_input(format!("cannot create key file `{}`", path.display())).with_source(e)
-    })?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
-        Error::storage(format!("cannot write key file `{}`", path.display())).with_source(e)
-    })
+
+    /// Write the key over the placeholder and flush it to the disk.
+    fn fill(&mut self, key: &[u8]) -> Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let failed = |e: std::io::Error| {
+            Error::storage(format!(
+                "the store is initialised but its unseal key could not be written to `{}`",
+                self.path.display()
+            ))
+            .with_source(e)
+        };
+        if key.len() > KEY_FILE_ROOM {
+            return Err(Error::internal(
+                "unseal key longer than the key file's room",
+            ));
+        }
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::internal("key file already closed"))?;
+        f.seek(SeekFrom::Start(0))
+            .and_then(|_| f.write_all(key))
+            .and_then(|_| f.sync_all())
+            .map_err(failed)
+    }
+
+    /// Remove the file (initialisation failed: nothing to keep).
+    fn abandon(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

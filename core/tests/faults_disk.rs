@@ -163,3 +163,53 @@ async fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
         Some("fits")
     );
 }
+
+/// A key file that cannot be written fails `init_with_key_file` before the store is
+/// initialised, so the only unseal key is never lost: the store can be initialised again.
+#[tokio::test]
+async fn an_unwritable_key_file_leaves_the_store_uninitialised() {
+    let dir = tempfile::tempdir().unwrap();
+    let sr = Strongroom::open(Config::sqlite(dir.path().join("strongroom.db")))
+        .await
+        .unwrap();
+
+    // A directory that does not exist.
+    let e = sr
+        .init_with_key_file(dir.path().join("missing/unseal.key"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    assert!(!sr.is_initialized().await.unwrap());
+
+    // A full disk: the key file's room cannot be taken.
+    let disk = SmallDisk::mount("64k");
+    let filler = disk.path.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 256 * 1024]);
+    let key_path = disk.path.join("unseal.key");
+    let e = sr.init_with_key_file(&key_path).await.unwrap_err();
+    assert!(
+        matches!(e.code(), ErrorCode::Storage | ErrorCode::InvalidInput),
+        "{e}"
+    );
+    assert!(!key_path.exists(), "a half-made key file is removed");
+    assert!(!sr.is_initialized().await.unwrap());
+
+    // Room again: initialisation works and the key file unseals the store.
+    std::fs::remove_file(&filler).unwrap();
+    let root = sr.init_with_key_file(&key_path).await.unwrap();
+    assert!(sr.is_initialized().await.unwrap());
+    sr.shutdown().await.unwrap();
+    drop(sr);
+    let reopened = Strongroom::open(
+        Config::sqlite(dir.path().join("strongroom.db")).unseal_key_file(&key_path),
+    )
+    .await
+    .unwrap();
+    assert!(!reopened.seal_status().await.unwrap().sealed);
+    reopened
+        .client(root.expose_secret())
+        .sys()
+        .enable_mount("kv", "kv", &[])
+        .await
+        .unwrap();
+}
