@@ -1103,7 +1103,7 @@ impl Strongroom {
         }
         Ok(Some(FastGate {
             epoch,
-            mount: mount.clone(),
+            mount: Arc::downgrade(&mount),
             entry,
             acl_expires: acl.expires(),
         }))
@@ -1496,7 +1496,9 @@ impl Strongroom {
 #[derive(Clone)]
 pub(crate) struct FastGate {
     pub(crate) epoch: u64,
-    pub(crate) mount: Arc<router::Mounted>,
+    /// Weak: a handle's remembered decision must not keep a mount, and the keys in its
+    /// memory, alive after the mount is gone (sealed, unmounted).
+    pub(crate) mount: std::sync::Weak<router::Mounted>,
     pub(crate) entry: Arc<TokenEntry>,
     pub(crate) acl_expires: Option<time::OffsetDateTime>,
 }

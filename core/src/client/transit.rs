@@ -259,10 +259,14 @@ impl Transit {
                 g
             }
         };
-        let Some(engine) = gate.mount.engine.as_transit() else {
+        // Gone since the decision (sealed, unmounted): the full pipeline answers.
+        let Some(mount) = gate.mount.upgrade() else {
             return Ok(None);
         };
-        engine.fast_key(&gate.mount.ctx, key).await
+        let Some(engine) = mount.engine.as_transit() else {
+            return Ok(None);
+        };
+        engine.fast_key(&mount.ctx, key).await
     }
 
     async fn write(&self, path: String, body: Data) -> Result<(Data, Option<u16>)> {
@@ -513,5 +517,38 @@ fn add_options(body: &mut Data, opts: &EncryptOptions<'_>) {
     }
     if opts.key_version != 0 {
         body.insert("key_version".into(), json!(opts.key_version));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Strongroom};
+
+    /// A handle remembers its fast-path decisions, but not the mount behind them: once the
+    /// store is sealed the mount, and the decrypted keys it holds, are freed even while the
+    /// handle lives on.
+    #[tokio::test]
+    async fn a_remembered_decision_does_not_keep_keys_alive_after_seal() {
+        let sr = Strongroom::open(Config::dev()).await.unwrap();
+        let root = sr.client(sr.dev_root_token().unwrap());
+        root.sys()
+            .enable_mount("transit", "transit", &[])
+            .await
+            .unwrap();
+        let t = root.transit("transit");
+        t.create_key("k", &KeyConfig::default()).await.unwrap();
+        t.encrypt("k", b"hello").await.unwrap();
+        let remembered = t.gates.lock().unwrap()[0].gate.mount.clone();
+        assert!(
+            remembered.upgrade().is_some(),
+            "the decision was remembered"
+        );
+        sr.seal().await.unwrap();
+        assert!(
+            remembered.upgrade().is_none(),
+            "the sealed mount is still alive through the handle"
+        );
+        assert!(t.encrypt("k", b"hello").await.is_err());
     }
 }
