@@ -35,6 +35,9 @@ pub(crate) struct MountConfig {
     pub max_lease_ttl: u64,
     #[serde(default)]
     pub force_no_cache: bool,
+    /// `""`, `"unauth"` (listed by `sys/internal/ui/mounts` without a token) or `"hidden"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub listing_visibility: String,
     /// An auth mount's `user_lockout_config` tune (login lockout), once tuned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_lockout_config: Option<crate::auth::lockout::MountLockout>,
@@ -120,6 +123,28 @@ impl MountEntry {
             "type": self.kind,
             "uuid": self.uuid,
         });
+        if let Some(m) = v.as_object_mut() {
+            // OpenBao's plugin catalog marks its builtin secrets plugins (not database,
+            // not the core mounts) as supported.
+            if matches!(self.kind.as_str(), "kv" | "transit" | "pki") {
+                m.insert("deprecation_status".into(), json!("supported"));
+            }
+            // The system mount as OpenBao describes it.
+            if self.kind == "system" {
+                m.insert("seal_wrap".into(), json!(true));
+            }
+            if let Some(cfg) = m.get_mut("config").and_then(Value::as_object_mut) {
+                if self.kind == "system" {
+                    cfg.insert("passthrough_request_headers".into(), json!(["Accept"]));
+                }
+                if !self.config.listing_visibility.is_empty() {
+                    cfg.insert(
+                        "listing_visibility".into(),
+                        json!(self.config.listing_visibility),
+                    );
+                }
+            }
+        }
         // OpenBao shows the lockout tune in the mount's config once it is set.
         if let (Some(l), Some(cfg)) = (
             &self.config.user_lockout_config,
@@ -280,13 +305,6 @@ impl Router {
     pub(crate) fn mounted(&self) -> Vec<Arc<Mounted>> {
         self.mounts.values().cloned().collect()
     }
-
-    /// Every mount, sorted by path.
-    pub(crate) fn entries(&self) -> Vec<MountEntry> {
-        let mut v: Vec<MountEntry> = self.mounts.values().map(|m| m.entry.clone()).collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
-        v
-    }
 }
 
 /// Read the stored table.
@@ -357,6 +375,14 @@ pub(crate) fn parse_config(
     }
     if let Some(b) = crate::util::params::bool(cfg, "force_no_cache")? {
         out.force_no_cache = b;
+    }
+    if let Some(v) = crate::util::params::string(cfg, "listing_visibility")? {
+        if !matches!(v.as_str(), "" | "unauth" | "hidden") {
+            return Err(Error::invalid_input(format!(
+                "invalid listing_visibility {v}"
+            )));
+        }
+        out.listing_visibility = v;
     }
     let (default, max) = (out.default_lease_ttl, out.max_lease_ttl);
     match change {

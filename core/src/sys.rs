@@ -64,6 +64,14 @@ pub(crate) async fn unauthenticated(sr: &Strongroom, req: &Request) -> Result<Op
             Response::with_data(sr.unseal(&key).await?.to_json())
         }
         ("sys/health", Operation::Read) => health(sr).await?,
+        // Without a token: only what is tuned `listing_visibility=unauth` (with one, the
+        // pipeline checks it and the listing follows its policies).
+        ("sys/internal/ui/mounts", Operation::Read) if req.token.is_none() => {
+            if sr.is_sealed() {
+                return Err(Error::sealed());
+            }
+            ui_mounts_listing(sr, None).await?
+        }
         ("sys/leader", Operation::Read) => Response::with_data(crate::data(json!({
             "ha_enabled": false,
             "is_self": false,
@@ -223,8 +231,16 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(rest) = path.strip_prefix("auth/") {
                 return auth_mount(sr, req, rest).await;
             }
-            if let Some(rest) = path.strip_prefix("internal/ui/mounts") {
-                return ui_mount(sr, rest.trim_start_matches('/'));
+            if path == "internal/ui/mounts" && op == Operation::Read {
+                let entry = sr
+                    .token_lookup(req.token_str())
+                    .await?
+                    .ok_or_else(Error::permission_denied)?;
+                let acl = sr.acl_for(&entry.policies).await?;
+                return ui_mounts_listing(sr, Some(&acl)).await;
+            }
+            if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {
+                return ui_mount(sr, rest);
             }
             if KNOWN.contains(&path) {
                 return Err(Error::unsupported_operation());
@@ -287,13 +303,7 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
             let e = existing.ok_or_else(|| {
                 Error::invalid_input(format!("cannot fetch sysview for path \"{path}\""))
             })?;
-            Ok(Response::with_data(crate::data(json!({
-                "default_lease_ttl": e.default_ttl().as_secs(),
-                "max_lease_ttl": e.max_ttl().as_secs(),
-                "description": e.description,
-                "force_no_cache": e.config.force_no_cache,
-                "options": e.options,
-            }))))
+            Ok(Response::with_data(tune_json(&e)))
         }
         (Operation::Update | Operation::Create, false) => {
             let kind = params::string(&req.data, "type")?
@@ -301,24 +311,32 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
                 .ok_or_else(|| {
                     Error::invalid_input("backend type must be specified as a string")
                 })?;
+            // OpenBao's alias: `kv-v2` is `kv` with version 2.
+            let (kind, forced_version) = match kind.as_str() {
+                "kv-v2" => ("kv".to_string(), Some("2")),
+                _ => (kind, None),
+            };
             let mut e = MountEntry::new(&path, &kind);
             e.description = params::string(&req.data, "description")?.unwrap_or_default();
             if let Some(Value::Object(cfg)) = req.data.get("config") {
                 e.config = router::parse_config(cfg, &e.config, router::ConfigChange::Enable)?;
             }
-            e.options = options_from(&req.data)?;
+            // Shown as `{}` when none are given, as OpenBao does.
+            let mut options = options_from(&req.data)?.unwrap_or_default();
+            if let Some(v) = forced_version {
+                options.insert("version".into(), v.into());
+            }
             if kind == "kv" {
-                let v = e
-                    .options
-                    .get_or_insert_with(BTreeMap::new)
-                    .entry("version".into())
-                    .or_insert_with(|| "1".into());
-                if v != "1" && v != "2" {
-                    return Err(Error::invalid_input(format!(
-                        "invalid kv version `{v}`: must be 1 or 2"
-                    )));
+                // No version is version 1 (the engine's default), listed without one.
+                if let Some(v) = options.get("version") {
+                    if v != "1" && v != "2" {
+                        return Err(Error::invalid_input(format!(
+                            "invalid kv version `{v}`: must be 1 or 2"
+                        )));
+                    }
                 }
             }
+            e.options = Some(options);
             e.local = params::bool(&req.data, "local")?.unwrap_or(false);
             e.seal_wrap = params::bool(&req.data, "seal_wrap")?.unwrap_or(false);
             e.external_entropy_access =
@@ -369,21 +387,76 @@ async fn mounts(sr: &Strongroom, req: &Request, rest: &str) -> Result<Response> 
     }
 }
 
+/// `sys/internal/ui/mounts`: the secrets and auth mounts the caller's token has access to
+/// (OpenBao's `hasMountAccess`) and those listed for everyone; without a token, only those tuned `listing_visibility=unauth`
+/// with only their type, description and options.
+pub(crate) async fn ui_mounts_listing(
+    sr: &Strongroom,
+    acl: Option<&crate::policy::Acl>,
+) -> Result<Response> {
+    let storage = sr.inner.storage.as_ref();
+    let mut out = Data::new();
+    for (section, prefix, entries) in [
+        ("secret", "", router::load_table(storage).await?),
+        ("auth", "auth/", router::load_auth_table(storage).await?),
+    ] {
+        let mut listed = Data::new();
+        for e in entries {
+            let shown = match acl {
+                // Mounts listed for everyone are listed to every token too.
+                Some(acl) => (e.config.listing_visibility == "unauth"
+                    || acl.has_mount_access(&format!("{prefix}{}", e.path)))
+                .then(|| {
+                    if prefix.is_empty() {
+                        e.to_json()
+                    } else {
+                        auth_json(&e)
+                    }
+                }),
+                None => (e.config.listing_visibility == "unauth").then(|| {
+                    json!({
+                        "description": e.description,
+                        "options": e.options,
+                        "type": e.kind,
+                    })
+                }),
+            };
+            if let Some(v) = shown {
+                listed.insert(e.path.clone(), v);
+            }
+        }
+        out.insert(section.into(), Value::Object(listed));
+    }
+    Ok(Response::with_data(out))
+}
+
 fn ui_mount(sr: &Strongroom, path: &str) -> Result<Response> {
     let router = sr.router()?;
-    if path.is_empty() {
-        let mut secret = Data::new();
-        for e in router.entries() {
-            secret.insert(e.path.clone(), e.to_json());
-        }
-        return Ok(Response::with_data(crate::data(
-            json!({"secret": secret, "auth": {}}),
-        )));
-    }
     let (m, _) = router.route(path).ok_or_else(Error::permission_denied)?;
     let mut d = crate::data(m.entry.to_json());
     d.insert("path".into(), Value::String(m.entry.path.clone()));
     Ok(Response::with_data(d))
+}
+
+/// `sys/mounts/:path/tune` and `sys/auth/:path/tune` as OpenBao reads them: `options` and
+/// `listing_visibility` only when set.
+fn tune_json(e: &MountEntry) -> Data {
+    let mut d = crate::data(json!({
+        "default_lease_ttl": e.default_ttl().as_secs(),
+        "max_lease_ttl": e.max_ttl().as_secs(),
+        "description": e.description,
+        "force_no_cache": e.config.force_no_cache,
+    }));
+    if let Some(o) = e.options.as_ref().filter(|o| !o.is_empty()) {
+        d.insert("options".into(), json!(o));
+    }
+    if !e.config.listing_visibility.is_empty() {
+        d.insert(
+            "listing_visibility".into(),
+            json!(e.config.listing_visibility),
+        );
+    }
+    d
 }
 
 fn auth_json(e: &MountEntry) -> Value {
@@ -393,10 +466,10 @@ fn auth_json(e: &MountEntry) -> Value {
             m.insert("deprecation_status".into(), json!("supported"));
         }
     }
-    if e.kind == "token" {
-        if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
-            cfg.insert("token_type".into(), json!("default-service"));
-        }
+    // Every auth mount's config carries the token type it issues (vaultrs fails to parse a
+    // listing without it).
+    if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
+        cfg.insert("token_type".into(), json!("default-service"));
     }
     v
 }
@@ -426,16 +499,8 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
             let e = table
                 .get(i)
                 .ok_or_else(|| Error::internal("auth table changed"))?;
-            let mut d = crate::data(json!({
-                "default_lease_ttl": e.default_ttl().as_secs(),
-                "max_lease_ttl": e.max_ttl().as_secs(),
-                "description": e.description,
-                "force_no_cache": e.config.force_no_cache,
-                "options": e.options,
-            }));
-            if e.kind == "token" {
-                d.insert("token_type".into(), json!("default-service"));
-            }
+            let mut d = tune_json(e);
+            d.insert("token_type".into(), json!("default-service"));
             if let Some(Value::Object(l)) =
                 e.config.user_lockout_config.as_ref().map(|l| l.to_json())
             {
@@ -491,7 +556,7 @@ async fn auth_mount(sr: &Strongroom, req: &Request, rest: &str) -> Result<Respon
             if let Some(Value::Object(cfg)) = req.data.get("config") {
                 e.config = router::parse_config(cfg, &e.config, router::ConfigChange::Enable)?;
             }
-            e.options = options_from(&req.data)?;
+            e.options = Some(options_from(&req.data)?.unwrap_or_default());
             e.local = params::bool(&req.data, "local")?.unwrap_or(false);
             e.seal_wrap = params::bool(&req.data, "seal_wrap")?.unwrap_or(false);
             sr.enable_auth(e).await?;
