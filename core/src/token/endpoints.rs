@@ -51,14 +51,14 @@ pub(crate) async fn handle(
             })?;
             lookup_response(sr, &e, "")
         }
-        "renew-self" if write => renew(sr, &caller.entry, req).await,
+        "renew-self" if write => renew(sr, &caller.entry, req, req.token_str()).await,
         "renew" if write => {
             let token = params::string(&req.data, "token")?.unwrap_or_default();
             let e = sr
                 .token_lookup(&token)
                 .await?
                 .ok_or_else(|| Error::invalid_input("token not found"))?;
-            renew(sr, &e, req).await
+            renew(sr, &e, req, &token).await
         }
         "renew-accessor" if write => {
             let acc = params::string(&req.data, "accessor")?.unwrap_or_default();
@@ -66,11 +66,8 @@ pub(crate) async fn handle(
                 .token_by_accessor(&acc)
                 .await?
                 .ok_or_else(|| Error::invalid_input("token not found"))?;
-            let mut resp = renew(sr, &e, req).await?;
-            if let Some(a) = resp.auth.as_mut() {
-                a.client_token.clear();
-            }
-            Ok(resp)
+            // Renewing by accessor must not reveal the token.
+            renew(sr, &e, req, "").await
         }
         "revoke-self" if write => {
             revoke_batch_check(&caller.entry)?;
@@ -628,7 +625,9 @@ fn positive_duration(d: &Data, field: &str, name: &str) -> Result<Option<Duratio
     }
 }
 
-async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Response> {
+/// Renew `e`; the answer carries `token_id` (the token as the caller gave it) in
+/// `auth.client_token`, as OpenBao's does, so a client that stores the renewed token keeps it.
+async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request, token_id: &str) -> Result<Response> {
     if e.is_batch() {
         return Err(Error::invalid_input("batch tokens cannot be renewed"));
     }
@@ -669,7 +668,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Respons
         .await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token: String::new(),
+            client_token: token_id.to_string(),
             accessor: e.accessor.clone(),
             policies: e.policies.clone(),
             token_policies: e.policies.clone(),
