@@ -3,7 +3,8 @@
 //! trip to the API server [target: ≤ 200 µs]. Both run against the test stand-in API server
 //! (`tests/k8s_standin`), in process, on memory storage; every login creates a real token and
 //! its lease. `tokenreview_login_cached_review` is the same login answered from the positive
-//! TokenReview cache: Strongroom's own work without the HTTP call.
+//! TokenReview cache (the mount opts in with `token_review_cache_ttl`; reviews are not reused
+//! by default): Strongroom's own work without the HTTP call.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -37,7 +38,8 @@ async fn engine(k8s: &StandIn) -> Strongroom {
         .kubernetes("kubernetes")
         .configure(data(
             json!({"kubernetes_host": k8s.url(), "kubernetes_ca_cert": k8s.ca_pem,
-            "token_reviewer_jwt": "reviewer-jwt", "issuer": k8s.url()}),
+            "token_reviewer_jwt": "reviewer-jwt", "issuer": k8s.url(),
+            "token_review_cache_ttl": "5m"}),
         ))
         .await
         .unwrap();

@@ -80,6 +80,32 @@ async fn tokenreview_login_matches_openbao() {
         "the reviewer JWT is never returned"
     );
     assert_eq!(cfg.get("disable_iss_validation").unwrap(), true);
+    assert!(
+        cfg.get("token_review_cache_ttl").is_none(),
+        "no reuse unless asked"
+    );
+    // A write replaces the whole configuration, as OpenBao's: what it does not give goes back
+    // to its default.
+    root.auth()
+        .kubernetes("kubernetes")
+        .configure(data(
+            json!({"kubernetes_host": k8s.url(), "kubernetes_ca_cert": k8s.ca_pem}),
+        ))
+        .await
+        .unwrap();
+    let cfg = root.read("auth/kubernetes/config").await.unwrap().unwrap();
+    assert_eq!(cfg.get("token_reviewer_jwt_set").unwrap(), false);
+    let e = root
+        .auth()
+        .kubernetes("kubernetes")
+        .configure(data(
+            json!({"kubernetes_host": k8s.url(), "token_review_cache_ttl": "6m"}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert!(e.message().contains("at most 5m"), "{}", e.message());
+    configure(&root, &k8s, json!({})).await;
     api_role(&root, json!({})).await;
     let role = root
         .auth()
@@ -308,7 +334,22 @@ async fn tokenreview_login_failures() {
     );
     k8s.shared.lock().unwrap().reviewer = "reviewer-jwt".into();
     kube.login("api-service", &ok_token).await.unwrap();
-    // A positive answer is reused briefly: the same JWT again costs no TokenReview ...
+    // No reuse by default, as OpenBao: the same JWT again is reviewed again, so once the
+    // cluster invalidates it (its pod deleted) the very next login is refused.
+    let n = k8s.reviews();
+    kube.login("api-service", &ok_token).await.unwrap();
+    assert_eq!(k8s.reviews(), n + 1);
+    k8s.shared.lock().unwrap().invalidated.insert("u-ok".into());
+    assert_eq!(
+        deny(kube.login("api-service", &ok_token).await.unwrap_err()).0,
+        ErrorCode::PermissionDenied
+    );
+    k8s.shared.lock().unwrap().invalidated.remove("u-ok");
+    // Opted in: a positive answer is reused for `token_review_cache_ttl` ...
+    configure(&root, &k8s, json!({"token_review_cache_ttl": "30s"})).await;
+    let cfg = root.read("auth/kubernetes/config").await.unwrap().unwrap();
+    assert_eq!(cfg.get("token_review_cache_ttl").unwrap(), 30);
+    kube.login("api-service", &ok_token).await.unwrap();
     let n = k8s.reviews();
     kube.login("api-service", &ok_token).await.unwrap();
     assert_eq!(k8s.reviews(), n);

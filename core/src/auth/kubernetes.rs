@@ -4,9 +4,11 @@
 //! (`verification`): `tokenreview` (OpenBao's: the API server's TokenReview, with the exact
 //! request body OpenBao sends), `jwks` (offline: the JWT's signature checked against
 //! `pem_keys` or the keys found by OIDC discovery on `issuer`, with strict `iss`, `aud`, `exp`
-//! and `nbf`), or `both`. TokenReview calls are capped in concurrency and their positive
-//! answers cached briefly, so a burst of logins or a short API-server outage does not fail
-//! every login. The reviewer JWT and CA are read from the pod's files on every call when not
+//! and `nbf`), or `both`. TokenReview calls are capped in concurrency. Positive reviews are
+//! not reused unless the mount opts in (`token_review_cache_ttl`, at most 5 minutes): reuse
+//! rides out a burst of logins or a short API-server outage, at the price of accepting, for
+//! that long, a service-account token the cluster has just invalidated (a deleted pod's).
+//! Off, as in OpenBao, every login asks the cluster. The reviewer JWT and CA are read from the pod's files on every call when not
 //! configured, so a rotated token or CA is picked up without a config write.
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,7 +41,8 @@ use jwt::{Jwt, Key};
 const LOCAL_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const LOCAL_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 /// How long a positive TokenReview answer is reused (never past the JWT's `exp`).
-const REVIEW_CACHE: Duration = Duration::from_secs(5);
+/// The longest a mount may reuse a positive TokenReview (`token_review_cache_ttl`).
+const MAX_REVIEW_CACHE: Duration = Duration::from_secs(5 * 60);
 /// TokenReview calls in flight at once per mount.
 const REVIEW_CONCURRENCY: usize = 8;
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
@@ -67,6 +70,27 @@ struct Config {
     local_token_path: String,
     #[serde(default = "local_ca")]
     local_ca_path: String,
+    /// Strongroom: seconds a positive TokenReview is reused (0, the default: never).
+    #[serde(default)]
+    token_review_cache_secs: u64,
+}
+
+impl Default for Config {
+    /// OpenBao's defaults for every field a config write does not give.
+    fn default() -> Config {
+        Config {
+            kubernetes_host: String::new(),
+            kubernetes_ca_cert: String::new(),
+            token_reviewer_jwt: String::new(),
+            pem_keys: Vec::new(),
+            issuer: String::new(),
+            disable_iss_validation: true,
+            disable_local_ca_jwt: false,
+            local_token_path: local_token(),
+            local_ca_path: local_ca(),
+            token_review_cache_secs: 0,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -150,7 +174,7 @@ fn role_key(name: &str) -> String {
 }
 
 fn config_json(c: &Config) -> Data {
-    crate::data(json!({
+    let mut d = crate::data(json!({
         "disable_iss_validation": c.disable_iss_validation,
         "disable_local_ca_jwt": c.disable_local_ca_jwt,
         "issuer": c.issuer,
@@ -158,7 +182,14 @@ fn config_json(c: &Config) -> Data {
         "kubernetes_host": c.kubernetes_host,
         "pem_keys": c.pem_keys,
         "token_reviewer_jwt_set": !c.token_reviewer_jwt.is_empty(),
-    }))
+    }));
+    if c.token_review_cache_secs > 0 {
+        d.insert(
+            "token_review_cache_ttl".into(),
+            json!(c.token_review_cache_secs),
+        );
+    }
+    d
 }
 
 fn role_json(r: &Role) -> Data {
@@ -210,6 +241,14 @@ fn apply_config(c: &mut Config, d: &Data) -> Result<()> {
     }
     if let Some(v) = s("local_ca_path")? {
         c.local_ca_path = v;
+    }
+    if let Some(v) = params::duration(d, "token_review_cache_ttl")? {
+        if v > MAX_REVIEW_CACHE {
+            return Err(Error::invalid_input(
+                "token_review_cache_ttl must be at most 5m: a longer reuse keeps accepting tokens the cluster has invalidated",
+            ));
+        }
+        c.token_review_cache_secs = v.as_secs();
     }
     if c.kubernetes_host.trim().is_empty() {
         return Err(Error::invalid_input("no host provided"));
@@ -427,15 +466,19 @@ impl Kubernetes {
     ) -> Result<Reviewed> {
         let now = ctx.clock.now();
         let key = sha(&[jwt_str.as_bytes(), audiences.join("\n").as_bytes()]);
-        if let Some((until, r)) = self
-            .state
-            .cache
-            .lock()
-            .or_else(crate::util::unpoison)?
-            .get(&key)
-        {
-            if *until > now {
-                return Ok(r.clone());
+        let reuse = Duration::from_secs(c.token_review_cache_secs);
+        // Not reusing (the default): nothing cached is looked at, or kept below.
+        if !reuse.is_zero() {
+            if let Some((until, r)) = self
+                .state
+                .cache
+                .lock()
+                .or_else(crate::util::unpoison)?
+                .get(&key)
+            {
+                if *until > now {
+                    return Ok(r.clone());
+                }
             }
         }
         let _permit = self
@@ -517,7 +560,10 @@ impl Kubernetes {
                 .unwrap_or_default()
                 .to_string(),
         };
-        let mut until = now + REVIEW_CACHE;
+        if reuse.is_zero() {
+            return Ok(r);
+        }
+        let mut until = now + reuse;
         if let Some(exp) = exp.and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok()) {
             until = until.min(exp);
         }
@@ -708,19 +754,9 @@ impl Engine for Kubernetes {
                 .await?
                 .map(|c| Response::with_data(config_json(&c)))),
             "config" if write => {
-                let mut c = get_json::<Config>(&ctx.storage, "config")
-                    .await?
-                    .unwrap_or(Config {
-                        kubernetes_host: String::new(),
-                        kubernetes_ca_cert: String::new(),
-                        token_reviewer_jwt: String::new(),
-                        pem_keys: Vec::new(),
-                        issuer: String::new(),
-                        disable_iss_validation: true,
-                        disable_local_ca_jwt: false,
-                        local_token_path: local_token(),
-                        local_ca_path: local_ca(),
-                    });
+                // A write replaces the whole configuration, as OpenBao's does: a field not
+                // given goes back to its default.
+                let mut c = Config::default();
                 apply_config(&mut c, &req.data)?;
                 ctx.storage.put("config", &to_json_bytes(&c)?).await?;
                 *self.state.jwks.lock().or_else(crate::util::unpoison)? = None;
