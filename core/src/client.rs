@@ -53,6 +53,53 @@ impl fmt::Debug for Client {
     }
 }
 
+/// A token handed to [`Strongroom::client`] or [`Request::with_token`]: a `&str`, a `String`
+/// (or a reference to one), or a [`SecretString`] (or a reference to one, such as
+/// `&auth.client_token`). Implemented for those types only.
+pub trait IntoSecretString: sealed::Sealed {
+    /// The value as a [`SecretString`].
+    fn into_secret_string(self) -> SecretString;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for secrecy::SecretString {}
+    impl Sealed for &secrecy::SecretString {}
+}
+
+impl IntoSecretString for &str {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self)
+    }
+}
+
+impl IntoSecretString for String {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self)
+    }
+}
+
+impl IntoSecretString for &String {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self.as_str())
+    }
+}
+
+impl IntoSecretString for SecretString {
+    fn into_secret_string(self) -> SecretString {
+        self
+    }
+}
+
+impl IntoSecretString for &SecretString {
+    fn into_secret_string(self) -> SecretString {
+        self.clone()
+    }
+}
+
 impl Client {
     pub(crate) fn new(sr: Strongroom, token: SecretString) -> Client {
         Client { sr, token }

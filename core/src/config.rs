@@ -72,8 +72,9 @@ pub struct Config {
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
 #[derive(Debug, Clone, Default)]
 pub struct DevOptions {
-    /// Use this root token id instead of a generated one (`-dev-root-token-id`).
-    pub root_token_id: Option<String>,
+    /// Use this root token id instead of a generated one (`-dev-root-token-id`); redacted by
+    /// `Debug`.
+    pub root_token_id: Option<secrecy::SecretString>,
     /// Mount `secret/` as KV v1 instead of v2 (`-dev-kv-v1`).
     pub kv_v1: bool,
 }

@@ -261,8 +261,9 @@ impl Strongroom {
                     if let Some(e) = generated {
                         sr.token_revoke_tree(&e.salted_id).await?;
                     }
-                    sr.create_root_token(Some(id.clone())).await?;
-                    SecretString::from(id.clone())
+                    sr.create_root_token(Some(id.expose_secret().to_string()))
+                        .await?;
+                    id.clone()
                 }
                 None => init.root_token,
             };
@@ -292,26 +293,32 @@ impl Strongroom {
         Ok(sr)
     }
 
-    /// The root token of a dev-mode engine.
-    pub fn dev_root_token(&self) -> Option<String> {
-        self.inner
-            .dev_root_token
-            .get()
-            .map(|t| t.expose_secret().to_string())
+    /// The root token of a dev-mode engine (a [`SecretString`]: redacted by `Debug`; pass it
+    /// to [`Strongroom::client`] as it is).
+    pub fn dev_root_token(&self) -> Option<SecretString> {
+        self.inner.dev_root_token.get().cloned()
     }
 
     /// The unseal key of a dev-mode engine, base64 (what `bao server -dev` prints). Dev mode
     /// keeps everything in memory, so the key can only re-unseal this process after a seal.
-    pub fn dev_unseal_key(&self) -> Option<String> {
-        self.inner
-            .dev_unseal_key
-            .get()
-            .map(|k| k.expose_secret().to_string())
+    pub fn dev_unseal_key(&self) -> Option<SecretString> {
+        self.inner.dev_unseal_key.get().cloned()
     }
 
-    /// A handle that makes calls with `token`.
-    pub fn client(&self, token: impl Into<String>) -> Client {
-        Client::new(self.clone(), SecretString::from(token.into()))
+    /// A handle that makes calls with `token`: a `&str`, a `String` or a [`SecretString`]
+    /// (such as [`crate::Auth::client_token`]), or a reference to one
+    /// ([`crate::IntoSecretString`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+    /// let anonymous = sr.client("");
+    /// # let _ = (root, anonymous);
+    /// # Ok::<(), strongroom::Error>(()) }).unwrap();
+    /// ```
+    pub fn client(&self, token: impl crate::client::IntoSecretString) -> Client {
+        Client::new(self.clone(), token.into_secret_string())
     }
 
     /// Whether the store has been initialised.

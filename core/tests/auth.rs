@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,7 +114,7 @@ async fn userpass_login_end_to_end() {
     assert_eq!(up.list_users().await.unwrap(), vec!["bob"]);
 
     let auth = up.login_auth("BOB", "s3cret-pw").await.unwrap();
-    assert!(auth.client_token.starts_with("s."));
+    assert!(auth.client_token.expose_secret().starts_with("s."));
     assert_eq!(auth.policies, vec!["default", "dev", "ops"]);
     assert_eq!(auth.token_policies, auth.policies);
     assert_eq!(auth.metadata.get("username").unwrap(), "bob");
@@ -122,7 +123,7 @@ async fn userpass_login_end_to_end() {
     assert_eq!(auth.token_type, "service");
 
     let me = sr
-        .handle(lookup_self(&sr, &auth.client_token))
+        .handle(lookup_self(&sr, auth.client_token.expose_secret()))
         .await
         .unwrap();
     assert_eq!(me.get("display_name").unwrap(), "userpass-bob");
@@ -263,7 +264,7 @@ async fn userpass_mount_ttls_num_uses_batch_and_cidrs() {
         .await
         .unwrap();
     let a = up.login_auth("batchy", "pw").await.unwrap();
-    assert!(a.client_token.starts_with("b."));
+    assert!(a.client_token.expose_secret().starts_with("b."));
     assert!(!a.renewable);
     assert_eq!(a.accessor, "");
     assert_eq!(a.token_type, "batch");
@@ -306,13 +307,13 @@ async fn userpass_mount_ttls_num_uses_batch_and_cidrs() {
     .await
     .unwrap();
     let token = r.auth.unwrap().client_token;
-    let mut req = lookup_self(&sr, &token);
+    let mut req = lookup_self(&sr, token.expose_secret());
     req.remote_addr = Some("192.168.0.1".parse().unwrap());
     assert_eq!(
         sr.handle(req).await.unwrap_err().code(),
         ErrorCode::PermissionDenied
     );
-    let mut req = lookup_self(&sr, &token);
+    let mut req = lookup_self(&sr, token.expose_secret());
     req.remote_addr = Some("10.9.9.9".parse().unwrap());
     let me = sr.handle(req).await.unwrap();
     assert_eq!(me.get("bound_cidrs").unwrap(), &json!(["10.0.0.0/8"]));
@@ -564,7 +565,13 @@ async fn approle_custom_ids_cidrs_and_no_secret() {
     )
     .await
     .unwrap();
-    assert!(ok.auth.unwrap().client_token.starts_with("s."));
+    assert!(
+        ok.auth
+            .unwrap()
+            .client_token
+            .expose_secret()
+            .starts_with("s.")
+    );
     let e = anon(
         &sr,
         "auth/approle/login",

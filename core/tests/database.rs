@@ -269,7 +269,10 @@ async fn expiry_and_token_revocation_drop_the_users() {
         .unwrap();
     assert!(db.role_exists(&b.username).await);
     assert!(b.username.starts_with("v-token-ro-"), "{}", b.username);
-    root.token().revoke(&child.client_token).await.unwrap();
+    root.token()
+        .revoke(child.client_token.expose_secret())
+        .await
+        .unwrap();
     // Token revocation queues its leases for the runner.
     sr.run_expiry().await.unwrap();
     assert!(

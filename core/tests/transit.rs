@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -905,7 +906,7 @@ path "transit/decrypt/*" { capabilities = ["update"] }"#;
     let t = sr.client(tok.clone()).transit("transit");
     let ct = t.encrypt("k", b"x").await.unwrap();
     t.encrypt("k", b"x").await.unwrap();
-    root.token().revoke(&tok).await.unwrap();
+    root.token().revoke(tok.expose_secret()).await.unwrap();
     denied(t.encrypt("k", b"x").await);
     assert_eq!(
         t.decrypt("k", &ct).await.unwrap_err().code(),

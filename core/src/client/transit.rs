@@ -54,13 +54,20 @@ impl From<String> for Ciphertext {
     }
 }
 
-/// Decrypted bytes: wiped from memory on drop, not shown by `Debug`.
+/// Decrypted bytes: wiped from memory on drop, not shown by `Debug`. Read them with
+/// [`Plaintext::expose`] or [`secrecy::ExposeSecret::expose_secret`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Plaintext(Zeroizing<Vec<u8>>);
 
 impl Plaintext {
     /// The bytes (look, don't log).
     pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl ExposeSecret<[u8]> for Plaintext {
+    fn expose_secret(&self) -> &[u8] {
         &self.0
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -68,7 +69,7 @@ pub(crate) async fn handle(
                 .ok_or_else(|| Error::invalid_input("token not found"))?;
             let mut resp = renew(sr, &e, req).await?;
             if let Some(a) = resp.auth.as_mut() {
-                a.client_token.clear();
+                a.client_token = SecretString::default();
             }
             Ok(resp)
         }
@@ -496,7 +497,7 @@ async fn create(
     let (client_token, accessor) = issue(sr, entry, id).await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token,
+            client_token: SecretString::from(client_token),
             accessor,
             policies: policies.clone(),
             token_policies: policies,
@@ -587,7 +588,7 @@ pub(crate) async fn create_login_token(
     let (client_token, accessor) = issue(sr, entry, None).await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token,
+            client_token: SecretString::from(client_token),
             accessor,
             policies: policies.clone(),
             token_policies: policies,
@@ -669,7 +670,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request) -> Result<Respons
         .await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token: String::new(),
+            client_token: SecretString::default(),
             accessor: e.accessor.clone(),
             policies: e.policies.clone(),
             token_policies: e.policies.clone(),

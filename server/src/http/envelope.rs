@@ -153,7 +153,7 @@ fn list_status(resp: &Response) -> Option<StatusCode> {
 /// level first, as OpenBao's legacy routes do.
 fn envelope(resp: &Response, inject: bool) -> Map<String, Value> {
     let env = resp.envelope();
-    if !inject || resp.wrap_info.as_ref().is_some_and(|w| !w.token.is_empty()) {
+    if !inject || resp.wrap_info.as_ref().is_some_and(|w| w.is_set()) {
         return env;
     }
     let mut out = Map::new();
