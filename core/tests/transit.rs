@@ -740,10 +740,7 @@ async fn typed_api_round_trips_and_reports_per_item_errors() {
     let rw = t.rewrap("typed", &ct).await.unwrap();
     assert_eq!(rw.key_version(), Some(2));
 
-    let aad = strongroom::EncryptOptions {
-        associated_data: Some(b"row-7"),
-        ..Default::default()
-    };
+    let aad = strongroom::EncryptOptions::new().associated_data(b"row-7");
     let bound = t.encrypt_with("typed", b"x", &aad).await.unwrap();
     assert_eq!(
         t.decrypt_with("typed", &bound, &aad)
@@ -839,10 +836,7 @@ async fn typed_fast_path_keeps_policy_and_token_rules() {
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     // A rule that inspects parameters is still enforced (the call takes the full pipeline).
     user.encrypt("guarded", b"x").await.unwrap();
-    let aad = strongroom::EncryptOptions {
-        associated_data: Some(b"a"),
-        ..Default::default()
-    };
+    let aad = strongroom::EncryptOptions::new().associated_data(b"a");
     let e = user.encrypt_with("guarded", b"x", &aad).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     // Limited-use tokens are counted.

@@ -89,15 +89,63 @@ pub struct DataKey {
     pub key_version: u32,
 }
 
-/// Per-call options for encrypt and decrypt.
-#[derive(Debug, Clone, Default)]
-pub struct EncryptOptions<'a> {
-    /// Derivation context (required for derived keys).
-    pub context: Option<&'a [u8]>,
-    /// AEAD associated data, bound to the ciphertext.
-    pub associated_data: Option<&'a [u8]>,
-    /// The key version to encrypt with (`0` = latest).
-    pub key_version: u32,
+/// Per-call options for encrypt and decrypt, built with its methods.
+///
+/// ```
+/// use strongroom::EncryptOptions;
+/// let opts = EncryptOptions::new()
+///     .context(b"tenant-42".to_vec())
+///     .associated_data("order 17")
+///     .key_version(2);
+/// assert_eq!(opts.get_context(), Some(b"tenant-42".as_slice()));
+/// assert_eq!(opts.get_key_version(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncryptOptions {
+    context: Option<Vec<u8>>,
+    associated_data: Option<Vec<u8>>,
+    key_version: u32,
+}
+
+impl EncryptOptions {
+    /// No context, no associated data, the latest key version.
+    pub fn new() -> EncryptOptions {
+        EncryptOptions::default()
+    }
+
+    /// The derivation context (required for derived keys).
+    pub fn context(mut self, context: impl Into<Vec<u8>>) -> EncryptOptions {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// AEAD associated data, bound to the ciphertext (give the same on decrypt).
+    pub fn associated_data(mut self, associated_data: impl Into<Vec<u8>>) -> EncryptOptions {
+        self.associated_data = Some(associated_data.into());
+        self
+    }
+
+    /// The key version to encrypt with (`0`, the default, = the latest). Ignored by decrypt,
+    /// which reads the version from the ciphertext.
+    pub fn key_version(mut self, version: u32) -> EncryptOptions {
+        self.key_version = version;
+        self
+    }
+
+    /// The derivation context, if set.
+    pub fn get_context(&self) -> Option<&[u8]> {
+        self.context.as_deref()
+    }
+
+    /// The associated data, if set.
+    pub fn get_associated_data(&self) -> Option<&[u8]> {
+        self.associated_data.as_deref()
+    }
+
+    /// The key version (`0` = the latest).
+    pub fn get_key_version(&self) -> u32 {
+        self.key_version
+    }
 }
 
 /// Options fixed when a key is created.
@@ -329,13 +377,13 @@ impl Transit {
         &self,
         key: &str,
         plaintext: &[u8],
-        opts: &EncryptOptions<'_>,
+        opts: &EncryptOptions,
     ) -> Result<Ciphertext> {
         if let Some(k) = self.fast_key("encrypt", key).await? {
             let enc = k.encrypt(
                 plaintext,
-                opts.context.unwrap_or_default(),
-                opts.associated_data.unwrap_or_default(),
+                opts.context.as_deref().unwrap_or_default(),
+                opts.associated_data.as_deref().unwrap_or_default(),
                 i64::from(opts.key_version),
             )?;
             return Ok(Ciphertext(enc.ciphertext));
@@ -358,14 +406,14 @@ impl Transit {
         &self,
         key: &str,
         ciphertext: &Ciphertext,
-        opts: &EncryptOptions<'_>,
+        opts: &EncryptOptions,
     ) -> Result<Plaintext> {
         if let Some(k) = self.fast_key("decrypt", key).await? {
             return k
                 .decrypt(
                     ciphertext.as_str(),
-                    opts.context.unwrap_or_default(),
-                    opts.associated_data.unwrap_or_default(),
+                    opts.context.as_deref().unwrap_or_default(),
+                    opts.associated_data.as_deref().unwrap_or_default(),
                 )
                 .map(Plaintext);
         }
@@ -511,11 +559,11 @@ impl Transit {
     }
 }
 
-fn add_options(body: &mut Data, opts: &EncryptOptions<'_>) {
-    if let Some(c) = opts.context {
+fn add_options(body: &mut Data, opts: &EncryptOptions) {
+    if let Some(c) = &opts.context {
         body.insert("context".into(), b64(c));
     }
-    if let Some(a) = opts.associated_data {
+    if let Some(a) = &opts.associated_data {
         body.insert("associated_data".into(), b64(a));
     }
     if opts.key_version != 0 {
