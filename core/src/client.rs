@@ -20,8 +20,11 @@ mod leases;
 mod tokens;
 mod transit;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
-pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
-pub use leases::{LeaseDetails, Leases, RenewedLease};
+pub use database::{
+    CredentialKeeper, Database, DbCredential, KeeperAction, KeeperTask, KeeperUpdates,
+    StaticCredential,
+};
+pub use leases::{LeaseDetails, Leases, RenewedLease, Subscription};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 

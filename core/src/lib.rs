@@ -46,9 +46,10 @@ pub use audit::{
 pub use auth::lockout::UserLockout;
 pub use client::{
     AppRole, AuthMethods, Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential,
-    EncryptOptions, IntoSecretString, KeeperAction, KeyConfig, Kubernetes, Kv, KvMetadata,
-    KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases, Plaintext, RenewedLease, SecretData,
-    SecretId, StaticCredential, Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
+    EncryptOptions, IntoSecretString, KeeperAction, KeeperTask, KeeperUpdates, KeyConfig,
+    Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
+    Plaintext, RenewedLease, SecretData, SecretId, StaticCredential, Subscription, Sys, TokenInfo,
+    TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

@@ -7,11 +7,14 @@
     reason = "tests"
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::json;
-use strongroom::{Config, Strongroom, TokenRequest, data};
+use strongroom::{
+    Config, ErrorCode, LeaseConfig, LeaseEvent, Strongroom, TokenRequest, VirtualClock, data,
+};
 
 async fn dev() -> Strongroom {
     Strongroom::open(Config::dev()).await.unwrap()
@@ -91,4 +94,113 @@ async fn debug_output_shows_no_token_or_secret_value() {
         ..Default::default()
     };
     assert!(!format!("{opts:?}").contains("my-root-token"));
+}
+
+/// An engine on a virtual clock with the `test-leases` engine at `tl/` and no background
+/// runner (expiry runs when the test says so).
+async fn leasing() -> (Strongroom, strongroom::Client, VirtualClock) {
+    let clock = VirtualClock::new();
+    let sr = Strongroom::open(
+        Config::dev()
+            .clock(Arc::new(clock.clone()))
+            .leases(LeaseConfig {
+                background: false,
+                ..LeaseConfig::default()
+            }),
+    )
+    .await
+    .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    root.sys()
+        .enable_mount("tl", "test-leases", &[])
+        .await
+        .unwrap();
+    (sr, root, clock)
+}
+
+async fn issue(root: &strongroom::Client, name: &str, ttl: &str) -> String {
+    root.write(&format!("tl/issue/{name}"), data(json!({"ttl": ttl})))
+        .await
+        .unwrap()
+        .lease_id
+}
+
+#[tokio::test]
+async fn subscription_recv_delivers_lease_events() {
+    let (sr, root, clock) = leasing().await;
+    let mut events = root.leases().events();
+    assert_eq!(events.try_recv(), None);
+    let short = issue(&root, "short", "30s").await;
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(sr.run_expiry().await.unwrap().revoked, 1);
+    assert_eq!(
+        events.recv().await,
+        Some(LeaseEvent::Revoked {
+            lease_id: short.clone()
+        })
+    );
+    let long = issue(&root, "long", "1h").await;
+    root.leases()
+        .renew(&long, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        events.recv().await,
+        Some(LeaseEvent::Renewed {
+            lease_id: long,
+            ttl: Duration::from_secs(600)
+        })
+    );
+    // Every handle gone: the stream ends instead of waiting forever.
+    drop((sr, root));
+    assert_eq!(events.recv().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_recv_blocking_works_on_plain_threads_and_runtime_workers() {
+    let (sr, root, clock) = leasing().await;
+    let mut on_thread = root.leases().events();
+    let mut on_worker = root.leases().events();
+    // A plain thread (a binding's sync API) blocks until the event comes.
+    let waiter = std::thread::spawn(move || on_thread.recv_blocking());
+    let lease = issue(&root, "a", "30s").await;
+    clock.advance(Duration::from_secs(31));
+    sr.run_expiry().await.unwrap();
+    let revoked = Some(LeaseEvent::Revoked { lease_id: lease });
+    assert_eq!(waiter.join().unwrap().unwrap(), revoked);
+    // On a multi-thread runtime's worker it does not panic: the worker is handed off.
+    assert_eq!(on_worker.recv_blocking().unwrap(), revoked);
+    // Nothing more: the timeout answers `None`.
+    assert_eq!(
+        on_worker
+            .recv_blocking_timeout(Duration::from_millis(20))
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn subscription_recv_blocking_on_a_current_thread_runtime_is_an_error_not_a_panic() {
+    let (_sr, root, _clock) = leasing().await;
+    let mut events = root.leases().events();
+    let e = events.recv_blocking().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedOperation);
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_told_how_many_events_it_missed() {
+    let (_sr, root, _clock) = leasing().await;
+    let mut events = root.leases().events();
+    let lease = issue(&root, "a", "1h").await;
+    for _ in 0..4100 {
+        root.leases()
+            .renew(&lease, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    assert_eq!(events.try_recv(), Some(LeaseEvent::Missed { count: 4 }));
+    assert!(matches!(
+        events.try_recv(),
+        Some(LeaseEvent::Renewed { .. })
+    ));
 }
