@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::request::{Data, Operation, Request, Response, WrapInfo};
+use crate::request::{Data, Operation, Request, Response, ResponseKind, WrapInfo};
 use crate::strongroom::Strongroom;
 
 mod auth;
@@ -193,7 +193,7 @@ impl Client {
 
 fn none_if_missing(r: Result<Response>) -> Result<Option<Response>> {
     match r {
-        Ok(resp) if resp.http_status == Some(404) => Ok(None),
+        Ok(resp) if resp.kind == ResponseKind::NotFound => Ok(None),
         Ok(resp) => Ok(Some(resp)),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
         Err(e) => Err(e),

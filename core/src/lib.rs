@@ -55,6 +55,8 @@ pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
 pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent, LeaseStats, MountLeaseStats};
-pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
+pub use request::{
+    Auth, Data, LeaseInfo, Operation, Request, Response, ResponseKind, WrapInfo, data,
+};
 pub use strongroom::{InitResponse, SealStatus, Strongroom};
 pub use util::duration::parse_duration;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use crate::error::ErrorCode;
+
 /// JSON object carried by requests and responses.
 pub type Data = Map<String, Value>;
 
@@ -376,9 +378,35 @@ pub struct Response {
     pub wrap_info: Option<WrapInfo>,
     /// A lease the engine asks the pipeline to register (the lease manager's seam).
     pub lease: Option<LeaseInfo>,
-    /// A raw HTTP status the engine wants with the full envelope (KV's 404 for a deleted
-    /// version). `None` = the usual 200/204.
-    pub http_status: Option<u16>,
+    /// What kind of answer this is, when it is more than "done" (work started in the
+    /// background, a not-found that still carries data, a batch with failed items).
+    pub kind: ResponseKind,
+}
+
+/// What kind of answer a [`Response`] is. Most answers are [`ResponseKind::Done`]; the others
+/// still carry data worth reading, so they are responses rather than errors. (The HTTP server
+/// derives its status from this: 200/204, 202, 404, and the batch rules below.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseKind {
+    /// The request was carried out.
+    #[default]
+    Done,
+    /// The work was started and goes on in the background (the `tidy` endpoints).
+    Accepted,
+    /// Nothing is there, but the response says why: a KV v2 version that was deleted or
+    /// destroyed (its metadata is in `data`), a path that is not a KV v2 route (a warning),
+    /// an unknown AppRole secret-id accessor (`data.error`).
+    NotFound,
+    /// Some items of a batch failed; each item of `data.batch_results` says why.
+    BatchFailed {
+        /// The failures as one code: [`ErrorCode::Internal`] when every failed item failed
+        /// inside Strongroom, else [`ErrorCode::InvalidInput`].
+        code: ErrorCode,
+        /// Set when some items succeeded and the request asked for this status then
+        /// (OpenBao's `partial_failure_response_code`, 200 to 599).
+        partial_status: Option<u16>,
+    },
 }
 
 impl Response {
@@ -396,7 +424,7 @@ impl Response {
             && self.auth.is_none()
             && self.wrap_info.is_none()
             && self.warnings.is_empty()
-            && self.http_status.is_none()
+            && self.kind == ResponseKind::Done
             && self.lease_id.is_empty()
     }
 
@@ -485,7 +513,7 @@ impl fmt::Debug for Response {
             )
             .field("warnings", &self.warnings)
             .field("auth", &self.auth)
-            .field("http_status", &self.http_status)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }

@@ -1014,7 +1014,7 @@ impl Strongroom {
             Err(e) => Err(e),
         };
         let resp = match (resp, req.wrap_ttl) {
-            (Ok(r), Some(ttl)) if !r.is_empty() && r.http_status.is_none() => {
+            (Ok(r), Some(ttl)) if !r.is_empty() && r.kind == crate::request::ResponseKind::Done => {
                 Box::pin(self.wrap_response(&req, &with_id(r, &req), ttl)).await
             }
             (r, _) => r.map(|r| with_id(r, &req)),

@@ -94,18 +94,9 @@ async fn health(sr: &Strongroom) -> Result<Response> {
         d.insert("cluster_name".into(), Value::String(n));
         d.insert("cluster_id".into(), Value::String(i));
     }
-    let status = if !st.initialized {
-        501
-    } else if st.sealed {
-        503
-    } else {
-        200
-    };
-    Ok(Response {
-        data: Some(d),
-        http_status: Some(status),
-        ..Response::default()
-    })
+    // The HTTP status (200, 429, 501, 503 and the query overrides) is the server's business:
+    // it reads `initialized` and `sealed` from here.
+    Ok(Response::with_data(d))
 }
 
 /// Authenticated `sys/` endpoints.

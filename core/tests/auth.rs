@@ -509,7 +509,7 @@ async fn approle_role_secret_id_login_and_tidy() {
         .write("auth/approle/tidy/secret-id", data(json!({})))
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(202));
+    assert_eq!(r.kind, strongroom::ResponseKind::Accepted);
     assert!(ar.list_secret_ids("web").await.unwrap().is_empty());
     let s3 = secrecy::ExposeSecret::expose_secret(&sid3.secret_id).to_string();
     assert!(ar.login(&role_id, &s3).await.is_err());
@@ -721,7 +721,7 @@ async fn error_texts_and_codes_match_openbao() {
         )
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, strongroom::ResponseKind::NotFound);
     assert_eq!(
         r.get("error").unwrap(),
         "failed to find accessor entry for secret_id_accessor: \"nope\""

@@ -551,7 +551,7 @@ async fn sqlite_reads_follow_own_writes_with_and_without_the_decoded_cache() {
             .handle(Request::read("secret/data/app").with_token(init.root_token.expose_secret()))
             .await
             .unwrap();
-        assert_eq!(gone.http_status, Some(404));
+        assert_eq!(gone.kind, strongroom::ResponseKind::NotFound);
         sr.seal().await.unwrap();
         let e = kv.get("app").await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::Sealed);

@@ -428,7 +428,7 @@ async fn queued_revoke_prefix_and_sudo() {
         )
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(202));
+    assert_eq!(r.kind, strongroom::ResponseKind::Accepted);
     assert_eq!(listed(&root, "tl/live/").await.len(), 3);
     assert_eq!(sr.run_expiry().await.unwrap().revoked, 1);
     assert_eq!(listed(&root, "tl/live/").await, vec!["b", "c"]);
@@ -460,7 +460,7 @@ async fn queued_revoke_prefix_and_sudo() {
         .write("sys/leases/tidy", data(json!({})))
         .await
         .unwrap();
-    assert_eq!(tidy.http_status, Some(202));
+    assert_eq!(tidy.kind, strongroom::ResponseKind::Accepted);
     assert_eq!(
         tidy.warnings,
         vec![

@@ -451,7 +451,7 @@ async fn accessors_list_and_tidy() {
         .handle(Request::write("auth/token/tidy", data(json!({}))))
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(202));
+    assert_eq!(r.kind, strongroom::ResponseKind::Accepted);
 }
 
 #[tokio::test]

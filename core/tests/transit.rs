@@ -253,7 +253,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(400));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: None
+        }
+    );
     let results = r.data.as_ref().unwrap()["batch_results"]
         .as_array()
         .unwrap()
@@ -271,7 +277,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(207));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: Some(207)
+        }
+    );
 
     // All good: 200, and decrypt in a batch.
     let r = ok(
@@ -293,7 +305,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(400));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: None
+        }
+    );
     let res = &r.data.as_ref().unwrap()["batch_results"];
     assert_eq!(res[0]["plaintext"], b64(b"one"));
     assert_eq!(res[1]["plaintext"], "");
@@ -400,7 +418,11 @@ async fn datakey_hmac_hash_random() {
     )
     .await
     .unwrap();
-    assert_eq!(batch.http_status, None, "hmac batches answer 200");
+    assert_eq!(
+        batch.kind,
+        strongroom::ResponseKind::Done,
+        "hmac batches answer 200"
+    );
     let res = &batch.data.unwrap()["batch_results"];
     assert_eq!(
         res[1]["error"],
@@ -562,7 +584,7 @@ async fn sign_and_verify_every_asymmetric_type() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, None);
+    assert_eq!(r.kind, strongroom::ResponseKind::Done);
     let res = &r.data.unwrap()["batch_results"];
     assert_eq!(res[1]["key_version"], 0);
     assert!(

@@ -320,12 +320,12 @@ impl Transit {
         engine.fast_key(&gate.mount.ctx, key).await
     }
 
-    async fn write(&self, path: String, body: Data) -> Result<(Data, Option<u16>)> {
+    async fn write(&self, path: String, body: Data) -> Result<Data> {
         let resp = self
             .client
             .handle(Request::new(Operation::Update, path).with_data(body))
             .await?;
-        Ok((resp.data.unwrap_or_default(), resp.http_status))
+        Ok(resp.data.unwrap_or_default())
     }
 
     /// Create key `name` (a no-op when it exists).
@@ -356,7 +356,7 @@ impl Transit {
 
     /// Add a version to key `name`; returns the new latest version.
     pub async fn rotate(&self, name: &str) -> Result<u32> {
-        let (d, _) = self
+        let d = self
             .write(format!("{}/keys/{name}/rotate", self.mount), Data::new())
             .await?;
         d.get("latest_version")
@@ -391,7 +391,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("plaintext".into(), b64(plaintext));
         add_options(&mut body, opts);
-        let (d, _) = self.write(self.path("encrypt", key), body).await?;
+        let d = self.write(self.path("encrypt", key), body).await?;
         str_field(&d, "ciphertext").map(Ciphertext)
     }
 
@@ -420,7 +420,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("ciphertext".into(), json!(ciphertext.as_str()));
         add_options(&mut body, opts);
-        let (d, _) = self.write(self.path("decrypt", key), body).await?;
+        let d = self.write(self.path("decrypt", key), body).await?;
         plaintext_of(&d)
     }
 
@@ -428,7 +428,7 @@ impl Transit {
     pub async fn rewrap(&self, key: &str, ciphertext: &Ciphertext) -> Result<Ciphertext> {
         let mut body = Data::new();
         body.insert("ciphertext".into(), json!(ciphertext.as_str()));
-        let (d, _) = self.write(self.path("rewrap", key), body).await?;
+        let d = self.write(self.path("rewrap", key), body).await?;
         str_field(&d, "ciphertext").map(Ciphertext)
     }
 
@@ -450,7 +450,7 @@ impl Transit {
             .collect();
         let mut body = Data::new();
         body.insert("batch_input".into(), Value::Array(items));
-        let (mut d, _) = self.write(self.path("encrypt", key), body).await?;
+        let mut d = self.write(self.path("encrypt", key), body).await?;
         Ok(results(&mut d)?
             .into_iter()
             .map(|r| match r.get("error").and_then(Value::as_str) {
@@ -482,7 +482,7 @@ impl Transit {
             .collect();
         let mut body = Data::new();
         body.insert("batch_input".into(), Value::Array(items));
-        let (mut d, _) = self.write(self.path("decrypt", key), body).await?;
+        let mut d = self.write(self.path("decrypt", key), body).await?;
         Ok(results(&mut d)?
             .into_iter()
             .map(|r| match r.get("error").and_then(Value::as_str) {
@@ -499,7 +499,7 @@ impl Transit {
     pub async fn datakey(&self, key: &str, bits: u32) -> Result<DataKey> {
         let mut body = Data::new();
         body.insert("bits".into(), json!(bits));
-        let (d, _) = self
+        let d = self
             .write(format!("{}/datakey/plaintext/{key}", self.mount), body)
             .await?;
         Ok(DataKey {
@@ -522,7 +522,7 @@ impl Transit {
         }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
-        let (d, _) = self.write(self.path("sign", key), body).await?;
+        let d = self.write(self.path("sign", key), body).await?;
         str_field(&d, "signature")
     }
 
@@ -534,7 +534,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         body.insert("signature".into(), json!(signature));
-        let (d, _) = self.write(self.path("verify", key), body).await?;
+        let d = self.write(self.path("verify", key), body).await?;
         Ok(d.get("valid").and_then(Value::as_bool).unwrap_or(false))
     }
 
@@ -545,7 +545,7 @@ impl Transit {
         }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
-        let (d, _) = self.write(self.path("hmac", key), body).await?;
+        let d = self.write(self.path("hmac", key), body).await?;
         str_field(&d, "hmac")
     }
 
@@ -554,7 +554,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         body.insert("hmac".into(), json!(hmac));
-        let (d, _) = self.write(self.path("verify", key), body).await?;
+        let d = self.write(self.path("verify", key), body).await?;
         Ok(d.get("valid").and_then(Value::as_bool).unwrap_or(false))
     }
 }

@@ -133,7 +133,7 @@ pub(crate) async fn handle(
             let removed = sr.token_tidy().await?;
             let mut r = Response::default();
             r.warn(format!("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs. ({removed} entries removed)"));
-            r.http_status = Some(202);
+            r.kind = crate::request::ResponseKind::Accepted;
             Ok(r)
         }
         "roles/" if op == Operation::List => {
