@@ -645,6 +645,13 @@ impl Sys {
             .map(|_| ())
     }
 
+    /// The engine's figures (see [`crate::EngineMetrics`]), for a token allowed to read
+    /// `sys/metrics`: the read is authorised and audited like any other.
+    pub async fn metrics(&self) -> Result<crate::EngineMetrics> {
+        self.client.handle(Request::read("sys/metrics")).await?;
+        self.client.engine().metrics().await
+    }
+
     /// The active term, its install time and encryption count (`sys/key-status`).
     pub async fn key_status(&self) -> Result<Data> {
         Ok(self

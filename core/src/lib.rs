@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod error;
 mod leases;
+mod metrics;
 mod password_policy;
 mod policies;
 pub(crate) mod policy;
@@ -55,6 +56,7 @@ pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
 pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent, LeaseStats, MountLeaseStats};
+pub use metrics::EngineMetrics;
 pub use request::{
     Auth, Data, LeaseInfo, Operation, Request, Response, ResponseKind, WrapInfo, data,
 };

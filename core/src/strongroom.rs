@@ -481,56 +481,22 @@ impl Strongroom {
         self.inner.audit.stats()
     }
 
-    /// The engine's metrics as `sys/metrics` returns them in-process: whether it is sealed, the
-    /// lease figures of [`Strongroom::lease_stats`] (absent while sealed) and the audit
-    /// devices' counters of [`Strongroom::audit_stats`].
-    pub async fn metrics_data(&self) -> Result<Data> {
+    /// The engine's figures for monitoring: whether it is sealed, the lease figures of
+    /// [`Strongroom::lease_stats`] (absent while sealed) and the audit devices' counters of
+    /// [`Strongroom::audit_stats`]. No token is needed: this is the embedding application's
+    /// own view (over HTTP, `sys/metrics` takes a token unless the listener says otherwise).
+    pub async fn metrics(&self) -> Result<crate::metrics::EngineMetrics> {
         let sealed = self.is_sealed();
-        let mut d = Data::new();
-        d.insert("sealed".into(), Value::Bool(sealed));
-        if !sealed {
-            let l = self.lease_stats().await?;
-            let by_mount: serde_json::Map<String, Value> = l
-                .by_mount
-                .iter()
-                .map(|m| {
-                    (
-                        m.mount.clone(),
-                        serde_json::json!({"created": m.created, "revoked": m.revoked}),
-                    )
-                })
-                .collect();
-            let irrevocable: serde_json::Map<String, Value> = l
-                .irrevocable_by_mount
-                .iter()
-                .map(|(m, n)| (m.clone(), Value::from(*n)))
-                .collect();
-            d.insert(
-                "leases".into(),
-                serde_json::json!({
-                    "by_mount": by_mount,
-                    "revocations_in_flight": l.revocations_in_flight,
-                    "irrevocable_by_mount": irrevocable,
-                }),
-            );
-        }
-        let audit: Vec<Value> = self
-            .audit_stats()
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "path": a.path,
-                    "written": a.written,
-                    "failed": a.failed,
-                    "dropped": a.dropped,
-                    "timed_out": a.timed_out,
-                    "queued": a.queued,
-                    "stalled": a.stalled,
-                })
-            })
-            .collect();
-        d.insert("audit".into(), Value::Array(audit));
-        Ok(d)
+        let leases = if sealed {
+            None
+        } else {
+            Some(self.lease_stats().await?)
+        };
+        Ok(crate::metrics::EngineMetrics {
+            sealed,
+            leases,
+            audit: self.audit_stats(),
+        })
     }
 
     /// Reopen audit files (after log rotation; the server calls this on SIGHUP).

@@ -127,7 +127,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
         }
         // The engine's share of OpenBao's `sys/metrics` (the HTTP server adds its own and
         // formats them); here so that reading it takes a token with `read` on `sys/metrics`.
-        "metrics" if op == Operation::Read => Ok(Response::with_data(sr.metrics_data().await?)),
+        "metrics" if op == Operation::Read => {
+            Ok(Response::with_data(sr.metrics().await?.to_data()))
+        }
         "key-status" | "rotate/keyring" if op == Operation::Read => {
             let st = sr.inner.barrier.key_status()?;
             Ok(Response::with_data(crate::data(json!({
