@@ -33,7 +33,14 @@ mod request;
 mod router;
 mod scheduler;
 pub(crate) mod secrets;
+// Storage backends are engine internals: the engine's own tests and benchmarks reach them
+// through `bench-internals` (hidden, not part of the API); everyone else names a store with
+// `Config::memory/sqlite/postgres`.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod storage;
+#[cfg(not(feature = "bench-internals"))]
+mod storage;
 mod strongroom;
 mod sys;
 mod token;

@@ -193,12 +193,16 @@ impl Strongroom {
                     "PostgreSQL storage",
                 ));
             }
+            #[cfg(feature = "bench-internals")]
             StorageConfig::Backend(b) => b.clone(),
         };
         let storage_type = physical.kind();
         // A backend handed in may be shared with other engines in this process: then its own
         // commits may be theirs, and only the marker that counts every commit is safe.
+        #[cfg(feature = "bench-internals")]
         let sole_user = !matches!(config.storage, StorageConfig::Backend(_));
+        #[cfg(not(feature = "bench-internals"))]
+        let sole_user = true;
         let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
             let c = Arc::new(CachedBackend::new(
                 physical,
