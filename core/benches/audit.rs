@@ -16,6 +16,7 @@
 )]
 
 use criterion::{Criterion, Throughput, criterion_group};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use strongroom::{AuditDevice, Config, Request, Strongroom, data};
 
@@ -47,7 +48,9 @@ async fn engine(config: Config) -> (Strongroom, String) {
         .unwrap()
         .auth
         .unwrap()
-        .client_token;
+        .client_token
+        .expose_secret()
+        .to_string();
     (sr, token)
 }
 

@@ -23,6 +23,7 @@
     reason = "benchmarks"
 )]
 
+use secrecy::ExposeSecret;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -158,7 +159,7 @@ async fn dev_engine(dbname: &str) -> (Strongroom, Client) {
         .await
         .unwrap();
     let token = sr.dev_root_token().unwrap();
-    let root = configure(&sr, &token, dbname).await;
+    let root = configure(&sr, token.expose_secret(), dbname).await;
     (sr, root)
 }
 

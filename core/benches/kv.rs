@@ -188,14 +188,19 @@ fn pipeline(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("token_resolve_warm", |b| {
         b.iter(|| {
-            rt.block_on(strongroom::bench_internals::resolve_token(&sr, &token))
-                .unwrap()
+            rt.block_on(strongroom::bench_internals::resolve_token(
+                &sr,
+                token.expose_secret(),
+            ))
+            .unwrap()
         })
     });
     g.bench_function("kv_get_nonroot_file_audit", |b| {
         b.iter(|| {
-            rt.block_on(sr.handle(Request::read("secret/data/app/db").with_token(token.as_str())))
-                .unwrap()
+            rt.block_on(
+                sr.handle(Request::read("secret/data/app/db").with_token(token.expose_secret())),
+            )
+            .unwrap()
         })
     });
     g.finish();

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use secrecy::ExposeSecret;
 
 use crate::audit::AuditInput;
 use crate::clock::SharedClock;
@@ -395,11 +396,14 @@ impl Strongroom {
         let Some(auth) = resp
             .auth
             .as_ref()
-            .filter(|a| !a.client_token.starts_with("b."))
+            .filter(|a| !a.client_token.expose_secret().starts_with("b."))
         else {
             return Ok(());
         };
-        let salted = self.inner.tokens.salt_id(&auth.client_token)?;
+        let salted = self
+            .inner
+            .tokens
+            .salt_id(auth.client_token.expose_secret())?;
         let slot = format!("reuse/{key}");
         let previous = ctx.storage.get(&slot).await?;
         ctx.storage.put(&slot, salted.as_bytes()).await?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::request::{Data, Operation, Request, Response, WrapInfo};
+use crate::request::{Data, Operation, Request, Response, ResponseKind, WrapInfo};
 use crate::strongroom::Strongroom;
 
 mod auth;
@@ -20,8 +20,11 @@ mod leases;
 mod tokens;
 mod transit;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
-pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
-pub use leases::{LeaseDetails, Leases, RenewedLease};
+pub use database::{
+    CredentialKeeper, Database, DbCredential, KeeperAction, KeeperTask, KeeperUpdates,
+    StaticCredential,
+};
+pub use leases::{LeaseDetails, Leases, RenewedLease, Subscription};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 
@@ -50,6 +53,53 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("token", &"<redacted>")
             .finish()
+    }
+}
+
+/// A token handed to [`Strongroom::client`] or [`Request::with_token`]: a `&str`, a `String`
+/// (or a reference to one), or a [`SecretString`] (or a reference to one, such as
+/// `&auth.client_token`). Implemented for those types only.
+pub trait IntoSecretString: sealed::Sealed {
+    /// The value as a [`SecretString`].
+    fn into_secret_string(self) -> SecretString;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for secrecy::SecretString {}
+    impl Sealed for &secrecy::SecretString {}
+}
+
+impl IntoSecretString for &str {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self)
+    }
+}
+
+impl IntoSecretString for String {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self)
+    }
+}
+
+impl IntoSecretString for &String {
+    fn into_secret_string(self) -> SecretString {
+        SecretString::from(self.as_str())
+    }
+}
+
+impl IntoSecretString for SecretString {
+    fn into_secret_string(self) -> SecretString {
+        self
+    }
+}
+
+impl IntoSecretString for &SecretString {
+    fn into_secret_string(self) -> SecretString {
+        self.clone()
     }
 }
 
@@ -143,7 +193,7 @@ impl Client {
 
 fn none_if_missing(r: Result<Response>) -> Result<Option<Response>> {
     match r {
-        Ok(resp) if resp.http_status == Some(404) => Ok(None),
+        Ok(resp) if resp.kind == ResponseKind::NotFound => Ok(None),
         Ok(resp) => Ok(Some(resp)),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -593,6 +643,13 @@ impl Sys {
             .handle(Request::write("sys/rotate", Data::new()))
             .await
             .map(|_| ())
+    }
+
+    /// The engine's figures (see [`crate::EngineMetrics`]), for a token allowed to read
+    /// `sys/metrics`: the read is authorised and audited like any other.
+    pub async fn metrics(&self) -> Result<crate::EngineMetrics> {
+        self.client.handle(Request::read("sys/metrics")).await?;
+        self.client.engine().metrics().await
     }
 
     /// The active term, its install time and encryption count (`sys/key-status`).

@@ -1,9 +1,11 @@
 //! How to open a [`crate::Strongroom`]: storage, clock, unseal key source, limits.
 
 use std::path::PathBuf;
+#[cfg(feature = "bench-internals")]
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
+#[cfg(feature = "bench-internals")]
 use crate::storage::Backend;
 
 /// Default limit on one stored value and one request body (OpenBao's `max_request_size`).
@@ -18,7 +20,9 @@ pub enum StorageConfig {
     Sqlite(PathBuf),
     /// A PostgreSQL database shared by many processes or hosts (a `postgres://` URL).
     Postgres(String),
-    /// A backend you built yourself.
+    /// A backend built by hand (the engine's own tests; not part of the API).
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
     Backend(Arc<dyn Backend>),
 }
 
@@ -29,6 +33,7 @@ impl std::fmt::Debug for StorageConfig {
             StorageConfig::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
             // The URL may carry a password.
             StorageConfig::Postgres(_) => f.write_str("Postgres(<url>)"),
+            #[cfg(feature = "bench-internals")]
             StorageConfig::Backend(b) => write!(f, "Backend({})", b.kind()),
         }
     }
@@ -72,8 +77,9 @@ pub struct Config {
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
 #[derive(Debug, Clone, Default)]
 pub struct DevOptions {
-    /// Use this root token id instead of a generated one (`-dev-root-token-id`).
-    pub root_token_id: Option<String>,
+    /// Use this root token id instead of a generated one (`-dev-root-token-id`); redacted by
+    /// `Debug`.
+    pub root_token_id: Option<secrecy::SecretString>,
     /// Mount `secret/` as KV v1 instead of v2 (`-dev-kv-v1`).
     pub kv_v1: bool,
 }
@@ -112,7 +118,9 @@ impl Config {
         Config::with_storage(StorageConfig::Postgres(url.into()))
     }
 
-    /// A backend of your own.
+    /// A backend built by hand (the engine's own tests; not part of the API).
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
     pub fn backend(backend: Arc<dyn Backend>) -> Config {
         Config::with_storage(StorageConfig::Backend(backend))
     }

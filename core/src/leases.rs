@@ -119,6 +119,9 @@ impl Default for LeaseConfig {
 /// before credentials expire. Delivered to [`crate::Leases::events`] subscribers in the process
 /// where it happened (revocations and expiry warnings come from the process running the
 /// expiry runner).
+///
+/// [`LeaseEvent::Missed`] is the one event the lease manager never sends: a
+/// [`crate::Subscription`] that fell too far behind reports with it how many events it lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseEvent {
     /// The lease was renewed; it now expires in `ttl`.
@@ -146,6 +149,12 @@ pub enum LeaseEvent {
         lease_id: String,
         /// The last revocation error.
         error: String,
+    },
+    /// This subscriber fell more than 4096 events behind and lost the oldest `count` of them;
+    /// look the leases it cares about up again. Delivery goes on with the oldest event kept.
+    Missed {
+        /// How many events were lost.
+        count: u64,
     },
 }
 

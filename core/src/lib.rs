@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod error;
 mod leases;
+mod metrics;
 mod password_policy;
 mod policies;
 pub(crate) mod policy;
@@ -32,7 +33,14 @@ mod request;
 mod router;
 mod scheduler;
 pub(crate) mod secrets;
+// Storage backends are engine internals: the engine's own tests and benchmarks reach them
+// through `bench-internals` (hidden, not part of the API); everyone else names a store with
+// `Config::memory/sqlite/postgres`.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod storage;
+#[cfg(not(feature = "bench-internals"))]
+mod storage;
 mod strongroom;
 mod sys;
 mod token;
@@ -46,14 +54,18 @@ pub use audit::{
 pub use auth::lockout::UserLockout;
 pub use client::{
     AppRole, AuthMethods, Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential,
-    EncryptOptions, KeeperAction, KeyConfig, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion,
-    KvVersionState, LeaseDetails, Leases, Plaintext, RenewedLease, SecretData, SecretId,
-    StaticCredential, Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
+    EncryptOptions, IntoSecretString, KeeperAction, KeeperTask, KeeperUpdates, KeyConfig,
+    Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
+    Plaintext, RenewedLease, SecretData, SecretId, StaticCredential, Subscription, Sys, TokenInfo,
+    TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
 pub use error::{Error, ErrorCode, Result};
 pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent, LeaseStats, MountLeaseStats};
-pub use request::{Auth, Data, LeaseInfo, Operation, Request, Response, WrapInfo, data};
+pub use metrics::EngineMetrics;
+pub use request::{
+    Auth, Data, LeaseInfo, Operation, Request, Response, ResponseKind, WrapInfo, data,
+};
 pub use strongroom::{InitResponse, SealStatus, Strongroom};
 pub use util::duration::parse_duration;

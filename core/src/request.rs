@@ -8,6 +8,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use crate::error::ErrorCode;
+
 /// JSON object carried by requests and responses.
 pub type Data = Map<String, Value>;
 
@@ -120,9 +122,10 @@ impl Request {
         self
     }
 
-    /// Set the client token.
-    pub fn with_token(mut self, token: impl Into<String>) -> Request {
-        self.token = Some(SecretString::from(token.into()));
+    /// Set the client token (a `&str`, `String` or [`SecretString`]: see
+    /// [`crate::IntoSecretString`]).
+    pub fn with_token(mut self, token: impl crate::client::IntoSecretString) -> Request {
+        self.token = Some(token.into_secret_string());
         self
     }
 
@@ -186,11 +189,19 @@ impl fmt::Debug for LeaseInfo {
     }
 }
 
-/// Authentication result returned by a login or token creation.
+/// Authentication result returned by a login or token creation. The token is a
+/// [`SecretString`]: `Debug` does not show it and it is wiped from memory on drop.
+///
+/// ```
+/// use secrecy::ExposeSecret;
+/// let auth = strongroom::Auth { client_token: "s.abc".into(), ..Default::default() };
+/// assert!(!format!("{auth:?}").contains("s.abc"));
+/// assert_eq!(auth.client_token.expose_secret(), "s.abc");
+/// ```
 #[derive(Clone, Default)]
 pub struct Auth {
     /// The new token.
-    pub client_token: String,
+    pub client_token: SecretString,
     /// Its accessor.
     pub accessor: String,
     /// All policies attached.
@@ -215,10 +226,14 @@ pub struct Auth {
 
 impl Auth {
     /// OpenBao's `auth` object as 2.7.2 sends it (`token_policies` omitted when empty, no
-    /// `identity_policies` since there are no identity policies).
+    /// `identity_policies` since there are no identity policies). This is the wire form: it
+    /// holds the token in clear.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        m.insert("client_token".into(), json!(self.client_token));
+        m.insert(
+            "client_token".into(),
+            json!(self.client_token.expose_secret()),
+        );
         m.insert("accessor".into(), json!(self.accessor));
         m.insert("policies".into(), json!(self.policies));
         if !self.token_policies.is_empty() {
@@ -255,7 +270,7 @@ impl Auth {
                 .unwrap_or_default()
         };
         Auth {
-            client_token: s("client_token"),
+            client_token: SecretString::from(s("client_token")),
             accessor: s("accessor"),
             policies: list("policies"),
             token_policies: list("token_policies"),
@@ -289,11 +304,12 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// Response-wrapping information.
+/// Response-wrapping information. The wrapping token is a [`SecretString`] (redacted by
+/// `Debug`).
 #[derive(Clone, Default)]
 pub struct WrapInfo {
     /// The wrapping token.
-    pub token: String,
+    pub token: SecretString,
     /// Its accessor.
     pub accessor: String,
     /// TTL in seconds.
@@ -307,10 +323,11 @@ pub struct WrapInfo {
 }
 
 impl WrapInfo {
-    /// OpenBao's `wrap_info` object (`wrapped_accessor` only when a token was wrapped).
+    /// OpenBao's `wrap_info` object (`wrapped_accessor` only when a token was wrapped). This
+    /// is the wire form: it holds the wrapping token in clear.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        m.insert("token".into(), json!(self.token));
+        m.insert("token".into(), json!(self.token.expose_secret()));
         m.insert("accessor".into(), json!(self.accessor));
         m.insert("ttl".into(), json!(self.ttl));
         m.insert("creation_time".into(), json!(self.creation_time));
@@ -319,6 +336,13 @@ impl WrapInfo {
             m.insert("wrapped_accessor".into(), json!(self.wrapped_accessor));
         }
         Value::Object(m)
+    }
+}
+
+impl WrapInfo {
+    /// Whether this holds a wrapping token (a wrapped response answers with only this).
+    pub fn is_set(&self) -> bool {
+        !self.token.expose_secret().is_empty()
     }
 }
 
@@ -354,9 +378,35 @@ pub struct Response {
     pub wrap_info: Option<WrapInfo>,
     /// A lease the engine asks the pipeline to register (the lease manager's seam).
     pub lease: Option<LeaseInfo>,
-    /// A raw HTTP status the engine wants with the full envelope (KV's 404 for a deleted
-    /// version). `None` = the usual 200/204.
-    pub http_status: Option<u16>,
+    /// What kind of answer this is, when it is more than "done" (work started in the
+    /// background, a not-found that still carries data, a batch with failed items).
+    pub kind: ResponseKind,
+}
+
+/// What kind of answer a [`Response`] is. Most answers are [`ResponseKind::Done`]; the others
+/// still carry data worth reading, so they are responses rather than errors. (The HTTP server
+/// derives its status from this: 200/204, 202, 404, and the batch rules below.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseKind {
+    /// The request was carried out.
+    #[default]
+    Done,
+    /// The work was started and goes on in the background (the `tidy` endpoints).
+    Accepted,
+    /// Nothing is there, but the response says why: a KV v2 version that was deleted or
+    /// destroyed (its metadata is in `data`), a path that is not a KV v2 route (a warning),
+    /// an unknown AppRole secret-id accessor (`data.error`).
+    NotFound,
+    /// Some items of a batch failed; each item of `data.batch_results` says why.
+    BatchFailed {
+        /// The failures as one code: [`ErrorCode::Internal`] when every failed item failed
+        /// inside Strongroom, else [`ErrorCode::InvalidInput`].
+        code: ErrorCode,
+        /// Set when some items succeeded and the request asked for this status then
+        /// (OpenBao's `partial_failure_response_code`, 200 to 599).
+        partial_status: Option<u16>,
+    },
 }
 
 impl Response {
@@ -374,7 +424,7 @@ impl Response {
             && self.auth.is_none()
             && self.wrap_info.is_none()
             && self.warnings.is_empty()
-            && self.http_status.is_none()
+            && self.kind == ResponseKind::Done
             && self.lease_id.is_empty()
     }
 
@@ -393,7 +443,7 @@ impl Response {
     /// only its `wrap_info` (and an empty request id), as OpenBao does.
     pub fn envelope(&self) -> Map<String, Value> {
         let mut out = Map::new();
-        if let Some(w) = self.wrap_info.as_ref().filter(|w| !w.token.is_empty()) {
+        if let Some(w) = self.wrap_info.as_ref().filter(|w| w.is_set()) {
             out.insert("request_id".into(), json!(""));
             out.insert("lease_id".into(), json!(""));
             out.insert("renewable".into(), json!(false));
@@ -463,7 +513,7 @@ impl fmt::Debug for Response {
             )
             .field("warnings", &self.warnings)
             .field("auth", &self.auth)
-            .field("http_status", &self.http_status)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }

@@ -193,12 +193,16 @@ impl Strongroom {
                     "PostgreSQL storage",
                 ));
             }
+            #[cfg(feature = "bench-internals")]
             StorageConfig::Backend(b) => b.clone(),
         };
         let storage_type = physical.kind();
         // A backend handed in may be shared with other engines in this process: then its own
         // commits may be theirs, and only the marker that counts every commit is safe.
+        #[cfg(feature = "bench-internals")]
         let sole_user = !matches!(config.storage, StorageConfig::Backend(_));
+        #[cfg(not(feature = "bench-internals"))]
+        let sole_user = true;
         let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
             let c = Arc::new(CachedBackend::new(
                 physical,
@@ -261,8 +265,9 @@ impl Strongroom {
                     if let Some(e) = generated {
                         sr.token_revoke_tree(&e.salted_id).await?;
                     }
-                    sr.create_root_token(Some(id.clone())).await?;
-                    SecretString::from(id.clone())
+                    sr.create_root_token(Some(id.expose_secret().to_string()))
+                        .await?;
+                    id.clone()
                 }
                 None => init.root_token,
             };
@@ -292,26 +297,32 @@ impl Strongroom {
         Ok(sr)
     }
 
-    /// The root token of a dev-mode engine.
-    pub fn dev_root_token(&self) -> Option<String> {
-        self.inner
-            .dev_root_token
-            .get()
-            .map(|t| t.expose_secret().to_string())
+    /// The root token of a dev-mode engine (a [`SecretString`]: redacted by `Debug`; pass it
+    /// to [`Strongroom::client`] as it is).
+    pub fn dev_root_token(&self) -> Option<SecretString> {
+        self.inner.dev_root_token.get().cloned()
     }
 
     /// The unseal key of a dev-mode engine, base64 (what `bao server -dev` prints). Dev mode
     /// keeps everything in memory, so the key can only re-unseal this process after a seal.
-    pub fn dev_unseal_key(&self) -> Option<String> {
-        self.inner
-            .dev_unseal_key
-            .get()
-            .map(|k| k.expose_secret().to_string())
+    pub fn dev_unseal_key(&self) -> Option<SecretString> {
+        self.inner.dev_unseal_key.get().cloned()
     }
 
-    /// A handle that makes calls with `token`.
-    pub fn client(&self, token: impl Into<String>) -> Client {
-        Client::new(self.clone(), SecretString::from(token.into()))
+    /// A handle that makes calls with `token`: a `&str`, a `String` or a [`SecretString`]
+    /// (such as [`crate::Auth::client_token`]), or a reference to one
+    /// ([`crate::IntoSecretString`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+    /// let anonymous = sr.client("");
+    /// # let _ = (root, anonymous);
+    /// # Ok::<(), strongroom::Error>(()) }).unwrap();
+    /// ```
+    pub fn client(&self, token: impl crate::client::IntoSecretString) -> Client {
+        Client::new(self.clone(), token.into_secret_string())
     }
 
     /// Whether the store has been initialised.
@@ -484,56 +495,22 @@ impl Strongroom {
         self.inner.audit.stats()
     }
 
-    /// The engine's metrics as `sys/metrics` returns them in-process: whether it is sealed, the
-    /// lease figures of [`Strongroom::lease_stats`] (absent while sealed) and the audit
-    /// devices' counters of [`Strongroom::audit_stats`].
-    pub async fn metrics_data(&self) -> Result<Data> {
+    /// The engine's figures for monitoring: whether it is sealed, the lease figures of
+    /// [`Strongroom::lease_stats`] (absent while sealed) and the audit devices' counters of
+    /// [`Strongroom::audit_stats`]. No token is needed: this is the embedding application's
+    /// own view (over HTTP, `sys/metrics` takes a token unless the listener says otherwise).
+    pub async fn metrics(&self) -> Result<crate::metrics::EngineMetrics> {
         let sealed = self.is_sealed();
-        let mut d = Data::new();
-        d.insert("sealed".into(), Value::Bool(sealed));
-        if !sealed {
-            let l = self.lease_stats().await?;
-            let by_mount: serde_json::Map<String, Value> = l
-                .by_mount
-                .iter()
-                .map(|m| {
-                    (
-                        m.mount.clone(),
-                        serde_json::json!({"created": m.created, "revoked": m.revoked}),
-                    )
-                })
-                .collect();
-            let irrevocable: serde_json::Map<String, Value> = l
-                .irrevocable_by_mount
-                .iter()
-                .map(|(m, n)| (m.clone(), Value::from(*n)))
-                .collect();
-            d.insert(
-                "leases".into(),
-                serde_json::json!({
-                    "by_mount": by_mount,
-                    "revocations_in_flight": l.revocations_in_flight,
-                    "irrevocable_by_mount": irrevocable,
-                }),
-            );
-        }
-        let audit: Vec<Value> = self
-            .audit_stats()
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "path": a.path,
-                    "written": a.written,
-                    "failed": a.failed,
-                    "dropped": a.dropped,
-                    "timed_out": a.timed_out,
-                    "queued": a.queued,
-                    "stalled": a.stalled,
-                })
-            })
-            .collect();
-        d.insert("audit".into(), Value::Array(audit));
-        Ok(d)
+        let leases = if sealed {
+            None
+        } else {
+            Some(self.lease_stats().await?)
+        };
+        Ok(crate::metrics::EngineMetrics {
+            sealed,
+            leases,
+            audit: self.audit_stats(),
+        })
     }
 
     /// Reopen audit files (after log rotation; the server calls this on SIGHUP).
@@ -1017,7 +994,7 @@ impl Strongroom {
             Err(e) => Err(e),
         };
         let resp = match (resp, req.wrap_ttl) {
-            (Ok(r), Some(ttl)) if !r.is_empty() && r.http_status.is_none() => {
+            (Ok(r), Some(ttl)) if !r.is_empty() && r.kind == crate::request::ResponseKind::Done => {
                 Box::pin(self.wrap_response(&req, &with_id(r, &req), ttl)).await
             }
             (r, _) => r.map(|r| with_id(r, &req)),

@@ -102,18 +102,9 @@ async fn health(sr: &Strongroom) -> Result<Response> {
         d.insert("cluster_name".into(), Value::String(n));
         d.insert("cluster_id".into(), Value::String(i));
     }
-    let status = if !st.initialized {
-        501
-    } else if st.sealed {
-        503
-    } else {
-        200
-    };
-    Ok(Response {
-        data: Some(d),
-        http_status: Some(status),
-        ..Response::default()
-    })
+    // The HTTP status (200, 429, 501, 503 and the query overrides) is the server's business:
+    // it reads `initialized` and `sealed` from here.
+    Ok(Response::with_data(d))
 }
 
 /// Authenticated `sys/` endpoints.
@@ -144,7 +135,9 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
         }
         // The engine's share of OpenBao's `sys/metrics` (the HTTP server adds its own and
         // formats them); here so that reading it takes a token with `read` on `sys/metrics`.
-        "metrics" if op == Operation::Read => Ok(Response::with_data(sr.metrics_data().await?)),
+        "metrics" if op == Operation::Read => {
+            Ok(Response::with_data(sr.metrics().await?.to_data()))
+        }
         "key-status" | "rotate/keyring" if op == Operation::Read => {
             let st = sr.inner.barrier.key_status()?;
             Ok(Response::with_data(crate::data(json!({

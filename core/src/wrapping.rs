@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::clock::rfc3339;
@@ -318,7 +319,7 @@ impl Strongroom {
             return Err(e);
         }
         Ok(WrapInfo {
-            token: id,
+            token: SecretString::from(id),
             accessor,
             ttl: ttl.as_secs(),
             creation_time,

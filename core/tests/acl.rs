@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use serde_json::json;
 use strongroom::{Client, Config, ErrorCode, Operation, Request, Strongroom, data};
 
@@ -369,7 +370,7 @@ async fn typed_policy_and_capability_api() {
         vec!["list", "read"]
     );
     assert_eq!(
-        sys.capabilities(&auth.client_token, "secret/data/other")
+        sys.capabilities(auth.client_token.expose_secret(), "secret/data/other")
             .await
             .unwrap(),
         vec!["deny"]

@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -72,7 +73,7 @@ async fn kv_write_is_logged_with_hmacd_values() {
     );
     let raw = std::fs::read_to_string(&log).unwrap();
     assert!(!raw.contains("hunter2-secret"));
-    assert!(!raw.contains(&sr.dev_root_token().unwrap()));
+    assert!(!raw.contains(sr.dev_root_token().unwrap().expose_secret()));
     // sys/audit-hash gives the same HMAC.
     let h = root
         .write(
@@ -393,7 +394,7 @@ async fn wrapping_lookups_and_refused_wrapping_tokens_are_audited() {
         .await
         .unwrap();
     let token = wrapped.wrap_info.unwrap().token;
-    let info = root.sys().wrap_lookup(&token).await.unwrap();
+    let info = root.sys().wrap_lookup(token.expose_secret()).await.unwrap();
     assert_eq!(info["creation_path"], "secret/data/app");
     let bogus = "s.NotAWrappingTokenAtAll1";
     let err = root.sys().wrap_lookup(bogus).await.unwrap_err();
@@ -401,7 +402,10 @@ async fn wrapping_lookups_and_refused_wrapping_tokens_are_audited() {
     assert!(sr.flush_audit(Duration::from_secs(5)).await);
 
     let raw = std::fs::read_to_string(&log).unwrap();
-    assert!(!raw.contains(&token), "the wrapping token only HMAC'd");
+    assert!(
+        !raw.contains(token.expose_secret()),
+        "the wrapping token only HMAC'd"
+    );
     assert!(!raw.contains(bogus), "the refused token only HMAC'd");
     let entries = lines(&log);
     let lookups: Vec<&Value> = entries

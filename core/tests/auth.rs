@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,7 +114,7 @@ async fn userpass_login_end_to_end() {
     assert_eq!(up.list_users().await.unwrap(), vec!["bob"]);
 
     let auth = up.login_auth("BOB", "s3cret-pw").await.unwrap();
-    assert!(auth.client_token.starts_with("s."));
+    assert!(auth.client_token.expose_secret().starts_with("s."));
     assert_eq!(auth.policies, vec!["default", "dev", "ops"]);
     assert_eq!(auth.token_policies, auth.policies);
     assert_eq!(auth.metadata.get("username").unwrap(), "bob");
@@ -122,7 +123,7 @@ async fn userpass_login_end_to_end() {
     assert_eq!(auth.token_type, "service");
 
     let me = sr
-        .handle(lookup_self(&sr, &auth.client_token))
+        .handle(lookup_self(&sr, auth.client_token.expose_secret()))
         .await
         .unwrap();
     assert_eq!(me.get("display_name").unwrap(), "userpass-bob");
@@ -263,7 +264,7 @@ async fn userpass_mount_ttls_num_uses_batch_and_cidrs() {
         .await
         .unwrap();
     let a = up.login_auth("batchy", "pw").await.unwrap();
-    assert!(a.client_token.starts_with("b."));
+    assert!(a.client_token.expose_secret().starts_with("b."));
     assert!(!a.renewable);
     assert_eq!(a.accessor, "");
     assert_eq!(a.token_type, "batch");
@@ -306,13 +307,13 @@ async fn userpass_mount_ttls_num_uses_batch_and_cidrs() {
     .await
     .unwrap();
     let token = r.auth.unwrap().client_token;
-    let mut req = lookup_self(&sr, &token);
+    let mut req = lookup_self(&sr, token.expose_secret());
     req.remote_addr = Some("192.168.0.1".parse().unwrap());
     assert_eq!(
         sr.handle(req).await.unwrap_err().code(),
         ErrorCode::PermissionDenied
     );
-    let mut req = lookup_self(&sr, &token);
+    let mut req = lookup_self(&sr, token.expose_secret());
     req.remote_addr = Some("10.9.9.9".parse().unwrap());
     let me = sr.handle(req).await.unwrap();
     assert_eq!(me.get("bound_cidrs").unwrap(), &json!(["10.0.0.0/8"]));
@@ -508,7 +509,7 @@ async fn approle_role_secret_id_login_and_tidy() {
         .write("auth/approle/tidy/secret-id", data(json!({})))
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(202));
+    assert_eq!(r.kind, strongroom::ResponseKind::Accepted);
     assert!(ar.list_secret_ids("web").await.unwrap().is_empty());
     let s3 = secrecy::ExposeSecret::expose_secret(&sid3.secret_id).to_string();
     assert!(ar.login(&role_id, &s3).await.is_err());
@@ -564,7 +565,13 @@ async fn approle_custom_ids_cidrs_and_no_secret() {
     )
     .await
     .unwrap();
-    assert!(ok.auth.unwrap().client_token.starts_with("s."));
+    assert!(
+        ok.auth
+            .unwrap()
+            .client_token
+            .expose_secret()
+            .starts_with("s.")
+    );
     let e = anon(
         &sr,
         "auth/approle/login",
@@ -714,7 +721,7 @@ async fn error_texts_and_codes_match_openbao() {
         )
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, strongroom::ResponseKind::NotFound);
     assert_eq!(
         r.get("error").unwrap(),
         "failed to find accessor entry for secret_id_accessor: \"nope\""

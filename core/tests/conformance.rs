@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -422,7 +423,7 @@ async fn replay(path: &Path) -> usize {
     let sr = Strongroom::open(Config::dev().clock(Arc::new(clock.clone())))
         .await
         .unwrap();
-    let root = sr.dev_root_token().unwrap();
+    let root = sr.dev_root_token().unwrap().expose_secret().to_string();
     let mut run = Run {
         sr,
         clock,

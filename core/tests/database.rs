@@ -269,7 +269,10 @@ async fn expiry_and_token_revocation_drop_the_users() {
         .unwrap();
     assert!(db.role_exists(&b.username).await);
     assert!(b.username.starts_with("v-token-ro-"), "{}", b.username);
-    root.token().revoke(&child.client_token).await.unwrap();
+    root.token()
+        .revoke(child.client_token.expose_secret())
+        .await
+        .unwrap();
     // Token revocation queues its leases for the runner.
     sr.run_expiry().await.unwrap();
     assert!(
@@ -398,7 +401,7 @@ async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
         keeper.tick().await.unwrap(),
         KeeperAction::Renewed(Duration::from_secs(3600))
     );
-    assert!(!changes.has_changed().unwrap());
+    assert!(!changes.has_changed());
 
     // Keep renewing until the 24h max cannot give a third of an hour any more.
     let mut replaced = None;
@@ -418,8 +421,10 @@ async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
     }
     let (old, new) = replaced.expect("replaced before the max TTL");
     assert_eq!(old, first.username);
-    assert!(changes.has_changed().unwrap());
-    assert_eq!(changes.borrow_and_update().username, new);
+    assert!(changes.has_changed());
+    assert_eq!(changes.current().username, new);
+    assert_eq!(changes.changed().await.unwrap().username, new);
+    assert!(!changes.has_changed());
     assert!(db.role_exists(&new).await, "the new credential exists");
     // The old one runs out at its max TTL and the runner drops it.
     clock.advance(Duration::from_secs(3600));
@@ -435,6 +440,24 @@ async fn keeper_renews_then_replaces_the_credential_before_max_ttl() {
         keeper.tick().await.unwrap(),
         KeeperAction::Replaced { .. }
     ));
+    // The replacement arrives through the updates handle, for a blocking reader too.
+    let replacement = keeper.current();
+    let mut blocking = changes.clone();
+    let seen = std::thread::spawn(move || blocking.recv_blocking().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(seen.unwrap().username, replacement.username);
+    assert_eq!(
+        changes.changed().await.unwrap().username,
+        replacement.username
+    );
+
+    // On a timer: stop, join, and the updates end.
+    let task = keeper.spawn().unwrap();
+    assert!(!task.is_finished());
+    task.stop();
+    task.join().await.unwrap();
+    assert_eq!(changes.changed().await.map(|c| c.username.clone()), None);
     root.leases()
         .revoke_prefix("database/creds/ro")
         .await

@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,23 +187,26 @@ async fn create(root: &Client, body: serde_json::Value) -> String {
         .auth
         .unwrap()
         .client_token
+        .expose_secret()
+        .to_string()
 }
 
 /// A fresh token of `kind`, in the state the kind names.
 async fn token(f: &Fixture, kind: Kind) -> String {
     match kind {
-        Kind::Root => f.sr.dev_root_token().unwrap(),
+        Kind::Root => f.sr.dev_root_token().unwrap().expose_secret().to_string(),
         Kind::Allowed => create(&f.root, json!({"policies": ["use"]})).await,
         Kind::OtherPolicy => create(&f.root, json!({"policies": ["other"]})).await,
-        Kind::CidrBound => {
-            f.root
-                .write("auth/token/create/bound", data(json!({})))
-                .await
-                .unwrap()
-                .auth
-                .unwrap()
-                .client_token
-        }
+        Kind::CidrBound => f
+            .root
+            .write("auth/token/create/bound", data(json!({})))
+            .await
+            .unwrap()
+            .auth
+            .unwrap()
+            .client_token
+            .expose_secret()
+            .to_string(),
         Kind::Expired => {
             let t = create(&f.root, json!({"policies": ["use"], "ttl": "1m"})).await;
             f.clock.advance(Duration::from_secs(61));

@@ -11,6 +11,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ async fn engine() -> Engine {
     Engine {
         sr,
         clock,
-        child,
+        child: child.expose_secret().to_string(),
         lease,
     }
 }
@@ -363,7 +364,7 @@ async fn wrap_ttls_past_gos_limit_are_refused_before_the_request_runs() {
         &e.sr,
         Operation::Update,
         "sys/wrapping/lookup",
-        json!({"token": w.token}),
+        json!({"token": w.token.expose_secret()}),
     )
     .await
     .unwrap();

@@ -11,6 +11,7 @@
 
 mod k8s_standin;
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use k8s_standin::{Alg, StandIn};
@@ -599,7 +600,10 @@ async fn login_reuse_keeps_one_token_per_pod() {
     );
     let first = kube.login_auth("api-service", &pod_a).await.unwrap();
     let second = kube.login_auth("api-service", &pod_a).await.unwrap();
-    assert_ne!(first.client_token, second.client_token);
+    assert_ne!(
+        first.client_token.expose_secret(),
+        second.client_token.expose_secret()
+    );
     let gone = sr
         .client(first.client_token)
         .token()

@@ -74,7 +74,7 @@ fn child_process_entry() {
         println!("READY");
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
-            if let Ok(Ok(LeaseEvent::Revoked { .. })) =
+            if let Ok(Some(LeaseEvent::Revoked { .. })) =
                 tokio::time::timeout(Duration::from_millis(200), events.recv()).await
             {
                 println!("REVOKED");

@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -252,7 +253,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(400));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: None
+        }
+    );
     let results = r.data.as_ref().unwrap()["batch_results"]
         .as_array()
         .unwrap()
@@ -270,7 +277,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(207));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: Some(207)
+        }
+    );
 
     // All good: 200, and decrypt in a batch.
     let r = ok(
@@ -292,7 +305,13 @@ async fn batches_report_per_item_with_openbao_status_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, Some(400));
+    assert_eq!(
+        r.kind,
+        strongroom::ResponseKind::BatchFailed {
+            code: ErrorCode::InvalidInput,
+            partial_status: None
+        }
+    );
     let res = &r.data.as_ref().unwrap()["batch_results"];
     assert_eq!(res[0]["plaintext"], b64(b"one"));
     assert_eq!(res[1]["plaintext"], "");
@@ -399,7 +418,11 @@ async fn datakey_hmac_hash_random() {
     )
     .await
     .unwrap();
-    assert_eq!(batch.http_status, None, "hmac batches answer 200");
+    assert_eq!(
+        batch.kind,
+        strongroom::ResponseKind::Done,
+        "hmac batches answer 200"
+    );
     let res = &batch.data.unwrap()["batch_results"];
     assert_eq!(
         res[1]["error"],
@@ -561,7 +584,7 @@ async fn sign_and_verify_every_asymmetric_type() {
     )
     .await
     .unwrap();
-    assert_eq!(r.http_status, None);
+    assert_eq!(r.kind, strongroom::ResponseKind::Done);
     let res = &r.data.unwrap()["batch_results"];
     assert_eq!(res[1]["key_version"], 0);
     assert!(
@@ -739,10 +762,7 @@ async fn typed_api_round_trips_and_reports_per_item_errors() {
     let rw = t.rewrap("typed", &ct).await.unwrap();
     assert_eq!(rw.key_version(), Some(2));
 
-    let aad = strongroom::EncryptOptions {
-        associated_data: Some(b"row-7"),
-        ..Default::default()
-    };
+    let aad = strongroom::EncryptOptions::new().associated_data(b"row-7");
     let bound = t.encrypt_with("typed", b"x", &aad).await.unwrap();
     assert_eq!(
         t.decrypt_with("typed", &bound, &aad)
@@ -838,10 +858,7 @@ async fn typed_fast_path_keeps_policy_and_token_rules() {
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     // A rule that inspects parameters is still enforced (the call takes the full pipeline).
     user.encrypt("guarded", b"x").await.unwrap();
-    let aad = strongroom::EncryptOptions {
-        associated_data: Some(b"a"),
-        ..Default::default()
-    };
+    let aad = strongroom::EncryptOptions::new().associated_data(b"a");
     let e = user.encrypt_with("guarded", b"x", &aad).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
     // Limited-use tokens are counted.
@@ -905,7 +922,7 @@ path "transit/decrypt/*" { capabilities = ["update"] }"#;
     let t = sr.client(tok.clone()).transit("transit");
     let ct = t.encrypt("k", b"x").await.unwrap();
     t.encrypt("k", b"x").await.unwrap();
-    root.token().revoke(&tok).await.unwrap();
+    root.token().revoke(tok.expose_secret()).await.unwrap();
     denied(t.encrypt("k", b"x").await);
     assert_eq!(
         t.decrypt("k", &ct).await.unwrap_err().code(),

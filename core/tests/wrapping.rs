@@ -42,6 +42,8 @@ async fn token_with(root: &Client, policy: &str) -> String {
         .auth
         .unwrap()
         .client_token
+        .expose_secret()
+        .to_string()
 }
 
 fn wrapped_read(path: &str, secs: u64) -> Request {
@@ -57,14 +59,17 @@ async fn a_wrapped_kv_read_unwraps_once() {
         .unwrap();
     assert!(resp.data.is_none() && resp.auth.is_none());
     let w = resp.wrap_info.unwrap();
-    assert!(w.token.starts_with("s.") && w.token.len() == 26);
+    assert!(w.token.expose_secret().starts_with("s.") && w.token.expose_secret().len() == 26);
     assert_eq!(w.accessor.len(), 24);
     assert_eq!((w.ttl, w.creation_path.as_str()), (90, "secret/data/app"));
     assert!(w.wrapped_accessor.is_empty());
 
     // The wrapping token as OpenBao shapes it.
     let l = root
-        .write("auth/token/lookup", data(json!({"token": w.token})))
+        .write(
+            "auth/token/lookup",
+            data(json!({"token": w.token.expose_secret()})),
+        )
         .await
         .unwrap();
     assert_eq!(l.get("policies").unwrap(), &json!(["response-wrapping"]));
@@ -77,17 +82,21 @@ async fn a_wrapped_kv_read_unwraps_once() {
 
     // Unwrapped by the wrapping token itself: the original response, with its request id.
     let holder = sr.client(&w.token);
-    let out = holder.sys().unwrap(&w.token).await.unwrap();
+    let out = holder.sys().unwrap(w.token.expose_secret()).await.unwrap();
     assert_eq!(out.get("data").unwrap(), &json!({"password": "s3cr3t"}));
     assert_eq!(out.get("metadata").unwrap()["version"], 1);
     assert!(!out.request_id.is_empty());
 
     // Second use: OpenBao's text, 400.
     for c in [&holder, &root] {
-        let e = c.sys().unwrap(&w.token).await.unwrap_err();
+        let e = c.sys().unwrap(w.token.expose_secret()).await.unwrap_err();
         assert_eq!((e.code(), e.message()), (ErrorCode::InvalidInput, INVALID));
     }
-    let e = root.sys().wrap_lookup(&w.token).await.unwrap_err();
+    let e = root
+        .sys()
+        .wrap_lookup(w.token.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), INVALID);
 }
 
@@ -104,13 +113,20 @@ async fn a_third_party_unwrap_uses_up_the_token() {
     )
     .await;
     let other = sr.client(&other);
-    let out = other.sys().unwrap(&w.token).await.unwrap();
+    let out = other.sys().unwrap(w.token.expose_secret()).await.unwrap();
     assert_eq!(out.get("data").unwrap()["password"], "s3cr3t");
-    let e = other.sys().unwrap(&w.token).await.unwrap_err();
+    let e = other
+        .sys()
+        .unwrap(w.token.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), INVALID);
     // Gone from the token store too.
     let e = root
-        .write("auth/token/lookup", data(json!({"token": w.token})))
+        .write(
+            "auth/token/lookup",
+            data(json!({"token": w.token.expose_secret()})),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::PermissionDenied);
@@ -124,9 +140,17 @@ async fn an_expired_wrapping_token_cannot_be_unwrapped() {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(61));
-    let e = root.sys().unwrap(&w.token).await.unwrap_err();
+    let e = root
+        .sys()
+        .unwrap(w.token.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!((e.code(), e.message()), (ErrorCode::InvalidInput, INVALID));
-    let e = root.sys().wrap_lookup(&w.token).await.unwrap_err();
+    let e = root
+        .sys()
+        .wrap_lookup(w.token.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!(e.message(), INVALID);
 }
 
@@ -143,7 +167,11 @@ async fn lookup_is_unauthenticated_and_does_not_use_the_token() {
         .unwrap();
     assert_eq!(w.creation_path, "sys/wrapping/wrap");
     let anon = sr.client("");
-    let info = anon.sys().wrap_lookup(&w.token).await.unwrap();
+    let info = anon
+        .sys()
+        .wrap_lookup(w.token.expose_secret())
+        .await
+        .unwrap();
     assert_eq!(info["creation_path"], "sys/wrapping/wrap");
     assert_eq!(info["creation_ttl"], 300);
     assert_eq!(info["creation_time"], w.creation_time.as_str());
@@ -153,11 +181,16 @@ async fn lookup_is_unauthenticated_and_does_not_use_the_token() {
     );
     // As the client token, and via GET with the token as a query parameter.
     let holder = sr.client(&w.token);
-    holder.sys().wrap_lookup(&w.token).await.unwrap();
-    let get = Request::read("sys/wrapping/lookup").with_data(data(json!({"token": w.token})));
+    holder
+        .sys()
+        .wrap_lookup(w.token.expose_secret())
+        .await
+        .unwrap();
+    let get = Request::read("sys/wrapping/lookup")
+        .with_data(data(json!({"token": w.token.expose_secret()})));
     assert!(anon.handle(get).await.unwrap().data.is_some());
     // Lookups did not use the token: it still unwraps, to the data with Go's sorted keys.
-    let out = holder.sys().unwrap(&w.token).await.unwrap();
+    let out = holder.sys().unwrap(w.token.expose_secret()).await.unwrap();
     let d = out.data.unwrap();
     assert_eq!(
         Value::Object(d.clone()),
@@ -238,18 +271,18 @@ async fn rewrap_moves_the_response_to_a_new_token() {
         .handle_wrapped(Request::read("secret/data/app"), Duration::from_secs(300))
         .await
         .unwrap();
-    let n = root.sys().rewrap(&w.token).await.unwrap();
-    assert_ne!(n.token, w.token);
+    let n = root.sys().rewrap(w.token.expose_secret()).await.unwrap();
+    assert_ne!(n.token.expose_secret(), w.token.expose_secret());
     assert_eq!((n.ttl, n.creation_path.as_str()), (300, "secret/data/app"));
     assert_eq!(
         root.sys()
-            .wrap_lookup(&w.token)
+            .wrap_lookup(w.token.expose_secret())
             .await
             .unwrap_err()
             .message(),
         INVALID
     );
-    let out = root.sys().unwrap(&n.token).await.unwrap();
+    let out = root.sys().unwrap(n.token.expose_secret()).await.unwrap();
     assert_eq!(out.get("data").unwrap()["password"], "s3cr3t");
 }
 
@@ -266,7 +299,12 @@ async fn a_wrapped_token_create_names_the_wrapped_accessor() {
         .unwrap();
     assert_eq!(w.creation_path, "auth/token/create");
     assert_eq!(w.wrapped_accessor.len(), 24);
-    let out = sr.client(&w.token).sys().unwrap(&w.token).await.unwrap();
+    let out = sr
+        .client(&w.token)
+        .sys()
+        .unwrap(w.token.expose_secret())
+        .await
+        .unwrap();
     let auth = out.auth.unwrap();
     assert_eq!(auth.accessor, w.wrapped_accessor);
     assert_eq!(auth.policies, vec!["default"]);
@@ -355,7 +393,12 @@ async fn the_response_wrapping_policy_is_built_in_and_immutable() {
     let inner: Value = serde_json::from_str(r.get("response").unwrap().as_str().unwrap()).unwrap();
     assert_eq!(inner["data"]["data"]["password"], "s3cr3t");
     assert_eq!(
-        holder.sys().unwrap(&w.token).await.unwrap_err().message(),
+        holder
+            .sys()
+            .unwrap(w.token.expose_secret())
+            .await
+            .unwrap_err()
+            .message(),
         INVALID
     );
 }
@@ -522,7 +565,7 @@ async fn a_cubbyhole_is_destroyed_with_its_token() {
         .await
         .unwrap();
     assert_eq!(entries_under(&store, &uuid).await, 2);
-    root.sys().unwrap(&w.token).await.unwrap();
+    root.sys().unwrap(w.token.expose_secret()).await.unwrap();
     assert_eq!(entries_under(&store, &uuid).await, 0);
     // ... or when it expires unused.
     root.handle_wrapped(Request::read("secret/data/app"), Duration::from_secs(60))
@@ -563,7 +606,12 @@ async fn a_login_can_be_wrapped() {
     let w = resp.wrap_info.unwrap();
     assert_eq!(w.creation_path, "auth/userpass/login/bob");
     assert_eq!(w.wrapped_accessor.len(), 24);
-    let out = sr.client(&w.token).sys().unwrap(&w.token).await.unwrap();
+    let out = sr
+        .client(&w.token)
+        .sys()
+        .unwrap(w.token.expose_secret())
+        .await
+        .unwrap();
     let auth = out.auth.unwrap();
     assert_eq!(auth.accessor, w.wrapped_accessor);
     assert_eq!(auth.metadata.get("username").unwrap(), "bob");

@@ -517,7 +517,7 @@ impl ServerConfig {
     pub fn engine_config(&self) -> strongroom::Config {
         let cfg = if let Some(d) = &self.dev {
             strongroom::Config::dev_with(strongroom::DevOptions {
-                root_token_id: d.root_token_id.clone(),
+                root_token_id: d.root_token_id.clone().map(Into::into),
                 kv_v1: d.kv_v1,
             })
         } else {

@@ -279,18 +279,18 @@ async fn metrics(
             );
         }
     };
-    let engine = if state.unauthenticated_metrics_access {
-        state.sr.metrics_data().await
-    } else {
-        match logical_request(rules, api_path, req).await {
-            Ok((_, request)) => state
-                .sr
-                .handle(request)
-                .await
-                .map(|r| r.data.unwrap_or_default()),
+    if !state.unauthenticated_metrics_access {
+        // The engine's `sys/metrics` read authorises and audits the call (with the request's
+        // token and address); the figures then come typed from `metrics()`.
+        let authorised = match logical_request(rules, api_path, req).await {
+            Ok((_, request)) => state.sr.handle(request).await,
             Err(reject) => return reject.into_response(),
+        };
+        if let Err(e) = authorised {
+            return envelope::error(&e);
         }
-    };
+    }
+    let engine = state.sr.metrics().await;
     let engine = match engine {
         Ok(d) => d,
         Err(e) => return envelope::error(&e),

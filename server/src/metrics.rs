@@ -20,7 +20,7 @@
 //!
 //! let m = Metrics::new();
 //! m.record("secret/", "GET", 200, Duration::from_micros(250));
-//! let text = m.prometheus(&serde_json::Map::new());
+//! let text = m.prometheus(&strongroom::EngineMetrics::default());
 //! assert!(text.contains(r#"strongroom_http_requests_total{mount="secret/",method="GET",status="200"} 1"#));
 //! ```
 
@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use strongroom::{AuditDeviceStats, EngineMetrics};
 
 /// Upper bounds of the latency histogram buckets, in microseconds (100 µs .. 10 s).
 const BUCKETS_MICROS: [u64; 16] = [
@@ -280,8 +281,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format (0.0.4): the server's series plus the engine's
-    /// figures from [`strongroom::Strongroom::metrics_data`] (`engine`).
-    pub fn prometheus(&self, engine: &Map<String, Value>) -> String {
+    /// figures from [`strongroom::Strongroom::metrics`] (`engine`).
+    pub fn prometheus(&self, engine: &EngineMetrics) -> String {
         let mut out = String::with_capacity(8 * 1024);
         header(
             &mut out,
@@ -386,7 +387,7 @@ impl Metrics {
     /// OpenBao's JSON metrics shape (go-metrics' in-memory sink: `Timestamp`, `Gauges`,
     /// `Points`, `Counters`, `Samples`). Counters are cumulative since start (`Rate` is per
     /// second over the uptime); samples are request latencies in milliseconds.
-    pub fn json(&self, engine: &Map<String, Value>) -> Value {
+    pub fn json(&self, engine: &EngineMetrics) -> Value {
         let uptime = self.uptime().as_secs_f64().max(1e-9);
         let mut gauges = Vec::new();
         let mut counters = Vec::new();
@@ -493,59 +494,50 @@ impl Figure {
     }
 }
 
-/// The engine's figures from `metrics_data`'s JSON, in a fixed order.
-fn engine_figures(engine: &Map<String, Value>) -> Vec<Figure> {
+/// The engine's figures, in a fixed order.
+fn engine_figures(engine: &EngineMetrics) -> Vec<Figure> {
     let mut out = Vec::new();
-    let sealed = engine
-        .get("sealed")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
     out.push(Figure {
         name: "core_sealed",
         help: "1 while the engine is sealed.",
         kind: Kind::Gauge,
         labels: Vec::new(),
-        value: u64::from(sealed),
+        value: u64::from(engine.sealed),
     });
-    if let Some(leases) = engine.get("leases") {
-        let by_mount = leases.get("by_mount").and_then(Value::as_object);
+    if let Some(leases) = &engine.leases {
         for (field, name, help) in [
             (
-                "created",
+                LeaseCount::Created,
                 "leases_created_total",
                 "Secret leases this process created, by mount.",
             ),
             (
-                "revoked",
+                LeaseCount::Revoked,
                 "leases_revoked_total",
                 "Leases this process revoked, by mount.",
             ),
         ] {
-            for (mount, v) in by_mount.into_iter().flatten() {
+            for m in &leases.by_mount {
                 out.push(Figure {
                     name,
                     help,
                     kind: Kind::Counter,
-                    labels: vec![("mount", mount.clone())],
-                    value: v.get(field).and_then(Value::as_u64).unwrap_or(0),
+                    labels: vec![("mount", m.mount.clone())],
+                    value: match field {
+                        LeaseCount::Created => m.created,
+                        LeaseCount::Revoked => m.revoked,
+                    },
                 });
             }
         }
-        let irrevocable = leases
-            .get("irrevocable_by_mount")
-            .and_then(Value::as_object);
-        let total: u64 = irrevocable
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, v)| v.as_u64())
-            .sum();
-        for (mount, v) in irrevocable.into_iter().flatten() {
+        let total: u64 = leases.irrevocable_by_mount.iter().map(|(_, n)| n).sum();
+        for (mount, n) in &leases.irrevocable_by_mount {
             out.push(Figure {
                 name: "leases_irrevocable",
                 help: "Irrevocable leases in storage (revocation gave up), by mount.",
                 kind: Kind::Gauge,
                 labels: vec![("mount", mount.clone())],
-                value: v.as_u64().unwrap_or(0),
+                value: *n,
             });
         }
         out.push(Figure {
@@ -560,76 +552,78 @@ fn engine_figures(engine: &Map<String, Value>) -> Vec<Figure> {
             help: "Revocations this process is running now (the expiry queue being worked on).",
             kind: Kind::Gauge,
             labels: Vec::new(),
-            value: leases
-                .get("revocations_in_flight")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
+            value: u64::try_from(leases.revocations_in_flight).unwrap_or(u64::MAX),
         });
     }
-    let devices = engine.get("audit").and_then(Value::as_array);
-    for (field, name, help, kind) in [
+    let figures: [AuditFigure; 6] = [
         (
-            "written",
+            |d| d.written,
             "audit_written_total",
             "Audit lines written, by device.",
             Kind::Counter,
         ),
         (
-            "failed",
+            |d| d.failed,
             "audit_failed_total",
             "Audit lines that could not be written, by device.",
             Kind::Counter,
         ),
         (
-            "dropped",
+            |d| d.dropped,
             "audit_dropped_total",
             "Audit lines dropped because a best-effort device's queue was full, by device.",
             Kind::Counter,
         ),
         (
-            "timed_out",
+            |d| d.timed_out,
             "audit_timed_out_total",
             "Times a caller stopped waiting for a required device, by device.",
             Kind::Counter,
         ),
         (
-            "queued",
+            |d| u64::try_from(d.queued).unwrap_or(u64::MAX),
             "audit_queued",
             "Audit lines waiting in a device's queue now.",
             Kind::Gauge,
         ),
         (
-            "stalled",
+            |d| u64::from(d.stalled),
             "audit_stalled",
             "1 while a device has been stuck on one line for longer than its deadline.",
             Kind::Gauge,
         ),
-    ] {
-        for d in devices.into_iter().flatten() {
-            let value = match d.get(field) {
-                Some(Value::Bool(b)) => u64::from(*b),
-                Some(v) => v.as_u64().unwrap_or(0),
-                None => 0,
-            };
+    ];
+    for (value, name, help, kind) in figures {
+        for d in &engine.audit {
             out.push(Figure {
                 name,
                 help,
                 kind,
-                labels: vec![(
-                    "device",
-                    d.get("path")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                )],
-                value,
+                labels: vec![("device", d.path.clone())],
+                value: value(d),
             });
         }
     }
     out
 }
 
-fn engine_prometheus(out: &mut String, engine: &Map<String, Value>) {
+/// One per-device audit figure: how to read it from a device's counters, its name, help and
+/// kind.
+type AuditFigure = (
+    fn(&AuditDeviceStats) -> u64,
+    &'static str,
+    &'static str,
+    Kind,
+);
+
+/// Which per-mount lease counter a figure shows.
+#[derive(Clone, Copy)]
+enum LeaseCount {
+    Created,
+    Revoked,
+}
+
+fn engine_prometheus(out: &mut String, engine: &EngineMetrics) {
     let mut last = "";
     for f in engine_figures(engine) {
         let name = format!("strongroom_{}", f.name);
@@ -752,7 +746,7 @@ mod tests {
         m.record("a\"b/", "GET", 200, Duration::from_micros(300));
         m.record("a\"b/", "GET", 200, Duration::from_secs(20));
         m.record("kv/", "BREW", 418, Duration::from_micros(1));
-        let text = m.prometheus(&Map::new());
+        let text = m.prometheus(&EngineMetrics::default());
         let l = r#"mount="a\"b/",method="GET",status="200""#;
         assert!(text.contains(&format!("strongroom_http_requests_total{{{l}}} 3")));
         assert!(text.contains(&format!(
@@ -773,7 +767,7 @@ mod tests {
         assert!(text.contains(
             r#"strongroom_http_requests_total{mount="kv/",method="other",status="other"} 1"#
         ));
-        let j = m.json(&Map::new());
+        let j = m.json(&EngineMetrics::default());
         let sample = &j["Samples"][0];
         assert_eq!(sample["Count"], 3);
         assert_eq!(sample["Min"], 0.05);
@@ -789,33 +783,61 @@ mod tests {
         m.record(UNKNOWN_MOUNT, "GET", 403, Duration::from_micros(1));
         // The cap, plus the overflow label, plus `unknown` (always allowed).
         assert_eq!(m.mount_labels(), MAX_MOUNT_SERIES + 1 + 1);
-        let text = m.prometheus(&Map::new());
+        let text = m.prometheus(&EngineMetrics::default());
         assert!(text.contains(
             r#"strongroom_http_requests_total{mount="other",method="GET",status="200"} 50"#
         ));
         assert!(text.contains(r#"{mount="unknown",method="GET",status="403"} 1"#));
         m.retain_mounts(|mount| mount == "m0/");
         assert_eq!(m.mount_labels(), 3);
-        let text = m.prometheus(&Map::new());
+        let text = m.prometheus(&EngineMetrics::default());
         assert!(text.contains(r#"mount="m0/""#));
         assert!(!text.contains(r#"mount="m1/""#));
         assert!(text.contains(r#"mount="unknown""#));
     }
 
-    #[test]
-    fn engine_figures_render() {
-        let engine = serde_json::json!({
-            "sealed": false,
-            "leases": {
-                "by_mount": {"database/": {"created": 5, "revoked": 2}},
-                "revocations_in_flight": 1,
-                "irrevocable_by_mount": {"database/": 1},
-            },
-            "audit": [{"path": "file/", "written": 7, "failed": 0, "dropped": 3,
-                       "timed_out": 0, "queued": 0, "stalled": true}],
-        });
-        let engine = engine.as_object().unwrap();
-        let text = Metrics::new().prometheus(engine);
+    /// Two mounts, two devices: every engine figure, in the order it is rendered.
+    async fn fixture() -> EngineMetrics {
+        let dir = tempfile::tempdir().unwrap();
+        let sr = strongroom::Strongroom::open(
+            strongroom::Config::dev()
+                .audit(strongroom::AuditDevice::file(
+                    "file",
+                    dir.path().join("a.log").display().to_string(),
+                ))
+                .audit(strongroom::AuditDevice::file(
+                    "second",
+                    dir.path().join("b.log").display().to_string(),
+                )),
+        )
+        .await
+        .unwrap();
+        let mut engine = sr.metrics().await.unwrap();
+        assert_eq!(engine.audit.len(), 2);
+        let mut leases = strongroom::LeaseStats::default();
+        for (mount, created, revoked) in [("database/", 5, 2), ("pki/", 9, 0)] {
+            let mut m = strongroom::MountLeaseStats::default();
+            m.mount = mount.into();
+            m.created = created;
+            m.revoked = revoked;
+            leases.by_mount.push(m);
+        }
+        leases.revocations_in_flight = 1;
+        leases.irrevocable_by_mount = vec![("database/".into(), 1), ("pki/".into(), 4)];
+        engine.leases = Some(leases);
+        engine.audit[0].written = 7;
+        engine.audit[0].dropped = 3;
+        engine.audit[0].stalled = true;
+        engine.audit[1].failed = 2;
+        engine.audit[1].timed_out = 1;
+        engine.audit[1].queued = 6;
+        engine
+    }
+
+    #[tokio::test]
+    async fn engine_figures_render() {
+        let engine = fixture().await;
+        let text = Metrics::new().prometheus(&engine);
         for line in [
             "strongroom_core_sealed 0",
             r#"strongroom_leases_created_total{mount="database/"} 5"#,
@@ -833,7 +855,7 @@ mod tests {
                 .count(),
             1
         );
-        let j = Metrics::new().json(engine);
+        let j = Metrics::new().json(&engine);
         assert!(
             j["Counters"]
                 .as_array()
@@ -842,6 +864,64 @@ mod tests {
                 .any(|c| c["Name"] == "strongroom.audit.dropped_total" && c["Count"] == 3)
         );
     }
+
+    /// The engine's share of the Prometheus text, whole: the typed figures render exactly as
+    /// the JSON ones they replaced did (checked against that code when it was replaced).
+    #[tokio::test]
+    async fn engine_prometheus_text_is_pinned() {
+        let engine = fixture().await;
+        let mut text = String::new();
+        engine_prometheus(&mut text, &engine);
+        assert_eq!(text, EXPECTED_ENGINE_TEXT);
+    }
+
+    const EXPECTED_ENGINE_TEXT: &str = "\
+# HELP strongroom_core_sealed 1 while the engine is sealed.\n\
+# TYPE strongroom_core_sealed gauge\n\
+strongroom_core_sealed 0\n\
+# HELP strongroom_leases_created_total Secret leases this process created, by mount.\n\
+# TYPE strongroom_leases_created_total counter\n\
+strongroom_leases_created_total{mount=\"database/\"} 5\n\
+strongroom_leases_created_total{mount=\"pki/\"} 9\n\
+# HELP strongroom_leases_revoked_total Leases this process revoked, by mount.\n\
+# TYPE strongroom_leases_revoked_total counter\n\
+strongroom_leases_revoked_total{mount=\"database/\"} 2\n\
+strongroom_leases_revoked_total{mount=\"pki/\"} 0\n\
+# HELP strongroom_leases_irrevocable Irrevocable leases in storage (revocation gave up), by mount.\n\
+# TYPE strongroom_leases_irrevocable gauge\n\
+strongroom_leases_irrevocable{mount=\"database/\"} 1\n\
+strongroom_leases_irrevocable{mount=\"pki/\"} 4\n\
+# HELP strongroom_leases_irrevocable_total_count Irrevocable leases in storage, all mounts.\n\
+# TYPE strongroom_leases_irrevocable_total_count gauge\n\
+strongroom_leases_irrevocable_total_count 5\n\
+# HELP strongroom_lease_revocations_in_flight Revocations this process is running now (the expiry queue being worked on).\n\
+# TYPE strongroom_lease_revocations_in_flight gauge\n\
+strongroom_lease_revocations_in_flight 1\n\
+# HELP strongroom_audit_written_total Audit lines written, by device.\n\
+# TYPE strongroom_audit_written_total counter\n\
+strongroom_audit_written_total{device=\"file/\"} 7\n\
+strongroom_audit_written_total{device=\"second/\"} 0\n\
+# HELP strongroom_audit_failed_total Audit lines that could not be written, by device.\n\
+# TYPE strongroom_audit_failed_total counter\n\
+strongroom_audit_failed_total{device=\"file/\"} 0\n\
+strongroom_audit_failed_total{device=\"second/\"} 2\n\
+# HELP strongroom_audit_dropped_total Audit lines dropped because a best-effort device's queue was full, by device.\n\
+# TYPE strongroom_audit_dropped_total counter\n\
+strongroom_audit_dropped_total{device=\"file/\"} 3\n\
+strongroom_audit_dropped_total{device=\"second/\"} 0\n\
+# HELP strongroom_audit_timed_out_total Times a caller stopped waiting for a required device, by device.\n\
+# TYPE strongroom_audit_timed_out_total counter\n\
+strongroom_audit_timed_out_total{device=\"file/\"} 0\n\
+strongroom_audit_timed_out_total{device=\"second/\"} 1\n\
+# HELP strongroom_audit_queued Audit lines waiting in a device's queue now.\n\
+# TYPE strongroom_audit_queued gauge\n\
+strongroom_audit_queued{device=\"file/\"} 0\n\
+strongroom_audit_queued{device=\"second/\"} 6\n\
+# HELP strongroom_audit_stalled 1 while a device has been stuck on one line for longer than its deadline.\n\
+# TYPE strongroom_audit_stalled gauge\n\
+strongroom_audit_stalled{device=\"file/\"} 1\n\
+strongroom_audit_stalled{device=\"second/\"} 0\n\
+";
 
     #[test]
     fn go_timestamps() {

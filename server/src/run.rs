@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use strongroom::Strongroom;
 
 use crate::config::{LogFormat, ServerConfig};
@@ -160,8 +161,9 @@ pub fn banner(cfg: &ServerConfig, bound: &[Bound], sr: &Strongroom, initialized:
              Unseal Key: {}\n\
              Root Token: {}\n\n\
              Development mode should NOT be used in production installations!\n\n",
-            sr.dev_unseal_key().unwrap_or_default(),
-            sr.dev_root_token().unwrap_or_default(),
+            // The operator asked for dev mode: printing these is the point.
+            sr.dev_unseal_key().unwrap_or_default().expose_secret(),
+            sr.dev_root_token().unwrap_or_default().expose_secret(),
         );
     }
     out

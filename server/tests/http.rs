@@ -12,6 +12,7 @@ mod common;
 
 use common::{TestServer, send};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 const ENVELOPE_KEYS: [&str; 8] = [
@@ -516,7 +517,11 @@ async fn sys_health_codes_and_overrides() {
     let key = s.sr.dev_unseal_key().unwrap();
     let a = send(s.anon("GET", "sys/unseal")).await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
-    let a = send(s.anon("PUT", "sys/unseal").json(&json!({"key": key}))).await;
+    let a = send(
+        s.anon("PUT", "sys/unseal")
+            .json(&json!({"key": key.expose_secret()})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.json()["sealed"], false);
     let a = send(s.anon("GET", "sys/seal-status")).await;

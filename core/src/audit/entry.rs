@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -646,9 +647,10 @@ fn response_object(
 /// `response.auth`: the token a login or token creation produced.
 fn response_auth(buf: &mut Vec<u8>, a: &Auth, h: &Hasher<'_>) {
     let mut o = Fields::open(buf);
-    if !a.client_token.is_empty() {
+    let token = a.client_token.expose_secret();
+    if !token.is_empty() {
         o.key(buf, "client_token");
-        h.secret(&a.client_token).write(buf);
+        h.secret(token).write(buf);
     }
     if !a.accessor.is_empty() {
         o.key(buf, "accessor");
@@ -669,7 +671,7 @@ fn response_auth(buf: &mut Vec<u8>, a: &Auth, h: &Hasher<'_>) {
 fn wrap_info(buf: &mut Vec<u8>, w: &WrapInfo, h: &Hasher<'_>) {
     let mut o = Fields::open(buf);
     o.uint(buf, "ttl", w.ttl);
-    let token = h.secret(&w.token);
+    let token = h.secret(w.token.expose_secret());
     if !matches!(token, Shown::Clear("")) {
         o.key(buf, "token");
         token.write(buf);

@@ -550,7 +550,7 @@ async fn role_endpoint(
                 // OpenBao answers 404 with the message in `data.error`.
                 Err(e) if e.message().starts_with("failed to find accessor entry") => {
                     let mut r = Response::with_data(crate::data(json!({"error": e.message()})));
-                    r.http_status = Some(404);
+                    r.kind = crate::request::ResponseKind::NotFound;
                     Ok(Some(r))
                 }
                 Err(e) => Err(e),
@@ -622,7 +622,7 @@ impl Engine for AppRole {
             let mut r = Response::default();
             tracing::info!(removed = n, "approle tidy/secret-id finished");
             r.warn("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs.");
-            r.http_status = Some(202);
+            r.kind = crate::request::ResponseKind::Accepted;
             return Ok(Some(r));
         }
         let Some(rest) = req.path.strip_prefix("role/") else {

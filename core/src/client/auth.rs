@@ -98,10 +98,7 @@ async fn login(client: &Client, path: String, body: Data) -> Result<Auth> {
 }
 
 fn client_for(client: &Client, auth: &Auth) -> Client {
-    Client::new(
-        client.sr.clone(),
-        SecretString::from(auth.client_token.clone()),
-    )
+    Client::new(client.sr.clone(), auth.client_token.clone())
 }
 
 /// The userpass method at one mount.

@@ -2,10 +2,12 @@
 //! static credentials, rotation.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::Client;
 use crate::error::{Error, Result};
@@ -228,26 +230,126 @@ pub enum KeeperAction {
 /// Agent sidecar.
 ///
 /// [`CredentialKeeper::tick`] does one check (drive it yourself, e.g. with a virtual clock);
-/// [`CredentialKeeper::spawn`] runs it on a timer.
+/// [`CredentialKeeper::spawn`] runs it on a timer until [`KeeperTask::stop`]. New credentials
+/// reach the application through [`KeeperUpdates`] ([`CredentialKeeper::subscribe`]).
 ///
 /// ```no_run
 /// # async fn demo(client: strongroom::Client) -> strongroom::Result<()> {
 /// let keeper = client.database("database").keep_fresh("api-role").await?;
 /// let mut changes = keeper.subscribe();
-/// let _task = keeper.spawn();
-/// loop {
-///     changes.changed().await.ok();
-///     let cred = changes.borrow().clone();
+/// let task = keeper.spawn()?;
+/// while let Some(cred) = changes.changed().await {
 ///     reconnect_pool(&cred); // the application swaps its connection pool
+/// #   break;
 /// }
-/// # }
+/// task.stop();
+/// task.join().await?;
+/// # Ok(()) }
 /// # fn reconnect_pool(_: &strongroom::DbCredential) {}
 /// ```
 #[derive(Debug)]
 pub struct CredentialKeeper {
     db: Database,
     role: String,
-    current: tokio::sync::watch::Sender<std::sync::Arc<DbCredential>>,
+    current: watch::Sender<Arc<DbCredential>>,
+}
+
+/// The credentials a [`CredentialKeeper`] publishes, for one subscriber
+/// ([`CredentialKeeper::subscribe`]).
+///
+/// [`KeeperUpdates::changed`] (async) and [`KeeperUpdates::recv_blocking`] wait for a
+/// credential this subscriber has not seen yet and answer `None` once the keeper is gone
+/// (dropped, or its [`KeeperTask`] stopped). A subscriber that was slow sees only the latest
+/// credential, never a stale one.
+#[derive(Debug, Clone)]
+pub struct KeeperUpdates {
+    rx: watch::Receiver<Arc<DbCredential>>,
+}
+
+impl KeeperUpdates {
+    /// The credential in use now.
+    pub fn current(&self) -> Arc<DbCredential> {
+        self.rx.borrow().clone()
+    }
+
+    /// Whether a credential this subscriber has not seen yet is waiting (`false` once the
+    /// keeper is gone).
+    pub fn has_changed(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
+    /// Wait for a new credential and mark it seen; `None` when the keeper is gone.
+    pub async fn changed(&mut self) -> Option<Arc<DbCredential>> {
+        self.rx.changed().await.ok()?;
+        Some(self.rx.borrow_and_update().clone())
+    }
+
+    /// Block this thread until a new credential, for callers that are not async; `Ok(None)`
+    /// when the keeper is gone. Runtime rules as [`crate::Subscription::recv_blocking`]: an
+    /// [`crate::ErrorCode::UnsupportedOperation`] error on a current-thread Tokio runtime.
+    pub fn recv_blocking(&mut self) -> Result<Option<Arc<DbCredential>>> {
+        self.recv_until(None)
+    }
+
+    /// [`KeeperUpdates::recv_blocking`] that gives up after `timeout` (`Ok(None)` then too).
+    pub fn recv_blocking_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Arc<DbCredential>>> {
+        self.recv_until(std::time::Instant::now().checked_add(timeout))
+    }
+
+    fn recv_until(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<Arc<DbCredential>>> {
+        let changed = crate::util::blocking::wait(self.rx.changed(), deadline)?;
+        Ok(match changed {
+            Some(Ok(())) => Some(self.rx.borrow_and_update().clone()),
+            Some(Err(_)) | None => None,
+        })
+    }
+}
+
+/// A [`CredentialKeeper`] running on a timer ([`CredentialKeeper::spawn`]).
+///
+/// [`KeeperTask::stop`] asks it to stop (a check under way finishes first, so a credential is
+/// never fetched and then lost); [`KeeperTask::join`] waits until it has. Dropping the task
+/// stops it too.
+#[derive(Debug)]
+#[must_use = "the keeper stops when its task is dropped"]
+pub struct KeeperTask {
+    stop: watch::Sender<bool>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl KeeperTask {
+    /// Ask the keeper to stop; returns at once.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Whether the keeper has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Wait until the keeper has stopped (call [`KeeperTask::stop`] first, or this waits for
+    /// as long as the keeper runs). An `internal` error if its task panicked.
+    pub async fn join(mut self) -> Result<()> {
+        match self.handle.take() {
+            Some(h) => h
+                .await
+                .map_err(|e| Error::internal("the credential keeper's task failed").with_source(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KeeperTask {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
 }
 
 impl Database {
@@ -257,20 +359,22 @@ impl Database {
         Ok(CredentialKeeper {
             db: self.clone(),
             role: role.to_string(),
-            current: tokio::sync::watch::Sender::new(std::sync::Arc::new(cred)),
+            current: watch::Sender::new(Arc::new(cred)),
         })
     }
 }
 
 impl CredentialKeeper {
     /// The credential in use now.
-    pub fn current(&self) -> std::sync::Arc<DbCredential> {
+    pub fn current(&self) -> Arc<DbCredential> {
         self.current.borrow().clone()
     }
 
-    /// A receiver that sees every new credential.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<DbCredential>> {
-        self.current.subscribe()
+    /// The credentials this keeper publishes from now on (see [`KeeperUpdates`]).
+    pub fn subscribe(&self) -> KeeperUpdates {
+        KeeperUpdates {
+            rx: self.current.subscribe(),
+        }
     }
 
     /// One check: renew when a third of the lease's duration is left, replace when renewing
@@ -304,22 +408,38 @@ impl CredentialKeeper {
             old_username: cred.username.clone(),
             new_username: fresh.username.clone(),
         };
-        self.current.send_replace(std::sync::Arc::new(fresh));
+        self.current.send_replace(Arc::new(fresh));
         Ok(action)
     }
 
     /// Run [`CredentialKeeper::tick`] on a timer (every sixth of the lease duration, between
-    /// one second and five minutes) until the task is aborted. Errors are logged and retried.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    /// one second and five minutes) until [`KeeperTask::stop`]. Errors are logged and retried.
+    /// Needs a Tokio runtime: an [`crate::ErrorCode::Unavailable`] error outside one.
+    pub fn spawn(self) -> Result<KeeperTask> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                crate::ErrorCode::Unavailable,
+                "the credential keeper needs a Tokio runtime to run on",
+            )
+        })?;
+        let (stop, mut stopped) = watch::channel(false);
+        let handle = runtime.spawn(async move {
             loop {
                 let every = (self.current().lease_duration / 6)
                     .clamp(Duration::from_secs(1), Duration::from_secs(300));
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    // A stop request, or the task handle gone.
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
                 if let Err(e) = self.tick().await {
                     tracing::warn!(role = %self.role, error = %e.message(), "credential keeper: check failed");
                 }
             }
+        });
+        Ok(KeeperTask {
+            stop,
+            handle: Some(handle),
         })
     }
 }

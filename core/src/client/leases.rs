@@ -1,6 +1,6 @@
 //! Typed access to the lease manager (`sys/leases/*`) and its event stream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -129,9 +129,91 @@ impl Leases {
             .map(|_| ())
     }
 
-    /// Lease events in this process: renewed, expiring soon, revoked, irrevocable. A slow
-    /// receiver that falls more than 4096 events behind sees `RecvError::Lagged`.
-    pub fn events(&self) -> broadcast::Receiver<LeaseEvent> {
-        self.client.engine().inner.leases.subscribe()
+    /// Lease events in this process from now on: renewed, expiring soon, revoked,
+    /// irrevocable (see [`Subscription`]).
+    pub fn events(&self) -> Subscription {
+        Subscription {
+            rx: self.client.engine().inner.leases.subscribe(),
+        }
+    }
+}
+
+/// A stream of [`LeaseEvent`]s from [`Leases::events`], for async and for blocking callers.
+///
+/// - [`Subscription::recv`] (async) and [`Subscription::recv_blocking`] wait for the next
+///   event; [`Subscription::try_recv`] takes one only if it is already there.
+/// - All answer `None` once the engine is gone (every [`crate::Strongroom`] handle dropped):
+///   the stream has ended.
+/// - Nothing is dropped silently: a subscriber that falls more than 4096 events behind gets
+///   one [`LeaseEvent::Missed`] with the number lost, then the events kept.
+///
+/// Each subscription sees every event once; several subscriptions each see all of them.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use strongroom::{Config, LeaseEvent, Strongroom};
+/// let sr = Strongroom::open(Config::dev()).await?;
+/// let root = sr.client(sr.dev_root_token().unwrap_or_default());
+/// let mut events = root.leases().events();
+/// assert_eq!(events.try_recv(), None); // nothing happened yet
+/// // From a thread that is not async (a binding's sync API): block until an event or a timeout.
+/// let waited = std::thread::spawn(move || events.recv_blocking_timeout(Duration::from_millis(10)))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(waited, None);
+/// # Ok::<(), strongroom::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<LeaseEvent>,
+}
+
+impl Subscription {
+    fn event(
+        r: std::result::Result<LeaseEvent, broadcast::error::RecvError>,
+    ) -> Option<LeaseEvent> {
+        match r {
+            Ok(e) => Some(e),
+            Err(broadcast::error::RecvError::Lagged(count)) => Some(LeaseEvent::Missed { count }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event; `None` when the engine is gone.
+    pub async fn recv(&mut self) -> Option<LeaseEvent> {
+        Self::event(self.rx.recv().await)
+    }
+
+    /// The next event if one is waiting, without blocking; `None` when there is none (or the
+    /// engine is gone).
+    pub fn try_recv(&mut self) -> Option<LeaseEvent> {
+        match self.rx.try_recv() {
+            Ok(e) => Some(e),
+            Err(broadcast::error::TryRecvError::Lagged(count)) => {
+                Some(LeaseEvent::Missed { count })
+            }
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => {
+                None
+            }
+        }
+    }
+
+    /// Block this thread until the next event; `Ok(None)` when the engine is gone.
+    ///
+    /// For callers that are not async. It works on any thread that is not driving a Tokio
+    /// runtime, and on a multi-thread runtime's worker (the worker is handed off while it
+    /// waits). On a current-thread runtime it cannot wait (it would stop the one thread that
+    /// delivers events) and answers an [`crate::ErrorCode::UnsupportedOperation`] error:
+    /// use [`Subscription::recv`] there.
+    pub fn recv_blocking(&mut self) -> Result<Option<LeaseEvent>> {
+        crate::util::blocking::wait(self.rx.recv(), None).map(|r| r.and_then(Self::event))
+    }
+
+    /// [`Subscription::recv_blocking`] that gives up after `timeout` (`Ok(None)` then too), so
+    /// that a binding can check for signals between waits.
+    pub fn recv_blocking_timeout(&mut self, timeout: Duration) -> Result<Option<LeaseEvent>> {
+        let deadline = Instant::now().checked_add(timeout);
+        crate::util::blocking::wait(self.rx.recv(), deadline).map(|r| r.and_then(Self::event))
     }
 }

@@ -54,13 +54,20 @@ impl From<String> for Ciphertext {
     }
 }
 
-/// Decrypted bytes: wiped from memory on drop, not shown by `Debug`.
+/// Decrypted bytes: wiped from memory on drop, not shown by `Debug`. Read them with
+/// [`Plaintext::expose`] or [`secrecy::ExposeSecret::expose_secret`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Plaintext(Zeroizing<Vec<u8>>);
 
 impl Plaintext {
     /// The bytes (look, don't log).
     pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl ExposeSecret<[u8]> for Plaintext {
+    fn expose_secret(&self) -> &[u8] {
         &self.0
     }
 }
@@ -82,15 +89,63 @@ pub struct DataKey {
     pub key_version: u32,
 }
 
-/// Per-call options for encrypt and decrypt.
-#[derive(Debug, Clone, Default)]
-pub struct EncryptOptions<'a> {
-    /// Derivation context (required for derived keys).
-    pub context: Option<&'a [u8]>,
-    /// AEAD associated data, bound to the ciphertext.
-    pub associated_data: Option<&'a [u8]>,
-    /// The key version to encrypt with (`0` = latest).
-    pub key_version: u32,
+/// Per-call options for encrypt and decrypt, built with its methods.
+///
+/// ```
+/// use strongroom::EncryptOptions;
+/// let opts = EncryptOptions::new()
+///     .context(b"tenant-42".to_vec())
+///     .associated_data("order 17")
+///     .key_version(2);
+/// assert_eq!(opts.get_context(), Some(b"tenant-42".as_slice()));
+/// assert_eq!(opts.get_key_version(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncryptOptions {
+    context: Option<Vec<u8>>,
+    associated_data: Option<Vec<u8>>,
+    key_version: u32,
+}
+
+impl EncryptOptions {
+    /// No context, no associated data, the latest key version.
+    pub fn new() -> EncryptOptions {
+        EncryptOptions::default()
+    }
+
+    /// The derivation context (required for derived keys).
+    pub fn context(mut self, context: impl Into<Vec<u8>>) -> EncryptOptions {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// AEAD associated data, bound to the ciphertext (give the same on decrypt).
+    pub fn associated_data(mut self, associated_data: impl Into<Vec<u8>>) -> EncryptOptions {
+        self.associated_data = Some(associated_data.into());
+        self
+    }
+
+    /// The key version to encrypt with (`0`, the default, = the latest). Ignored by decrypt,
+    /// which reads the version from the ciphertext.
+    pub fn key_version(mut self, version: u32) -> EncryptOptions {
+        self.key_version = version;
+        self
+    }
+
+    /// The derivation context, if set.
+    pub fn get_context(&self) -> Option<&[u8]> {
+        self.context.as_deref()
+    }
+
+    /// The associated data, if set.
+    pub fn get_associated_data(&self) -> Option<&[u8]> {
+        self.associated_data.as_deref()
+    }
+
+    /// The key version (`0` = the latest).
+    pub fn get_key_version(&self) -> u32 {
+        self.key_version
+    }
 }
 
 /// Options fixed when a key is created.
@@ -269,12 +324,12 @@ impl Transit {
         engine.fast_key(&mount.ctx, key).await
     }
 
-    async fn write(&self, path: String, body: Data) -> Result<(Data, Option<u16>)> {
+    async fn write(&self, path: String, body: Data) -> Result<Data> {
         let resp = self
             .client
             .handle(Request::new(Operation::Update, path).with_data(body))
             .await?;
-        Ok((resp.data.unwrap_or_default(), resp.http_status))
+        Ok(resp.data.unwrap_or_default())
     }
 
     /// Create key `name` (a no-op when it exists).
@@ -305,7 +360,7 @@ impl Transit {
 
     /// Add a version to key `name`; returns the new latest version.
     pub async fn rotate(&self, name: &str) -> Result<u32> {
-        let (d, _) = self
+        let d = self
             .write(format!("{}/keys/{name}/rotate", self.mount), Data::new())
             .await?;
         d.get("latest_version")
@@ -326,13 +381,13 @@ impl Transit {
         &self,
         key: &str,
         plaintext: &[u8],
-        opts: &EncryptOptions<'_>,
+        opts: &EncryptOptions,
     ) -> Result<Ciphertext> {
         if let Some(k) = self.fast_key("encrypt", key).await? {
             let enc = k.encrypt(
                 plaintext,
-                opts.context.unwrap_or_default(),
-                opts.associated_data.unwrap_or_default(),
+                opts.context.as_deref().unwrap_or_default(),
+                opts.associated_data.as_deref().unwrap_or_default(),
                 i64::from(opts.key_version),
             )?;
             return Ok(Ciphertext(enc.ciphertext));
@@ -340,7 +395,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("plaintext".into(), b64(plaintext));
         add_options(&mut body, opts);
-        let (d, _) = self.write(self.path("encrypt", key), body).await?;
+        let d = self.write(self.path("encrypt", key), body).await?;
         str_field(&d, "ciphertext").map(Ciphertext)
     }
 
@@ -355,21 +410,21 @@ impl Transit {
         &self,
         key: &str,
         ciphertext: &Ciphertext,
-        opts: &EncryptOptions<'_>,
+        opts: &EncryptOptions,
     ) -> Result<Plaintext> {
         if let Some(k) = self.fast_key("decrypt", key).await? {
             return k
                 .decrypt(
                     ciphertext.as_str(),
-                    opts.context.unwrap_or_default(),
-                    opts.associated_data.unwrap_or_default(),
+                    opts.context.as_deref().unwrap_or_default(),
+                    opts.associated_data.as_deref().unwrap_or_default(),
                 )
                 .map(Plaintext);
         }
         let mut body = Data::new();
         body.insert("ciphertext".into(), json!(ciphertext.as_str()));
         add_options(&mut body, opts);
-        let (d, _) = self.write(self.path("decrypt", key), body).await?;
+        let d = self.write(self.path("decrypt", key), body).await?;
         plaintext_of(&d)
     }
 
@@ -377,7 +432,7 @@ impl Transit {
     pub async fn rewrap(&self, key: &str, ciphertext: &Ciphertext) -> Result<Ciphertext> {
         let mut body = Data::new();
         body.insert("ciphertext".into(), json!(ciphertext.as_str()));
-        let (d, _) = self.write(self.path("rewrap", key), body).await?;
+        let d = self.write(self.path("rewrap", key), body).await?;
         str_field(&d, "ciphertext").map(Ciphertext)
     }
 
@@ -399,7 +454,7 @@ impl Transit {
             .collect();
         let mut body = Data::new();
         body.insert("batch_input".into(), Value::Array(items));
-        let (mut d, _) = self.write(self.path("encrypt", key), body).await?;
+        let mut d = self.write(self.path("encrypt", key), body).await?;
         Ok(results(&mut d)?
             .into_iter()
             .map(|r| match r.get("error").and_then(Value::as_str) {
@@ -431,7 +486,7 @@ impl Transit {
             .collect();
         let mut body = Data::new();
         body.insert("batch_input".into(), Value::Array(items));
-        let (mut d, _) = self.write(self.path("decrypt", key), body).await?;
+        let mut d = self.write(self.path("decrypt", key), body).await?;
         Ok(results(&mut d)?
             .into_iter()
             .map(|r| match r.get("error").and_then(Value::as_str) {
@@ -448,7 +503,7 @@ impl Transit {
     pub async fn datakey(&self, key: &str, bits: u32) -> Result<DataKey> {
         let mut body = Data::new();
         body.insert("bits".into(), json!(bits));
-        let (d, _) = self
+        let d = self
             .write(format!("{}/datakey/plaintext/{key}", self.mount), body)
             .await?;
         Ok(DataKey {
@@ -471,7 +526,7 @@ impl Transit {
         }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
-        let (d, _) = self.write(self.path("sign", key), body).await?;
+        let d = self.write(self.path("sign", key), body).await?;
         str_field(&d, "signature")
     }
 
@@ -483,7 +538,7 @@ impl Transit {
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         body.insert("signature".into(), json!(signature));
-        let (d, _) = self.write(self.path("verify", key), body).await?;
+        let d = self.write(self.path("verify", key), body).await?;
         Ok(d.get("valid").and_then(Value::as_bool).unwrap_or(false))
     }
 
@@ -494,7 +549,7 @@ impl Transit {
         }
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
-        let (d, _) = self.write(self.path("hmac", key), body).await?;
+        let d = self.write(self.path("hmac", key), body).await?;
         str_field(&d, "hmac")
     }
 
@@ -503,16 +558,16 @@ impl Transit {
         let mut body = Data::new();
         body.insert("input".into(), b64(input));
         body.insert("hmac".into(), json!(hmac));
-        let (d, _) = self.write(self.path("verify", key), body).await?;
+        let d = self.write(self.path("verify", key), body).await?;
         Ok(d.get("valid").and_then(Value::as_bool).unwrap_or(false))
     }
 }
 
-fn add_options(body: &mut Data, opts: &EncryptOptions<'_>) {
-    if let Some(c) = opts.context {
+fn add_options(body: &mut Data, opts: &EncryptOptions) {
+    if let Some(c) = &opts.context {
         body.insert("context".into(), b64(c));
     }
-    if let Some(a) = opts.associated_data {
+    if let Some(a) = &opts.associated_data {
         body.insert("associated_data".into(), b64(a));
     }
     if opts.key_version != 0 {

@@ -250,7 +250,7 @@ fn sub<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 
 fn accepted() -> Response {
     Response {
-        http_status: Some(202),
+        kind: crate::request::ResponseKind::Accepted,
         ..Response::default()
     }
 }

@@ -95,6 +95,10 @@ impl Default for SqliteOptions {
     }
 }
 
+#[cfg_attr(
+    not(feature = "bench-internals"),
+    allow(dead_code, reason = "tuning for the storage tests and benchmarks only")
+)]
 impl SqliteOptions {
     /// The defaults: [`Synchronous::Full`], a 5 s busy timeout, one reader connection per core
     /// (2 to 8), 256 MiB memory-mapped per reader.
@@ -364,6 +368,10 @@ impl SqliteBackend {
     }
 
     /// The database file.
+    #[cfg_attr(
+        not(feature = "bench-internals"),
+        allow(dead_code, reason = "for the storage tests only")
+    )]
     pub fn path(&self) -> &Path {
         &self.path
     }

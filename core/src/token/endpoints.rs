@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -129,7 +130,7 @@ pub(crate) async fn handle(
             let removed = sr.token_tidy().await?;
             let mut r = Response::default();
             r.warn(format!("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs. ({removed} entries removed)"));
-            r.http_status = Some(202);
+            r.kind = crate::request::ResponseKind::Accepted;
             Ok(r)
         }
         "roles/" if op == Operation::List => {
@@ -493,7 +494,7 @@ async fn create(
     let (client_token, accessor) = issue(sr, entry, id).await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token,
+            client_token: SecretString::from(client_token),
             accessor,
             policies: policies.clone(),
             token_policies: policies,
@@ -584,7 +585,7 @@ pub(crate) async fn create_login_token(
     let (client_token, accessor) = issue(sr, entry, None).await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token,
+            client_token: SecretString::from(client_token),
             accessor,
             policies: policies.clone(),
             token_policies: policies,
@@ -668,7 +669,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request, token_id: &str) -
         .await?;
     Ok(Response {
         auth: Some(Auth {
-            client_token: token_id.to_string(),
+            client_token: SecretString::from(token_id),
             accessor: e.accessor.clone(),
             policies: e.policies.clone(),
             token_policies: e.policies.clone(),

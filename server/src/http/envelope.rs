@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as HttpResponse;
 use serde_json::{Map, Value, json};
-use strongroom::{Error, ErrorCode, Operation, Response};
+use strongroom::{Error, ErrorCode, Operation, Response, ResponseKind};
 
 /// Routes whose `data` OpenBao also writes at the top level of the JSON (`injectDataIntoTopRoutes`
 /// in its `http/handler.go`). Go's mux matches these exactly ...
@@ -86,6 +86,22 @@ pub(crate) fn error(e: &Error) -> HttpResponse {
     errors(status, &[&e.wire_message()])
 }
 
+/// The status OpenBao answers with for a response of this kind; `None` for the usual
+/// 200/204 (and the LIST rules).
+fn kind_status(kind: ResponseKind) -> Option<u16> {
+    match kind {
+        ResponseKind::Accepted => Some(202),
+        ResponseKind::NotFound => Some(404),
+        // Any failed item makes a batch 400 (500 when only internal errors failed), unless the
+        // request named a status for a partial failure.
+        ResponseKind::BatchFailed {
+            code,
+            partial_status,
+        } => Some(partial_status.unwrap_or_else(|| code.http_status())),
+        _ => None,
+    }
+}
+
 /// A status from a number, falling back to 500 for one HTTP cannot carry.
 pub(crate) fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -94,9 +110,9 @@ pub(crate) fn status(code: u16) -> StatusCode {
 /// A successful engine answer to a request with operation `op`; `inject` copies `data` to the
 /// top level (legacy routes).
 pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpResponse {
-    // A raw status from the engine (KV's 404 for a deleted version): the envelope when there
-    // is something to say, an empty body otherwise.
-    if let Some(code) = resp.http_status {
+    // A kind with its own status (KV's 404 for a deleted version, 202 for a tidy, a batch
+    // with failed items): the envelope when there is something to say, an empty body otherwise.
+    if let Some(code) = kind_status(resp.kind) {
         let st = status(code);
         if resp.data.is_none() && resp.warnings.is_empty() && resp.auth.is_none() {
             return empty(st);
@@ -153,7 +169,7 @@ fn list_status(resp: &Response) -> Option<StatusCode> {
 /// level first, as OpenBao's legacy routes do.
 fn envelope(resp: &Response, inject: bool) -> Map<String, Value> {
     let env = resp.envelope();
-    if !inject || resp.wrap_info.as_ref().is_some_and(|w| !w.token.is_empty()) {
+    if !inject || resp.wrap_info.as_ref().is_some_and(|w| w.is_set()) {
         return env;
     }
     let mut out = Map::new();
@@ -229,20 +245,67 @@ mod tests {
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         assert_eq!(body_of(r).await, "");
         let raw = Response {
-            http_status: Some(404),
+            kind: ResponseKind::NotFound,
             ..Response::default()
         };
         let r = success(Operation::Patch, raw, false);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(body_of(r).await, "");
         let raw = Response {
-            http_status: Some(404),
+            kind: ResponseKind::NotFound,
             data: Some(data(json!({"data": null}))),
             ..Response::default()
         };
         let r = success(Operation::Read, raw, false);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert!(body_of(r).await.starts_with("{\"request_id\""));
+    }
+
+    #[tokio::test]
+    async fn statuses_follow_the_response_kind() {
+        let with = |kind| Response {
+            kind,
+            data: Some(data(json!({"batch_results": []}))),
+            ..Response::default()
+        };
+        let cases = [
+            (ResponseKind::Done, StatusCode::OK),
+            (ResponseKind::Accepted, StatusCode::ACCEPTED),
+            (ResponseKind::NotFound, StatusCode::NOT_FOUND),
+            (
+                ResponseKind::BatchFailed {
+                    code: ErrorCode::InvalidInput,
+                    partial_status: None,
+                },
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                ResponseKind::BatchFailed {
+                    code: ErrorCode::Internal,
+                    partial_status: None,
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                ResponseKind::BatchFailed {
+                    code: ErrorCode::InvalidInput,
+                    partial_status: Some(207),
+                },
+                StatusCode::MULTI_STATUS,
+            ),
+        ];
+        for (kind, want) in cases {
+            let r = success(Operation::Update, with(kind), false);
+            assert_eq!(r.status(), want, "{kind:?}");
+        }
+        // A tidy's 202 with nothing else to say has an empty body.
+        let tidy = Response {
+            kind: ResponseKind::Accepted,
+            ..Response::default()
+        };
+        let r = success(Operation::Update, tidy, false);
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(body_of(r).await, "");
     }
 
     #[tokio::test]

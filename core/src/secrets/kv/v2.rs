@@ -74,7 +74,7 @@ fn route(path: &str) -> Route<'_> {
 fn warning_404(text: String) -> Response {
     Response {
         warnings: vec![text],
-        http_status: Some(404),
+        kind: crate::request::ResponseKind::NotFound,
         ..Response::default()
     }
 }

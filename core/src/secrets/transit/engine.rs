@@ -335,13 +335,18 @@ fn batch_response(
     let mut resp = Response::with_data(d);
     if !failures.is_empty() {
         let partial = fields::int(req_data, "partial_failure_response_code")?;
-        resp.http_status = Some(match partial {
-            Some(code) if ok_count > 0 && (200..600).contains(&code) => {
-                u16::try_from(code).unwrap_or(400)
-            }
-            _ if failures.iter().all(|c| c.http_status() >= 500) => 500,
-            _ => 400,
-        });
+        let code = if failures.iter().all(|c| c.http_status() >= 500) {
+            ErrorCode::Internal
+        } else {
+            ErrorCode::InvalidInput
+        };
+        let partial_status = partial
+            .filter(|c| ok_count > 0 && (200..600).contains(c))
+            .and_then(|c| u16::try_from(c).ok());
+        resp.kind = crate::request::ResponseKind::BatchFailed {
+            code,
+            partial_status,
+        };
     }
     Ok(Some(resp))
 }

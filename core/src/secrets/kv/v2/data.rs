@@ -30,7 +30,7 @@ pub(super) fn version_param(data: &Data) -> Result<Option<u64>> {
 /// The full-envelope 404 OpenBao sends for a deleted or destroyed version.
 pub(super) fn gone(data: Data) -> Response {
     Response {
-        http_status: Some(404),
+        kind: crate::request::ResponseKind::NotFound,
         ..Response::with_data(data)
     }
 }
@@ -38,7 +38,7 @@ pub(super) fn gone(data: Data) -> Response {
 /// A 404 with nothing in it (OpenBao's `RespondWithStatusCode(nil, req, 404)`: an empty body).
 pub(super) fn not_found_empty() -> Response {
     Response {
-        http_status: Some(404),
+        kind: crate::request::ResponseKind::NotFound,
         ..Response::default()
     }
 }

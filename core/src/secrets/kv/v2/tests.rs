@@ -85,7 +85,7 @@ impl Env {
     }
     async fn data_of(&self, path: &str, q: Value) -> Value {
         let r = self.get(path, q).await.expect("found");
-        assert_eq!(r.http_status, None);
+        assert_eq!(r.kind, crate::request::ResponseKind::Done);
         Value::Object(r.data.expect("data"))
     }
     /// Every raw storage key of the mount.
@@ -370,7 +370,7 @@ async fn patch_merges_into_a_new_version() {
         )
         .await
         .unwrap();
-    assert_eq!(r.http_status, None);
+    assert_eq!(r.kind, crate::request::ResponseKind::Done);
     assert_eq!(r.get("version"), Some(&json!(2)));
     let v = e.data_of("data/k", json!({})).await;
     assert_eq!(
@@ -417,7 +417,7 @@ async fn patch_of_missing_or_deleted_key_is_a_bare_404() {
         .ok(Operation::Patch, "data/k", json!({"data": {"a": 1}}))
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert!(r.data.is_none() && r.warnings.is_empty());
     e.put("k", json!({"a": 1})).await;
     e.ok(Operation::Delete, "data/k", json!({})).await;
@@ -426,7 +426,7 @@ async fn patch_of_missing_or_deleted_key_is_a_bare_404() {
         .ok(Operation::Patch, "data/k", json!({"data": {"a": 2}}))
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert!(r.data.is_none());
     let msg = e
         .err(
@@ -447,7 +447,7 @@ async fn delete_soft_deletes_the_latest_version_with_a_404_envelope() {
     assert!(e.ok(Operation::Delete, "data/k", json!({})).await.is_none());
     e.advance(1);
     let r = e.get("data/k", json!({})).await.unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     let v = Value::Object(r.data.unwrap());
     assert_eq!(
         v,
@@ -471,7 +471,7 @@ async fn delete_versions_and_undelete() {
     e.advance(1);
     for n in [1, 2] {
         let r = e.get("data/k", json!({"version": n})).await.unwrap();
-        assert_eq!(r.http_status, Some(404));
+        assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     }
     e.ok(Operation::Update, "undelete/k", json!({"versions": [1]}))
         .await;
@@ -529,7 +529,7 @@ async fn destroy_removes_the_data_for_good() {
     e.ok(Operation::Update, "destroy/k", json!({"versions": "1"}))
         .await;
     let r = e.get("data/k", json!({"version": 1})).await.unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     let v = Value::Object(r.data.unwrap());
     assert_eq!(v["data"], Value::Null);
     assert_eq!(v["metadata"]["destroyed"], json!(true));
@@ -541,11 +541,8 @@ async fn destroy_removes_the_data_for_good() {
     e.ok(Operation::Update, "undelete/k", json!({"versions": [1]}))
         .await;
     assert_eq!(
-        e.get("data/k", json!({"version": 1}))
-            .await
-            .unwrap()
-            .http_status,
-        Some(404)
+        e.get("data/k", json!({"version": 1})).await.unwrap().kind,
+        crate::request::ResponseKind::NotFound
     );
     let meta = e.data_of("metadata/k", json!({})).await;
     assert_eq!(
@@ -644,7 +641,7 @@ async fn delete_version_after_from_mount_config() {
     );
     e.advance(2);
     let r = e.get("data/k", json!({})).await.unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert_eq!(r.get("data"), Some(&Value::Null));
 }
 
@@ -952,7 +949,7 @@ async fn metadata_patch_merges_custom_metadata_key_by_key() {
         )
         .await
         .unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert!(r.data.is_none());
 }
 
@@ -1163,7 +1160,7 @@ async fn subkeys_replace_leaves_with_null() {
     e.ok(Operation::Delete, "data/k", json!({})).await;
     e.advance(1);
     let r = e.get("subkeys/k", json!({})).await.unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert_eq!(r.get("subkeys"), Some(&Value::Null));
 }
 
@@ -1180,7 +1177,7 @@ async fn non_kv2_path_answers_404_with_the_openbao_warning() {
         (Operation::List, "list"),
     ] {
         let r = e.ok(op, "foo", json!({})).await.unwrap();
-        assert_eq!(r.http_status, Some(404));
+        assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
         assert!(r.data.is_none());
         assert_eq!(
             r.warnings,
@@ -1190,7 +1187,7 @@ async fn non_kv2_path_answers_404_with_the_openbao_warning() {
         );
     }
     let r = e.ok(Operation::Read, "metadata", json!({})).await.unwrap();
-    assert_eq!(r.http_status, Some(404));
+    assert_eq!(r.kind, crate::request::ResponseKind::NotFound);
     assert_eq!(
         r.warnings,
         ["Non-listing operations on the root of a K/V v2 mount are not supported."]
