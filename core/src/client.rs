@@ -575,13 +575,15 @@ impl Sys {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use std::time::Duration;
+    /// use secrecy::ExposeSecret;
     /// use strongroom::{Config, Strongroom};
     /// let sr = Strongroom::open(Config::dev()).await?;
     /// let sys = sr.client(sr.dev_root_token().unwrap_or_default()).sys();
     /// let wrap = sys.wrap(strongroom::data(serde_json::json!({"k": "v"})), Duration::from_secs(300)).await?;
-    /// assert_eq!(sys.wrap_lookup(&wrap.token).await?["creation_ttl"], 300);
-    /// let wrap = sys.rewrap(&wrap.token).await?; // the old token is gone, a new one holds the data
-    /// assert_eq!(sys.unwrap(&wrap.token).await?.get("k").unwrap(), "v");
+    /// assert_eq!(sys.wrap_lookup(wrap.token.expose_secret()).await?["creation_ttl"], 300);
+    /// // The old token is gone, a new one holds the data.
+    /// let wrap = sys.rewrap(wrap.token.expose_secret()).await?;
+    /// assert_eq!(sys.unwrap(wrap.token.expose_secret()).await?.get("k").unwrap(), "v");
     /// # Ok::<(), strongroom::Error>(()) }).unwrap();
     /// ```
     pub async fn wrap(&self, data: Data, ttl: Duration) -> Result<WrapInfo> {
@@ -671,15 +673,16 @@ impl Client {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use std::time::Duration;
+    /// use secrecy::ExposeSecret;
     /// use strongroom::{Config, Request, Strongroom};
     /// let sr = Strongroom::open(Config::dev()).await?;
     /// let root = sr.client(sr.dev_root_token().unwrap_or_default());
     /// root.kv("secret").put("app", &strongroom::data(serde_json::json!({"pw": "s3cr3t"}))).await?;
     /// let wrap = root.handle_wrapped(Request::read("secret/data/app"), Duration::from_secs(60)).await?;
     /// assert_eq!(wrap.creation_path, "secret/data/app");
-    /// let resp = root.sys().unwrap(&wrap.token).await?;
+    /// let resp = root.sys().unwrap(wrap.token.expose_secret()).await?;
     /// assert_eq!(resp.get("data").unwrap()["pw"], "s3cr3t");
-    /// assert!(root.sys().unwrap(&wrap.token).await.is_err(), "single use");
+    /// assert!(root.sys().unwrap(wrap.token.expose_secret()).await.is_err(), "single use");
     /// # Ok::<(), strongroom::Error>(()) }).unwrap();
     /// ```
     pub async fn handle_wrapped(&self, req: Request, ttl: Duration) -> Result<WrapInfo> {

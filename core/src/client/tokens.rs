@@ -107,18 +107,20 @@ pub struct TokenInfo {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
+/// use secrecy::ExposeSecret;
 /// use strongroom::{Config, Strongroom, TokenRequest};
 /// let sr = Strongroom::open(Config::dev()).await?;
 /// let tokens = sr.client(sr.dev_root_token().unwrap_or_default()).token();
 /// let auth = tokens
 ///     .create(&TokenRequest { policies: vec!["app".into()], ttl: Duration::from_secs(3600), ..Default::default() })
 ///     .await?;
-/// let info = tokens.lookup(&auth.client_token).await?;
+/// let token = auth.client_token.expose_secret();
+/// let info = tokens.lookup(token).await?;
 /// assert_eq!(info.policies, vec!["app", "default"]);
-/// let renewed = tokens.renew(&auth.client_token, Duration::from_secs(600)).await?;
+/// let renewed = tokens.renew(token, Duration::from_secs(600)).await?;
 /// assert_eq!(renewed.lease_duration, 600);
-/// tokens.revoke(&auth.client_token).await?;
-/// assert!(tokens.lookup(&auth.client_token).await.is_err());
+/// tokens.revoke(token).await?;
+/// assert!(tokens.lookup(token).await.is_err());
 /// # Ok::<(), strongroom::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
