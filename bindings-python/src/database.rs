@@ -2,7 +2,7 @@
 //! credential fresh (the core's keeper renews it, or replaces it before it expires) and calls
 //! back so an application can refresh its connection pool.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use secrecy::ExposeSecret;
@@ -233,7 +233,7 @@ impl Database {
                 })?;
         }
         Ok(CredentialKeeper {
-            h: Local::new(rt.clone(), (Mutex::new(rx), task.abort_handle())),
+            h: Local::new(rt.clone(), (rx, task.abort_handle())),
         })
     }
 }
@@ -243,7 +243,7 @@ type Current = watch::Receiver<Arc<strongroom::DbCredential>>;
 /// A credential the engine keeps fresh; `stop()` (or leaving a `with` block) ends it.
 #[pyclass(frozen, module = "strongroom")]
 pub(crate) struct CredentialKeeper {
-    h: Local<(Mutex<Current>, tokio::task::AbortHandle)>,
+    h: Local<(Current, tokio::task::AbortHandle)>,
 }
 
 #[pymethods]
@@ -251,16 +251,12 @@ impl CredentialKeeper {
     /// The credential in use now.
     fn current(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (_, (rx, _)) = self.h.get()?;
-        let cred = rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .borrow()
-            .clone();
+        let cred = rx.borrow().clone();
         credential(py, &cred)
     }
 
-    /// Wait until the credential is replaced (at most `timeout`: a `timedelta` or seconds);
-    /// the new credential, or `None` on timeout.
+    /// Wait until the credential is next replaced (at most `timeout`: a `timedelta` or
+    /// seconds); the new credential, or `None` on timeout.
     #[pyo3(signature = (timeout=None))]
     fn wait_for_change(
         &self,
@@ -269,7 +265,9 @@ impl CredentialKeeper {
     ) -> PyResult<Py<PyAny>> {
         let timeout = timeout.map(duration_arg).transpose()?;
         let (rt, (rx, _)) = self.h.get()?;
-        let mut mine = rx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut mine = rx.clone();
+        // Only a replacement after this call counts.
+        mine.mark_unchanged();
         let changed = block_on(py, rt, async move {
             let wait = mine.changed();
             let got = match timeout {
@@ -278,14 +276,10 @@ impl CredentialKeeper {
             };
             Ok(got.then(|| mine.borrow_and_update().clone()))
         })?;
-        if let Some(c) = &changed {
-            // Later waits start from this credential.
-            rx.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .mark_unchanged();
-            return credential(py, c);
+        match changed {
+            Some(c) => credential(py, &c),
+            None => Ok(py.None()),
         }
-        Ok(py.None())
     }
 
     /// Stop renewing (the current lease stays until it expires or is revoked).
