@@ -119,14 +119,22 @@ where
     T: Send,
 {
     py.detach(|| {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Called from inside the runtime (a callback on one of its threads).
-            tokio::task::block_in_place(|| rt.block_on(fut))
-        } else {
-            rt.block_on(fut)
-        }
+        // A panic in the engine becomes an `Internal` error, never an unwind into Python.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Called from inside the runtime (a callback on one of its threads).
+                tokio::task::block_in_place(|| rt.block_on(fut))
+            } else {
+                rt.block_on(fut)
+            }
+        }))
+        .unwrap_or_else(|_| Err(engine_panicked()))
     })
     .map_err(|e| e.to_py_err(py))
+}
+
+fn engine_panicked() -> strongroom::Error {
+    strongroom::Error::internal("the engine panicked during this call (a bug: please report it)")
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -176,7 +184,10 @@ where
     let mut fut = Box::pin(fut);
     let first = py.detach(|| {
         let _entered = rt.enter();
-        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        }))
+        .unwrap_or_else(|_| Poll::Ready(Err(engine_panicked())))
     });
     if let Poll::Ready(result) = first {
         let outcome = result
@@ -192,8 +203,10 @@ where
         })?
         .clone_ref(py);
     let target = py_fut.clone_ref(py);
+    let task = rt.spawn(fut);
     rt.spawn(async move {
-        let result = fut.await;
+        // A panicked task still settles the Python future, as an `Internal` error.
+        let result = task.await.unwrap_or_else(|_| Err(engine_panicked()));
         Python::attach(|py| {
             let outcome = result
                 .map_err(|e| e.to_py_err(py))
