@@ -3,7 +3,7 @@
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Iterator, Mapping, Optional, Sequence, Union, final
 
 from typing_extensions import Self
 
@@ -39,19 +39,22 @@ class AlreadyInitialized(StrongroomError): ...
 class Storage(StrongroomError): ...
 class QuotaExceeded(StrongroomError): ...
 
+@final
 class Secret:
     """A secret value; `repr`/`str` never show it."""
 
-    def __init__(self, value: str) -> None: ...
+    def __new__(cls, value: str) -> Secret: ...
     def reveal(self) -> str: ...
     def __len__(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class VirtualClock:
     def __init__(self) -> None: ...
     def advance(self, by: Duration) -> None: ...
 
+@final
 class Config:
     @staticmethod
     def dev(*, root_token_id: Optional[str] = None, kv_v1: bool = False) -> Config: ...
@@ -65,6 +68,7 @@ class Config:
     def unseal_key_env(self, var: str) -> Config: ...
     def clock(self, clock: VirtualClock) -> Config: ...
 
+@final
 class Strongroom:
     @staticmethod
     def open(config: Config) -> Strongroom: ...
@@ -93,7 +97,16 @@ class Strongroom:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None: ...
+    # For the asyncio flavour (see aio.pyi).
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Awaitable[None]: ...
 
+@final
 class Client:
     def token_id(self) -> Secret: ...
     def request(
@@ -106,6 +119,7 @@ class Client:
     def sys(self) -> Sys: ...
     def token(self) -> Tokens: ...
 
+@final
 class KvVersion:
     version: int
     created_time: datetime.datetime
@@ -113,11 +127,13 @@ class KvVersion:
     destroyed: bool
     custom_metadata: Optional[dict[str, str]]
 
+@final
 class KvSecret:
     data: JsonDict
     version: int
     metadata: KvVersion
 
+@final
 class Kv:
     def get(self, key: str, *, version: Optional[int] = None) -> Optional[KvSecret]: ...
     def put(self, key: str, data: Mapping[str, Any], *, cas: Optional[int] = None) -> KvVersion: ...
@@ -130,11 +146,13 @@ class Kv:
     def list(self, prefix: str = "") -> list[str]: ...
     def delete_metadata(self, key: str) -> None: ...
 
+@final
 class DataKey:
     plaintext: bytes
     ciphertext: str
     key_version: int
 
+@final
 class Transit:
     def create_key(
         self,
@@ -173,6 +191,7 @@ class Transit:
     def hmac(self, key: str, input: bytes) -> str: ...
     def verify_hmac(self, key: str, input: bytes, hmac: str) -> bool: ...
 
+@final
 class Sys:
     def enable_mount(self, path: str, type_: str, *, options: Optional[Mapping[str, str]] = None) -> None: ...
     def disable_mount(self, path: str) -> None: ...
@@ -196,6 +215,7 @@ class Sys:
     ) -> None: ...
     def disable_audit(self, path: str) -> None: ...
 
+@final
 class Tokens:
     def create(
         self,
@@ -215,6 +235,7 @@ class Tokens:
     def revoke_self(self) -> None: ...
     def revoke(self, token: Token) -> None: ...
 
+@final
 class LeaseDetails:
     id: str
     path: str
@@ -224,11 +245,13 @@ class LeaseDetails:
     ttl: datetime.timedelta
     renewable: bool
 
+@final
 class RenewedLease:
     lease_id: str
     ttl: datetime.timedelta
     warnings: list[str]
 
+@final
 class LeaseEvent:
     kind: str
     lease_id: str
@@ -236,6 +259,7 @@ class LeaseEvent:
     expire_time: Optional[datetime.datetime]
     error: Optional[str]
 
+@final
 class LeaseEvents:
     def next(self, timeout: Optional[Duration] = None) -> Optional[LeaseEvent]: ...
     def __iter__(self) -> Iterator[LeaseEvent]: ...
@@ -243,6 +267,7 @@ class LeaseEvents:
     def __aiter__(self) -> LeaseEvents: ...
     def __anext__(self) -> Awaitable[LeaseEvent]: ...
 
+@final
 class Leases:
     def lookup(self, lease_id: str) -> LeaseDetails: ...
     def renew(self, lease_id: str, increment: Optional[Duration] = None) -> RenewedLease: ...
@@ -251,6 +276,7 @@ class Leases:
     def revoke_force(self, prefix: str) -> None: ...
     def events(self) -> LeaseEvents: ...
 
+@final
 class DbCredential:
     username: str
     password: Secret
@@ -258,12 +284,14 @@ class DbCredential:
     lease_duration: datetime.timedelta
     renewable: bool
 
+@final
 class StaticCredential:
     username: str
     password: Secret
     last_vault_rotation: Optional[datetime.datetime]
     ttl: datetime.timedelta
 
+@final
 class CredentialKeeper:
     def current(self) -> DbCredential: ...
     def wait_for_change(self, timeout: Optional[Duration] = None) -> Optional[DbCredential]: ...
@@ -276,6 +304,7 @@ class CredentialKeeper:
         tb: Optional[TracebackType],
     ) -> None: ...
 
+@final
 class Database:
     def configure(self, name: str, config: Mapping[str, Any]) -> list[str]: ...
     def write_role(self, name: str, role: Mapping[str, Any]) -> None: ...
