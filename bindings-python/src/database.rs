@@ -200,42 +200,59 @@ impl Database {
         py: Python<'_>,
         role: String,
         on_change: Option<Py<PyAny>>,
-    ) -> PyResult<CredentialKeeper> {
+    ) -> PyResult<Py<PyAny>> {
         let (rt, db) = self.h.get()?;
         let db = db.clone();
-        let keeper = block_on(py, rt, async move { db.keep_fresh(&role).await })?;
-        let rx = keeper.subscribe();
-        let task = {
-            let _entered = rt.enter();
-            keeper.spawn()
-        };
-        if let Some(cb) = on_change {
-            let mut rx = rx.clone();
-            let rt = rt.clone();
-            std::thread::Builder::new()
-                .name("strongroom-keeper".into())
-                .spawn(move || {
-                    // Ends when the keeper stops (its sender is dropped).
-                    while rt.block_on(rx.changed()).is_ok() {
-                        let cred = rx.borrow_and_update().clone();
-                        Python::attach(|py| {
-                            let called = credential(py, &cred).and_then(|c| cb.call1(py, (c,)));
-                            if let Err(e) = called {
-                                e.write_unraisable(py, Some(cb.bind(py)));
-                            }
-                        });
-                    }
-                })
-                .map_err(|e| {
-                    pyo3::exceptions::PyRuntimeError::new_err(format!(
-                        "could not start the keeper's callback thread: {e}"
-                    ))
-                })?;
-        }
-        Ok(CredentialKeeper {
-            h: Local::new(rt.clone(), (rx, task.abort_handle())),
-        })
+        let runtime = rt.clone();
+        self.flavour.run(
+            py,
+            rt,
+            async move { db.keep_fresh(&role).await },
+            move |py, keeper| {
+                Ok(Py::new(py, start_keeper(&runtime, keeper, on_change)?)?.into_any())
+            },
+        )
     }
+}
+
+/// Run the core's keeper on the runtime, and `on_change` on a thread of its own (so the
+/// callback may make blocking calls, and never holds up the runtime).
+fn start_keeper(
+    rt: &Arc<Runtime>,
+    keeper: strongroom::CredentialKeeper,
+    on_change: Option<Py<PyAny>>,
+) -> PyResult<CredentialKeeper> {
+    let rx = keeper.subscribe();
+    let task = {
+        let _entered = rt.enter();
+        keeper.spawn()
+    };
+    if let Some(cb) = on_change {
+        let mut rx = rx.clone();
+        let rt = rt.clone();
+        std::thread::Builder::new()
+            .name("strongroom-keeper".into())
+            .spawn(move || {
+                // Ends when the keeper stops (its sender is dropped).
+                while rt.block_on(rx.changed()).is_ok() {
+                    let cred = rx.borrow_and_update().clone();
+                    Python::attach(|py| {
+                        let called = credential(py, &cred).and_then(|c| cb.call1(py, (c,)));
+                        if let Err(e) = called {
+                            e.write_unraisable(py, Some(cb.bind(py)));
+                        }
+                    });
+                }
+            })
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "could not start the keeper's callback thread: {e}"
+                ))
+            })?;
+    }
+    Ok(CredentialKeeper {
+        h: Local::new(rt.clone(), (rx, task.abort_handle())),
+    })
 }
 
 type Current = watch::Receiver<Arc<strongroom::DbCredential>>;

@@ -113,6 +113,10 @@ def test_lease_events_async_iterator(database: str) -> None:
         async for ev in events:
             assert ev.kind == "revoked" and ev.lease_id == cred.lease_id
             break
+        keeper = await db.keep_fresh("app")
+        assert keeper.current().username.startswith("v-")
+        keeper.stop()
+        await root.leases().revoke_prefix("database/creds/app")
         await sr.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
