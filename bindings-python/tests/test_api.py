@@ -49,6 +49,15 @@ def test_dev_store_kv_roundtrip(root: strongroom.Client) -> None:
     assert kv.metadata("app/db") is None
 
 
+def test_dev_options() -> None:
+    with Strongroom.open(Config.dev(root_token_id="root", kv_v1=True)) as sr:
+        token = sr.dev_root_token()
+        assert token is not None and token.reveal() == "root"
+        root = sr.client("root")
+        root.request("write", "secret/app", {"v": 1})
+        assert root.request("read", "secret/app")["data"] == {"v": 1}  # type: ignore[index]
+
+
 def test_memory_store_init_unseal_seal() -> None:
     with Strongroom.open(Config.memory()) as sr:
         assert sr.is_initialized() is False

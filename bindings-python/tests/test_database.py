@@ -92,6 +92,8 @@ def test_creds_leases_and_events(database: str) -> None:
             leases.lookup(cred.lease_id)
         second = db.creds("app")
         leases.revoke_prefix("database/creds/app")
+        ev = next(iter(events))  # the blocking iterator
+        assert ev.kind == "revoked" and ev.lease_id == second.lease_id
         with pytest.raises(strongroom.InvalidInput):
             leases.lookup(second.lease_id)
 
