@@ -29,7 +29,9 @@ echo "== pip install ./bindings-python (build from source) into a clean venv"
 
 echo "== maturin build --release (one abi3 wheel)"
 maturin_bin="${MATURIN:-target/python-venv/bin/maturin}"
-"$maturin_bin" build --release -q -m bindings-python/Cargo.toml -o "$work/wheels"
+# The interpreter pip's build used: the same PYO3_PYTHON keeps the release build cached.
+"$maturin_bin" build --release -q -m bindings-python/Cargo.toml -o "$work/wheels" \
+  -i "$work/source-venv/bin/python"
 wheel=$(ls "$work"/wheels/strongroom-*-cp39-abi3-*.whl)
 echo "wheel: $wheel"
 
