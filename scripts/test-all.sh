@@ -46,8 +46,11 @@ echo "== cargo clippy + test -p strongroom --no-default-features"
 cargo clippy -p strongroom --no-default-features --lib --tests -- -D warnings
 cargo test -p strongroom --no-default-features --lib --tests
 
-echo "== python (hvac and the bao CLI against strongroom server -dev)"
+echo "== python (the binding's tests, then hvac and the bao CLI against strongroom server -dev)"
 ./scripts/test-python.sh
+
+echo "== python packaging (pip install from source, the release abi3 wheel in a clean venv)"
+./scripts/test-python-packaging.sh
 
 echo "== node (node-vault against strongroom server -dev)"
 ./scripts/test-node.sh
@@ -61,4 +64,14 @@ example_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/examples/quickstart
 (cd "$tmp" && "$example_bin" && "$example_bin") | tee "$tmp/out.txt"
 grep -q "initialised a new store" "$tmp/out.txt"
 grep -q "unsealed an existing store" "$tmp/out.txt"
-echo "examples: 1 passed, 0 failed"
+# The Python quickstart does the same steps through the binding (built by test-python.sh).
+py="$(pwd)/target/python-venv/bin/python"
+py_example="$(pwd)/examples/python/quickstart.py"
+mkdir "$tmp/py"
+(cd "$tmp/py" && "$py" "$py_example" && "$py" "$py_example") | tee "$tmp/py-out.txt"
+grep -q "initialised a new store" "$tmp/py-out.txt"
+grep -q "unsealed an existing store" "$tmp/py-out.txt"
+grep -q "secret/app/db keeps 2 versions" "$tmp/py-out.txt"
+"$py" examples/python/async_quickstart.py | tee "$tmp/py-async.txt"
+grep -q "encrypted and decrypted 100 orders" "$tmp/py-async.txt"
+echo "examples: 3 passed, 0 failed"

