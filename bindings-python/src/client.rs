@@ -28,7 +28,7 @@ fn strings(py: Python<'_>, v: Vec<String>) -> PyResult<Py<PyAny>> {
 pub(crate) fn auth_to_py(py: Python<'_>, a: &strongroom::Auth) -> PyResult<Py<PyAny>> {
     let d = from_json(py, &a.to_json())?;
     d.bind(py)
-        .set_item("client_token", secret(py, a.client_token.clone())?)?;
+        .set_item("client_token", secret(py, a.client_token.expose_secret())?)?;
     Ok(d)
 }
 
@@ -51,7 +51,7 @@ fn response_to_py(py: Python<'_>, r: &strongroom::Response) -> PyResult<Py<PyAny
         Some(w) => {
             let wd = from_json(py, &w.to_json())?;
             wd.bind(py)
-                .set_item("token", secret(py, w.token.clone())?)?;
+                .set_item("token", secret(py, w.token.expose_secret())?)?;
             Some(wd)
         }
         None => None,
@@ -570,11 +570,7 @@ impl Transit {
             py,
             rt,
             async move {
-                let opts = EncryptOptions {
-                    context: context.as_deref(),
-                    associated_data: associated_data.as_deref(),
-                    key_version,
-                };
+                let opts = encrypt_options(context, associated_data, key_version);
                 t.encrypt_with(&key, &pt, &opts).await
             },
             ciphertext,
@@ -597,11 +593,7 @@ impl Transit {
             py,
             rt,
             async move {
-                let opts = EncryptOptions {
-                    context: context.as_deref(),
-                    associated_data: associated_data.as_deref(),
-                    key_version: 0,
-                };
+                let opts = encrypt_options(context, associated_data, 0);
                 t.decrypt_with(&key, &Ciphertext::new(ciphertext), &opts)
                     .await
             },
@@ -1086,4 +1078,20 @@ impl Tokens {
             none,
         )
     }
+}
+
+/// The core's options for one encrypt or decrypt.
+fn encrypt_options(
+    context: Option<Vec<u8>>,
+    associated_data: Option<Vec<u8>>,
+    key_version: u32,
+) -> EncryptOptions {
+    let mut opts = EncryptOptions::new().key_version(key_version);
+    if let Some(c) = context {
+        opts = opts.context(c);
+    }
+    if let Some(a) = associated_data {
+        opts = opts.associated_data(a);
+    }
+    opts
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use secrecy::ExposeSecret;
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
 
 use crate::convert::{data_arg, datetime, duration_arg, secret, timedelta};
+use crate::error::ToPyErr;
 use crate::runtime::{Flavour, Local, block_on};
 
 fn none(py: Python<'_>, _: ()) -> PyResult<Py<PyAny>> {
@@ -226,16 +226,15 @@ fn start_keeper(
     let task = {
         let _entered = rt.enter();
         keeper.spawn()
-    };
+    }
+    .map_err(|e| Python::attach(|py| e.to_py_err(py)))?;
     if let Some(cb) = on_change {
         let mut rx = rx.clone();
-        let rt = rt.clone();
         std::thread::Builder::new()
             .name("strongroom-keeper".into())
             .spawn(move || {
-                // Ends when the keeper stops (its sender is dropped).
-                while rt.block_on(rx.changed()).is_ok() {
-                    let cred = rx.borrow_and_update().clone();
+                // Ends when the keeper stops (its updates end).
+                while let Ok(Some(cred)) = rx.recv_blocking() {
                     Python::attach(|py| {
                         let called = credential(py, &cred).and_then(|c| cb.call1(py, (c,)));
                         if let Err(e) = called {
@@ -251,16 +250,14 @@ fn start_keeper(
             })?;
     }
     Ok(CredentialKeeper {
-        h: Local::new(rt.clone(), (rx, task.abort_handle())),
+        h: Local::new(rt.clone(), (rx, Arc::new(task))),
     })
 }
-
-type Current = watch::Receiver<Arc<strongroom::DbCredential>>;
 
 /// A credential the engine keeps fresh; `stop()` (or leaving a `with` block) ends it.
 #[pyclass(frozen, module = "strongroom")]
 pub(crate) struct CredentialKeeper {
-    h: Local<(Current, tokio::task::AbortHandle)>,
+    h: Local<(strongroom::KeeperUpdates, Arc<strongroom::KeeperTask>)>,
 }
 
 #[pymethods]
@@ -268,7 +265,7 @@ impl CredentialKeeper {
     /// The credential in use now.
     fn current(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (_, (rx, _)) = self.h.get()?;
-        let cred = rx.borrow().clone();
+        let cred = rx.current();
         credential(py, &cred)
     }
 
@@ -284,14 +281,13 @@ impl CredentialKeeper {
         let (rt, (rx, _)) = self.h.get()?;
         let mut mine = rx.clone();
         // Only a replacement after this call counts.
-        mine.mark_unchanged();
+        mine.mark_seen();
         let changed = block_on(py, rt, async move {
             let wait = mine.changed();
-            let got = match timeout {
-                Some(t) => matches!(tokio::time::timeout(t, wait).await, Ok(Ok(()))),
-                None => wait.await.is_ok(),
-            };
-            Ok(got.then(|| mine.borrow_and_update().clone()))
+            Ok(match timeout {
+                Some(t) => tokio::time::timeout(t, wait).await.ok().flatten(),
+                None => wait.await,
+            })
         })?;
         match changed {
             Some(c) => credential(py, &c),
@@ -302,7 +298,7 @@ impl CredentialKeeper {
     /// Stop renewing (the current lease stays until it expires or is revoked).
     fn stop(&self) -> PyResult<()> {
         let (_, (_, task)) = self.h.get()?;
-        task.abort();
+        task.stop();
         Ok(())
     }
 

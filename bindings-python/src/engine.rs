@@ -23,7 +23,7 @@ impl Config {
     #[pyo3(signature = (*, root_token_id=None, kv_v1=false))]
     fn dev(root_token_id: Option<String>, kv_v1: bool) -> Config {
         Config(strongroom::Config::dev_with(strongroom::DevOptions {
-            root_token_id,
+            root_token_id: root_token_id.map(secrecy::SecretString::from),
             kv_v1,
         }))
     }
@@ -162,7 +162,7 @@ impl Strongroom {
     fn dev_root_token(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (_, sr) = self.h.get()?;
         match sr.dev_root_token() {
-            Some(t) => secret(py, t),
+            Some(t) => secret(py, secrecy::ExposeSecret::expose_secret(&t)),
             None => Ok(py.None()),
         }
     }

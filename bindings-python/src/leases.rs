@@ -8,7 +8,6 @@ use std::time::Duration;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
-use tokio::sync::broadcast;
 
 use crate::convert::{datetime, duration_arg, opt_datetime, timedelta};
 use crate::runtime::{Flavour, Local, block_on};
@@ -102,25 +101,25 @@ fn event_py(py: Python<'_>, e: strongroom::LeaseEvent) -> PyResult<Py<PyAny>> {
             expire_time: py.None(),
             error: Some(error),
         },
+        // No lease: the reader fell behind and lost `count` events.
+        E::Missed { count } => LeaseEvent {
+            kind: "missed",
+            lease_id: String::new(),
+            ttl: py.None(),
+            expire_time: py.None(),
+            error: Some(format!("{count} lease events were missed")),
+        },
     };
     Ok(Py::new(py, ev)?.into_any())
 }
 
-type Receiver = Arc<tokio::sync::Mutex<broadcast::Receiver<strongroom::LeaseEvent>>>;
+type Receiver = Arc<tokio::sync::Mutex<strongroom::Subscription>>;
 
-/// The next event; `None` when the engine is gone or `timeout` passed. Events missed because
-/// the reader fell behind are skipped (the core keeps a bounded backlog per subscriber).
+/// The next event; `None` when the engine is gone or `timeout` passed. A reader that fell
+/// behind gets a `missed` event (with the count) before the oldest event kept.
 async fn next_event(rx: Receiver, timeout: Option<Duration>) -> Option<strongroom::LeaseEvent> {
     let mut rx = rx.lock().await;
-    let wait = async {
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some(e),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    };
+    let wait = rx.recv();
     match timeout {
         Some(t) => tokio::time::timeout(t, wait).await.ok().flatten(),
         None => wait.await,

@@ -278,6 +278,12 @@ impl KeeperUpdates {
         self.rx.has_changed().unwrap_or(false)
     }
 
+    /// Mark the current credential seen: only a replacement after this call counts as a change
+    /// (for a subscriber that starts waiting later than it subscribed).
+    pub fn mark_seen(&mut self) {
+        self.rx.mark_unchanged();
+    }
+
     /// Wait for a new credential and mark it seen; `None` when the keeper is gone.
     pub async fn changed(&mut self) -> Option<Arc<DbCredential>> {
         self.rx.changed().await.ok()?;
