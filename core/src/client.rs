@@ -17,11 +17,13 @@ use crate::strongroom::Strongroom;
 mod auth;
 mod database;
 mod leases;
+mod pki;
 mod tokens;
 mod transit;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
 pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
+pub use pki::{CertificateRecord, IssuedCertificate, Pki};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 
@@ -98,6 +100,11 @@ impl Client {
     /// The transit engine mounted at `mount` (`"transit"`).
     pub fn transit(&self, mount: &str) -> Transit {
         Transit::new(self.clone(), mount)
+    }
+
+    /// The PKI engine mounted at `mount` (`"pki"`).
+    pub fn pki(&self, mount: &str) -> Pki {
+        Pki::new(self.clone(), mount)
     }
 
     /// System operations: mounts, tuning, keyring rotation.

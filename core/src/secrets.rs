@@ -75,11 +75,6 @@ pub(crate) trait Engine: Send + Sync + 'static {
         false
     }
 
-    /// This engine as a PKI engine, for the typed API.
-    fn as_pki(&self) -> Option<&pki::engine::Pki> {
-        None
-    }
-
     /// This engine as a transit engine, for the typed API's fast path.
     fn as_transit(&self) -> Option<&transit::engine::Transit> {
         None

@@ -1068,12 +1068,20 @@ impl Strongroom {
         }
         let resp = match mount.engine.handle(&mount.ctx, &inner).await {
             Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::not_found(format!("no value found at `{}`", req.path))),
+            Ok(None) => Err(Error::not_found(format!(
+                "no value found at `{}`",
+                req.path
+            ))),
             Err(e) => Err(e),
         };
         if !self.inner.audit.is_empty() {
             match &resp {
-                Ok(r) => self.inner.audit.log_response(&input.with_response(r)).await?,
+                Ok(r) => {
+                    self.inner
+                        .audit
+                        .log_response(&input.with_response(r))
+                        .await?
+                }
                 Err(e) => self.inner.audit.log_response(&input.with_error(e)).await?,
             }
         }

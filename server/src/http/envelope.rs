@@ -129,7 +129,9 @@ fn raw_body(resp: &Response) -> Option<HttpResponse> {
     let d = resp.data.as_ref()?;
     let ct = d.get("http_content_type")?.as_str()?;
     let body = d.get("http_raw_body")?.as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     let code = d
         .get("http_status_code")
         .and_then(Value::as_u64)
@@ -137,7 +139,8 @@ fn raw_body(resp: &Response) -> Option<HttpResponse> {
         .unwrap_or(200);
     let mut r = HttpResponse::new(Body::from(bytes));
     *r.status_mut() = status(code);
-    let ct = HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let ct =
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     r.headers_mut().insert(CONTENT_TYPE, ct);
     Some(r)
 }

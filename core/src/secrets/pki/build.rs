@@ -17,9 +17,9 @@ use crate::error::{Error, Result};
 
 /// A subject name value: PrintableString when Go would pick it, UTF8String otherwise.
 pub(crate) fn dn_value(s: &str) -> DnValue {
-    let printable = s.chars().all(|c| {
-        c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)
-    });
+    let printable = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c));
     if printable {
         if let Ok(p) = rcgen::string::PrintableString::try_from(s) {
             return DnValue::PrintableString(p);
@@ -70,7 +70,10 @@ impl Subject {
             dn.push(DnType::CommonName, dn_value(&self.common_name));
         }
         if !self.serial_number.is_empty() {
-            dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), dn_value(&self.serial_number));
+            dn.push(
+                DnType::CustomDnType(vec![2, 5, 4, 5]),
+                dn_value(&self.serial_number),
+            );
         }
         dn
     }
@@ -133,16 +136,18 @@ fn aia_extension(urls: &UrlsConfig) -> Option<CustomExtension> {
     const CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
     let der = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            for (oid, list) in [(OCSP, &urls.ocsp_servers), (CA_ISSUERS, &urls.issuing_certificates)] {
+            for (oid, list) in [
+                (OCSP, &urls.ocsp_servers),
+                (CA_ISSUERS, &urls.issuing_certificates),
+            ] {
                 for url in list {
                     w.next().write_sequence(|w| {
                         w.next()
                             .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
                         // GeneralName uniformResourceIdentifier [6] IA5String, implicit.
-                        w.next()
-                            .write_tagged_implicit(yasna::Tag::context(6), |w| {
-                                w.write_ia5_string(url)
-                            });
+                        w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
+                            w.write_ia5_string(url)
+                        });
                     });
                 }
             }
@@ -165,7 +170,9 @@ impl Template {
         p.is_ca = match self.ca {
             None => IsCa::NoCa,
             Some(n) if n < 0 => IsCa::Ca(BasicConstraints::Unconstrained),
-            Some(n) => IsCa::Ca(BasicConstraints::Constrained(u8::try_from(n).unwrap_or(u8::MAX))),
+            Some(n) => IsCa::Ca(BasicConstraints::Constrained(
+                u8::try_from(n).unwrap_or(u8::MAX),
+            )),
         };
         p.key_usages = self.key_usage.clone();
         p.extended_key_usages = self.ext_key_usage.clone();
@@ -175,6 +182,15 @@ impl Template {
             p.crl_distribution_points = vec![CrlDistributionPoint {
                 uris: self.urls.crl_distribution_points.clone(),
             }];
+        }
+        if self.ca.is_none() {
+            // rcgen writes the subject key identifier for CAs only; OpenBao's leaves carry
+            // one too (an OCTET STRING of the SHA-1 key id).
+            let id = crypto::key_id(subject_public_key);
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[2, 5, 29, 14],
+                yasna::construct_der(|w| w.write_bytes(&id)),
+            ));
         }
         if let Some(ext) = aia_extension(&self.urls) {
             p.custom_extensions.push(ext);
@@ -237,9 +253,8 @@ pub(crate) fn parse_csr(pem_text: &str) -> Result<ParsedCsr> {
         }
         _ => return Err(Error::invalid_input("csr contains no data")),
     };
-    let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|_| {
-        Error::invalid_input("certificate request could not be parsed: malformed")
-    })?;
+    let (_, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|_| Error::invalid_input("certificate request could not be parsed: malformed"))?;
     csr.verify_signature().map_err(|_| {
         Error::invalid_input("request signature invalid: x509: ECDSA verification failure")
     })?;

@@ -61,7 +61,11 @@ impl CrlCache {
             return Ok(());
         }
         let mut revoked: HashMap<String, Vec<RevokedCertParams>> = HashMap::new();
-        for k in ctx.storage.list(store::REVOKED_PREFIX, &Page::all()).await? {
+        for k in ctx
+            .storage
+            .list(store::REVOKED_PREFIX, &Page::all())
+            .await?
+        {
             if let Some(e) =
                 store::get::<RevokedEntry>(ctx, &format!("{}{k}", store::REVOKED_PREFIX)).await?
             {
@@ -114,14 +118,6 @@ impl CrlCache {
         Ok(())
     }
 
-    /// How many revoked entries the cache holds (all issuers).
-    #[cfg(any(test, feature = "bench-internals"))]
-    pub(crate) fn len(&self) -> usize {
-        self.lock()
-            .map(|s| s.revoked.values().map(Vec::len).sum())
-            .unwrap_or(0)
-    }
-
     /// The issuer's CRL: cached, or re-signed from the in-memory list.
     pub(crate) async fn current(
         &self,
@@ -145,7 +141,11 @@ impl CrlCache {
         let number_path = format!("{}{id}", store::CRL_PREFIX);
         let number: u64 = store::get::<u64>(ctx, &number_path).await?.unwrap_or(0) + 1;
         store::put(ctx, &number_path, &number).await?;
-        let now = ctx.clock.now().replace_nanosecond(0).unwrap_or(ctx.clock.now());
+        let now = ctx
+            .clock
+            .now()
+            .replace_nanosecond(0)
+            .unwrap_or(ctx.clock.now());
         let params = CertificateRevocationListParams {
             this_update: now,
             next_update: now + CRL_LIFETIME,

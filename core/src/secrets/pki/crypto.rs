@@ -46,9 +46,7 @@ impl KeyKind {
                 ))),
             },
             "ed25519" => Ok(KeyKind::Ed25519),
-            other => Err(Error::invalid_input(format!(
-                "unknown key type: {other}"
-            ))),
+            other => Err(Error::invalid_input(format!("unknown key type: {other}"))),
         }
     }
 
@@ -167,7 +165,7 @@ impl PrivateKey {
             KeyKind::Ec(521) if pair.algorithm() != &PKCS_ECDSA_P521_SHA512 => {
                 let pem = Zeroizing::new(pair.serialize_pem());
                 KeyPair::from_pem_and_sign_algo(&pem, &PKCS_ECDSA_P521_SHA512)
-                .map_err(|_| Error::invalid_input("unable to parse private key"))?
+                    .map_err(|_| Error::invalid_input("unable to parse private key"))?
             }
             _ => pair,
         };
@@ -274,25 +272,20 @@ pub(crate) fn serial_bytes(colons: &str) -> Vec<u8> {
 /// The subject key identifier OpenBao (Go) puts in certificates: SHA-1 of the public key's
 /// bit string.
 pub(crate) fn key_id(public_key_raw: &[u8]) -> Vec<u8> {
-    aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        public_key_raw,
-    )
-    .as_ref()
-    .to_vec()
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, public_key_raw)
+        .as_ref()
+        .to_vec()
 }
 
 /// What the engine reads back from a certificate.
 #[derive(Debug, Clone)]
 pub(crate) struct CertInfo {
     pub serial: String,
-    pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
     pub subject_der: Vec<u8>,
     pub issuer_der: Vec<u8>,
     pub spki_der: Vec<u8>,
-    pub common_name: String,
 }
 
 /// Parse a DER certificate.
@@ -301,22 +294,13 @@ pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo> {
     let (_, c) = X509Certificate::from_der(der)
         .map_err(|_| Error::invalid_input("unable to parse certificate"))?;
     let tbs = &c.tbs_certificate;
-    let common_name = tbs
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or("")
-        .to_string();
     Ok(CertInfo {
         serial: serial_colons(tbs.raw_serial()),
-        not_before: tbs.validity.not_before.to_datetime(),
         not_after: tbs.validity.not_after.to_datetime(),
         is_ca: c.is_ca(),
         subject_der: tbs.subject.as_raw().to_vec(),
         issuer_der: tbs.issuer.as_raw().to_vec(),
         spki_der: tbs.subject_pki.raw.to_vec(),
-        common_name,
     })
 }
 
@@ -345,7 +329,10 @@ mod tests {
 
     #[test]
     fn key_kinds_follow_openbao() {
-        assert_eq!(KeyKind::from_request("rsa", 0).ok(), Some(KeyKind::Rsa(2048)));
+        assert_eq!(
+            KeyKind::from_request("rsa", 0).ok(),
+            Some(KeyKind::Rsa(2048))
+        );
         assert_eq!(KeyKind::from_request("ec", 0).ok(), Some(KeyKind::Ec(256)));
         assert!(KeyKind::from_request("ec", 255).is_err());
         assert!(KeyKind::from_request("dsa", 0).is_err());

@@ -22,7 +22,9 @@ use super::crl::CrlCache;
 use super::crypto::{self, KeyKind, PrivateKey};
 use super::fields;
 use super::role::{self, Role};
-use super::store::{self, CertEntry, DefaultConfig, IssuerEntry, KeyEntry, RevokedEntry, UrlsConfig};
+use super::store::{
+    self, CertEntry, DefaultConfig, IssuerEntry, KeyEntry, RevokedEntry, UrlsConfig,
+};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::request::{Data, LeaseInfo, Operation, Request, Response};
@@ -47,11 +49,14 @@ pub(crate) struct LoadedIssuer {
     pub kind: Option<KeyKind>,
 }
 
+/// Every issuer of a mount by id.
+type IssuerMap = Arc<HashMap<String, Arc<LoadedIssuer>>>;
+
 /// One PKI mount.
 #[derive(Default)]
 pub(crate) struct Pki {
     write: tokio::sync::Mutex<()>,
-    issuers: RwLock<Option<Arc<HashMap<String, Arc<LoadedIssuer>>>>>,
+    issuers: RwLock<Option<IssuerMap>>,
     roles: RwLock<HashMap<String, Arc<Role>>>,
     pub(crate) crl: CrlCache,
 }
@@ -59,6 +64,19 @@ pub(crate) struct Pki {
 /// A new PKI engine.
 pub(crate) fn new() -> Arc<dyn Engine> {
     Arc::new(Pki::default())
+}
+
+/// OpenBao's `1 error occurred:` wrapping for errors its framework returns as 500s.
+fn multierror(msg: &str) -> Error {
+    Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
+}
+
+/// The issuer lookup as `issue`, `sign` and `sign-intermediate` report it (500, as OpenBao).
+fn ca_fetch_error(e: &Error) -> Error {
+    multierror(&format!(
+        "could not fetch the CA certificate (was one set?): {}",
+        e.message()
+    ))
 }
 
 fn raw_response(content_type: &str, body: &[u8]) -> Response {
@@ -81,6 +99,61 @@ fn list_response(keys: Vec<String>) -> Option<Response> {
         return None;
     }
     data(json!({ "keys": keys }))
+}
+
+/// OpenBao's `format`: `pem` (default), `der` (base64 DER in place of each PEM) or
+/// `pem_bundle` (the certificate field carries the key, the certificate and its issuer).
+fn apply_format(d: &Data, out: &mut Value) -> Result<()> {
+    let format = fields::str_or_empty(d, "format")?;
+    match format.as_str() {
+        "" | "pem" => Ok(()),
+        "der" => {
+            let to_der = |v: &Value| -> Value {
+                v.as_str()
+                    .and_then(|p| ::pem::parse(p).ok())
+                    .map(|p| json!(B64.encode(p.contents())))
+                    .unwrap_or(Value::Null)
+            };
+            for k in ["certificate", "issuing_ca", "private_key"] {
+                if let Some(v) = out.get(k).cloned() {
+                    set(out, k, to_der(&v));
+                }
+            }
+            if let Some(Value::Array(chain)) = out.get("ca_chain").cloned() {
+                set(
+                    out,
+                    "ca_chain",
+                    Value::Array(chain.iter().map(to_der).collect()),
+                );
+            }
+            Ok(())
+        }
+        "pem_bundle" => {
+            let s = |k: &str| out.get(k).and_then(Value::as_str).map(str::to_string);
+            let mut parts: Vec<String> = Vec::new();
+            if let Some(k) = s("private_key") {
+                parts.push(k);
+            }
+            if let Some(c) = s("certificate") {
+                parts.push(c);
+            }
+            if let Some(i) = s("issuing_ca") {
+                parts.push(i);
+            }
+            set(out, "certificate", json!(parts.join("\n")));
+            Ok(())
+        }
+        other => Err(Error::invalid_input(format!(
+            "unknown format for the certificate: {other}"
+        ))),
+    }
+}
+
+/// Set `key` on a JSON object (no-op on anything else).
+fn set(out: &mut Value, key: &str, v: Value) {
+    if let Value::Object(m) = out {
+        m.insert(key.to_string(), v);
+    }
 }
 
 fn pem_cert(der: &[u8]) -> String {
@@ -200,10 +273,7 @@ fn parse_oid(s: &str) -> Result<Vec<u64>> {
 
 impl Pki {
     /// Every issuer of the mount, decoded (from memory after the first call).
-    pub(crate) async fn issuers(
-        &self,
-        ctx: &EngineContext,
-    ) -> Result<Arc<HashMap<String, Arc<LoadedIssuer>>>> {
+    pub(crate) async fn issuers(&self, ctx: &EngineContext) -> Result<IssuerMap> {
         if let Some(m) = self.issuers.read().or_else(crate::util::unpoison)?.as_ref() {
             return Ok(m.clone());
         }
@@ -265,7 +335,9 @@ impl Pki {
     ) -> Result<Arc<LoadedIssuer>> {
         let all = self.issuers(ctx).await?;
         let id = if reference == "default" || reference.is_empty() {
-            let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG).await?.unwrap_or_default();
+            let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+                .await?
+                .unwrap_or_default();
             if cfg.default.is_empty() {
                 return Err(Error::invalid_input(
                     "no default issuer currently configured",
@@ -285,7 +357,9 @@ impl Pki {
                 })?
         };
         all.get(&id).cloned().ok_or_else(|| {
-            Error::invalid_input(format!("unable to find PKI issuer for reference: {reference}"))
+            Error::invalid_input(format!(
+                "unable to find PKI issuer for reference: {reference}"
+            ))
         })
     }
 
@@ -296,9 +370,9 @@ impl Pki {
         let mut guard = 0;
         while cur.info.issuer_der != cur.info.subject_der && guard < 16 {
             guard += 1;
-            let parent = all.values().find(|p| {
-                p.info.subject_der == cur.info.issuer_der && p.entry.id != cur.entry.id
-            });
+            let parent = all
+                .values()
+                .find(|p| p.info.subject_der == cur.info.issuer_der && p.entry.id != cur.entry.id);
             match parent {
                 Some(p) => {
                     out.push(p.entry.certificate.clone());
@@ -307,7 +381,15 @@ impl Pki {
                 None => break,
             }
         }
-        out.extend(issuer.entry.chain.iter().filter(|c| !out.contains(c)).cloned().collect::<Vec<_>>());
+        out.extend(
+            issuer
+                .entry
+                .chain
+                .iter()
+                .filter(|c| !out.contains(c))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         out
     }
 
@@ -328,7 +410,9 @@ impl Pki {
     }
 
     async fn urls(ctx: &EngineContext) -> Result<UrlsConfig> {
-        Ok(store::get(ctx, store::URLS_CONFIG).await?.unwrap_or_default())
+        Ok(store::get(ctx, store::URLS_CONFIG)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Store a new key; returns its id.
@@ -342,7 +426,9 @@ impl Pki {
             private_key: key.pkcs8_pem().to_string(),
         };
         store::put(ctx, &format!("{}{id}", store::KEY_PREFIX), &entry).await?;
-        let mut cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG).await?.unwrap_or_default();
+        let mut cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG)
+            .await?
+            .unwrap_or_default();
         if cfg.default.is_empty() {
             cfg.default = id.clone();
             store::put(ctx, store::KEYS_CONFIG, &cfg).await?;
@@ -353,7 +439,9 @@ impl Pki {
     /// Store a new issuer; the first becomes the default.
     async fn save_issuer(&self, ctx: &EngineContext, entry: &IssuerEntry) -> Result<()> {
         store::put(ctx, &format!("{}{}", store::ISSUER_PREFIX, entry.id), entry).await?;
-        let mut cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG).await?.unwrap_or_default();
+        let mut cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+            .await?
+            .unwrap_or_default();
         let all = self.issuers(ctx).await?;
         if cfg.default.is_empty() || !all.contains_key(&cfg.default) && cfg.default != entry.id {
             cfg.default = entry.id.clone();
@@ -367,12 +455,15 @@ impl Pki {
             return Ok(());
         }
         if name == "default" || !crate::util::names::is_generic_name(name) {
-            return Err(Error::invalid_input(format!(
-                "issuer name contained invalid characters"
-            )));
+            return Err(Error::invalid_input(
+                "issuer name contained invalid characters",
+            ));
         }
         let all = self.issuers(ctx).await?;
-        if all.values().any(|i| i.entry.name == name && i.entry.id != except) {
+        if all
+            .values()
+            .any(|i| i.entry.name == name && i.entry.id != except)
+        {
             return Err(Error::invalid_input("issuer name already in use"));
         }
         Ok(())
@@ -439,7 +530,8 @@ impl Pki {
             manual_chain: None,
         };
         self.save_issuer(ctx, &entry).await?;
-        self.store_cert(ctx, &serial_s, &der, &entry.id, unix(not_after)).await?;
+        self.store_cert(ctx, &serial_s, &der, &entry.id, unix(not_after))
+            .await?;
         let mut out = json!({
             "certificate": pem,
             "expiration": unix(not_after),
@@ -452,8 +544,8 @@ impl Pki {
         });
         if exported {
             let (pk, pk_type) = key.export_pem()?;
-            out["private_key"] = json!(pk.as_str());
-            out["private_key_type"] = json!(pk_type);
+            set(&mut out, "private_key", json!(pk.as_str()));
+            set(&mut out, "private_key_type", json!(pk_type));
         }
         if urls.issuing_certificates.is_empty() && urls.ocsp_servers.is_empty() {
             warnings.push(AIA_WARNING.to_string());
@@ -481,14 +573,16 @@ impl Pki {
             Some(r) if r.ttl > 0 => r.ttl,
             _ => secs(ctx.default_lease_ttl),
         };
-        let requested = fields::duration_secs(d, "ttl")?.map(check_ttl).transpose()?;
+        let requested = fields::duration_secs(d, "ttl")?
+            .map(check_ttl)
+            .transpose()?;
         let not_after_req = fields::str_or_empty(d, "not_after")?;
-        let mut ttl = requested.filter(|t| *t > 0).unwrap_or(default.min(max.max(1)));
+        let mut ttl = requested
+            .filter(|t| *t > 0)
+            .unwrap_or(default.min(max.max(1)));
         if !not_after_req.is_empty() {
             let t = crate::clock::parse_rfc3339(&not_after_req).ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "cannot parse not_after timestamp: {not_after_req}"
-                ))
+                Error::invalid_input(format!("cannot parse not_after timestamp: {not_after_req}"))
             })?;
             ttl = u64::try_from((t - now).whole_seconds()).unwrap_or(0);
         }
@@ -507,7 +601,10 @@ impl Pki {
         };
         let not_before = now - time::Duration::seconds(i64::try_from(nbd).unwrap_or(30));
         let not_after = now + time::Duration::seconds(i64::try_from(ttl).unwrap_or(0));
-        Ok((not_before.replace_nanosecond(0).unwrap_or(not_before), not_after.replace_nanosecond(0).unwrap_or(not_after)))
+        Ok((
+            not_before.replace_nanosecond(0).unwrap_or(not_before),
+            not_after.replace_nanosecond(0).unwrap_or(not_after),
+        ))
     }
 
     async fn store_cert(
@@ -523,7 +620,12 @@ impl Pki {
             issuer_id: issuer_id.to_string(),
             not_after,
         };
-        store::put(ctx, &format!("{}{}", store::CERT_PREFIX, store::serial_key(serial)), &entry).await
+        store::put(
+            ctx,
+            &format!("{}{}", store::CERT_PREFIX, store::serial_key(serial)),
+            &entry,
+        )
+        .await
     }
 
     /// `intermediate/generate/:type`.
@@ -559,8 +661,8 @@ impl Pki {
         let mut out = json!({ "csr": csr, "key_id": key_id });
         if exported {
             let (pk, pk_type) = key.export_pem()?;
-            out["private_key"] = json!(pk.as_str());
-            out["private_key_type"] = json!(pk_type);
+            set(&mut out, "private_key", json!(pk.as_str()));
+            set(&mut out, "private_key_type", json!(pk_type));
         }
         Ok(data(out))
     }
@@ -573,9 +675,14 @@ impl Pki {
         issuer_ref: &str,
     ) -> Result<Option<Response>> {
         let d = &req.data;
+        // Refused before anything is signed or stored.
+        apply_format(d, &mut json!({}))?;
         let csr_pem = fields::str_or_empty(d, "csr")?;
         let csr = build::parse_csr(&csr_pem)?;
-        let issuer = self.resolve_issuer(ctx, issuer_ref).await?;
+        let issuer = self
+            .resolve_issuer(ctx, issuer_ref)
+            .await
+            .map_err(|e| ca_fetch_error(&e))?;
         let signer = issuer
             .signer
             .as_ref()
@@ -611,20 +718,22 @@ impl Pki {
         };
         let der = t.signed_by(&spki, signer)?;
         let serial_s = crypto::serial_colons(&serial);
-        self.store_cert(ctx, &serial_s, &der, &issuer.entry.id, unix(not_after)).await?;
+        self.store_cert(ctx, &serial_s, &der, &issuer.entry.id, unix(not_after))
+            .await?;
         let all = self.issuers(ctx).await?;
         let chain = Self::chain(&all, &issuer);
         let pem = pem_cert(&der);
         let mut full_chain = vec![pem.clone()];
         full_chain.extend(chain.iter().cloned());
-        let mut resp = data(json!({
+        let mut out = json!({
             "certificate": pem,
             "issuing_ca": issuer.entry.certificate,
             "ca_chain": full_chain,
             "serial_number": serial_s,
             "expiration": unix(not_after),
-        }))
-        .unwrap_or_default();
+        });
+        apply_format(d, &mut out)?;
+        let mut resp = data(out).unwrap_or_default();
         resp.warnings = warnings;
         Ok(Some(resp))
     }
@@ -647,7 +756,8 @@ impl Pki {
             "permit" => Ok(()),
             _ => Err(Error::invalid_input(format!(
                 "cannot satisfy request, as TTL would result in notAfter of {} that is beyond the expiration of the CA certificate at {}",
-                rfc3339(*not_after), rfc3339(issuer.info.not_after)
+                rfc3339(*not_after),
+                rfc3339(issuer.info.not_after)
             ))),
         }
     }
@@ -721,16 +831,18 @@ impl Pki {
                 "unable to import bundle: no CA certificates found",
             ));
         }
+        // Go's nil slices: an empty list is `null`.
+        let list = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
         let mut resp = data(json!({
-            "existing_issuers": existing,
-            "existing_keys": Vec::<String>::new(),
-            "imported_issuers": imported,
-            "imported_keys": imported_keys,
+            "existing_issuers": list(&existing),
+            "existing_keys": Value::Null,
+            "imported_issuers": list(&imported),
+            "imported_keys": list(&imported_keys),
             "mapping": mapping,
         }))
         .unwrap_or_default();
         let urls = Self::urls(ctx).await?;
-        if urls.issuing_certificates.is_empty() && urls.ocsp_servers.is_empty() && !imported.is_empty() {
+        if urls.issuing_certificates.is_empty() && urls.ocsp_servers.is_empty() {
             resp.warnings.push(AIA_WARNING.into());
         }
         Ok(Some(resp))
@@ -742,7 +854,9 @@ impl Pki {
 
     async fn key_for_public(&self, ctx: &EngineContext, public: &[u8]) -> Result<Option<String>> {
         for id in ctx.storage.list(store::KEY_PREFIX, &Page::all()).await? {
-            if let Some(k) = store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await? {
+            if let Some(k) =
+                store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await?
+            {
                 if let Ok(pk) = PrivateKey::from_pem(&k.private_key) {
                     if pk.pair.public_key_raw() == public {
                         return Ok(Some(id));
@@ -763,6 +877,7 @@ impl Pki {
         issuer_override: Option<&str>,
     ) -> Result<Option<Response>> {
         let d = &req.data;
+        apply_format(d, &mut json!({}))?;
         let role = self
             .role(ctx, role_name)
             .await?
@@ -810,7 +925,11 @@ impl Pki {
         if !sans.ips.is_empty() && !role.allow_ip_sans {
             return Err(Error::invalid_input(format!(
                 "IP Subject Alternative Names are not allowed in this role, but was provided {}",
-                sans.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                sans.ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         for u in &sans.uris {
@@ -821,15 +940,22 @@ impl Pki {
             }
         }
         let issuer_ref = issuer_override.unwrap_or(&role.issuer_ref);
-        let issuer = self.resolve_issuer(ctx, issuer_ref).await?;
-        let signer = issuer.signer.as_ref().ok_or_else(|| {
-            Error::invalid_input("issuer has no key to sign with")
-        })?;
+        let issuer = self
+            .resolve_issuer(ctx, issuer_ref)
+            .await
+            .map_err(|e| ca_fetch_error(&e))?;
+        let signer = issuer
+            .signer
+            .as_ref()
+            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
         let mut warnings = Vec::new();
         let (not_before, mut not_after) = self.validity(ctx, d, Some(&role), &mut warnings, 30)?;
         self.leaf_bound(&issuer, &mut not_after, &mut warnings)?;
-        let mut key_usage: Vec<KeyUsagePurpose> =
-            role.key_usage.iter().filter_map(|k| key_usage_of(k)).collect();
+        let mut key_usage: Vec<KeyUsagePurpose> = role
+            .key_usage
+            .iter()
+            .filter_map(|k| key_usage_of(k))
+            .collect();
         let mut eku = Vec::new();
         if role.server_flag {
             eku.push(ExtendedKeyUsagePurpose::ServerAuth);
@@ -888,11 +1014,9 @@ impl Pki {
                 t.signed_by(&spki, signer)?
             }
             None => {
+                // The role's key usages as they are, KeyEncipherment included for EC keys
+                // (OpenBao 2.7 keeps it).
                 let key = PrivateKey::generate(role.key_kind()?)?;
-                // Go drops KeyEncipherment for non-RSA keys.
-                if !matches!(key.kind, KeyKind::Rsa(_)) {
-                    key_usage.retain(|k| *k != KeyUsagePurpose::KeyEncipherment);
-                }
                 let t = Template {
                     subject,
                     sans,
@@ -911,7 +1035,8 @@ impl Pki {
         };
         let serial_s = crypto::serial_colons(&serial);
         if !role.no_store {
-            self.store_cert(ctx, &serial_s, &der, &issuer.entry.id, unix(not_after)).await?;
+            self.store_cert(ctx, &serial_s, &der, &issuer.entry.id, unix(not_after))
+                .await?;
         }
         let all = self.issuers(ctx).await?;
         let chain = Self::chain(&all, &issuer);
@@ -926,9 +1051,10 @@ impl Pki {
         });
         if let Some(k) = &private {
             let (pk, pk_type) = k.export_pem()?;
-            out["private_key"] = json!(pk.as_str());
-            out["private_key_type"] = json!(pk_type);
+            set(&mut out, "private_key", json!(pk.as_str()));
+            set(&mut out, "private_key_type", json!(pk_type));
         }
+        apply_format(d, &mut out)?;
         let mut resp = data(out).unwrap_or_default();
         resp.warnings = warnings;
         if role.generate_lease {
@@ -1083,9 +1209,13 @@ impl Pki {
             "crl" | "delta-crl" => {
                 let (der, pem) = self.current_crl(ctx).await?;
                 return match fmt {
-                    None => Ok(data(json!({ "certificate": pem.as_str(), "revocation_time": 0, "revocation_time_rfc3339": "" }))),
+                    None => Ok(data(
+                        json!({ "certificate": pem.as_str(), "revocation_time": 0, "revocation_time_rfc3339": "" }),
+                    )),
                     Some("raw") => Ok(Some(raw_response("application/pkix-crl", &der))),
-                    Some("raw/pem") => Ok(Some(raw_response("application/x-pem-file", pem.as_bytes()))),
+                    Some("raw/pem") => {
+                        Ok(Some(raw_response("application/x-pem-file", pem.as_bytes())))
+                    }
                     Some(_) => Err(Error::unsupported_path(rest)),
                 };
             }
@@ -1095,7 +1225,8 @@ impl Pki {
             return Ok(None);
         };
         let key = store::serial_key(&serial);
-        let Some(cert) = store::get::<CertEntry>(ctx, &format!("{}{key}", store::CERT_PREFIX)).await?
+        let Some(cert) =
+            store::get::<CertEntry>(ctx, &format!("{}{key}", store::CERT_PREFIX)).await?
         else {
             return Ok(None);
         };
@@ -1109,13 +1240,17 @@ impl Pki {
                 let mut out = json!({ "certificate": pem_cert(&der) });
                 match revoked {
                     Some(r) => {
-                        out["issuer_id"] = json!(r.issuer_id);
-                        out["revocation_time"] = json!(r.revocation_time);
-                        out["revocation_time_rfc3339"] = json!(r.revocation_time_rfc3339);
+                        set(&mut out, "issuer_id", json!(r.issuer_id));
+                        set(&mut out, "revocation_time", json!(r.revocation_time));
+                        set(
+                            &mut out,
+                            "revocation_time_rfc3339",
+                            json!(r.revocation_time_rfc3339),
+                        );
                     }
                     None => {
-                        out["revocation_time"] = json!(0);
-                        out["revocation_time_rfc3339"] = json!("");
+                        set(&mut out, "revocation_time", json!(0));
+                        set(&mut out, "revocation_time_rfc3339", json!(""));
                     }
                 }
                 Ok(data(out))
@@ -1130,7 +1265,10 @@ impl Pki {
     }
 
     /// The default issuer's CRL (DER, PEM), from cache or rebuilt.
-    pub(crate) async fn current_crl(&self, ctx: &EngineContext) -> Result<(Arc<Vec<u8>>, Arc<String>)> {
+    pub(crate) async fn current_crl(
+        &self,
+        ctx: &EngineContext,
+    ) -> Result<(Arc<Vec<u8>>, Arc<String>)> {
         let issuer = self.resolve_issuer(ctx, "default").await?;
         self.crl_for(ctx, &issuer).await
     }
@@ -1160,14 +1298,19 @@ impl Pki {
             _ => {
                 let all = self.issuers(ctx).await?;
                 let chain = Self::chain(&all, &issuer).join("\n");
-                Ok(Some(raw_response("application/pkix-cert", chain.as_bytes())))
+                Ok(Some(raw_response(
+                    "application/pkix-cert",
+                    chain.as_bytes(),
+                )))
             }
         }
     }
 
     async fn list_certs(&self, ctx: &EngineContext, prefix: &str) -> Result<Option<Response>> {
         let keys = ctx.storage.list(prefix, &Page::all()).await?;
-        Ok(list_response(keys.into_iter().map(|k| k.replace('-', ":")).collect()))
+        Ok(list_response(
+            keys.into_iter().map(|k| k.replace('-', ":")).collect(),
+        ))
     }
 
     fn issuer_data(all: &HashMap<String, Arc<LoadedIssuer>>, i: &LoadedIssuer) -> Data {
@@ -1194,7 +1337,12 @@ impl Pki {
         }
     }
 
-    async fn issuer_path(&self, ctx: &EngineContext, req: &Request, rest: &str) -> Result<Option<Response>> {
+    async fn issuer_path(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+        rest: &str,
+    ) -> Result<Option<Response>> {
         let (reference, tail) = match rest.split_once('/') {
             Some((r, t)) => (r, Some(t)),
             None => (rest, None),
@@ -1203,27 +1351,41 @@ impl Pki {
         let write = matches!(op, Operation::Create | Operation::Update | Operation::Patch);
         match tail {
             Some(t) if t.starts_with("issue/") && write => {
-                return self.issue(ctx, req, t.trim_start_matches("issue/"), false, Some(reference)).await;
+                return self
+                    .issue(
+                        ctx,
+                        req,
+                        t.trim_start_matches("issue/"),
+                        false,
+                        Some(reference),
+                    )
+                    .await;
             }
             Some(t) if t.starts_with("sign/") && write => {
-                return self.issue(ctx, req, t.trim_start_matches("sign/"), true, Some(reference)).await;
+                return self
+                    .issue(
+                        ctx,
+                        req,
+                        t.trim_start_matches("sign/"),
+                        true,
+                        Some(reference),
+                    )
+                    .await;
             }
             Some("sign-intermediate") if write => {
                 return self.sign_intermediate(ctx, req, reference).await;
             }
             _ => {}
         }
-        let issuer = match self.resolve_issuer(ctx, reference).await {
-            Ok(i) => i,
-            Err(e) if op == Operation::Read => {
-                let _ = e;
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
+        let issuer = self
+            .resolve_issuer(ctx, reference)
+            .await
+            .map_err(|e| multierror(e.message()))?;
         let all = self.issuers(ctx).await?;
         match (tail, op) {
-            (None, Operation::Read) => Ok(Some(Response::with_data(Self::issuer_data(&all, &issuer)))),
+            (None, Operation::Read) => {
+                Ok(Some(Response::with_data(Self::issuer_data(&all, &issuer))))
+            }
             (Some("json"), Operation::Read) => {
                 let chain = Self::chain(&all, &issuer);
                 data(json!({
@@ -1239,7 +1401,9 @@ impl Pki {
                 "application/pem-certificate-chain",
                 issuer.entry.certificate.as_bytes(),
             ))),
-            (Some("der"), Operation::Read) => Ok(Some(raw_response("application/pkix-cert", &issuer.der))),
+            (Some("der"), Operation::Read) => {
+                Ok(Some(raw_response("application/pkix-cert", &issuer.der)))
+            }
             (Some("crl" | "crl/der"), Operation::Read) => {
                 let (der, _) = self.crl_for(ctx, &issuer).await?;
                 Ok(Some(raw_response("application/pkix-crl", &der)))
@@ -1258,25 +1422,37 @@ impl Pki {
                 }
                 if let Some(b) = fields::string(d, "leaf_not_after_behavior")? {
                     if !matches!(b.as_str(), "err" | "truncate" | "permit") {
-                        return Err(Error::invalid_input(format!(
-                            "Unknown value for field `leaf_not_after_behavior`. Possible values are `err`, `truncate`, and `permit`."
-                        )));
+                        return Err(Error::invalid_input(
+                            "Unknown value for field `leaf_not_after_behavior`. Possible values are `err`, `truncate`, and `permit`.",
+                        ));
                     }
                     entry.leaf_not_after_behavior = b;
                 }
                 if let Some(u) = fields::string_list(d, "usage")? {
                     entry.usage = Some(u.join(","));
                 }
-                store::put(ctx, &format!("{}{}", store::ISSUER_PREFIX, entry.id), &entry).await?;
+                store::put(
+                    ctx,
+                    &format!("{}{}", store::ISSUER_PREFIX, entry.id),
+                    &entry,
+                )
+                .await?;
                 self.forget_issuers()?;
                 let all = self.issuers(ctx).await?;
-                let i = all.get(&entry.id).cloned().ok_or_else(|| Error::internal("issuer vanished"))?;
+                let i = all
+                    .get(&entry.id)
+                    .cloned()
+                    .ok_or_else(|| Error::internal("issuer vanished"))?;
                 Ok(Some(Response::with_data(Self::issuer_data(&all, &i))))
             }
             (None, Operation::Delete) => {
                 let _w = self.write.lock().await;
-                ctx.storage.delete(&format!("{}{}", store::ISSUER_PREFIX, issuer.entry.id)).await?;
-                let mut cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG).await?.unwrap_or_default();
+                ctx.storage
+                    .delete(&format!("{}{}", store::ISSUER_PREFIX, issuer.entry.id))
+                    .await?;
+                let mut cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+                    .await?
+                    .unwrap_or_default();
                 if cfg.default == issuer.entry.id {
                     cfg.default = String::new();
                     store::put(ctx, store::ISSUERS_CONFIG, &cfg).await?;
@@ -1290,7 +1466,9 @@ impl Pki {
 
     async fn list_issuers(&self, ctx: &EngineContext) -> Result<Option<Response>> {
         let all = self.issuers(ctx).await?;
-        let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG).await?.unwrap_or_default();
+        let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+            .await?
+            .unwrap_or_default();
         let mut keys: Vec<&String> = all.keys().collect();
         keys.sort();
         let mut info = serde_json::Map::new();
@@ -1315,11 +1493,18 @@ impl Pki {
 
     async fn list_keys(&self, ctx: &EngineContext) -> Result<Option<Response>> {
         let ids = ctx.storage.list(store::KEY_PREFIX, &Page::all()).await?;
-        let cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG).await?.unwrap_or_default();
+        let cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG)
+            .await?
+            .unwrap_or_default();
         let mut info = serde_json::Map::new();
         for id in &ids {
-            if let Some(k) = store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await? {
-                info.insert(id.clone(), json!({ "is_default": cfg.default == *id, "key_name": k.name }));
+            if let Some(k) =
+                store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await?
+            {
+                info.insert(
+                    id.clone(),
+                    json!({ "is_default": cfg.default == *id, "key_name": k.name }),
+                );
             }
         }
         if ids.is_empty() {
@@ -1330,12 +1515,19 @@ impl Pki {
 
     async fn key_read(&self, ctx: &EngineContext, reference: &str) -> Result<Option<Response>> {
         let ids = ctx.storage.list(store::KEY_PREFIX, &Page::all()).await?;
-        let cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG).await?.unwrap_or_default();
+        let cfg: DefaultConfig = store::get(ctx, store::KEYS_CONFIG)
+            .await?
+            .unwrap_or_default();
         for id in ids {
-            let Some(k) = store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await? else {
+            let Some(k) =
+                store::get::<KeyEntry>(ctx, &format!("{}{id}", store::KEY_PREFIX)).await?
+            else {
                 continue;
             };
-            if k.id == reference || (!k.name.is_empty() && k.name == reference) || (reference == "default" && cfg.default == k.id) {
+            if k.id == reference
+                || (!k.name.is_empty() && k.name == reference)
+                || (reference == "default" && cfg.default == k.id)
+            {
                 return Ok(data(json!({
                     "key_id": k.id,
                     "key_name": k.name,
@@ -1354,15 +1546,24 @@ impl Pki {
         let key = PrivateKey::from_pem(&text)?;
         let _w = self.write.lock().await;
         if let Some(id) = self.existing_key(ctx, &key).await? {
-            return Ok(data(json!({ "key_id": id, "key_name": name, "key_type": key.kind.type_name() })));
+            return Ok(data(
+                json!({ "key_id": id, "key_name": name, "key_type": key.kind.type_name() }),
+            ));
         }
         let id = self.save_key(ctx, &key, &name).await?;
         // An issuer imported earlier without its key now gets it.
         self.forget_issuers()?;
-        Ok(data(json!({ "key_id": id, "key_name": name, "key_type": key.kind.type_name() })))
+        Ok(data(
+            json!({ "key_id": id, "key_name": name, "key_type": key.kind.type_name() }),
+        ))
     }
 
-    async fn generate_key(&self, ctx: &EngineContext, req: &Request, kind_path: &str) -> Result<Option<Response>> {
+    async fn generate_key(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+        kind_path: &str,
+    ) -> Result<Option<Response>> {
         let exported = match kind_path {
             "internal" => false,
             "exported" => true,
@@ -1380,19 +1581,30 @@ impl Pki {
         let mut out = json!({ "key_id": id, "key_name": name, "key_type": kind.type_name() });
         if exported {
             let (pk, _) = key.export_pem()?;
-            out["private_key"] = json!(pk.as_str());
+            set(&mut out, "private_key", json!(pk.as_str()));
         }
         Ok(data(out))
     }
 
-    async fn roles_path(&self, ctx: &EngineContext, req: &Request, name: &str) -> Result<Option<Response>> {
+    async fn roles_path(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+        name: &str,
+    ) -> Result<Option<Response>> {
         let path = format!("{}{name}", store::ROLE_PREFIX);
         match req.operation {
-            Operation::Read => Ok(self.role(ctx, name).await?.map(|r| Response::with_data(r.to_data()))),
+            Operation::Read => Ok(self
+                .role(ctx, name)
+                .await?
+                .map(|r| Response::with_data(r.to_data()))),
             Operation::Delete => {
                 let _w = self.write.lock().await;
                 ctx.storage.delete(&path).await?;
-                self.roles.write().or_else(crate::util::unpoison)?.remove(name);
+                self.roles
+                    .write()
+                    .or_else(crate::util::unpoison)?
+                    .remove(name);
                 Ok(None)
             }
             Operation::Create | Operation::Update | Operation::Patch => {
@@ -1408,7 +1620,9 @@ impl Pki {
                 }
                 let role = Role::from_request(&d)?;
                 let mut warnings = Vec::new();
-                if role.issuer_ref != "default" && self.resolve_issuer(ctx, &role.issuer_ref).await.is_err() {
+                if role.issuer_ref != "default"
+                    && self.resolve_issuer(ctx, &role.issuer_ref).await.is_err()
+                {
                     warnings.push(format!(
                         "Issuing Certificate was set to {} but no issuing certificate currently has that name",
                         role.issuer_ref
@@ -1428,10 +1642,22 @@ impl Pki {
         }
     }
 
-    async fn config_default(&self, ctx: &EngineContext, req: &Request, which: &str) -> Result<Option<Response>> {
-        let path = if which == "issuers" { store::ISSUERS_CONFIG } else { store::KEYS_CONFIG };
+    async fn config_default(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+        which: &str,
+    ) -> Result<Option<Response>> {
+        let path = if which == "issuers" {
+            store::ISSUERS_CONFIG
+        } else {
+            store::KEYS_CONFIG
+        };
         let mut cfg: DefaultConfig = store::get(ctx, path).await?.unwrap_or_default();
-        if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch) {
+        if matches!(
+            req.operation,
+            Operation::Create | Operation::Update | Operation::Patch
+        ) {
             let _w = self.write.lock().await;
             if let Some(def) = fields::string(&req.data, "default")? {
                 if which == "issuers" {
@@ -1454,7 +1680,9 @@ impl Pki {
             store::put(ctx, path, &cfg).await?;
         }
         if which == "issuers" {
-            Ok(data(json!({ "default": cfg.default, "default_follows_latest_issuer": cfg.default_follows_latest_issuer })))
+            Ok(data(
+                json!({ "default": cfg.default, "default_follows_latest_issuer": cfg.default_follows_latest_issuer }),
+            ))
         } else {
             Ok(data(json!({ "default": cfg.default })))
         }
@@ -1462,7 +1690,10 @@ impl Pki {
 
     async fn config_urls(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
         let mut cfg = Self::urls(ctx).await?;
-        if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch) {
+        if matches!(
+            req.operation,
+            Operation::Create | Operation::Update | Operation::Patch
+        ) {
             let d = &req.data;
             if let Some(v) = fields::string_list(d, "issuing_certificates")? {
                 cfg.issuing_certificates = v;
@@ -1485,7 +1716,10 @@ impl Pki {
                 .chain(&cfg.crl_distribution_points)
                 .chain(&cfg.ocsp_servers)
             {
-                if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("ldap://")) {
+                if !(u.starts_with("http://")
+                    || u.starts_with("https://")
+                    || u.starts_with("ldap://"))
+                {
                     return Err(Error::invalid_input(format!(
                         "invalid URL found in Authority Information Access (AIA) parameter issuing_certificates: {u}"
                     )));
@@ -1508,9 +1742,14 @@ impl Pki {
         let d = &req.data;
         let certs = fields::boolean(d, "tidy_cert_store")?.unwrap_or(false);
         let revoked = fields::boolean(d, "tidy_revoked_certs")?.unwrap_or(false);
-        let buffer = fields::duration_secs(d, "safety_buffer")?.map(check_ttl).transpose()?.unwrap_or(72 * 3600);
+        let buffer = fields::duration_secs(d, "safety_buffer")?
+            .map(check_ttl)
+            .transpose()?
+            .unwrap_or(72 * 3600);
         if !certs && !revoked {
-            return Err(Error::invalid_input("at least one tidy operation must be enabled"));
+            return Err(Error::invalid_input(
+                "at least one tidy operation must be enabled",
+            ));
         }
         let now = ctx.clock.now();
         let cutoff = unix(now) - i64::try_from(buffer).unwrap_or(0);
@@ -1529,12 +1768,18 @@ impl Pki {
             }
         }
         if revoked {
-            for k in ctx.storage.list(store::REVOKED_PREFIX, &Page::all()).await? {
+            for k in ctx
+                .storage
+                .list(store::REVOKED_PREFIX, &Page::all())
+                .await?
+            {
                 let path = format!("{}{k}", store::REVOKED_PREFIX);
                 if let Some(r) = store::get::<RevokedEntry>(ctx, &path).await? {
                     if r.not_after < cutoff {
                         ctx.storage.delete(&path).await?;
-                        ctx.storage.delete(&format!("{}{k}", store::CERT_PREFIX)).await?;
+                        ctx.storage
+                            .delete(&format!("{}{k}", store::CERT_PREFIX))
+                            .await?;
                         self.crl.remove(&r.serial)?;
                         revoked_deleted += 1;
                     }
@@ -1563,27 +1808,33 @@ impl Pki {
     }
 
     async fn tidy_status(ctx: &EngineContext) -> Result<Option<Response>> {
-        let v: Value = store::get(ctx, store::TIDY_STATUS).await?.unwrap_or_else(|| {
-            json!({
-                "state": "Inactive",
-                "error": null,
-                "time_started": null,
-                "time_finished": null,
-                "cert_store_deleted_count": 0,
-                "revoked_cert_deleted_count": 0,
-                "message": null,
-            })
-        });
+        let v: Value = store::get(ctx, store::TIDY_STATUS)
+            .await?
+            .unwrap_or_else(|| {
+                json!({
+                    "state": "Inactive",
+                    "error": null,
+                    "time_started": null,
+                    "time_finished": null,
+                    "cert_store_deleted_count": 0,
+                    "revoked_cert_deleted_count": 0,
+                    "message": null,
+                })
+            });
         Ok(data(v))
     }
 
     async fn delete_root(&self, ctx: &EngineContext) -> Result<Option<Response>> {
         let _w = self.write.lock().await;
         for id in ctx.storage.list(store::ISSUER_PREFIX, &Page::all()).await? {
-            ctx.storage.delete(&format!("{}{id}", store::ISSUER_PREFIX)).await?;
+            ctx.storage
+                .delete(&format!("{}{id}", store::ISSUER_PREFIX))
+                .await?;
         }
         for id in ctx.storage.list(store::KEY_PREFIX, &Page::all()).await? {
-            ctx.storage.delete(&format!("{}{id}", store::KEY_PREFIX)).await?;
+            ctx.storage
+                .delete(&format!("{}{id}", store::KEY_PREFIX))
+                .await?;
         }
         ctx.storage.delete(store::ISSUERS_CONFIG).await?;
         ctx.storage.delete(store::KEYS_CONFIG).await?;
@@ -1603,22 +1854,29 @@ impl Engine for Pki {
         let (head, rest) = path.split_once('/').unwrap_or((path, ""));
         match (head, rest) {
             ("root", r) if write && r.starts_with("generate/") => {
-                self.generate_root(ctx, req, r.trim_start_matches("generate/")).await
+                self.generate_root(ctx, req, r.trim_start_matches("generate/"))
+                    .await
             }
-            ("root", "sign-intermediate") if write => self.sign_intermediate(ctx, req, "default").await,
+            ("root", "sign-intermediate") if write => {
+                self.sign_intermediate(ctx, req, "default").await
+            }
             ("root", "") if op == Operation::Delete => self.delete_root(ctx).await,
             ("intermediate", r) if write && r.starts_with("generate/") => {
-                self.generate_intermediate(ctx, req, r.trim_start_matches("generate/")).await
+                self.generate_intermediate(ctx, req, r.trim_start_matches("generate/"))
+                    .await
             }
             ("intermediate", "set-signed") if write => self.import_bundle(ctx, req).await,
             ("config", "ca") if write => self.import_bundle(ctx, req).await,
-            ("issuers", "import/bundle" | "import/cert") if write => self.import_bundle(ctx, req).await,
+            ("issuers", "import/bundle" | "import/cert") if write => {
+                self.import_bundle(ctx, req).await
+            }
             ("issuers", "") if list => self.list_issuers(ctx).await,
             ("issuer", r) if !r.is_empty() => self.issuer_path(ctx, req, r).await,
             ("keys", "") if list => self.list_keys(ctx).await,
             ("keys", "import") if write => self.import_key(ctx, req).await,
             ("keys", r) if write && r.starts_with("generate/") => {
-                self.generate_key(ctx, req, r.trim_start_matches("generate/")).await
+                self.generate_key(ctx, req, r.trim_start_matches("generate/"))
+                    .await
             }
             ("key", r) if read && !r.is_empty() => self.key_read(ctx, r).await,
             ("roles", "") if list => {
@@ -1626,11 +1884,17 @@ impl Engine for Pki {
                 Ok(list_response(keys))
             }
             ("roles", name) if !name.is_empty() && !list => self.roles_path(ctx, req, name).await,
-            ("issue", role) if write && !role.is_empty() => self.issue(ctx, req, role, false, None).await,
-            ("sign", role) if write && !role.is_empty() => self.issue(ctx, req, role, true, None).await,
+            ("issue", role) if write && !role.is_empty() => {
+                self.issue(ctx, req, role, false, None).await
+            }
+            ("sign", role) if write && !role.is_empty() => {
+                self.issue(ctx, req, role, true, None).await
+            }
             ("cert", r) if read && !r.is_empty() => self.read_cert(ctx, r).await,
             ("certs", "") if list => self.list_certs(ctx, store::CERT_PREFIX).await,
-            ("certs", "revoked/" | "revoked") if list => self.list_certs(ctx, store::REVOKED_PREFIX).await,
+            ("certs", "revoked/" | "revoked") if list => {
+                self.list_certs(ctx, store::REVOKED_PREFIX).await
+            }
             ("revoke", "") if write => self.revoke(ctx, req).await,
             ("ca", "") | ("ca", "pem") if read => self.ca_read(ctx, path).await,
             ("ca_chain", "") if read => self.ca_read(ctx, path).await,
@@ -1651,7 +1915,9 @@ impl Engine for Pki {
             ("config", "issuers") | ("config", "keys") if !list && op != Operation::Delete => {
                 self.config_default(ctx, req, rest).await
             }
-            ("config", "urls") if !list && op != Operation::Delete => self.config_urls(ctx, req).await,
+            ("config", "urls") if !list && op != Operation::Delete => {
+                self.config_urls(ctx, req).await
+            }
             ("tidy", "") if write => self.tidy(ctx, req).await,
             ("tidy-status", "") if read => Self::tidy_status(ctx).await,
             _ => Err(Error::unsupported_path(path)),
@@ -1669,10 +1935,6 @@ impl Engine for Pki {
             NameRule::exact("key/"),
         ];
         RULES
-    }
-
-    fn as_pki(&self) -> Option<&Pki> {
-        Some(self)
     }
 
     fn unauthenticated(&self, path: &str, op: Operation) -> bool {

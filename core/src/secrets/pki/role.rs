@@ -251,9 +251,7 @@ impl Role {
                 match ext_key_usage_name(&k) {
                     Some(n) => out.push(n.to_string()),
                     None => {
-                        return Err(Error::invalid_input(format!(
-                            "unknown ext_key_usage: {k}"
-                        )));
+                        return Err(Error::invalid_input(format!("unknown ext_key_usage: {k}")));
                     }
                 }
             }
@@ -332,7 +330,8 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 /// Whether `name` is a valid hostname as OpenBao's `enforce_hostnames` checks it (a leading
@@ -394,8 +393,7 @@ pub(crate) fn name_allowed(role: &Role, name: &str) -> bool {
         if role.allow_subdomains {
             let suffix = format!(".{a}");
             // `x.example.com` and `*.example.com` under `example.com`.
-            if (lower.ends_with(&suffix) && lower.len() > suffix.len()) || (is_wild && base == a)
-            {
+            if (lower.ends_with(&suffix) && lower.len() > suffix.len()) || (is_wild && base == a) {
                 return true;
             }
         }
