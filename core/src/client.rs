@@ -18,12 +18,14 @@ mod auth;
 mod database;
 mod leases;
 mod pki;
+mod pki_keeper;
 mod tokens;
 mod transit;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
 pub use database::{CredentialKeeper, Database, DbCredential, KeeperAction, StaticCredential};
 pub use leases::{LeaseDetails, Leases, RenewedLease};
 pub use pki::{CertificateRecord, IssuedCertificate, Pki};
+pub use pki_keeper::{CertEvent, CertKeeper, CertKeeperAction, KeeperOptions, KeeperResolver};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 

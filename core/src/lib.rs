@@ -45,11 +45,11 @@ pub use audit::{
 };
 pub use auth::lockout::UserLockout;
 pub use client::{
-    AppRole, AuthMethods, CertificateRecord, Ciphertext, Client, CredentialKeeper, DataKey,
-    Database, DbCredential, EncryptOptions, IssuedCertificate, KeeperAction, KeyConfig, Kubernetes,
-    Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases, Pki, Plaintext,
-    RenewedLease, SecretData, SecretId, StaticCredential, Sys, TokenInfo, TokenRequest, Tokens,
-    Transit, Userpass,
+    AppRole, AuthMethods, CertEvent, CertKeeper, CertKeeperAction, CertificateRecord, Ciphertext,
+    Client, CredentialKeeper, DataKey, Database, DbCredential, EncryptOptions, IssuedCertificate,
+    KeeperAction, KeeperOptions, KeeperResolver, KeyConfig, Kubernetes, Kv, KvMetadata, KvSecret,
+    KvVersion, KvVersionState, LeaseDetails, Leases, Pki, Plaintext, RenewedLease, SecretData,
+    SecretId, StaticCredential, Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

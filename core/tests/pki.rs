@@ -686,3 +686,199 @@ impl NowUnix for VirtualClock {
         self.now().unix_timestamp()
     }
 }
+
+#[tokio::test]
+async fn sign_verbatim_and_sign_self_issued() {
+    let (_sr, c, _clock) = setup().await;
+    let (root_pem, _) = seed_chain(&c).await;
+    // sign-verbatim: the CSR's subject and names as they are, no role needed.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["v2.other.org".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "verbatim.other.org");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Acme");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let r = c
+        .write("pki/sign-verbatim", data(json!({"csr": csr, "ttl": "2h"})))
+        .await
+        .unwrap();
+    let d = v(&r);
+    assert_eq!(
+        d.as_object().unwrap().keys().cloned().collect::<Vec<_>>(),
+        vec![
+            "ca_chain",
+            "certificate",
+            "expiration",
+            "issuing_ca",
+            "not_before",
+            "serial_number"
+        ]
+    );
+    with_cert(d["certificate"].as_str().unwrap(), |x| {
+        assert_eq!(
+            x.subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap(),
+            "verbatim.other.org"
+        );
+        assert_eq!(
+            x.subject()
+                .iter_organization()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap(),
+            "Acme"
+        );
+        assert_eq!(dns_sans(x), vec!["v2.other.org"]);
+        assert!(x.extended_key_usage().unwrap().is_none());
+        with_cert(&root_pem, |r| {
+            x.verify_signature(Some(r.public_key())).unwrap()
+        });
+    });
+    // sign-self-issued: a self-signed CA signed again by this mount's root.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Self CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let self_pem = ca.self_signed(&other).unwrap().pem();
+    let r = c
+        .write(
+            "pki/root/sign-self-issued",
+            data(json!({"certificate": self_pem})),
+        )
+        .await
+        .unwrap();
+    let d = v(&r);
+    with_cert(d["certificate"].as_str().unwrap(), |x| {
+        assert!(x.is_ca());
+        assert_eq!(
+            x.public_key().subject_public_key.data.as_ref(),
+            other.public_key_raw()
+        );
+        with_cert(&root_pem, |r| {
+            x.verify_signature(Some(r.public_key())).unwrap()
+        });
+    });
+    // Refusals as OpenBao's.
+    for (body, want) in [
+        (
+            json!({"certificate": "x"}),
+            "certificate could not be PEM-decoded",
+        ),
+        (
+            json!({"certificate": d["certificate"].clone()}),
+            "given certificate is not self-issued",
+        ),
+    ] {
+        let e = c
+            .write("pki/root/sign-self-issued", data(body))
+            .await
+            .unwrap_err();
+        assert_eq!(e.message(), want);
+    }
+}
+
+#[tokio::test]
+async fn keeper_renews_on_the_virtual_clock_survives_a_sealed_ca_and_swaps_the_tls_certificate() {
+    use strongroom::{CertEvent, CertKeeperAction, KeeperOptions};
+    let (sr, c, clock) = setup().await;
+    seed_chain(&c).await;
+    let pki = c.pki("pki_int");
+    let keeper = pki.keeper(
+        "web",
+        "svc.example.com",
+        data(json!({"ttl": "1h"})),
+        KeeperOptions::default(),
+    );
+    let mut events = keeper.subscribe();
+    let resolver = keeper.resolver();
+    assert!(resolver.current().is_none());
+    let first = match keeper.tick().await.unwrap() {
+        CertKeeperAction::Renewed(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let tls0 = resolver.current().unwrap();
+    assert_eq!(tls0.cert.len(), 2, "leaf and intermediate");
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        CertEvent::Issued { .. }
+    ));
+    // Two thirds of an hour: 40 minutes.
+    clock.advance(Duration::from_secs(30 * 60));
+    match keeper.tick().await.unwrap() {
+        CertKeeperAction::Nothing(d) => assert_eq!(d, Duration::from_secs(10 * 60)),
+        other => panic!("{other:?}"),
+    }
+    let mut serials = vec![first.serial_number.clone()];
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(40 * 60));
+        match keeper.tick().await.unwrap() {
+            CertKeeperAction::Renewed(c) => serials.push(c.serial_number.clone()),
+            other => panic!("{other:?}"),
+        }
+        // The TLS resolver hands out the new certificate at once.
+        let leaf = resolver.current().unwrap().cert[0].clone();
+        assert_eq!(
+            ::pem::parse(&keeper.current().unwrap().certificate)
+                .unwrap()
+                .contents(),
+            leaf.as_ref()
+        );
+    }
+    serials.dedup();
+    assert_eq!(serials.len(), 4);
+    // The CA sealed: retries with backoff, the last certificate stays in use.
+    let before = keeper.current().unwrap().serial_number.clone();
+    sr.seal().await.unwrap();
+    clock.advance(Duration::from_secs(40 * 60));
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        match keeper.tick().await.unwrap() {
+            CertKeeperAction::Retrying(d) => delays.push(d),
+            other => panic!("{other:?}"),
+        }
+        clock.advance(*delays.last().unwrap());
+    }
+    assert_eq!(
+        delays,
+        [1, 2, 4, 8].map(Duration::from_secs).to_vec(),
+        "exponential backoff"
+    );
+    assert_eq!(keeper.current().unwrap().serial_number, before);
+    assert!(resolver.current().is_some());
+    let mut failed = 0;
+    while let Ok(e) = events.try_recv() {
+        if let CertEvent::Failed { code, .. } = e {
+            assert_eq!(code, strongroom::ErrorCode::Sealed);
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 4);
+    sr.unseal(&sr.dev_unseal_key().unwrap()).await.unwrap();
+    match keeper.tick().await.unwrap() {
+        CertKeeperAction::Renewed(c) => assert_ne!(c.serial_number, before),
+        other => panic!("{other:?}"),
+    }
+    // PEM files for servers that read them.
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, kp) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    assert!(keeper.write_pem_files(&cp, &kp).unwrap());
+    let written = std::fs::read_to_string(&cp).unwrap();
+    assert!(written.starts_with(&keeper.current().unwrap().certificate));
+    assert!(
+        std::fs::read_to_string(&kp)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    assert!(!format!("{keeper:?}").contains("PRIVATE"));
+}

@@ -206,3 +206,31 @@ def test_revoke_and_crl_match(pair):
         assert serial.replace(":", "").upper() in out.stdout.replace(":", "").upper(), side
         st, cert, _ = pair.call(side, "GET", f"pki_int/cert/{serial}", token="")
         assert cert["data"]["revocation_time"] == rv["data"]["revocation_time"]
+
+
+def test_sign_csr_and_sign_verbatim_match(pair, tmp_path):
+    seed(pair)
+    key = tmp_path / "k.pem"
+    csr_path = tmp_path / "r.csr"
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-subj", "/CN=svc.example.com/O=Acme", "-addext",
+         "subjectAltName=DNS:alt.example.com", "-out", str(csr_path)],
+        check=True, capture_output=True,
+    )
+    csr = csr_path.read_text()
+    for path in ["pki_int/sign/example-dot-com", "pki_int/sign-verbatim"]:
+        got = pair.expect(200, "POST", path, {"csr": csr, "ttl": "2h"})
+        subjects = {}
+        for side, (_, body, _) in got.items():
+            d = body["data"]
+            assert "private_key" not in d, side
+            t = x509_text(d["certificate"])
+            subjects[side] = (
+                [l.strip() for l in t.splitlines() if l.strip().startswith("Subject:")],
+                ext(t, "X509v3 Subject Alternative Name"),
+                ext(t, "X509v3 Key Usage"),
+                ext(t, "X509v3 Extended Key Usage"),
+                sorted(d),
+            )
+        assert len({json.dumps(v) for v in subjects.values()}) == 1, (path, subjects)

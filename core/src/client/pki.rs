@@ -149,6 +149,11 @@ impl Pki {
         format!("{}/{rest}", self.mount)
     }
 
+    /// Now, by the engine's clock (unix seconds).
+    pub(crate) fn now_unix(&self) -> i64 {
+        self.client.engine().inner.clock.now().unix_timestamp()
+    }
+
     /// The mount path.
     pub fn mount(&self) -> &str {
         &self.mount

@@ -40,10 +40,15 @@ pub(crate) struct Subject {
     pub street_address: Vec<String>,
     pub postal_code: Vec<String>,
     pub serial_number: String,
+    /// A subject taken as it is (`sign-verbatim`): used instead of the fields above.
+    pub verbatim: Option<DistinguishedName>,
 }
 
 impl Subject {
     pub(crate) fn dn(&self) -> DistinguishedName {
+        if let Some(dn) = &self.verbatim {
+            return dn.clone();
+        }
         let mut dn = DistinguishedName::new();
         for c in &self.country {
             dn.push(DnType::CountryName, dn_value(c));
@@ -240,6 +245,8 @@ pub(crate) fn csr(subject: &Subject, sans: &Sans, key: &PrivateKey) -> Result<St
 /// allows from it).
 pub(crate) struct ParsedCsr {
     pub common_name: String,
+    /// The whole subject (for `sign-verbatim`).
+    pub subject: Subject,
     pub sans: Sans,
     pub spki_der: Vec<u8>,
 }
@@ -289,8 +296,45 @@ pub(crate) fn parse_csr(pem_text: &str) -> Result<ParsedCsr> {
         }
     }
     Ok(ParsedCsr {
+        subject: subject_of(&info.subject),
         common_name,
         sans,
         spki_der: info.subject_pki.raw.to_vec(),
     })
+}
+
+/// The subject fields of an X.509 name that [`Subject`] carries (the rest are dropped).
+pub(crate) fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Subject {
+    use x509_parser::oid_registry as oids;
+    let mut s = Subject::default();
+    let mut dn = DistinguishedName::new();
+    for attr in name.iter_attributes() {
+        let Ok(v) = attr.as_str() else { continue };
+        let v = v.to_string();
+        let oid = attr.attr_type();
+        if let Some(parts) = oid.iter() {
+            dn.push(DnType::from_oid(&parts.collect::<Vec<u64>>()), dn_value(&v));
+        }
+        if *oid == oids::OID_X509_COMMON_NAME {
+            s.common_name = v;
+        } else if *oid == oids::OID_X509_ORGANIZATION_NAME {
+            s.organization.push(v);
+        } else if *oid == oids::OID_X509_ORGANIZATIONAL_UNIT {
+            s.ou.push(v);
+        } else if *oid == oids::OID_X509_COUNTRY_NAME {
+            s.country.push(v);
+        } else if *oid == oids::OID_X509_LOCALITY_NAME {
+            s.locality.push(v);
+        } else if *oid == oids::OID_X509_STATE_OR_PROVINCE_NAME {
+            s.province.push(v);
+        } else if *oid == oids::OID_X509_STREET_ADDRESS {
+            s.street_address.push(v);
+        } else if *oid == oids::OID_X509_POSTAL_CODE {
+            s.postal_code.push(v);
+        } else if *oid == oids::OID_X509_SERIALNUMBER {
+            s.serial_number = v;
+        }
+    }
+    s.verbatim = Some(dn);
+    s
 }

@@ -281,6 +281,7 @@ pub(crate) fn key_id(public_key_raw: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub(crate) struct CertInfo {
     pub serial: String,
+    pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
     pub subject_der: Vec<u8>,
@@ -296,6 +297,7 @@ pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo> {
     let tbs = &c.tbs_certificate;
     Ok(CertInfo {
         serial: serial_colons(tbs.raw_serial()),
+        not_before: tbs.validity.not_before.to_datetime(),
         not_after: tbs.validity.not_after.to_datetime(),
         is_ca: c.is_ca(),
         subject_der: tbs.subject.as_raw().to_vec(),

@@ -196,6 +196,7 @@ fn subject_from(d: &Data, cn: String) -> Result<Subject> {
         street_address: l("street_address")?,
         postal_code: l("postal_code")?,
         serial_number: fields::str_or_empty(d, "serial_number")?,
+        verbatim: None,
     })
 }
 
@@ -909,6 +910,11 @@ impl Pki {
                 sans = s;
             }
         }
+        // OpenBao dedups the names with `strutil.RemoveDuplicates`, which sorts them.
+        sans.dns.sort();
+        sans.dns.dedup();
+        sans.emails.sort();
+        sans.emails.dedup();
         // Names against the role, with OpenBao's texts.
         if !cn.is_empty() && !role::name_allowed(&role, &cn) {
             return Err(Error::invalid_input(format!(
@@ -991,6 +997,7 @@ impl Pki {
             street_address: role.street_address.clone(),
             postal_code: role.postal_code.clone(),
             serial_number: String::new(),
+            verbatim: None,
         };
         let mut private = None;
         let der = match &csr {
@@ -1464,6 +1471,149 @@ impl Pki {
         }
     }
 
+    /// `sign-verbatim` (and `sign-verbatim/:role`): the CSR's subject and names as they
+    /// are, the request's TTL and key usages; a role, when named, only bounds the TTL.
+    async fn sign_verbatim(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+        role_name: Option<&str>,
+    ) -> Result<Option<Response>> {
+        let d = &req.data;
+        apply_format(d, &mut json!({}))?;
+        let role = match role_name {
+            Some(n) => Some(
+                self.role(ctx, n)
+                    .await?
+                    .ok_or_else(|| Error::invalid_input(format!("unknown role: {n}")))?,
+            ),
+            None => None,
+        };
+        let csr = build::parse_csr(&fields::str_or_empty(d, "csr")?)?;
+        let issuer_ref = fields::string(d, "issuer_ref")?.unwrap_or_else(|| "default".into());
+        let issuer = self
+            .resolve_issuer(ctx, &issuer_ref)
+            .await
+            .map_err(|e| ca_fetch_error(&e))?;
+        let signer = issuer
+            .signer
+            .as_ref()
+            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let mut warnings = Vec::new();
+        let (not_before, mut not_after) =
+            self.validity(ctx, d, role.as_deref(), &mut warnings, 30)?;
+        self.leaf_bound(&issuer, &mut not_after, &mut warnings)?;
+        let key_usage = fields::string_list(d, "key_usage")?
+            .unwrap_or_else(|| {
+                vec![
+                    "DigitalSignature".into(),
+                    "KeyAgreement".into(),
+                    "KeyEncipherment".into(),
+                ]
+            })
+            .iter()
+            .filter_map(|k| role::key_usage_name(k).and_then(key_usage_of))
+            .collect();
+        let mut eku = Vec::new();
+        for e in fields::string_list(d, "ext_key_usage")?.unwrap_or_default() {
+            eku.push(
+                ext_key_usage_of(&e)
+                    .ok_or_else(|| Error::invalid_input(format!("unknown ext_key_usage: {e}")))?,
+            );
+        }
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der)
+            .map_err(|_| Error::invalid_input("unsupported public key in csr"))?;
+        let serial = crypto::new_serial();
+        let t = Template {
+            subject: csr.subject.clone(),
+            sans: csr.sans.clone(),
+            not_before,
+            not_after,
+            ca: None,
+            key_usage,
+            ext_key_usage: eku,
+            urls: Self::urls(ctx).await?,
+            serial: serial.clone(),
+        };
+        let der = t.signed_by(&spki, signer)?;
+        let serial_s = crypto::serial_colons(&serial);
+        if !role.as_ref().is_some_and(|r| r.no_store) {
+            self.store_cert(ctx, &serial_s, &der, &issuer.entry.id, unix(not_after))
+                .await?;
+        }
+        let all = self.issuers(ctx).await?;
+        let mut out = json!({
+            "ca_chain": Self::chain(&all, &issuer),
+            "certificate": pem_cert(&der),
+            "expiration": unix(not_after),
+            "issuing_ca": issuer.entry.certificate,
+            "not_before": unix(not_before),
+            "serial_number": serial_s,
+        });
+        apply_format(d, &mut out)?;
+        let mut resp = data(out).unwrap_or_default();
+        resp.warnings = warnings;
+        Ok(Some(resp))
+    }
+
+    /// `root/sign-self-issued`: a self-issued CA certificate signed again by this mount's
+    /// default issuer (same subject, serial, validity and key; rebuilt with rcgen, which
+    /// keeps the CA constraints and key usages but not other extensions).
+    async fn sign_self_issued(
+        &self,
+        ctx: &EngineContext,
+        req: &Request,
+    ) -> Result<Option<Response>> {
+        let text = fields::str_or_empty(&req.data, "certificate")?;
+        let der = crypto::pem_certs(&text)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .ok_or_else(|| Error::invalid_input("certificate could not be PEM-decoded"))?;
+        let info = crypto::parse_cert(&der)?;
+        if !info.is_ca {
+            return Err(Error::invalid_input(
+                "given certificate is not a CA certificate",
+            ));
+        }
+        if info.issuer_der != info.subject_der {
+            return Err(Error::invalid_input("given certificate is not self-issued"));
+        }
+        let issuer = self
+            .resolve_issuer(ctx, "default")
+            .await
+            .map_err(|e| ca_fetch_error(&e))?;
+        let signer = issuer
+            .signer
+            .as_ref()
+            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let subject = {
+            use x509_parser::prelude::FromDer;
+            let (_, c) = x509_parser::certificate::X509Certificate::from_der(&der)
+                .map_err(|_| Error::invalid_input("unable to parse certificate"))?;
+            build::subject_of(c.subject())
+        };
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(&info.spki_der)
+            .map_err(|_| Error::invalid_input("unsupported public key in certificate"))?;
+        let t = Template {
+            subject,
+            sans: Sans::default(),
+            not_before: info.not_before,
+            not_after: info.not_after,
+            ca: Some(-1),
+            key_usage: ca_usage(),
+            ext_key_usage: Vec::new(),
+            urls: Self::urls(ctx).await?,
+            serial: crypto::serial_bytes(&info.serial),
+        };
+        let signed = t.signed_by(&spki, signer)?;
+        data(json!({
+            "certificate": pem_cert(&signed),
+            "issuing_ca": issuer.entry.certificate,
+        }))
+        .map(Some)
+        .ok_or_else(|| Error::internal("sign-self-issued answer"))
+    }
+
     async fn list_issuers(&self, ctx: &EngineContext) -> Result<Option<Response>> {
         let all = self.issuers(ctx).await?;
         let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
@@ -1861,6 +2011,9 @@ impl Engine for Pki {
                 self.sign_intermediate(ctx, req, "default").await
             }
             ("root", "") if op == Operation::Delete => self.delete_root(ctx).await,
+            ("root", "sign-self-issued") if write => self.sign_self_issued(ctx, req).await,
+            ("sign-verbatim", "") if write => self.sign_verbatim(ctx, req, None).await,
+            ("sign-verbatim", role) if write => self.sign_verbatim(ctx, req, Some(role)).await,
             ("intermediate", r) if write && r.starts_with("generate/") => {
                 self.generate_intermediate(ctx, req, r.trim_start_matches("generate/"))
                     .await
@@ -1931,6 +2084,7 @@ impl Engine for Pki {
             NameRule::exact("roles/"),
             NameRule::exact("issue/"),
             NameRule::exact("sign/"),
+            NameRule::exact("sign-verbatim/"),
             NameRule::exact("issuer/"),
             NameRule::exact("key/"),
         ];
