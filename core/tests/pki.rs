@@ -882,3 +882,38 @@ async fn keeper_renews_on_the_virtual_clock_survives_a_sealed_ca_and_swaps_the_t
     );
     assert!(!format!("{keeper:?}").contains("PRIVATE"));
 }
+
+/// The CRL at scale: 100,000 revocations load once, then a rebuild signs from memory and
+/// later reads serve the cache. Timed here in whatever profile the tests run (the ≤ 2 s
+/// target is for release builds: `cargo bench -p strongroom --bench pki`).
+#[tokio::test]
+#[ignore = "slow in debug builds; run with --ignored or use the pki benchmark"]
+async fn crl_with_100k_revocations() {
+    let (sr, c, _clock) = setup().await;
+    c.pki("pki")
+        .generate_root(
+            false,
+            data(json!({"common_name": "Big CRL", "key_type": "ec"})),
+        )
+        .await
+        .unwrap();
+    strongroom::bench_internals::pki_seed_revoked(&sr, "pki", 100_000)
+        .await
+        .unwrap();
+    let pki = c.pki("pki");
+    let t = std::time::Instant::now();
+    let der = pki.crl_der().await.unwrap();
+    let first = t.elapsed();
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    assert_eq!(crl.iter_revoked_certificates().count(), 100_000);
+    let t = std::time::Instant::now();
+    pki.rotate_crl().await.unwrap();
+    let rebuild = t.elapsed();
+    let t = std::time::Instant::now();
+    assert_eq!(
+        pki.crl_der().await.unwrap().len(),
+        pki.crl_der().await.unwrap().len()
+    );
+    let cached = t.elapsed() / 2;
+    println!("100k CRL: first load+build {first:?}, rebuild {rebuild:?}, cached read {cached:?}");
+}
