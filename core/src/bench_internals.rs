@@ -89,3 +89,37 @@ pub async fn register_test_leases(
     }
     Ok(())
 }
+
+/// Record `count` revocations (random serials) against the default issuer of the PKI mount
+/// at `mount`, straight into its storage, as if that many certificates had been revoked: the
+/// set-up of the CRL rebuild benchmark, without issuing 100,000 certificates first.
+pub async fn pki_seed_revoked(sr: &crate::Strongroom, mount: &str, count: usize) -> Result<()> {
+    use crate::secrets::pki::{crypto, store};
+    let router = sr.router()?;
+    let (mounted, _) = router
+        .route(&format!("{}/crl", mount.trim_matches('/')))
+        .ok_or_else(|| crate::Error::unsupported_path(mount))?;
+    let ctx = &mounted.ctx;
+    let cfg: store::DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+        .await?
+        .unwrap_or_default();
+    let now = ctx.clock.now();
+    for _ in 0..count {
+        let serial = crypto::serial_colons(&crypto::new_serial());
+        let entry = store::RevokedEntry {
+            serial: serial.clone(),
+            revocation_time: now.unix_timestamp(),
+            revocation_time_rfc3339: crate::clock::rfc3339(now),
+            issuer_id: cfg.default.clone(),
+            der: String::new(),
+            not_after: now.unix_timestamp() + 3600,
+        };
+        store::put(
+            ctx,
+            &format!("{}{}", store::REVOKED_PREFIX, store::serial_key(&serial)),
+            &entry,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -17,6 +17,8 @@ use crate::strongroom::Strongroom;
 mod auth;
 mod database;
 mod leases;
+mod pki;
+mod pki_keeper;
 mod tokens;
 mod transit;
 pub use auth::{AppRole, AuthMethods, Kubernetes, SecretId, Userpass};
@@ -25,6 +27,8 @@ pub use database::{
     StaticCredential,
 };
 pub use leases::{LeaseDetails, Leases, RenewedLease, Subscription};
+pub use pki::{CertificateRecord, IssuedCertificate, Pki};
+pub use pki_keeper::{CertEvent, CertKeeper, CertKeeperAction, KeeperOptions, KeeperResolver};
 pub use tokens::{TokenInfo, TokenRequest, Tokens};
 pub use transit::{Ciphertext, DataKey, EncryptOptions, KeyConfig, Plaintext, Transit};
 
@@ -148,6 +152,11 @@ impl Client {
     /// The transit engine mounted at `mount` (`"transit"`).
     pub fn transit(&self, mount: &str) -> Transit {
         Transit::new(self.clone(), mount)
+    }
+
+    /// The PKI engine mounted at `mount` (`"pki"`).
+    pub fn pki(&self, mount: &str) -> Pki {
+        Pki::new(self.clone(), mount)
     }
 
     /// System operations: mounts, tuning, keyring rotation.

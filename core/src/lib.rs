@@ -53,11 +53,12 @@ pub use audit::{
 };
 pub use auth::lockout::UserLockout;
 pub use client::{
-    AppRole, AuthMethods, Ciphertext, Client, CredentialKeeper, DataKey, Database, DbCredential,
-    EncryptOptions, IntoSecretString, KeeperAction, KeeperTask, KeeperUpdates, KeyConfig,
-    Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails, Leases,
-    Plaintext, RenewedLease, SecretData, SecretId, StaticCredential, Subscription, Sys, TokenInfo,
-    TokenRequest, Tokens, Transit, Userpass,
+    AppRole, AuthMethods, CertEvent, CertKeeper, CertKeeperAction, CertificateRecord, Ciphertext,
+    Client, CredentialKeeper, DataKey, Database, DbCredential, EncryptOptions, IntoSecretString,
+    IssuedCertificate, KeeperAction, KeeperOptions, KeeperResolver, KeeperTask, KeeperUpdates,
+    KeyConfig, Kubernetes, Kv, KvMetadata, KvSecret, KvVersion, KvVersionState, LeaseDetails,
+    Leases, Pki, Plaintext, RenewedLease, SecretData, SecretId, StaticCredential, Subscription,
+    Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
 pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};

@@ -17,6 +17,7 @@ pub(crate) mod database;
 pub(crate) mod kv;
 #[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod leasetest;
+pub(crate) mod pki;
 pub(crate) mod transit;
 
 /// What an engine knows about the mount it serves.
@@ -64,6 +65,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// re-checks whatever it caches against storage can say yes; the others are rebuilt, which
     /// drops their caches. The default is no.
     fn reusable_across_reloads(&self) -> bool {
+        false
+    }
+
+    /// Whether `path` (relative to the mount) answers `op` without a token, as OpenBao's
+    /// `PathsSpecial.Unauthenticated` (a PKI mount's CA and CRL reads). The default: none.
+    fn unauthenticated(&self, path: &str, op: crate::request::Operation) -> bool {
+        let _ = (path, op);
         false
     }
 
@@ -145,6 +153,7 @@ pub(crate) fn new_engine(
         #[cfg(any(test, feature = "bench-internals"))]
         "test-leases" => Some(Arc::new(leasetest::LeaseTest)),
         "transit" => Some(transit::engine::new()),
+        "pki" => Some(pki::engine::new()),
         _ => None,
     }
 }

@@ -897,6 +897,10 @@ impl Strongroom {
                 };
             }
         }
+        // Paths an engine serves without a token (a PKI mount's CA and CRL reads).
+        if let Some(resp) = Box::pin(self.try_unauthenticated(&req)).await? {
+            return Ok(with_id(resp, &req));
+        }
         let mut caller = match self.resolve_token(&req).await {
             Ok(c) => c,
             Err(e) => return Err(Box::pin(self.audit_failure(&req, None, None, e)).await),
@@ -1026,6 +1030,49 @@ impl Strongroom {
             self.inner.audit.log_response(&input).await?;
         }
         Ok(resp)
+    }
+
+    /// Serve `req` without a token when its mount's engine lists the path as unauthenticated
+    /// (OpenBao's `PathsSpecial.Unauthenticated`): no token check, no ACL, audited like a
+    /// login. `None` = the path needs a token.
+    async fn try_unauthenticated(&self, req: &Request) -> Result<Option<Response>> {
+        if req.path.starts_with("sys/") || req.path.starts_with("auth/") {
+            return Ok(None);
+        }
+        let router = self.router()?;
+        let Some((mount, rel)) = router.route(&req.path) else {
+            return Ok(None);
+        };
+        if !mount.engine.unauthenticated(rel, req.operation) {
+            return Ok(None);
+        }
+        let mut inner = req.clone();
+        inner.path = rel.to_string();
+        inner.token = None;
+        let input = AuditInput::new(req).with_mount(&mount.entry);
+        if !self.inner.audit.is_empty() {
+            self.inner.audit.log_request(&input).await?;
+        }
+        let resp = match mount.engine.handle(&mount.ctx, &inner).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Error::not_found(format!(
+                "no value found at `{}`",
+                req.path
+            ))),
+            Err(e) => Err(e),
+        };
+        if !self.inner.audit.is_empty() {
+            match &resp {
+                Ok(r) => {
+                    self.inner
+                        .audit
+                        .log_response(&input.with_response(r))
+                        .await?
+                }
+                Err(e) => self.inner.audit.log_response(&input.with_error(e)).await?,
+            }
+        }
+        resp.map(Some)
     }
 
     /// The typed fast path's decision, under `epoch` from [`Strongroom::fast_gate_epoch`]

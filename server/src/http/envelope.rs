@@ -110,6 +110,9 @@ pub(crate) fn status(code: u16) -> StatusCode {
 /// A successful engine answer to a request with operation `op`; `inject` copies `data` to the
 /// top level (legacy routes).
 pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpResponse {
+    if let Some(raw) = raw_body(&resp) {
+        return raw;
+    }
     // A kind with its own status (KV's 404 for a deleted version, 202 for a tidy, a batch
     // with failed items): the envelope when there is something to say, an empty body otherwise.
     if let Some(code) = kind_status(resp.kind) {
@@ -132,6 +135,30 @@ pub(crate) fn success(op: Operation, resp: Response, inject: bool) -> HttpRespon
         return empty(StatusCode::NO_CONTENT);
     }
     json(StatusCode::OK, &Value::Object(envelope(&resp, inject)))
+}
+
+/// OpenBao's raw responses (`logical.HTTPRawBody`): an engine answer whose data holds
+/// `http_content_type`, `http_raw_body` (base64, as Go encodes `[]byte`) and
+/// `http_status_code` goes out as that body with that type (a PKI mount's `ca`, `crl/pem`).
+fn raw_body(resp: &Response) -> Option<HttpResponse> {
+    use base64::Engine as _;
+    let d = resp.data.as_ref()?;
+    let ct = d.get("http_content_type")?.as_str()?;
+    let body = d.get("http_raw_body")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let code = d
+        .get("http_status_code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(200);
+    let mut r = HttpResponse::new(Body::from(bytes));
+    *r.status_mut() = status(code);
+    let ct =
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    r.headers_mut().insert(CONTENT_TYPE, ct);
+    Some(r)
 }
 
 /// An unwrapped response: OpenBao hands back the stored JSON as a raw body, so it has no

@@ -1,0 +1,236 @@
+"""The PKI engine over real HTTP, side by side with `bao server -dev` (when BAO_BIN is set):
+the seed's workflow (a root, an intermediate signed by it, a role per service, certificates),
+the same requests to both servers, and the answers compared: statuses, data keys, warnings,
+error texts, content types of the raw endpoints, token-less reads, and the issued
+certificates' fields as `openssl x509` reads them.
+"""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from security_pair import Pair
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not found")
+
+
+@pytest.fixture
+def pair():
+    p = Pair()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def x509_text(pem):
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-text"], input=pem, capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
+def ext(text, name):
+    """The line after an extension's header in `openssl x509 -text`."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith(name):
+            return line.strip(), lines[i + 1].strip()
+    return None
+
+
+def seed(pair):
+    for m in ("pki", "pki_int"):
+        pair.setup("POST", f"sys/mounts/{m}", {"type": "pki"})
+        pair.setup("POST", f"sys/mounts/{m}/tune", {"max_lease_ttl": "87600h"})
+    root = pair.expect(
+        200,
+        "POST",
+        "pki/root/generate/internal",
+        {"common_name": "example.com", "ttl": "87600h", "issuer_name": "root-2024", "key_type": "ec"},
+    )
+    csr = pair.expect(
+        200, "POST", "pki_int/intermediate/generate/internal", {"common_name": "example.com Intermediate Authority", "key_type": "ec"}
+    )
+    for side, (_, body, _) in csr.items():
+        assert sorted(body["data"]) == ["csr", "key_id"], side
+    out = {}
+    for side in pair.sides:
+        st, body, text = pair.call(
+            side,
+            "POST",
+            "pki/root/sign-intermediate",
+            {"csr": csr[side][1]["data"]["csr"], "format": "pem_bundle", "ttl": "43800h"},
+        )
+        assert st == 200, text
+        st, imp, text = pair.call(
+            side, "POST", "pki_int/intermediate/set-signed", {"certificate": body["data"]["certificate"]}
+        )
+        assert st == 200, text
+        # The pem_bundle holds the intermediate and the root: both become issuers.
+        assert len(imp["data"]["imported_issuers"]) == 2, side
+        out[side] = (root[side][1]["data"], body["data"])
+    pair.setup(
+        "POST",
+        "pki_int/roles/example-dot-com",
+        {"allowed_domains": "example.com", "allow_subdomains": True, "max_ttl": "720h", "key_type": "ec"},
+    )
+    return out
+
+
+def test_seed_workflow_matches_openbao(pair):
+    seeded = seed(pair)
+    for side, (root, _) in seeded.items():
+        assert sorted(root) == [
+            "certificate", "expiration", "issuer_id", "issuer_name", "issuing_ca", "key_id", "key_name", "serial_number",
+        ], side
+        assert root["issuer_name"] == "root-2024"
+    got = pair.expect(
+        200, "POST", "pki_int/issue/example-dot-com", {"common_name": "test.example.com", "ttl": "24h", "alt_names": "www.example.com"}
+    )
+    texts = {}
+    for side, (_, body, _) in got.items():
+        d = body["data"]
+        assert sorted(d) == [
+            "ca_chain", "certificate", "expiration", "issuing_ca", "not_before", "private_key", "private_key_type", "serial_number",
+        ], side
+        assert d["private_key_type"] == "ec"
+        assert len(d["serial_number"].split(":")) >= 19
+        assert d["ca_chain"][0] == d["issuing_ca"]
+        t = x509_text(d["certificate"])
+        texts[side] = t
+        assert "Subject: CN = test.example.com" in t, side
+        assert "Issuer: CN = example.com Intermediate Authority" in t, side
+        assert ext(t, "X509v3 Subject Alternative Name")[1] == "DNS:test.example.com, DNS:www.example.com", side
+        assert ext(t, "X509v3 Key Usage") == ("X509v3 Key Usage: critical", "Digital Signature, Key Encipherment, Key Agreement"), side
+        assert ext(t, "X509v3 Extended Key Usage")[1] == "TLS Web Server Authentication, TLS Web Client Authentication", side
+        assert "X509v3 Basic Constraints" not in t, side
+        assert "X509v3 Authority Key Identifier" in t and "X509v3 Subject Key Identifier" in t, side
+        assert d["expiration"] - d["not_before"] == 24 * 3600 + 30, side
+    # Reads and lists: same statuses on both sides.
+    serial = got["strongroom"][1]["data"]["serial_number"]
+    for side in pair.sides:
+        s = got[side][1]["data"]["serial_number"]
+        for form in (s, s.replace(":", "-")):
+            st, body, text = pair.call(side, "GET", f"pki_int/cert/{form}", token="")
+            assert st == 200, (side, text)
+            assert body["data"]["certificate"] == got[side][1]["data"]["certificate"]
+            assert body["data"]["revocation_time"] == 0
+    pair.expect(200, "LIST", "pki_int/certs")
+    pair.expect(404, "LIST", "pki_int/certs/revoked")
+
+
+def test_raw_endpoints_and_tokenless_reads_match(pair):
+    seed(pair)
+    for path in [
+        "pki_int/ca",
+        "pki_int/ca/pem",
+        "pki_int/ca_chain",
+        "pki_int/crl",
+        "pki_int/crl/pem",
+        "pki_int/cert/ca/raw",
+        "pki_int/cert/ca/raw/pem",
+    ]:
+        got = pair.expect(200, "GET", path, token="")
+        for side, (_, _, text) in got.items():
+            assert text, (side, path)
+    for path in ["pki_int/cert/ca", "pki_int/cert/crl"]:
+        pair.expect(200, "GET", path, token="")
+    pair.expect(200, "LIST", "pki_int/issuers", token="")
+    for method, path, body in [
+        ("LIST", "pki_int/certs", None),
+        ("GET", "pki_int/roles/example-dot-com", None),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com"}),
+        ("GET", "pki_int/config/urls", None),
+    ]:
+        pair.expect(403, method, path, body, token="")
+
+
+def test_content_types_match(pair):
+    import urllib.request
+
+    seed(pair)
+    for path in ["pki_int/ca", "pki_int/ca/pem", "pki_int/crl", "pki_int/crl/pem", "pki_int/ca_chain", "pki_int/cert/ca/raw/pem"]:
+        types = {}
+        for side, (url, _, _) in pair.sides.items():
+            with urllib.request.urlopen(f"{url}/v1/{path}") as r:
+                types[side] = r.headers.get("Content-Type")
+        assert len(set(types.values())) == 1, (path, types)
+
+
+def test_refusals_match_openbao(pair):
+    seed(pair)
+    cases = [
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.other.com"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "example.com"}),
+        ("POST", "pki_int/issue/nope", {"common_name": "a.example.com"}),
+        ("POST", "pki_int/issue/example-dot-com", {}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "ttl": "bogus"}),
+        ("POST", "pki_int/sign/example-dot-com", {"csr": "garbage"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "alt_names": "x.other.com"}),
+        ("POST", "pki_int/revoke", {}),
+        ("POST", "pki_int/revoke", {"serial_number": "00:11"}),
+        ("POST", "pki_int/roles/bad", {"key_type": "ec", "key_bits": 333}),
+        ("POST", "pki_int/roles/bad", {"ttl": "10h", "max_ttl": "1h"}),
+        ("POST", "pki/root/sign-intermediate", {"csr": "junk"}),
+    ]
+    for method, path, body in cases:
+        got = pair.both(method, path, body)
+        statuses = {s: st for s, (st, _, _) in got.items()}
+        errors = {s: (b or {}).get("errors") for s, (_, b, _) in got.items()}
+        assert len(set(statuses.values())) == 1, (path, body, statuses, errors)
+        assert len({json.dumps(e) for e in errors.values()}) == 1, (path, body, errors)
+    pair.expect(404, "GET", "pki_int/roles/bad")
+    # TTL capped by the role with OpenBao's warning.
+    got = pair.expect(200, "POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "ttl": "1000h"})
+    warnings = {s: b["warnings"] for s, (_, b, _) in got.items()}
+    assert len({json.dumps(w) for w in warnings.values()}) == 1, warnings
+
+
+def test_revoke_and_crl_match(pair):
+    seed(pair)
+    got = pair.expect(200, "POST", "pki_int/issue/example-dot-com", {"common_name": "r.example.com"})
+    for side, (_, body, _) in got.items():
+        serial = body["data"]["serial_number"]
+        st, rv, text = pair.call(side, "POST", "pki_int/revoke", {"serial_number": serial})
+        assert st == 200, text
+        assert sorted(rv["data"]) == ["revocation_time", "revocation_time_rfc3339", "state"]
+        st, rv2, _ = pair.call(side, "POST", "pki_int/revoke", {"serial_number": serial})
+        assert rv2["data"]["revocation_time"] == rv["data"]["revocation_time"]
+        st, listed, _ = pair.call(side, "LIST", "pki_int/certs/revoked")
+        assert listed["data"]["keys"] == [serial], side
+        st, _, crl = pair.call(side, "GET", "pki_int/crl/pem", token="")
+        out = subprocess.run(["openssl", "crl", "-noout", "-text"], input=crl, capture_output=True, text=True, check=True)
+        assert serial.replace(":", "").upper() in out.stdout.replace(":", "").upper(), side
+        st, cert, _ = pair.call(side, "GET", f"pki_int/cert/{serial}", token="")
+        assert cert["data"]["revocation_time"] == rv["data"]["revocation_time"]
+
+
+def test_sign_csr_and_sign_verbatim_match(pair, tmp_path):
+    seed(pair)
+    key = tmp_path / "k.pem"
+    csr_path = tmp_path / "r.csr"
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-subj", "/CN=svc.example.com/O=Acme", "-addext",
+         "subjectAltName=DNS:alt.example.com", "-out", str(csr_path)],
+        check=True, capture_output=True,
+    )
+    csr = csr_path.read_text()
+    for path in ["pki_int/sign/example-dot-com", "pki_int/sign-verbatim"]:
+        got = pair.expect(200, "POST", path, {"csr": csr, "ttl": "2h"})
+        subjects = {}
+        for side, (_, body, _) in got.items():
+            d = body["data"]
+            assert "private_key" not in d, side
+            t = x509_text(d["certificate"])
+            subjects[side] = (
+                [l.strip() for l in t.splitlines() if l.strip().startswith("Subject:")],
+                ext(t, "X509v3 Subject Alternative Name"),
+                ext(t, "X509v3 Key Usage"),
+                ext(t, "X509v3 Extended Key Usage"),
+                sorted(d),
+            )
+        assert len({json.dumps(v) for v in subjects.values()}) == 1, (path, subjects)
