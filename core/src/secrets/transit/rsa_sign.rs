@@ -342,3 +342,141 @@ impl RsaKey {
         Ok(ok)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::secrets::transit::asym;
+    use crate::secrets::transit::key_type::KeyType;
+
+    fn key() -> RsaKey {
+        let (private, _) = asym::generate(KeyType::Rsa2048).unwrap();
+        RsaKey::from_pkcs8(&private).unwrap()
+    }
+
+    fn opts(hash: HashAlgorithm, pkcs1v15: bool, salt: SaltLength) -> SignOptions {
+        SignOptions {
+            hash,
+            pkcs1v15,
+            salt,
+            ..SignOptions::default()
+        }
+    }
+
+    #[test]
+    fn salt_lengths_parse_as_openbao_reads_them() {
+        use SaltLength::*;
+        for (text, want) in [
+            ("auto", Auto),
+            ("AUTO", Auto),
+            ("0", Auto),
+            ("hash", Hash),
+            ("Hash", Hash),
+            ("-1", Hash),
+            ("1", Bytes(1)),
+            ("+20", Bytes(20)),
+        ] {
+            assert_eq!(SaltLength::parse(text).unwrap(), want, "{text}");
+        }
+        for (text, msg) in [
+            ("", "salt length neither 'auto', 'hash', nor an int: "),
+            (" 5", "salt length neither 'auto', 'hash', nor an int:  5"),
+            ("1.5", "salt length neither 'auto', 'hash', nor an int: 1.5"),
+            ("-2", "salt length is invalid: -2"),
+        ] {
+            assert_eq!(SaltLength::parse(text).unwrap_err().message(), msg);
+        }
+    }
+
+    #[test]
+    fn every_hash_padding_and_salt_signs_and_verifies() {
+        let k = key();
+        for h in HashAlgorithm::ALL {
+            if h == HashAlgorithm::None {
+                continue;
+            }
+            let max = k.max_salt(h.output_len());
+            assert_eq!(max, 256 - 2 - h.output_len(), "{h:?}");
+            let cases = [
+                (true, SaltLength::Auto),
+                (false, SaltLength::Auto),
+                (false, SaltLength::Hash),
+                (false, SaltLength::Bytes(1)),
+                (false, SaltLength::Bytes(20)),
+                (false, SaltLength::Bytes(max)),
+            ];
+            for (pkcs1v15, salt) in cases {
+                let o = opts(h, pkcs1v15, salt);
+                let sig = k.sign(&o, b"message").unwrap();
+                assert_eq!(sig.len(), 256);
+                assert!(k.verify(&o, b"message", &sig).unwrap(), "{o:?}");
+                assert!(!k.verify(&o, b"massage", &sig).unwrap(), "{o:?}");
+                if !pkcs1v15 {
+                    // `auto` finds any salt length, as Go's verifier does.
+                    let auto = opts(h, false, SaltLength::Auto);
+                    assert!(k.verify(&auto, b"message", &sig).unwrap(), "{o:?}");
+                } else {
+                    // PKCS #1 v1.5 is deterministic, and not a PSS signature.
+                    assert_eq!(k.sign(&o, b"message").unwrap(), sig);
+                    let pss = opts(h, false, SaltLength::Auto);
+                    assert!(!k.verify(&pss, b"message", &sig).unwrap());
+                }
+                // The input's digest, prehashed, is the same signature's message.
+                let digest = h.digest(b"message").unwrap();
+                let pre = SignOptions {
+                    prehashed: true,
+                    ..o
+                };
+                assert!(k.verify(&pre, &digest, &sig).unwrap(), "{o:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn none_signs_an_unprefixed_block_that_fits() {
+        let k = key();
+        let o = SignOptions {
+            hash: HashAlgorithm::None,
+            prehashed: true,
+            pkcs1v15: true,
+            ..SignOptions::default()
+        };
+        let sig = k.sign(&o, &[7u8; 245]).unwrap();
+        assert!(k.verify(&o, &[7u8; 245], &sig).unwrap());
+        assert!(!k.verify(&o, &[8u8; 245], &sig).unwrap());
+        let e = k.sign(&o, &[7u8; 246]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert_eq!(e.message(), "crypto/rsa: message too long for RSA key size");
+    }
+
+    #[test]
+    fn refusals_carry_openbao_texts() {
+        let k = key();
+        // A prehashed input that is not the hash's length: a 500 on sign, invalid on verify.
+        let pre = SignOptions {
+            prehashed: true,
+            ..opts(HashAlgorithm::Sha1, false, SaltLength::Auto)
+        };
+        let e = k.sign(&pre, &[0u8; 32]).unwrap_err();
+        assert_eq!((e.code(), e.message()), (ErrorCode::Internal, NOT_HASHED));
+        assert!(!k.verify(&pre, &[0u8; 32], &[0u8; 256]).unwrap());
+        // A salt longer than the key allows: a 500 on sign, a 400 on verify.
+        let long = opts(HashAlgorithm::Sha2_256, false, SaltLength::Bytes(223));
+        let e = k.sign(&long, b"m").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert_eq!(e.message(), "requested salt length 223 is invalid");
+        let e = k.verify(&long, b"m", &[0u8; 256]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+        assert_eq!(e.message(), "requested salt length 223 is invalid");
+        // Garbage of any length is `false`, never an error or a panic.
+        for len in [0, 1, 255, 256, 257] {
+            for o in [
+                opts(HashAlgorithm::Sha3_224, false, SaltLength::Auto),
+                opts(HashAlgorithm::Sha1, true, SaltLength::Auto),
+            ] {
+                assert!(!k.verify(&o, b"m", &vec![0xffu8; len]).unwrap());
+            }
+        }
+    }
+}
