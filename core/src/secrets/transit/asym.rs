@@ -356,6 +356,10 @@ impl Parsed {
                         Err(_) => return Ok(false),
                     };
                     der_sig.as_slice()
+                } else if !der::ecdsa_der_parses(sig) {
+                    // OpenBao refuses what is not ASN.1 at all (a 400), and answers
+                    // `valid: false` for a well-formed but wrong signature.
+                    return Err(Error::invalid_input("supplied signature is invalid"));
                 } else {
                     sig
                 };

@@ -1287,10 +1287,10 @@ fn decrypt_item(key: &TransitKey, item: &Data) -> Result<Zeroizing<Vec<u8>>> {
     key.decrypt(&ct, &context, &aad)
 }
 
-/// A string field with the schema's default when absent. An explicit `""` stays `""`, which
-/// OpenBao refuses for `marshaling_algorithm` and `salt_length`.
+/// A string field with the schema's default when absent. An explicit `""` (or `null`) stays
+/// `""`, which OpenBao refuses for `marshaling_algorithm` and `salt_length`.
 fn string_or(d: &Data, k: &str, default: &str) -> Result<String> {
-    if d.get(k).is_some_and(|v| !v.is_null()) {
+    if d.contains_key(k) {
         fields::string(d, k)
     } else {
         Ok(default.to_string())
