@@ -980,3 +980,41 @@ path "transit/decrypt/*" { capabilities = ["update"] }"#;
         ErrorCode::Sealed
     );
 }
+
+/// What OpenBao 2.7.2 answers (checked against `bao server -dev`) to a signature that is not
+/// ASN.1 at all, and to an explicit `null` where a field has a default.
+#[tokio::test]
+async fn ecdsa_garbage_signatures_and_null_options_follow_openbao() {
+    let (_sr, c, _) = setup().await;
+    ok(&c, "keys/ec", json!({"type": "ecdsa-p256"})).await;
+    ok(&c, "keys/rsa", json!({"type": "rsa-2048"})).await;
+    let input = b64(b"hello");
+    for path in ["verify/ec", "verify/ec/sha3-224"] {
+        let (code, msg) = err(
+            &c,
+            path,
+            json!({"input": input, "signature": "vault:v1:AAAA"}),
+        )
+        .await;
+        assert_eq!(
+            (code, msg.as_str()),
+            (ErrorCode::InvalidInput, "supplied signature is invalid")
+        );
+    }
+    // Well-formed ASN.1 that is not the signature, or r ‖ s garbage, is only `valid: false`.
+    for body in [
+        json!({"input": input, "signature": "vault:v1:MAYCAQECAQE="}),
+        json!({"input": input, "signature": "vault:v1:AAAA", "marshaling_algorithm": "jws"}),
+    ] {
+        assert_eq!(ok(&c, "verify/ec", body).await["valid"], false);
+    }
+    let (_, msg) = err(
+        &c,
+        "sign/rsa",
+        json!({"input": input, "marshaling_algorithm": null}),
+    )
+    .await;
+    assert_eq!(msg, "invalid marshaling type \"\"");
+    let (_, msg) = err(&c, "sign/rsa", json!({"input": input, "salt_length": null})).await;
+    assert_eq!(msg, "salt length neither 'auto', 'hash', nor an int: ");
+}

@@ -131,25 +131,61 @@ async fn convergent_ciphertexts_are_identical_here() {
     }
 }
 
+/// Every hash OpenBao takes for `hmac` and `sign`/`verify`.
+const HASHES: [&str; 9] = [
+    "sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512", "sha3-224", "sha3-256", "sha3-384",
+    "sha3-512",
+];
+
 #[tokio::test]
 async fn hmacs_are_identical_here() {
     let (c, keys) = restored().await;
     let mut checked = 0;
     for (name, k) in &keys {
-        for item in k["hmacs"].as_array().into_iter().flatten() {
+        let items = k["hmacs"].as_array().cloned().unwrap_or_default();
+        if k["type"] == name.as_str() {
+            // Every key type has an HMAC key (one key per type is named by it), and every
+            // algorithm is covered for each.
+            for algo in HASHES {
+                assert!(
+                    items.iter().any(|i| i["algorithm"] == algo),
+                    "{name} {algo}"
+                );
+            }
+        }
+        for item in &items {
             let algo = item["algorithm"].as_str().unwrap();
             let mut body = request(item, "hmac");
             body.as_object_mut().unwrap().remove("algorithm");
+            // The algorithm in the URL, and in the body.
             let out = post(&c, &format!("hmac/{name}/{algo}"), body.clone()).await;
+            assert_eq!(out["hmac"], item["hmac"], "{name} {item}");
+            let mut in_body = body.clone();
+            in_body["algorithm"] = json!(algo);
+            let out = post(&c, &format!("hmac/{name}"), in_body).await;
             assert_eq!(out["hmac"], item["hmac"], "{name} {item}");
             body.as_object_mut().unwrap().remove("key_version");
             body["hmac"] = item["hmac"].clone();
-            let v = post(&c, &format!("verify/{name}/{algo}"), body).await;
-            assert_eq!(v["valid"], true);
+            let v = post(&c, &format!("verify/{name}/{algo}"), body.clone()).await;
+            assert_eq!(v["valid"], true, "{name} {item}");
+            for field in ["algorithm", "hash_algorithm"] {
+                let mut in_body = body.clone();
+                in_body[field] = json!(algo);
+                let v = post(&c, &format!("verify/{name}"), in_body).await;
+                assert_eq!(v["valid"], true, "{name} {field} {item}");
+            }
+            // Another algorithm's HMAC of the same input does not verify.
+            let other = if algo == "sha2-256" {
+                "sha3-256"
+            } else {
+                "sha2-256"
+            };
+            let v = post(&c, &format!("verify/{name}/{other}"), body).await;
+            assert_eq!(v["valid"], false, "{name} {other} {item}");
             checked += 1;
         }
     }
-    assert!(checked >= 60, "{checked}");
+    assert!(checked >= 640, "{checked}");
 }
 
 #[tokio::test]
@@ -157,12 +193,33 @@ async fn openbao_signatures_verify_here_and_deterministic_ones_match() {
     let (c, keys) = restored().await;
     let mut checked = 0;
     for (name, k) in &keys {
-        for item in k["signatures"].as_array().into_iter().flatten() {
+        let items = k["signatures"].as_array().cloned().unwrap_or_default();
+        let kind = k["type"].as_str().unwrap_or_default();
+        if kind.starts_with("ecdsa") || kind.starts_with("rsa") {
+            // Every hash, plain and prehashed, is covered for each ECDSA and RSA key.
+            for algo in HASHES {
+                for prehashed in [false, true] {
+                    assert!(
+                        items.iter().any(|i| i["hash_algorithm"] == algo
+                            && i.get("prehashed").is_some() == prehashed),
+                        "{name} {algo} prehashed={prehashed}"
+                    );
+                }
+            }
+        }
+        for item in &items {
             let mut body = request(item, "signature");
             body.as_object_mut().unwrap().remove("key_version");
             body["signature"] = item["signature"].clone();
             let v = post(&c, &format!("verify/{name}"), body.clone()).await;
             assert_eq!(v["valid"], true, "{name} {item}");
+            // The hash named in the URL instead of the body.
+            if let Some(hash) = body.as_object_mut().unwrap().remove("hash_algorithm") {
+                let hash = hash.as_str().unwrap();
+                let v = post(&c, &format!("verify/{name}/{hash}"), body.clone()).await;
+                assert_eq!(v["valid"], true, "{name} {hash} {item}");
+                body["hash_algorithm"] = json!(hash);
+            }
             // A different input must not verify.
             body["input"] = json!("AAAA");
             let v = post(&c, &format!("verify/{name}"), body).await;
@@ -177,7 +234,32 @@ async fn openbao_signatures_verify_here_and_deterministic_ones_match() {
             checked += 1;
         }
     }
-    assert!(checked >= 80, "{checked}");
+    assert!(checked >= 1000, "{checked}");
+}
+
+/// What OpenBao refuses (an algorithm a key type does not take, `none` without prehashed
+/// PKCS #1 v1.5, a bad or too long salt, a bad marshaling or signature algorithm, an RSA
+/// decryption failure) is refused here with its status and text.
+#[tokio::test]
+async fn refusals_match_openbao() {
+    let (c, _) = restored().await;
+    let f: Value = serde_json::from_str(FIXTURE).unwrap();
+    let refusals = f["refusals"].as_array().unwrap();
+    assert!(refusals.len() >= 80, "{}", refusals.len());
+    for r in refusals {
+        let path = r["path"].as_str().unwrap();
+        let e = c
+            .write(&format!("transit/{path}"), data(r["body"].clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(json!([e.message()]), r["errors"], "{path} {}", r["body"]);
+        assert_eq!(
+            json!(e.code().http_status()),
+            r["status"],
+            "{path} {}",
+            r["body"]
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ pub(crate) mod fields;
 pub(crate) mod hmac;
 pub(crate) mod key;
 pub(crate) mod key_type;
+pub(crate) mod rsa_sign;
 pub(crate) mod store;
 pub(crate) mod tools;
 

@@ -7,25 +7,25 @@
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsBigEndian, AsDer};
 use aws_lc_rs::rsa::{
-    KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
-    PrivateDecryptingKey, PublicEncryptingKey,
+    KeySize, OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey,
 };
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RsaParameters,
-    RsaPssSaltLength, RsaSignatureEncoding, UnparsedPublicKey, VerificationAlgorithm,
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, UnparsedPublicKey,
+    VerificationAlgorithm,
 };
 use zeroize::Zeroizing;
 
 use super::base64;
 use super::der;
 use super::key_type::KeyType;
+use super::rsa_sign::RsaKey;
 use crate::error::{Error, Result};
 
 fn failed(what: &str) -> Error {
     Error::internal(format!("{what} failed"))
 }
 
-/// A hash named by `hash_algorithm` (sign/verify).
+/// A hash named by `hash_algorithm` (sign/verify): every name OpenBao takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum HashAlgorithm {
     /// `sha1`.
@@ -39,38 +39,59 @@ pub(crate) enum HashAlgorithm {
     Sha2_384,
     /// `sha2-512`.
     Sha2_512,
+    /// `sha3-224`.
+    Sha3_224,
     /// `sha3-256`.
     Sha3_256,
     /// `sha3-384`.
     Sha3_384,
     /// `sha3-512`.
     Sha3_512,
-    /// `none`: the input is already a digest (RSA PKCS #1 v1.5 only).
+    /// `none`: the input is already what is signed (RSA PKCS #1 v1.5 only).
     None,
 }
 
 impl HashAlgorithm {
-    /// Parse OpenBao's name.
+    /// Every name, in OpenBao's order.
+    pub(crate) const ALL: [HashAlgorithm; 10] = [
+        HashAlgorithm::Sha1,
+        HashAlgorithm::Sha2_224,
+        HashAlgorithm::Sha2_256,
+        HashAlgorithm::Sha2_384,
+        HashAlgorithm::Sha2_512,
+        HashAlgorithm::Sha3_224,
+        HashAlgorithm::Sha3_256,
+        HashAlgorithm::Sha3_384,
+        HashAlgorithm::Sha3_512,
+        HashAlgorithm::None,
+    ];
+
+    /// Parse OpenBao's name; an unknown one gets OpenBao's text.
     pub(crate) fn parse(name: &str) -> Result<HashAlgorithm> {
-        Ok(match name {
-            "sha1" => HashAlgorithm::Sha1,
-            "sha2-224" => HashAlgorithm::Sha2_224,
-            "sha2-256" => HashAlgorithm::Sha2_256,
-            "sha2-384" => HashAlgorithm::Sha2_384,
-            "sha2-512" => HashAlgorithm::Sha2_512,
-            "sha3-256" => HashAlgorithm::Sha3_256,
-            "sha3-384" => HashAlgorithm::Sha3_384,
-            "sha3-512" => HashAlgorithm::Sha3_512,
-            "none" => HashAlgorithm::None,
-            _ => {
-                return Err(Error::invalid_input(format!(
-                    "unsupported hash algorithm {name}"
-                )));
-            }
-        })
+        HashAlgorithm::ALL
+            .into_iter()
+            .find(|h| h.name() == name)
+            .ok_or_else(|| Error::invalid_input(format!("invalid hash algorithm {name:?}")))
     }
 
-    fn digest_alg(self) -> Option<&'static digest::Algorithm> {
+    /// OpenBao's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha1 => "sha1",
+            HashAlgorithm::Sha2_224 => "sha2-224",
+            HashAlgorithm::Sha2_256 => "sha2-256",
+            HashAlgorithm::Sha2_384 => "sha2-384",
+            HashAlgorithm::Sha2_512 => "sha2-512",
+            HashAlgorithm::Sha3_224 => "sha3-224",
+            HashAlgorithm::Sha3_256 => "sha3-256",
+            HashAlgorithm::Sha3_384 => "sha3-384",
+            HashAlgorithm::Sha3_512 => "sha3-512",
+            HashAlgorithm::None => "none",
+        }
+    }
+
+    /// aws-lc-rs's digest; it has every one but SHA3-224.
+    fn aws(self) -> Option<&'static digest::Algorithm> {
         Some(match self {
             HashAlgorithm::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
             HashAlgorithm::Sha2_224 => &digest::SHA224,
@@ -80,33 +101,60 @@ impl HashAlgorithm {
             HashAlgorithm::Sha3_256 => &digest::SHA3_256,
             HashAlgorithm::Sha3_384 => &digest::SHA3_384,
             HashAlgorithm::Sha3_512 => &digest::SHA3_512,
-            HashAlgorithm::None => return None,
+            HashAlgorithm::Sha3_224 | HashAlgorithm::None => return None,
         })
+    }
+
+    /// The digest length (`0` for `none`).
+    pub(crate) fn output_len(self) -> usize {
+        match self {
+            HashAlgorithm::Sha3_224 => 28,
+            HashAlgorithm::None => 0,
+            h => h.aws().map_or(0, |a| a.output_len()),
+        }
+    }
+
+    /// The hash of `input` (`None` for `none`).
+    pub(crate) fn digest(self, input: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            HashAlgorithm::Sha3_224 => {
+                use sha3::Digest as _;
+                Some(sha3::Sha3_224::digest(input).to_vec())
+            }
+            h => h.aws().map(|a| digest::digest(a, input).as_ref().to_vec()),
+        }
     }
 }
 
 /// How an RSA-PSS salt length is chosen (`salt_length`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum SaltLength {
-    /// `auto`: the maximum when signing, either the maximum or the hash length when verifying.
+    /// `auto` (or `0`): the maximum when signing, any length when verifying.
     #[default]
     Auto,
-    /// `hash`: the hash length.
+    /// `hash` (or `-1`): the hash length.
     Hash,
     /// An explicit length.
-    Bytes(u16),
+    Bytes(usize),
 }
 
 impl SaltLength {
-    /// Parse `auto`, `hash` or a non-negative number.
+    /// Parse `auto`, `hash` (any case) or an integer, with OpenBao's numbering (Go's
+    /// `rsa.PSSSaltLengthAuto` is `0`, `PSSSaltLengthEqualsHash` is `-1`) and texts.
     pub(crate) fn parse(text: &str) -> Result<SaltLength> {
-        match text {
-            "" | "auto" => Ok(SaltLength::Auto),
+        match text.to_lowercase().as_str() {
+            "auto" => Ok(SaltLength::Auto),
             "hash" => Ok(SaltLength::Hash),
-            n => n
-                .parse::<u16>()
-                .map(SaltLength::Bytes)
-                .map_err(|_| Error::invalid_input(format!("salt length is invalid: {n}"))),
+            n => match n.parse::<i64>() {
+                Err(_) => Err(Error::invalid_input(format!(
+                    "salt length neither 'auto', 'hash', nor an int: {text}"
+                ))),
+                Ok(-1) => Ok(SaltLength::Hash),
+                Ok(0) => Ok(SaltLength::Auto),
+                Ok(n) => usize::try_from(n)
+                    .map(SaltLength::Bytes)
+                    .map_err(|_| Error::invalid_input(format!("salt length is invalid: {n}"))),
+            },
         }
     }
 }
@@ -132,8 +180,9 @@ pub(crate) enum Parsed {
     Ed25519(Ed25519KeyPair),
     /// ECDSA, with the byte length of the curve's scalars.
     Ecdsa(EcdsaKeyPair, usize),
-    /// RSA: signing and decrypting halves of one key.
-    Rsa(Box<aws_lc_rs::rsa::KeyPair>, Box<OaepPrivateDecryptingKey>),
+    /// RSA: aws-lc-rs's signing and decrypting halves of one key, and more (see
+    /// [`RsaKey`]).
+    Rsa(Box<RsaKey>),
 }
 
 fn ecdsa_alg(t: KeyType) -> Result<(&'static EcdsaSigningAlgorithm, usize)> {
@@ -218,12 +267,8 @@ pub(crate) fn parse(t: KeyType, private: &[u8], public: &[u8]) -> Result<Parsed>
             Ok(Parsed::Ecdsa(kp, len))
         }
         t if t.is_rsa() => {
-            let kp = aws_lc_rs::rsa::KeyPair::from_pkcs8(private).map_err(|_| rejected())?;
-            let dec = PrivateDecryptingKey::from_pkcs8(private)
-                .ok()
-                .and_then(|k| OaepPrivateDecryptingKey::new(k).ok())
-                .ok_or_else(rejected)?;
-            Ok(Parsed::Rsa(Box::new(kp), Box::new(dec)))
+            let key = RsaKey::from_pkcs8(private).ok_or_else(rejected)?;
+            Ok(Parsed::Rsa(Box::new(key)))
         }
         _ => Err(Error::internal("not an asymmetric key type")),
     }
@@ -241,12 +286,11 @@ fn message_digest(opts: &SignOptions, input: &[u8]) -> Result<Vec<u8>> {
     if opts.prehashed {
         return Ok(input.to_vec());
     }
-    let alg = opts.hash.digest_alg().ok_or_else(|| {
+    opts.hash.digest(input).ok_or_else(|| {
         Error::invalid_input(
             "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
         )
-    })?;
-    Ok(digest::digest(alg, input).as_ref().to_vec())
+    })
 }
 
 /// ECDSA signs `hash` as Go does: the leftmost bytes when longer than the curve's native
@@ -263,96 +307,6 @@ fn ecdsa_fit(t: KeyType, hash: &[u8]) -> Result<Digest> {
     };
     Digest::import_less_safe(&fitted, native)
         .map_err(|_| Error::invalid_input("invalid digest length"))
-}
-
-fn rsa_hash(opts: &SignOptions) -> Result<&'static digest::Algorithm> {
-    match opts.hash {
-        HashAlgorithm::Sha2_256 => Ok(&digest::SHA256),
-        HashAlgorithm::Sha2_384 => Ok(&digest::SHA384),
-        HashAlgorithm::Sha2_512 => Ok(&digest::SHA512),
-        HashAlgorithm::None => Err(Error::invalid_input(
-            "hash_algorithm=none is not supported here",
-        )),
-        other => Err(Error::invalid_input(format!(
-            "unsupported hash algorithm {other:?} for rsa keys"
-        ))),
-    }
-}
-
-/// Whether to use the maximum PSS salt (else the hash length), from the requested length.
-fn salt_is_max(s: SaltLength, hash_len: usize, modulus_len: usize) -> Result<Vec<bool>> {
-    let max = modulus_len.saturating_sub(hash_len + 2);
-    match s {
-        SaltLength::Auto => Ok(vec![true, false]),
-        SaltLength::Hash => Ok(vec![false]),
-        SaltLength::Bytes(n) if usize::from(n) == hash_len => Ok(vec![false]),
-        SaltLength::Bytes(n) if usize::from(n) == max => Ok(vec![true]),
-        SaltLength::Bytes(n) => Err(Error::invalid_input(format!(
-            "salt length {n} is not supported: use auto, hash, {hash_len} or {max}"
-        ))),
-    }
-}
-
-macro_rules! encodings {
-    ($($name:ident = $base:ident . $salt:ident;)*) => {
-        $(static $name: RsaSignatureEncoding =
-            signature::$base.with_pss_salt_length(RsaPssSaltLength::$salt);)*
-    };
-}
-encodings! {
-    PSS256_D = RSA_PSS_SHA256.Digest; PSS256_M = RSA_PSS_SHA256.Max;
-    PSS384_D = RSA_PSS_SHA384.Digest; PSS384_M = RSA_PSS_SHA384.Max;
-    PSS512_D = RSA_PSS_SHA512.Digest; PSS512_M = RSA_PSS_SHA512.Max;
-}
-
-macro_rules! params {
-    ($($name:ident = $base:ident . $salt:ident;)*) => {
-        $(static $name: RsaParameters =
-            signature::$base.with_pss_salt_length(RsaPssSaltLength::$salt);)*
-    };
-}
-params! {
-    VPSS256_D = RSA_PSS_2048_8192_SHA256.Digest; VPSS256_M = RSA_PSS_2048_8192_SHA256.Max;
-    VPSS384_D = RSA_PSS_2048_8192_SHA384.Digest; VPSS384_M = RSA_PSS_2048_8192_SHA384.Max;
-    VPSS512_D = RSA_PSS_2048_8192_SHA512.Digest; VPSS512_M = RSA_PSS_2048_8192_SHA512.Max;
-}
-
-fn rsa_encoding(pkcs1v15: bool, hash_len: usize, max: bool) -> &'static RsaSignatureEncoding {
-    match (pkcs1v15, hash_len, max) {
-        (true, 32, _) => &signature::RSA_PKCS1_SHA256,
-        (true, 48, _) => &signature::RSA_PKCS1_SHA384,
-        (true, _, _) => &signature::RSA_PKCS1_SHA512,
-        (false, 32, false) => &PSS256_D,
-        (false, 32, true) => &PSS256_M,
-        (false, 48, false) => &PSS384_D,
-        (false, 48, true) => &PSS384_M,
-        (false, _, false) => &PSS512_D,
-        (false, _, true) => &PSS512_M,
-    }
-}
-
-fn rsa_params(pkcs1v15: bool, hash_len: usize, max: bool) -> &'static RsaParameters {
-    match (pkcs1v15, hash_len, max) {
-        (true, 32, _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        (true, 48, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        (true, _, _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        (false, 32, false) => &VPSS256_D,
-        (false, 32, true) => &VPSS256_M,
-        (false, 48, false) => &VPSS384_D,
-        (false, 48, true) => &VPSS384_M,
-        (false, _, false) => &VPSS512_D,
-        (false, _, true) => &VPSS512_M,
-    }
-}
-
-fn rsa_digest(opts: &SignOptions, input: &[u8]) -> Result<Digest> {
-    let alg = rsa_hash(opts)?;
-    if opts.prehashed {
-        Digest::import_less_safe(input, alg)
-            .map_err(|_| Error::invalid_input("invalid digest length"))
-    } else {
-        Ok(digest::digest(alg, input))
-    }
 }
 
 impl Parsed {
@@ -374,20 +328,7 @@ impl Parsed {
                     Ok(sig.as_ref().to_vec())
                 }
             }
-            Parsed::Rsa(kp, _) => {
-                let d = rsa_digest(opts, input)?;
-                let n = kp.public_modulus_len();
-                let hash_len = d.algorithm().output_len();
-                let max = !opts.pkcs1v15
-                    && salt_is_max(opts.salt, hash_len, n)?
-                        .first()
-                        .copied()
-                        .unwrap_or(false);
-                let mut sig = vec![0u8; n];
-                kp.sign_digest(rsa_encoding(opts.pkcs1v15, hash_len, max), &d, &mut sig)
-                    .map_err(|_| failed("signing"))?;
-                Ok(sig)
-            }
+            Parsed::Rsa(key) => key.sign(opts, input),
         }
     }
 
@@ -415,6 +356,10 @@ impl Parsed {
                         Err(_) => return Ok(false),
                     };
                     der_sig.as_slice()
+                } else if !der::ecdsa_der_parses(sig) {
+                    // OpenBao refuses what is not ASN.1 at all (a 400), and answers
+                    // `valid: false` for a well-formed but wrong signature.
+                    return Err(Error::invalid_input("supplied signature is invalid"));
                 } else {
                     sig
                 };
@@ -424,36 +369,23 @@ impl Parsed {
                         .is_ok(),
                 )
             }
-            Parsed::Rsa(kp, _) => {
-                let d = rsa_digest(opts, input)?;
-                let hash_len = d.algorithm().output_len();
-                let public = kp.public_key().as_ref();
-                let tries = if opts.pkcs1v15 {
-                    vec![false]
-                } else {
-                    salt_is_max(opts.salt, hash_len, kp.public_modulus_len())?
-                };
-                Ok(tries.into_iter().any(|max| {
-                    UnparsedPublicKey::new(rsa_params(opts.pkcs1v15, hash_len, max), public)
-                        .verify_digest(&d, sig)
-                        .is_ok()
-                }))
-            }
+            Parsed::Rsa(key) => key.verify(opts, input, sig),
         }
     }
 
     /// RSA-OAEP(SHA-256) decryption.
     pub(crate) fn rsa_decrypt(&self, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let Parsed::Rsa(_, dec) = self else {
+        let Parsed::Rsa(key) = self else {
             return Err(Error::internal("not an rsa key"));
         };
+        let dec = &key.decrypting;
         let mut out = Zeroizing::new(vec![0u8; dec.min_output_size()]);
+        // OpenBao answers a 500 with this text (in a batch, a 500 with it per item).
         let len = dec
             .decrypt(&OAEP_SHA256_MGF1SHA256, ct, &mut out, None)
             .map_err(|_| {
-                Error::new(
-                    crate::error::ErrorCode::Crypto,
-                    "crypto/rsa: decryption error",
+                Error::internal(
+                    "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error",
                 )
             })?
             .len();
@@ -472,8 +404,9 @@ impl Parsed {
                     .map_err(|_| failed("public key encoding"))?;
                 Ok(der::pem("PUBLIC KEY", der.as_ref()))
             }
-            Parsed::Rsa(kp, _) => {
-                let der = kp
+            Parsed::Rsa(key) => {
+                let der = key
+                    .pair
                     .public_key()
                     .as_der()
                     .map_err(|_| failed("public key encoding"))?;
@@ -500,10 +433,11 @@ impl Parsed {
 
 /// RSA-OAEP(SHA-256) encryption with the public half of `public` (PKCS #1 public key DER).
 pub(crate) fn rsa_encrypt(parsed: &Parsed, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let Parsed::Rsa(kp, _) = parsed else {
+    let Parsed::Rsa(key) = parsed else {
         return Err(Error::internal("not an rsa key"));
     };
-    let spki = kp
+    let spki = key
+        .pair
         .public_key()
         .as_der()
         .map_err(|_| failed("public key encoding"))?;

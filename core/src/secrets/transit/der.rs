@@ -154,6 +154,18 @@ pub(crate) fn ecdsa_der_to_fixed(der: &[u8], len: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether `der` starts with an ECDSA `SEQUENCE { r INTEGER, s INTEGER }`, as Go's
+/// `asn1.Unmarshal` reads it (anything after it is the caller's business).
+pub(crate) fn ecdsa_der_parses(der: &[u8]) -> bool {
+    let Ok((body, _)) = expect(der, SEQUENCE) else {
+        return false;
+    };
+    let Ok((r, rest)) = expect(body, INTEGER) else {
+        return false;
+    };
+    matches!(expect(rest, INTEGER), Ok((s, _)) if !r.is_empty() && !s.is_empty())
+}
+
 /// `r ‖ s` → ECDSA `SEQUENCE { r, s }`.
 pub(crate) fn ecdsa_fixed_to_der(fixed: &[u8]) -> Result<Vec<u8>> {
     if fixed.is_empty() || fixed.len() % 2 != 0 {

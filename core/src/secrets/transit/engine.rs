@@ -51,6 +51,16 @@ fn multierror(msg: &str) -> Error {
     Error::internal(format!("1 error occurred:\n\t* {msg}\n\n"))
 }
 
+/// The error of a single (non-batch) request: OpenBao's framework answers an internal error
+/// with a 500 and its `1 error occurred:` wrapping; batch items carry the bare text.
+fn single(e: Error) -> Error {
+    if e.code() == ErrorCode::Internal {
+        multierror(e.message())
+    } else {
+        e
+    }
+}
+
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
         return Err(Error::invalid_input(format!("invalid key name `{name}`")));
@@ -774,7 +784,7 @@ impl Transit {
                     }
                     results.push(json!({"plaintext": text, "reference": reference(item)}));
                 }
-                Err(e) if !batch => return Err(e),
+                Err(e) if !batch => return Err(single(e)),
                 Err(e) => {
                     failures.push(e.code());
                     results.push(json!({"plaintext": "", "error": item_error(&e), "reference": reference(item)}));
@@ -935,7 +945,14 @@ impl Transit {
         check_name(name)?;
         let d = &req.data;
         let key = self.usable(ctx, name).await?;
-        let opts = sign_options(d, algo, key.key_type)?;
+        // OpenBao refuses a key that does not sign before it reads the options.
+        if !key.key_type.supports_signing() {
+            return Err(Error::invalid_input(format!(
+                "key type {} does not support signing",
+                key.key_type
+            )));
+        }
+        let opts = sign_options(d, algo, key.key_type).map_err(single)?;
         let version = fields::int(d, "key_version")?.unwrap_or(0);
         let (batch, items) = match batch_items(d)? {
             Some(items) => (true, items),
@@ -966,7 +983,7 @@ impl Transit {
                     return Ok(data_response(out));
                 }
                 Ok((sig, v)) => results.push(json!({"signature": sig, "key_version": v, "reference": reference(item)})),
-                Err(e) if !batch => return Err(e),
+                Err(e) if !batch => return Err(single(e)),
                 Err(e) => results.push(json!({"key_version": 0, "error": item_error(&e), "reference": reference(item)})),
             }
         }
@@ -1024,9 +1041,16 @@ impl Transit {
                                 }
                             }
                         };
-                        key.verify_hmac(&input, &mac, HmacAlgorithm::parse(&algo_name)?)
+                        key.verify_hmac(&input, &mac, HmacAlgorithm::parse_for_verify(&algo_name)?)
                     }
                     (false, true) => {
+                        // As on sign, the key type is checked before the options.
+                        if !key.key_type.supports_signing() {
+                            return Err(Error::invalid_input(format!(
+                                "key type {} does not support verification",
+                                key.key_type
+                            )));
+                        }
                         let opts = sign_options(d, algo, key.key_type)?;
                         let context = fields::b64(item, "context").map_err(|e| {
                             Error::invalid_input(format!(
@@ -1045,7 +1069,7 @@ impl Transit {
                     return Ok(data_response(out));
                 }
                 Ok(valid) => results.push(json!({"valid": valid, "reference": reference(item)})),
-                Err(e) if !batch => return Err(e),
+                Err(e) if !batch => return Err(single(e)),
                 Err(e) => results.push(
                     json!({"valid": false, "error": item_error(&e), "reference": reference(item)}),
                 ),
@@ -1268,6 +1292,18 @@ fn decrypt_item(key: &TransitKey, item: &Data) -> Result<Zeroizing<Vec<u8>>> {
     key.decrypt(&ct, &context, &aad)
 }
 
+/// A string field with the schema's default when absent. An explicit `""` (or `null`) stays
+/// `""`, which OpenBao refuses for `marshaling_algorithm` and `salt_length`.
+fn string_or(d: &Data, k: &str, default: &str) -> Result<String> {
+    if d.contains_key(k) {
+        fields::string(d, k)
+    } else {
+        Ok(default.to_string())
+    }
+}
+
+/// The signature options of a `sign`/`verify` request, checked in OpenBao's order. The
+/// caller has checked that the key signs.
 fn sign_options(d: &Data, algo: Option<&str>, t: KeyType) -> Result<SignOptions> {
     let hash_name = match algo {
         Some(a) => a.to_string(),
@@ -1287,25 +1323,29 @@ fn sign_options(d: &Data, algo: Option<&str>, t: KeyType) -> Result<SignOptions>
     };
     let hash = HashAlgorithm::parse(&hash_name)?;
     let prehashed = fields::boolean(d, "prehashed")?.unwrap_or(false);
-    let sig_alg = fields::string(d, "signature_algorithm")?;
+    let sig_alg = string_or(d, "signature_algorithm", "pss")?;
     let pkcs1v15 = match sig_alg.as_str() {
         "" | "pss" => false,
         "pkcs1v15" => true,
+        // OpenBao refuses it from the key's signing code, hence a 500.
         other if t.is_rsa() => {
-            return Err(Error::invalid_input(format!(
+            return Err(Error::internal(format!(
                 "unsupported rsa signature algorithm {other}"
             )));
         }
         _ => false,
     };
-    if hash == HashAlgorithm::None && !(prehashed && pkcs1v15) {
+    // ed25519 signs the input itself: OpenBao ignores the hash options for it.
+    if hash == HashAlgorithm::None && t != KeyType::Ed25519 && !(prehashed && pkcs1v15) {
         return Err(Error::invalid_input(
             "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
         ));
     }
-    let marshaling = fields::string(d, "marshaling_algorithm")?;
+    let marshaling = string_or(d, "marshaling_algorithm", "asn1")?;
+    // `jws` is base64url of the raw signature for every key type; only ECDSA's raw form
+    // (r ‖ s instead of ASN.1) differs.
     let jws = match marshaling.as_str() {
-        "" | "asn1" => false,
+        "asn1" => false,
         "jws" => true,
         other => {
             return Err(Error::invalid_input(format!(
@@ -1313,12 +1353,7 @@ fn sign_options(d: &Data, algo: Option<&str>, t: KeyType) -> Result<SignOptions>
             )));
         }
     };
-    if jws && !t.is_ecdsa() {
-        return Err(Error::invalid_input(format!(
-            "marshaling type {marshaling:?} not supported for key type {t}"
-        )));
-    }
-    let salt = SaltLength::parse(&fields::string(d, "salt_length")?)?;
+    let salt = SaltLength::parse(&string_or(d, "salt_length", "auto")?)?;
     Ok(SignOptions {
         hash,
         prehashed,
