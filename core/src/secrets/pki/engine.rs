@@ -477,11 +477,7 @@ impl Pki {
         req: &Request,
         kind_path: &str,
     ) -> Result<Option<Response>> {
-        let exported = match kind_path {
-            "internal" => false,
-            "exported" => true,
-            other => return Err(Error::unsupported_path(&format!("root/generate/{other}"))),
-        };
+        let exported = exported_kind("root/generate", kind_path)?;
         let d = &req.data;
         let _w = self.write.lock().await;
         let issuer_name = fields::str_or_empty(d, "issuer_name")?;
@@ -636,15 +632,7 @@ impl Pki {
         req: &Request,
         kind_path: &str,
     ) -> Result<Option<Response>> {
-        let exported = match kind_path {
-            "internal" => false,
-            "exported" => true,
-            other => {
-                return Err(Error::unsupported_path(&format!(
-                    "intermediate/generate/{other}"
-                )));
-            }
-        };
+        let exported = exported_kind("intermediate/generate", kind_path)?;
         let d = &req.data;
         let _w = self.write.lock().await;
         let cn = fields::str_or_empty(d, "common_name")?;
@@ -1714,11 +1702,7 @@ impl Pki {
         req: &Request,
         kind_path: &str,
     ) -> Result<Option<Response>> {
-        let exported = match kind_path {
-            "internal" => false,
-            "exported" => true,
-            other => return Err(Error::unsupported_path(&format!("keys/generate/{other}"))),
-        };
+        let exported = exported_kind("keys/generate", kind_path)?;
         let d = &req.data;
         let kind = KeyKind::from_request(
             &fields::string(d, "key_type")?.unwrap_or_else(|| "rsa".into()),
@@ -2126,5 +2110,16 @@ impl Engine for Pki {
             Err(e) if e.code() == crate::error::ErrorCode::InvalidInput => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The `:type` of `root/generate/:type`, `intermediate/generate/:type` and
+/// `keys/generate/:type`: whether the private key is returned (`exported`) or kept
+/// (`internal`); any other type is a path OpenBao does not have.
+fn exported_kind(prefix: &str, kind_path: &str) -> Result<bool> {
+    match kind_path {
+        "internal" => Ok(false),
+        "exported" => Ok(true),
+        other => Err(Error::unsupported_path(&format!("{prefix}/{other}"))),
     }
 }
