@@ -632,9 +632,18 @@ async fn issuers_rename_default_and_leaf_not_after_behavior() {
         i.validity().not_after.timestamp()
     });
     assert_eq!(cert.expiration, int_not_after);
+    // A POST resets what it does not name (as OpenBao's): the name goes with it.
+    let r = c
+        .write(
+            &format!("pki_int/issuer/{id}"),
+            data(json!({"leaf_not_after_behavior": "err"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v(&r)["issuer_name"], json!(""));
     c.write(
         &format!("pki_int/issuer/{id}"),
-        data(json!({"leaf_not_after_behavior": "err"})),
+        data(json!({"issuer_name": "int-1"})),
     )
     .await
     .unwrap();
@@ -884,6 +893,134 @@ async fn keeper_renews_on_the_virtual_clock_survives_a_sealed_ca_and_swaps_the_t
             .contains("PRIVATE KEY")
     );
     assert!(!format!("{keeper:?}").contains("PRIVATE"));
+}
+
+/// A revoked issuer: the keeper keeps serving its last certificate and backs off (the CA
+/// refuses with OpenBao's text, not a panic or a silent stop); once an operator makes a new
+/// intermediate the default, the next retry renews under it. The revoked intermediate is on
+/// the root's CRL.
+#[tokio::test]
+async fn keeper_survives_a_revoked_issuer_and_renews_under_its_successor() {
+    use strongroom::{CertEvent, CertKeeperAction, KeeperOptions};
+    let (_sr, c, clock) = setup().await;
+    let (_, old_int) = seed_chain(&c).await;
+    let pki = c.pki("pki_int");
+    let keeper = pki.keeper(
+        "web",
+        "svc.example.com",
+        data(json!({"ttl": "1h"})),
+        KeeperOptions::default(),
+    );
+    let mut events = keeper.subscribe();
+    let first = match keeper.tick().await.unwrap() {
+        CertKeeperAction::Renewed(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let old_issuer_serial = with_cert(&old_int, |x| x.raw_serial_as_string());
+
+    let revoked = pki.revoke_issuer("default").await.unwrap();
+    let d = v(&revoked);
+    assert_eq!(d["revoked"], json!(true));
+    assert_eq!(d["usage"], json!("crl-signing,ocsp-signing,read-only"));
+    // Its parent is in another mount and it is the default: OpenBao's two warnings.
+    assert_eq!(revoked.warnings.len(), 2, "{:?}", revoked.warnings);
+    assert!(revoked.warnings[1].contains("default issuer"));
+    // Revoking again changes nothing.
+    let again = pki.revoke_issuer("default").await.unwrap();
+    assert_eq!(v(&again)["revocation_time"], d["revocation_time"]);
+    assert!(pki.revoke_issuer("bad/ref").await.is_err());
+
+    clock.advance(Duration::from_secs(45 * 60));
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        match keeper.tick().await.unwrap() {
+            CertKeeperAction::Retrying(d) => delays.push(d),
+            other => panic!("{other:?}"),
+        }
+        clock.advance(*delays.last().unwrap());
+    }
+    assert_eq!(delays, [1, 2, 4].map(Duration::from_secs).to_vec());
+    assert_eq!(keeper.current().unwrap().serial_number, first.serial_number);
+    let mut failures = 0;
+    while let Ok(e) = events.try_recv() {
+        if let CertEvent::Failed { message, .. } = e {
+            assert!(
+                message.contains("requested usage issuing-certificates"),
+                "{message}"
+            );
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 3);
+    // Nor can anyone else issue from it, or give it the usage back.
+    let e = pki
+        .issue("web", "x.example.com", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal);
+    let e = c
+        .write(
+            "pki_int/issuer/default",
+            data(json!({"usage": "issuing-certificates"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("This issuer was revoked"), "{e}");
+
+    // A successor intermediate, made the default.
+    let int = pki
+        .generate_intermediate(
+            false,
+            data(json!({"common_name": "Example Intermediate CA 2", "key_type": "ec"})),
+        )
+        .await
+        .unwrap();
+    let signed = c
+        .pki("pki")
+        .sign_intermediate(
+            Some("root-2024"),
+            v(&int)["csr"].as_str().unwrap(),
+            data(json!({"ttl": "43800h"})),
+        )
+        .await
+        .unwrap();
+    let imported = pki.set_signed(&signed.certificate).await.unwrap();
+    let new_id = v(&imported)["imported_issuers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.write("pki_int/config/issuers", data(json!({"default": new_id})))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(8));
+    let renewed = match keeper.tick().await.unwrap() {
+        CertKeeperAction::Renewed(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(renewed.serial_number, first.serial_number);
+    assert_eq!(renewed.issuing_ca.trim(), signed.certificate.trim());
+
+    // Its parent lives in another mount (as the warning said), so the root's CRL does not
+    // list it until the root's mount revokes it too.
+    let root_crl = |der: Vec<u8>| -> Vec<String> {
+        let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+        crl.iter_revoked_certificates()
+            .map(|r| r.raw_serial_as_string())
+            .collect()
+    };
+    assert!(root_crl(c.pki("pki").crl_der().await.unwrap()).is_empty());
+    let old_serial = with_cert(&old_int, |x| {
+        x.raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    });
+    c.pki("pki").revoke(&old_serial).await.unwrap();
+    assert_eq!(
+        root_crl(c.pki("pki").crl_der().await.unwrap()),
+        vec![old_issuer_serial]
+    );
 }
 
 /// The CRL at scale: 100,000 revocations load once, then a rebuild signs from memory and

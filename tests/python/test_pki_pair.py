@@ -234,3 +234,112 @@ def test_sign_csr_and_sign_verbatim_match(pair, tmp_path):
                 sorted(d),
             )
         assert len({json.dumps(v) for v in subjects.values()}) == 1, (path, subjects)
+
+
+def _one_answer(got, ids):
+    """Every side's (status, errors, warnings) with its own issuer ids replaced by names, so
+    answers that name an issuer compare across servers."""
+    out = {}
+    for side, (st, body, _) in got.items():
+        text = json.dumps([(body or {}).get("errors"), (body or {}).get("warnings")])
+        for name, per_side in ids.items():
+            text = text.replace(per_side[side], f"<{name}>")
+        out[side] = (st, text)
+    assert len(set(out.values())) == 1, out
+    return out["strongroom"]
+
+
+def test_issuer_revoke_usage_and_update_match(pair):
+    """`issuer/:ref/revoke`: usage loses issuing-certificates for good, the issuer lands on its
+    parent's CRL, the warnings; POST on an issuer resets what it does not name, PATCH keeps."""
+    seed(pair)
+    pair.setup("POST", "pki/roles/web", {"allow_any_name": True, "ttl": "1h", "key_type": "ec"})
+    csr = pair.expect(200, "POST", "pki/intermediate/generate/internal", {"common_name": "int.example", "key_type": "ec"})
+    ids = {"root": {}, "int": {}}
+    int_serial = {}
+    for side in pair.sides:
+        st, signed, text = pair.call(side, "POST", "pki/root/sign-intermediate", {"csr": csr[side][1]["data"]["csr"]})
+        assert st == 200, text
+        int_serial[side] = signed["data"]["serial_number"]
+        st, imp, text = pair.call(side, "POST", "pki/intermediate/set-signed", {"certificate": signed["data"]["certificate"]})
+        assert st == 200, text
+        (new_id,) = imp["data"]["imported_issuers"]
+        ids["int"][side] = new_id
+        st, body, text = pair.call(side, "GET", "pki/issuer/root-2024")
+        ids["root"][side] = body["data"]["issuer_id"]
+        st, body, text = pair.call(side, "POST", f"pki/issuer/{new_id}", {"issuer_name": "int"})
+        assert st == 200 and body["data"]["issuer_name"] == "int", text
+    pair.expect(200, "POST", "pki/issuer/int/issue/web", {"common_name": "a.example"})
+
+    got = pair.expect(200, "POST", "pki/issuer/int/revoke")
+    _one_answer(got, ids)
+    for side, (_, body, _) in got.items():
+        d = body["data"]
+        assert d["revoked"] is True and d["usage"] == "crl-signing,ocsp-signing,read-only", (side, d)
+        assert d["revocation_time"] > 0 and d["revocation_time_rfc3339"], side
+    keys = {s: sorted(b["data"]) for s, (_, b, _) in got.items()}
+    assert len({json.dumps(k) for k in keys.values()}) == 1, keys
+    # Again: the same answer, the same time.
+    again = pair.expect(200, "POST", "pki/issuer/int/revoke")
+    for side in pair.sides:
+        assert again[side][1]["data"]["revocation_time"] == got[side][1]["data"]["revocation_time"]
+    # It no longer issues (500 and OpenBao's text), and cannot get the usage back.
+    _one_answer(pair.both("POST", "pki/issuer/int/issue/web", {"common_name": "b.example"}), ids)
+    _one_answer(pair.both("POST", "pki/issuer/int", {"issuer_name": "int", "usage": "issuing-certificates"}), ids)
+    # On the root's CRL, and `cert/:serial` shows it revoked.
+    for side in pair.sides:
+        st, _, crl = pair.call(side, "GET", "pki/issuer/root-2024/crl/pem", token="")
+        out = subprocess.run(["openssl", "crl", "-noout", "-text"], input=crl, capture_output=True, text=True, check=True)
+        assert int_serial[side].replace(":", "").upper() in out.stdout.replace(":", "").upper(), side
+        st, cert, _ = pair.call(side, "GET", f"pki/cert/{int_serial[side]}", token="")
+        assert cert["data"]["revocation_time"] == got[side][1]["data"]["revocation_time"], side
+
+    # Usage parsing.
+    for usage in ["foo", "ocsp-signing,,read-only"]:
+        _one_answer(pair.both("POST", "pki/issuer/root-2024", {"issuer_name": "root-2024", "usage": usage}), ids)
+    got = pair.expect(200, "POST", "pki/issuer/root-2024", {"issuer_name": "root-2024", "usage": "read-only,issuing-certificates,read-only"})
+    assert {b["data"]["usage"] for _, (_, b, _) in got.items()} == {"issuing-certificates,read-only"}
+    # PATCH keeps the name; POST without it clears it (and resets usage to all).
+    got = pair.expect(
+        200, "PATCH", "pki/issuer/root-2024", {"leaf_not_after_behavior": "truncate"},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    for side, (_, b, _) in got.items():
+        assert (b["data"]["issuer_name"], b["data"]["usage"]) == ("root-2024", "issuing-certificates,read-only"), side
+    got = pair.expect(200, "POST", "pki/issuer/default", {"usage": "read-only"})
+    for side, (_, b, _) in got.items():
+        d = b["data"]
+        assert (d["issuer_name"], d["usage"], d["leaf_not_after_behavior"]) == ("", "read-only", "err"), (side, d)
+        assert d["revocation_signature_algorithm"] == "", (side, d)
+    # A read-only default issuer refuses to issue, with OpenBao's text.
+    _one_answer(pair.both("POST", "pki/issue/web", {"common_name": "c.example"}), ids)
+    # Revoking the (self-signed, default, parentless) root: all three warnings.
+    got = pair.expect(200, "POST", "pki/issuer/default/revoke")
+    _, text = _one_answer(got, ids)
+    assert "self-signed" in text and "default issuer" in text
+
+
+def test_private_key_forms_match(pair):
+    """Issued keys come back as OpenBao gives them: PKCS#1 `RSA PRIVATE KEY`, SEC1 `EC PRIVATE
+    KEY`, PKCS#8 for ed25519, and PKCS#8 for every type with private_key_format=pkcs8 (an
+    unknown value is ignored, as OpenBao ignores it)."""
+    seed(pair)
+    for key_type, bits in [("rsa", 2048), ("ec", 256), ("ed25519", 0)]:
+        pair.setup("POST", f"pki/roles/k-{key_type}", {"allow_any_name": True, "key_type": key_type, "key_bits": bits})
+        for fmt in [None, "pkcs8", "der", "bogus"]:
+            body = {"common_name": "k.example", "ttl": "1h"}
+            if fmt:
+                body["private_key_format"] = fmt
+            got = pair.expect(200, "POST", f"pki/issue/k-{key_type}", body)
+            forms = {
+                side: (b["data"]["private_key"].splitlines()[0], b["data"]["private_key_type"])
+                for side, (_, b, _) in got.items()
+            }
+            assert len(set(forms.values())) == 1, (key_type, fmt, forms)
+            if key_type == "rsa" and fmt is None:
+                assert forms["strongroom"] == ("-----BEGIN RSA PRIVATE KEY-----", "rsa")
+            # The key belongs to the certificate.
+            d = got["strongroom"][1]["data"]
+            pub_of_key = subprocess.run(["openssl", "pkey", "-pubout"], input=d["private_key"], capture_output=True, text=True, check=True).stdout
+            pub_of_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=d["certificate"], capture_output=True, text=True, check=True).stdout
+            assert pub_of_key == pub_of_cert, key_type

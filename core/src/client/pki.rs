@@ -200,6 +200,24 @@ impl Pki {
             .await
     }
 
+    /// `issuer/:ref/revoke`: revoke an issuer (`default`, an id or a name). It can no longer
+    /// issue (its `issuing-certificates` usage is gone for good) and, where its parent issuer
+    /// lives in this mount, its certificate goes on the parent's CRL. The answer is the
+    /// issuer's entry, with OpenBao's warnings (self-signed, no parent here, the default).
+    pub async fn revoke_issuer(&self, reference: &str) -> Result<Response> {
+        if !crate::util::names::is_generic_name(reference) {
+            return Err(crate::Error::invalid_input(
+                "issuer reference contained invalid characters",
+            ));
+        }
+        self.client
+            .write(
+                &self.path(&format!("issuer/{reference}/revoke")),
+                crate::Data::new(),
+            )
+            .await
+    }
+
     /// `roles/:name`: create or replace a role.
     pub async fn write_role(&self, name: &str, params: Data) -> Result<Response> {
         self.client

@@ -177,9 +177,29 @@ impl PrivateKey {
         Zeroizing::new(self.pair.serialize_pem())
     }
 
+    /// PKCS#8 version 1 (no public key inside), as Go writes it: the version 2 form that
+    /// aws-lc-rs makes for Ed25519 keys is not read by OpenSSL 3.0.
+    fn pkcs8_v1_pem(&self) -> Result<Zeroizing<String>> {
+        use rsa::pkcs8::PrivateKeyInfoRef;
+        use rsa::pkcs8::der::{Decode, Encode};
+        let der = Zeroizing::new(self.pair.serialize_der());
+        let mut info = PrivateKeyInfoRef::from_der(&der)
+            .map_err(|_| Error::internal("error encoding private key"))?;
+        info.public_key = None;
+        let v1 = Zeroizing::new(
+            info.to_der()
+                .map_err(|_| Error::internal("error encoding private key"))?,
+        );
+        Ok(Zeroizing::new(pem_block("PRIVATE KEY", &v1)))
+    }
+
     /// The key as OpenBao returns it with `private_key_format=der|pem`: SEC1 `EC PRIVATE
-    /// KEY` for EC keys, PKCS#8 otherwise (OpenBao gives PKCS#1 for RSA; see docs/pki.md).
-    pub(crate) fn export_pem(&self) -> Result<(Zeroizing<String>, &'static str)> {
+    /// KEY` for EC keys, PKCS#1 `RSA PRIVATE KEY` for RSA keys, PKCS#8 for Ed25519; PKCS#8
+    /// for every type with `pkcs8`.
+    pub(crate) fn export_pem(&self, pkcs8: bool) -> Result<(Zeroizing<String>, &'static str)> {
+        if pkcs8 {
+            return Ok((self.pkcs8_v1_pem()?, self.kind.type_name()));
+        }
         match self.kind {
             KeyKind::Ec(bits) => {
                 let alg = match bits {
@@ -199,8 +219,21 @@ impl PrivateKey {
                     "ec",
                 ))
             }
-            KeyKind::Rsa(_) => Ok((self.pkcs8_pem(), "rsa")),
-            KeyKind::Ed25519 => Ok((self.pkcs8_pem(), "ed25519")),
+            KeyKind::Rsa(_) => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                use rsa::pkcs8::DecodePrivateKey;
+                let der = Zeroizing::new(self.pair.serialize_der());
+                let key = rsa::PrivateKey::from_pkcs8_der(&der)
+                    .map_err(|_| Error::internal("error encoding private key"))?;
+                let pkcs1 = key
+                    .to_pkcs1_der()
+                    .map_err(|_| Error::internal("error encoding private key"))?;
+                Ok((
+                    Zeroizing::new(pem_block("RSA PRIVATE KEY", pkcs1.as_bytes())),
+                    "rsa",
+                ))
+            }
+            KeyKind::Ed25519 => Ok((self.pkcs8_v1_pem()?, "ed25519")),
         }
     }
 }

@@ -49,6 +49,68 @@ pub(crate) struct LoadedIssuer {
     pub kind: Option<KeyKind>,
 }
 
+/// The usages an issuer has unless it was given others (OpenBao's default, sorted).
+const ALL_USAGES: &str = "crl-signing,issuing-certificates,ocsp-signing,read-only";
+
+impl LoadedIssuer {
+    /// The usages this issuer has (`usage` on the issuer; all of them by default).
+    fn usage(&self) -> &str {
+        self.entry.usage.as_deref().unwrap_or(ALL_USAGES)
+    }
+
+    /// The signing key, when this issuer may issue: it holds its key and has the
+    /// `issuing-certificates` usage (a revoked issuer has lost it). OpenBao's 500 and text.
+    fn signer_for_issuing(&self) -> Result<&rcgen::Issuer<'static, KeyPair>> {
+        if !self.usage().split(',').any(|u| u == "issuing-certificates") {
+            return Err(multierror(&format!(
+                "error fetching CA certificate: error while attempting to use issuer {id}: requested usage issuing-certificates for issuer [id:{id}{name}] but only had usage {usage}",
+                id = self.entry.id,
+                name = if self.entry.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" / name:{}", self.entry.name)
+                },
+                usage = self.usage(),
+            )));
+        }
+        self.signer
+            .as_ref()
+            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))
+    }
+}
+
+/// `usage` as given on an issuer update: known names only (`read-only` is always kept),
+/// sorted and without duplicates as OpenBao stores them.
+fn parse_usages(given: &[String]) -> Result<String> {
+    let items: Vec<&str> = given.iter().flat_map(|u| u.split(',')).collect();
+    let mut out = vec!["read-only"];
+    for u in items.iter().map(|u| u.trim()) {
+        match u {
+            "crl-signing" | "issuing-certificates" | "ocsp-signing" | "read-only" => {
+                if !out.contains(&u) {
+                    out.push(u);
+                }
+            }
+            // A lone empty value (`usage=""`) leaves `read-only`.
+            "" if items.len() == 1 => {}
+            _ => {
+                return Err(Error::invalid_input(format!(
+                    "Unable to parse specified usages: [{}] - valid values are {ALL_USAGES}",
+                    items.join(" ")
+                )));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out.join(","))
+}
+
+/// `private_key_format=pkcs8` asks for PKCS#8 whatever the key type; any other value gives
+/// the key type's own form (OpenBao ignores values it does not know).
+fn pkcs8_wanted(d: &Data) -> Result<bool> {
+    Ok(fields::str_or_empty(d, "private_key_format")? == "pkcs8")
+}
+
 /// Every issuer of a mount by id.
 type IssuerMap = Arc<HashMap<String, Arc<LoadedIssuer>>>;
 
@@ -521,6 +583,8 @@ impl Pki {
             leaf_not_after_behavior: "err".into(),
             revoked: false,
             revocation_time: 0,
+            revocation_time_rfc3339: String::new(),
+            revocation_signature_algorithm: None,
             serial: serial_s.clone(),
             not_after: unix(not_after),
             usage: None,
@@ -540,7 +604,7 @@ impl Pki {
             "serial_number": serial_s,
         });
         if exported {
-            let (pk, pk_type) = key.export_pem()?;
+            let (pk, pk_type) = key.export_pem(pkcs8_wanted(d)?)?;
             set(&mut out, "private_key", json!(pk.as_str()));
             set(&mut out, "private_key_type", json!(pk_type));
         }
@@ -649,7 +713,7 @@ impl Pki {
         let key_id = self.save_key(ctx, &key, &key_name).await?;
         let mut out = json!({ "csr": csr, "key_id": key_id });
         if exported {
-            let (pk, pk_type) = key.export_pem()?;
+            let (pk, pk_type) = key.export_pem(pkcs8_wanted(d)?)?;
             set(&mut out, "private_key", json!(pk.as_str()));
             set(&mut out, "private_key_type", json!(pk_type));
         }
@@ -672,10 +736,7 @@ impl Pki {
             .resolve_issuer(ctx, issuer_ref)
             .await
             .map_err(|e| ca_fetch_error(&e))?;
-        let signer = issuer
-            .signer
-            .as_ref()
-            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let signer = issuer.signer_for_issuing()?;
         let use_csr_values = fields::boolean(d, "use_csr_values")?.unwrap_or(false);
         let mut cn = fields::str_or_empty(d, "common_name")?;
         if cn.is_empty() || use_csr_values {
@@ -806,6 +867,8 @@ impl Pki {
                 leaf_not_after_behavior: "err".into(),
                 revoked: false,
                 revocation_time: 0,
+                revocation_time_rfc3339: String::new(),
+                revocation_signature_algorithm: None,
                 serial: info.serial.clone(),
                 not_after: unix(info.not_after),
                 usage: None,
@@ -938,10 +1001,7 @@ impl Pki {
             .resolve_issuer(ctx, issuer_ref)
             .await
             .map_err(|e| ca_fetch_error(&e))?;
-        let signer = issuer
-            .signer
-            .as_ref()
-            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let signer = issuer.signer_for_issuing()?;
         let mut warnings = Vec::new();
         let (not_before, mut not_after) = self.validity(ctx, d, Some(&role), &mut warnings, 30)?;
         self.leaf_bound(&issuer, &mut not_after, &mut warnings)?;
@@ -1045,7 +1105,7 @@ impl Pki {
             "serial_number": serial_s,
         });
         if let Some(k) = &private {
-            let (pk, pk_type) = k.export_pem()?;
+            let (pk, pk_type) = k.export_pem(pkcs8_wanted(d)?)?;
             set(&mut out, "private_key", json!(pk.as_str()));
             set(&mut out, "private_key_type", json!(pk_type));
         }
@@ -1322,14 +1382,34 @@ impl Pki {
             "leaf_not_after_behavior": i.entry.leaf_not_after_behavior,
             "manual_chain": i.entry.manual_chain,
             "ocsp_servers": [],
-            "revocation_signature_algorithm": i.kind.map_or("", KeyKind::signature_name),
+            "revocation_signature_algorithm": i
+                .entry
+                .revocation_signature_algorithm
+                .as_deref()
+                .unwrap_or_else(|| i.kind.map_or("", KeyKind::signature_name)),
             "revoked": i.entry.revoked,
-            "usage": i.entry.usage.clone().unwrap_or_else(|| "crl-signing,issuing-certificates,ocsp-signing,read-only".into()),
+            "usage": i.usage(),
         });
-        match v {
+        let mut m = match v {
             Value::Object(m) => m,
             _ => Data::new(),
+        };
+        if i.entry.revoked {
+            // Only a revoked issuer shows when, as OpenBao's (keys in its sorted order).
+            let mut sorted = Data::new();
+            for (k, v) in m {
+                if k == "revoked" {
+                    sorted.insert("revocation_time".into(), json!(i.entry.revocation_time));
+                    sorted.insert(
+                        "revocation_time_rfc3339".into(),
+                        json!(i.entry.revocation_time_rfc3339),
+                    );
+                }
+                sorted.insert(k, v);
+            }
+            m = sorted;
         }
+        m
     }
 
     async fn issuer_path(
@@ -1407,24 +1487,67 @@ impl Pki {
                 let (_, pem) = self.crl_for(ctx, &issuer).await?;
                 Ok(Some(raw_response("application/x-pem-file", pem.as_bytes())))
             }
+            (Some("revoke"), _) if write => self.revoke_issuer(ctx, &issuer).await.map(Some),
             (None, _) if write => {
                 let _w = self.write.lock().await;
                 let mut entry = issuer.entry.clone();
                 let d = &req.data;
-                if let Some(n) = fields::string(d, "issuer_name")? {
-                    self.check_issuer_name(ctx, &n, &entry.id).await?;
-                    entry.name = n;
+                // POST sets every field it does not name back to its default (as OpenBao's
+                // update does: a POST with only `usage` clears the name); PATCH keeps them.
+                let patch = op == Operation::Patch;
+                match fields::string(d, "issuer_name")? {
+                    Some(n) => {
+                        self.check_issuer_name(ctx, &n, &entry.id).await?;
+                        entry.name = n;
+                    }
+                    None if !patch => entry.name = String::new(),
+                    None => {}
                 }
-                if let Some(b) = fields::string(d, "leaf_not_after_behavior")? {
-                    if !matches!(b.as_str(), "err" | "truncate" | "permit") {
+                match fields::string(d, "leaf_not_after_behavior")? {
+                    Some(b) => {
+                        if !matches!(b.as_str(), "err" | "truncate" | "permit") {
+                            return Err(Error::invalid_input(
+                                "Unknown value for field `leaf_not_after_behavior`. Possible values are `err`, `truncate`, and `permit`.",
+                            ));
+                        }
+                        entry.leaf_not_after_behavior = b;
+                    }
+                    None if !patch => entry.leaf_not_after_behavior = "err".into(),
+                    None => {}
+                }
+                // A comma-separated string keeps its empty items (OpenBao refuses them).
+                let given = match d.get("usage") {
+                    Some(Value::String(u)) => Some(vec![u.clone()]),
+                    _ => fields::string_list(d, "usage")?,
+                };
+                let usage = match given {
+                    Some(u) => Some(parse_usages(&u)?),
+                    None if !patch => Some(ALL_USAGES.to_string()),
+                    None => None,
+                };
+                if let Some(u) = usage {
+                    if entry.revoked && u.split(',').any(|x| x == "issuing-certificates") {
                         return Err(Error::invalid_input(
-                            "Unknown value for field `leaf_not_after_behavior`. Possible values are `err`, `truncate`, and `permit`.",
+                            "This issuer was revoked; unable to modify its usage to include certificate signing again. Reissue this certificate (preferably with a new key) and modify that entry instead.",
                         ));
                     }
-                    entry.leaf_not_after_behavior = b;
+                    entry.usage = (u != ALL_USAGES).then_some(u);
                 }
-                if let Some(u) = fields::string_list(d, "usage")? {
-                    entry.usage = Some(u.join(","));
+                match fields::string(d, "revocation_signature_algorithm")? {
+                    Some(a) => {
+                        let own = issuer.kind.map_or("", KeyKind::signature_name);
+                        if !a.is_empty() && a != own {
+                            return Err(Error::invalid_input(format!(
+                                "revocation_signature_algorithm {a} is not supported for this issuer's key; use {own} or leave it empty"
+                            )));
+                        }
+                        entry.revocation_signature_algorithm = Some(a);
+                    }
+                    None if !patch => entry.revocation_signature_algorithm = Some(String::new()),
+                    None => {}
+                }
+                if !patch {
+                    entry.manual_chain = None;
                 }
                 store::put(
                     ctx,
@@ -1459,6 +1582,106 @@ impl Pki {
         }
     }
 
+    /// `issuer/:ref/revoke`: the issuer loses `issuing-certificates` for good and, where
+    /// its parent lives in this mount, its certificate goes on the parent's CRL. Revoking
+    /// again answers the same and changes nothing.
+    async fn revoke_issuer(&self, ctx: &EngineContext, issuer: &LoadedIssuer) -> Result<Response> {
+        let _w = self.write.lock().await;
+        let all = self.issuers(ctx).await?;
+        let current = all
+            .get(&issuer.entry.id)
+            .cloned()
+            .ok_or_else(|| Error::internal("issuer vanished"))?;
+        if current.entry.revoked {
+            return Ok(Response::with_data(Self::issuer_data(&all, &current)));
+        }
+        let mut warnings = Vec::new();
+        let self_signed = current.info.issuer_der == current.info.subject_der;
+        if self_signed {
+            warnings.push("This issuer is a self-signed (potentially root) certificate. This means it may not be considered revoked if there is not an external, cross-signed variant of this certificate. This issuer's serial number will not appear on its own CRL.".to_string());
+        }
+        let parents: Vec<&Arc<LoadedIssuer>> = all
+            .values()
+            .filter(|p| {
+                p.entry.id != current.entry.id && p.info.subject_der == current.info.issuer_der
+            })
+            .collect();
+        if parents.is_empty() {
+            warnings.push("This issuer lacks another parent issuer within the mount. This means it will not appear on any other CRLs and may not be considered revoked by clients. Consider adding this issuer to its issuer's CRL as well if it is not self-signed.".to_string());
+        }
+        let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
+            .await?
+            .unwrap_or_default();
+        if cfg.default == current.entry.id {
+            warnings.push("This issuer is currently configured as the default issuer for this mount; operations such as certificate issuance may not work until a new default issuer is selected.".to_string());
+        }
+        let now = ctx.clock.now();
+        let mut entry = current.entry.clone();
+        entry.revoked = true;
+        entry.revocation_time = unix(now);
+        entry.revocation_time_rfc3339 = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let usage = current
+            .usage()
+            .split(',')
+            .filter(|u| *u != "issuing-certificates")
+            .collect::<Vec<_>>()
+            .join(",");
+        entry.usage = Some(usage);
+        // On each parent's CRL (the revoked entry names the parent that signed it).
+        for parent in parents {
+            let revoked = RevokedEntry {
+                serial: entry.serial.clone(),
+                revocation_time: entry.revocation_time,
+                revocation_time_rfc3339: entry.revocation_time_rfc3339.clone(),
+                issuer_id: parent.entry.id.clone(),
+                der: B64.encode(&current.der),
+                not_after: entry.not_after,
+            };
+            store::put(
+                ctx,
+                &format!(
+                    "{}{}",
+                    store::REVOKED_PREFIX,
+                    store::serial_key(&entry.serial)
+                ),
+                &revoked,
+            )
+            .await?;
+            self.crl.add(&revoked)?;
+        }
+        store::put(
+            ctx,
+            &format!("{}{}", store::ISSUER_PREFIX, entry.id),
+            &entry,
+        )
+        .await?;
+        self.forget_issuers()?;
+        let all = self.issuers(ctx).await?;
+        let i = all
+            .get(&entry.id)
+            .cloned()
+            .ok_or_else(|| Error::internal("issuer vanished"))?;
+        // The CRLs are rebuilt now; an issuer with a key but without `crl-signing` gets
+        // none, which OpenBao reports first.
+        let mut rebuild: Vec<String> = all
+            .values()
+            .filter(|x| x.signer.is_some() && !x.usage().split(',').any(|u| u == "crl-signing"))
+            .map(|x| x.entry.id.clone())
+            .collect();
+        rebuild.sort_unstable();
+        let mut out: Vec<String> = rebuild
+            .iter()
+            .enumerate()
+            .map(|(n, id)| format!("Warning {} during CRL rebuild: warning from local CRL rebuild: Issuer equivalency set with associated keys lacked an issuer with CRL Signing KeyUsage; refusing to rebuild CRL for this group of issuers: {id}", n + 1))
+            .collect();
+        out.extend(warnings);
+        let mut resp = Response::with_data(Self::issuer_data(&all, &i));
+        resp.warnings = out;
+        Ok(resp)
+    }
+
     /// `sign-verbatim` (and `sign-verbatim/:role`): the CSR's subject and names as they
     /// are, the request's TTL and key usages; a role, when named, only bounds the TTL.
     async fn sign_verbatim(
@@ -1483,10 +1706,7 @@ impl Pki {
             .resolve_issuer(ctx, &issuer_ref)
             .await
             .map_err(|e| ca_fetch_error(&e))?;
-        let signer = issuer
-            .signer
-            .as_ref()
-            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let signer = issuer.signer_for_issuing()?;
         let mut warnings = Vec::new();
         let (not_before, mut not_after) =
             self.validity(ctx, d, role.as_deref(), &mut warnings, 30)?;
@@ -1570,10 +1790,7 @@ impl Pki {
             .resolve_issuer(ctx, "default")
             .await
             .map_err(|e| ca_fetch_error(&e))?;
-        let signer = issuer
-            .signer
-            .as_ref()
-            .ok_or_else(|| Error::invalid_input("issuer has no key to sign with"))?;
+        let signer = issuer.signer_for_issuing()?;
         let subject = {
             use x509_parser::prelude::FromDer;
             let (_, c) = x509_parser::certificate::X509Certificate::from_der(&der)
@@ -1714,7 +1931,7 @@ impl Pki {
         let id = self.save_key(ctx, &key, &name).await?;
         let mut out = json!({ "key_id": id, "key_name": name, "key_type": kind.type_name() });
         if exported {
-            let (pk, _) = key.export_pem()?;
+            let (pk, _) = key.export_pem(pkcs8_wanted(d)?)?;
             set(&mut out, "private_key", json!(pk.as_str()));
         }
         Ok(data(out))

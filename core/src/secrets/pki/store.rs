@@ -65,6 +65,13 @@ pub(crate) struct IssuerEntry {
     pub revoked: bool,
     #[serde(default)]
     pub revocation_time: i64,
+    /// RFC 3339 with nanoseconds, as OpenBao shows it (only when revoked).
+    #[serde(default)]
+    pub revocation_time_rfc3339: String,
+    /// Set by an update (`""` after a POST that does not name it); the key's own
+    /// algorithm when absent.
+    #[serde(default)]
+    pub revocation_signature_algorithm: Option<String>,
     pub serial: String,
     pub not_after: i64,
     #[serde(default)]
