@@ -175,6 +175,17 @@ def test_refusals_match_openbao(pair):
         ("POST", "pki_int/roles/bad", {"key_type": "ec", "key_bits": 333}),
         ("POST", "pki_int/roles/bad", {"ttl": "10h", "max_ttl": "1h"}),
         ("POST", "pki/root/sign-intermediate", {"csr": "junk"}),
+        # Names, sizes and fields an attacker would try (found probing both servers).
+        ("POST", "pki_int/roles/a%2Fb", {}),
+        ("POST", "pki_int/roles/bad", {"key_type": "rsa", "key_bits": -1}),
+        ("POST", "pki_int/roles/bad", {"ttl": "-5h"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a" * 64 + ".example.com"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "alt_names": "b" * 70 + ".example.com"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "other_sans": "1.2.3;UTF8:x"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "serial_number": "zz"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "uri_sans": "spiffe://x/y"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "ttl": "-1.5s"}),
+        ("POST", "pki_int/issue/example-dot-com", {"common_name": "a.example.com", "ttl": "1h", "not_after": "2030-01-01T00:00:00Z"}),
     ]
     for method, path, body in cases:
         got = pair.both(method, path, body)
@@ -343,3 +354,38 @@ def test_private_key_forms_match(pair):
             pub_of_key = subprocess.run(["openssl", "pkey", "-pubout"], input=d["private_key"], capture_output=True, text=True, check=True).stdout
             pub_of_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=d["certificate"], capture_output=True, text=True, check=True).stdout
             assert pub_of_key == pub_of_cert, key_type
+
+
+def test_other_sans_serial_number_and_not_after_match(pair):
+    """Allowed `other_sans` and `serial_number` land in the certificate as OpenBao puts them;
+    an explicit `not_after` replaces the TTL (past the role's max_ttl, with OpenBao's warning
+    about the default TTL), and a role max below the mount's default warns on every issue."""
+    seed(pair)
+    pair.setup(
+        "POST",
+        "pki_int/roles/extra",
+        {"allow_any_name": True, "key_type": "ec", "max_ttl": "1h", "allowed_other_sans": "1.3.6.1.4.1.311.20.2.3;UTF8:*", "allowed_serial_numbers": "dev-*"},
+    )
+    got = pair.expect(
+        200,
+        "POST",
+        "pki_int/issue/extra",
+        {"common_name": "u.example.com", "other_sans": "1.3.6.1.4.1.311.20.2.3;UTF8:user@example.com", "serial_number": "dev-7"},
+    )
+    texts = {}
+    for side, (_, b, _) in got.items():
+        t = x509_text(b["data"]["certificate"])
+        texts[side] = (ext(t, "X509v3 Subject Alternative Name"), [l.strip() for l in t.splitlines() if l.strip().startswith("Subject:")])
+    assert len({json.dumps(v) for v in texts.values()}) == 1, texts
+    assert "serialNumber = dev-7" in texts["strongroom"][1][0]
+    warnings = {s: b["warnings"] for s, (_, b, _) in got.items()}
+    assert len({json.dumps(w) for w in warnings.values()}) == 1, warnings
+    assert warnings["strongroom"] and "maxTTL" in warnings["strongroom"][0]
+    import datetime
+    na = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    got = pair.expect(200, "POST", "pki_int/issue/extra", {"common_name": "n.example.com", "not_after": na})
+    for side, (_, b, _) in got.items():
+        exp = datetime.datetime.fromtimestamp(b["data"]["expiration"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert exp == na, (side, exp, na)
+    warnings = {s: b["warnings"] for s, (_, b, _) in got.items()}
+    assert len({json.dumps(w) for w in warnings.values()}) == 1, warnings

@@ -28,9 +28,7 @@ const OVERFLOW: &str =
 /// A negative duration is refused with the framework's text.
 pub(crate) fn parse_value(v: &Value) -> Result<Duration> {
     let nanos = parse_signed_value(v)?;
-    unsigned(nanos).ok_or_else(|| {
-        Error::invalid_input(format!("cannot provide negative value '{}'", shown(v)))
-    })
+    unsigned(nanos).ok_or_else(|| negative(nanos))
 }
 
 /// As [`parse_value`], signed nanoseconds (OpenBao's `TypeSignedDurationSecond`).
@@ -48,8 +46,16 @@ pub(crate) fn parse_signed_value(v: &Value) -> Result<i64> {
 /// Parse a duration string: `"300"` (seconds), `"1h30m"`, `"1.5h"`, `"250ms"`, `"2d"`.
 pub(crate) fn parse(s: &str) -> Result<Duration> {
     let nanos = parse_duration_second_str(s).map_err(Error::invalid_input)?;
-    unsigned(nanos)
-        .ok_or_else(|| Error::invalid_input(format!("cannot provide negative value '{s}'")))
+    unsigned(nanos).ok_or_else(|| negative(nanos))
+}
+
+/// The framework's refusal of a negative duration: it names the value in whole seconds
+/// (truncated, as Go's integer division), whatever form it was given in.
+fn negative(nanos: i64) -> Error {
+    Error::invalid_input(format!(
+        "cannot provide negative value '{}'",
+        nanos / SECOND
+    ))
 }
 
 /// Parse a duration as OpenBao does (go-secure-stdlib's `ParseDurationSecond`): integer
@@ -64,13 +70,6 @@ pub(crate) fn parse(s: &str) -> Result<Duration> {
 /// ```
 pub fn parse_duration(s: &str) -> Result<Duration> {
     parse(s)
-}
-
-fn shown(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn unsigned(nanos: i64) -> Option<Duration> {
@@ -291,7 +290,17 @@ mod tests {
         assert_eq!(e.message(), "time: invalid duration \"abc\"");
         assert_eq!(
             parse("-1s").unwrap_err().message(),
-            "cannot provide negative value '-1s'"
+            "cannot provide negative value '-1'"
+        );
+        assert_eq!(
+            parse("-5h").unwrap_err().message(),
+            "cannot provide negative value '-18000'"
+        );
+        assert_eq!(
+            parse_value(&serde_json::json!("-1.5s"))
+                .unwrap_err()
+                .message(),
+            "cannot provide negative value '-1'"
         );
         assert_eq!(
             parse("10x").unwrap_err().message(),

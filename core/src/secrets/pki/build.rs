@@ -91,6 +91,8 @@ pub(crate) struct Sans {
     pub emails: Vec<String>,
     pub ips: Vec<IpAddr>,
     pub uris: Vec<String>,
+    /// `other_sans`: (OID, UTF-8 value).
+    pub other: Vec<(Vec<u64>, String)>,
 }
 
 impl Sans {
@@ -100,6 +102,13 @@ impl Sans {
                 .map_err(|_| Error::invalid_input(format!("invalid name `{s}`")))
         };
         let mut out = Vec::new();
+        // Other names first, as OpenBao writes them.
+        for (oid, v) in &self.other {
+            out.push(SanType::OtherName((
+                oid.clone(),
+                rcgen::OtherNameValue::Utf8String(v.clone()),
+            )));
+        }
         for d in &self.dns {
             out.push(SanType::DnsName(ia5(d)?));
         }

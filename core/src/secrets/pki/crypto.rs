@@ -30,7 +30,7 @@ impl KeyKind {
                 0 | 2048 => Ok(KeyKind::Rsa(2048)),
                 3072 => Ok(KeyKind::Rsa(3072)),
                 4096 => Ok(KeyKind::Rsa(4096)),
-                b if b > 0 && b < 2048 => Err(Error::invalid_input(format!(
+                b if b < 2048 => Err(Error::invalid_input(format!(
                     "RSA keys < 2048 bits are unsafe and not supported: got {b}"
                 ))),
                 b => Err(Error::invalid_input(format!(

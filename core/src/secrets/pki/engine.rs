@@ -292,6 +292,41 @@ fn sans_from(d: &Data, cn: &str, exclude_cn: bool) -> Result<Sans> {
     Ok(sans)
 }
 
+/// `other_sans` (`<oid>;UTF8:<value>`, comma-separated), each allowed by the role's
+/// `allowed_other_sans` (`*`, or the same OID with a value glob), with OpenBao's texts.
+fn other_sans(d: &Data, role: &Role) -> Result<Vec<(Vec<u64>, String)>> {
+    let mut out = Vec::new();
+    for entry in fields::string_list(d, "other_sans")?.unwrap_or_default() {
+        let (oid, rest) = entry.split_once(';').ok_or_else(|| {
+            Error::invalid_input(format!("expected a semicolon in other SAN {entry:?}"))
+        })?;
+        let (kind, value) = rest.split_once(':').ok_or_else(|| {
+            Error::invalid_input(format!("expected a colon in other SAN {entry:?}"))
+        })?;
+        if !matches!(kind, "UTF8" | "UTF-8") {
+            return Err(Error::invalid_input(format!(
+                "only UTF8 other SAN types are supported, got {kind:?} in {entry:?}"
+            )));
+        }
+        let allowed = role.allowed_other_sans.iter().any(|a| {
+            a == "*"
+                || a.split_once(';').is_some_and(|(aoid, arest)| {
+                    aoid == oid
+                        && arest.split_once(':').is_some_and(|(akind, aval)| {
+                            matches!(akind, "UTF8" | "UTF-8") && role::glob_match(aval, value)
+                        })
+                })
+        });
+        if !allowed {
+            return Err(Error::invalid_input(format!(
+                "other SAN OID {oid} not allowed by this role"
+            )));
+        }
+        out.push((parse_oid(oid)?, value.to_string()));
+    }
+    Ok(out)
+}
+
 fn ca_usage() -> Vec<KeyUsagePurpose> {
     vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign]
 }
@@ -636,23 +671,29 @@ impl Pki {
         };
         let requested = fields::duration_secs(d, "ttl")?
             .map(check_ttl)
-            .transpose()?;
+            .transpose()?
+            .filter(|t| *t > 0);
         let not_after_req = fields::str_or_empty(d, "not_after")?;
-        let mut ttl = requested
-            .filter(|t| *t > 0)
-            .unwrap_or(default.min(max.max(1)));
-        if !not_after_req.is_empty() {
-            let t = crate::clock::parse_rfc3339(&not_after_req).ok_or_else(|| {
-                Error::invalid_input(format!("cannot parse not_after timestamp: {not_after_req}"))
-            })?;
-            ttl = u64::try_from((t - now).whole_seconds()).unwrap_or(0);
+        if requested.is_some() && !not_after_req.is_empty() {
+            return Err(Error::invalid_input(
+                "Either ttl or not_after should be provided. Both should not be provided in the same request.",
+            ));
         }
-        if ttl > max {
-            if requested.is_some_and(|t| t > 0) || !not_after_req.is_empty() {
-                warnings.push(ttl_warning(ttl, max));
-            }
+        // As OpenBao: the TTL (asked for, the role's, or the mount's default) is capped at
+        // the maximum with a warning, even when it was a default; an explicit `not_after`
+        // then replaces the result (the CA's own expiry still bounds it, see `leaf_bound`).
+        let mut ttl = requested.unwrap_or(default);
+        if max > 0 && ttl > max {
+            warnings.push(ttl_warning(ttl, max));
             ttl = max;
         }
+        let explicit = if not_after_req.is_empty() {
+            None
+        } else {
+            Some(crate::clock::parse_rfc3339(&not_after_req).ok_or_else(|| {
+                Error::invalid_input(format!("cannot parse not_after timestamp: {not_after_req}"))
+            })?)
+        };
         let nbd = match role {
             Some(r) => r.not_before_duration,
             None => fields::duration_secs(d, "not_before_duration")?
@@ -661,10 +702,13 @@ impl Pki {
                 .unwrap_or(backdate),
         };
         let not_before = now - time::Duration::seconds(i64::try_from(nbd).unwrap_or(30));
-        let not_after = now + time::Duration::seconds(i64::try_from(ttl).unwrap_or(0));
+        // Nanoseconds kept: the CA-expiry check compares them as OpenBao's does (the
+        // certificate itself carries whole seconds).
+        let not_after = explicit
+            .unwrap_or_else(|| now + time::Duration::seconds(i64::try_from(ttl).unwrap_or(0)));
         Ok((
             not_before.replace_nanosecond(0).unwrap_or(not_before),
-            not_after.replace_nanosecond(0).unwrap_or(not_after),
+            not_after,
         ))
     }
 
@@ -966,6 +1010,18 @@ impl Pki {
         sans.dns.dedup();
         sans.emails.sort();
         sans.emails.dedup();
+        // A DNS label longer than 63 bytes is refused whatever the role (IDNA's rule, which
+        // OpenBao applies before the role's).
+        for n in std::iter::once(&cn).chain(sans.dns.iter()) {
+            if n.contains('@') {
+                continue;
+            }
+            if let Some(label) = n.split('.').find(|l| l.len() > 63) {
+                return Err(Error::invalid_input(format!(
+                    "idna: invalid label {label:?}"
+                )));
+            }
+        }
         // Names against the role, with OpenBao's texts.
         if !cn.is_empty() && !role::name_allowed(&role, &cn) {
             return Err(Error::invalid_input(format!(
@@ -991,10 +1047,22 @@ impl Pki {
         }
         for u in &sans.uris {
             if !role.allowed_uri_sans.iter().any(|p| role::glob_match(p, u)) {
-                return Err(Error::invalid_input(format!(
-                    "URI Subject Alternative Names are not allowed in this role, but were provided {u}"
-                )));
+                return Err(Error::invalid_input(
+                    "URI Subject Alternative Names are not allowed in this role, but were provided via the API",
+                ));
             }
+        }
+        sans.other = other_sans(d, &role)?;
+        let subject_serial = fields::str_or_empty(d, "serial_number")?;
+        if !subject_serial.is_empty()
+            && !role
+                .allowed_serial_numbers
+                .iter()
+                .any(|p| role::glob_match(p, &subject_serial))
+        {
+            return Err(Error::invalid_input(format!(
+                "serial_number {subject_serial} not allowed by this role"
+            )));
         }
         let issuer_ref = issuer_override.unwrap_or(&role.issuer_ref);
         let issuer = self
@@ -1044,7 +1112,7 @@ impl Pki {
             province: role.province.clone(),
             street_address: role.street_address.clone(),
             postal_code: role.postal_code.clone(),
-            serial_number: String::new(),
+            serial_number: subject_serial,
             verbatim: None,
         };
         let mut private = None;
@@ -1943,6 +2011,10 @@ impl Pki {
         req: &Request,
         name: &str,
     ) -> Result<Option<Response>> {
+        // OpenBao's route takes a generic name only (`roles/a%2Fb` is no route at all).
+        if !crate::util::names::is_generic_name(name) {
+            return Err(Error::backend_unsupported_path());
+        }
         let path = format!("{}{name}", store::ROLE_PREFIX);
         match req.operation {
             Operation::Read => Ok(self
