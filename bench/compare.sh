@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side: `strongroom server -dev` (release build) and OpenBao's `bao server -dev` on
-# loopback, the same wrk load against both: transit encrypt of 64 random bytes and a KV v2
-# read, at 32 connections. Prints throughput, p50/p99 latency and resident memory (idle
+# loopback, the same wrk load against both: transit encrypt of 64 random bytes, a KV v2
+# read, and a PKI leaf issued (EC P-256 key made by the server, same role on both), at 32
+# connections. Prints throughput, p50/p99 latency and resident memory (idle
 # after setup, and after the load) as a Markdown table.
 #
 # Usage: bench/compare.sh            (from anywhere; installs what it needs)
@@ -78,6 +79,12 @@ cat >"$WORK/read.lua" <<'EOF'
 wrk.method = "GET"
 wrk.headers["X-Vault-Token"] = "root"
 EOF
+cat >"$WORK/issue.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"common_name":"svc.bench.example.com"}'
+wrk.headers["X-Vault-Token"] = "root"
+wrk.headers["Content-Type"] = "application/json"
+EOF
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -97,6 +104,11 @@ setup() {
     curl "${h[@]}" -X POST "$url/v1/sys/mounts/transit" -d '{"type":"transit"}'
     curl "${h[@]}" -X POST "$url/v1/transit/keys/bench" -d '{"type":"aes256-gcm96"}'
     curl "${h[@]}" -X POST "$url/v1/secret/data/bench" -d '{"data":{"username":"app","password":"correct-horse-battery-staple"}}'
+    curl "${h[@]}" -X POST "$url/v1/sys/mounts/pki" -d '{"type":"pki","config":{"max_lease_ttl":"87600h"}}'
+    curl "${h[@]}" -X POST "$url/v1/pki/root/generate/internal" -d '{"common_name":"Bench Root","key_type":"ec","ttl":"8760h"}'
+    curl "${h[@]}" -X POST "$url/v1/pki/roles/bench" -d '{"allowed_domains":"bench.example.com","allow_subdomains":true,"key_type":"ec","key_bits":256,"ttl":"1h"}'
+    curl -sf -H "X-Vault-Token: root" -X POST "$url/v1/pki/issue/bench" \
+        -d '{"common_name":"svc.bench.example.com"}' | grep -q 'BEGIN EC PRIVATE KEY'
     # Both answer correctly before anything is measured.
     curl -sf -H "X-Vault-Token: root" "$url/v1/secret/data/bench" | grep -q correct-horse
     curl -sf -H "X-Vault-Token: root" -X POST "$url/v1/transit/encrypt/bench" \
@@ -141,12 +153,17 @@ measure() {
     say "$name: KV v2 read, $CONNECTIONS connections, $DURATION"
     local kv
     kv=$(run_wrk "$url/v1/secret/data/bench" "$WORK/read.lua")
+    say "$name: PKI issue (EC P-256 leaf), $CONNECTIONS connections, $DURATION"
+    local pki
+    pki=$(run_wrk "$url/v1/pki/issue/bench" "$WORK/issue.lua")
     local loaded
     loaded=$(rss_kib "$pid")
     read -r erps ep50 ep99 <<<"$enc"
     read -r krps kp50 kp99 <<<"$kv"
+    read -r prps pp50 pp99 <<<"$pki"
     printf '| %s | transit encrypt 64 B | %s | %s | %s |\n' "$name" "$erps" "$ep50" "$ep99" >>"$WORK/table"
     printf '| %s | KV v2 read | %s | %s | %s |\n' "$name" "$krps" "$kp50" "$kp99" >>"$WORK/table"
+    printf '| %s | PKI issue EC P-256 | %s | %s | %s |\n' "$name" "$prps" "$pp50" "$pp99" >>"$WORK/table"
     printf '| %s | %.1f MiB | %.1f MiB |\n' "$name" "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)" >>"$WORK/memory"
 }
 

@@ -727,6 +727,83 @@ impl Transit {
             boolean,
         )
     }
+
+    /// Sign many inputs; each item is a signature or the exception for that item.
+    fn sign_batch(&self, py: Python<'_>, key: String, inputs: Vec<Vec<u8>>) -> PyResult<Py<PyAny>> {
+        let (rt, t) = self.h.get()?;
+        let t = t.clone();
+        self.flavour.run(
+            py,
+            rt,
+            async move {
+                let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+                t.sign_batch(&key, &refs).await
+            },
+            |py, items| batch(py, items, text),
+        )
+    }
+
+    /// Verify many `(input, signature)` pairs; each item is a bool or the exception for
+    /// that item (a malformed signature).
+    fn verify_batch(
+        &self,
+        py: Python<'_>,
+        key: String,
+        items: Vec<(Vec<u8>, String)>,
+    ) -> PyResult<Py<PyAny>> {
+        let (rt, t) = self.h.get()?;
+        let t = t.clone();
+        self.flavour.run(
+            py,
+            rt,
+            async move {
+                let refs: Vec<(&[u8], &str)> = items
+                    .iter()
+                    .map(|(i, s)| (i.as_slice(), s.as_str()))
+                    .collect();
+                t.verify_batch(&key, &refs).await
+            },
+            |py, items| batch(py, items, boolean),
+        )
+    }
+
+    /// HMAC many inputs; each item is `vault:v<n>:<base64>` or the exception for that item.
+    fn hmac_batch(&self, py: Python<'_>, key: String, inputs: Vec<Vec<u8>>) -> PyResult<Py<PyAny>> {
+        let (rt, t) = self.h.get()?;
+        let t = t.clone();
+        self.flavour.run(
+            py,
+            rt,
+            async move {
+                let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+                t.hmac_batch(&key, &refs).await
+            },
+            |py, items| batch(py, items, text),
+        )
+    }
+
+    /// Verify many `(input, hmac)` pairs; each item is a bool or the exception for that item.
+    fn verify_hmac_batch(
+        &self,
+        py: Python<'_>,
+        key: String,
+        items: Vec<(Vec<u8>, String)>,
+    ) -> PyResult<Py<PyAny>> {
+        let (rt, t) = self.h.get()?;
+        let t = t.clone();
+        self.flavour.run(
+            py,
+            rt,
+            async move {
+                let refs: Vec<(&[u8], &str)> = items
+                    .iter()
+                    .map(|(i, h)| (i.as_slice(), h.as_str()))
+                    .collect();
+                t.verify_hmac_batch(&key, &refs).await
+            },
+            |py, items| batch(py, items, boolean),
+        )
+    }
 }
 
 /// System operations: mounts, auth methods, policies, audit devices.

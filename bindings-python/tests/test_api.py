@@ -154,6 +154,15 @@ def test_transit(root: strongroom.Client) -> None:
     t.create_key("signer", type_="ed25519")
     sig = t.sign("signer", b"msg")
     assert t.verify("signer", b"msg", sig) and not t.verify("signer", b"msh", sig)
+    # Sign / verify / hmac batches: item by item what the single calls give.
+    sigs = t.sign_batch("signer", [b"msg", b""])
+    assert sigs[0] == sig and isinstance(sigs[1], str)
+    checks = t.verify_batch("signer", [(b"msg", sig), (b"msh", sig), (b"msg", "vault:v1:not-base64!")])
+    assert checks[:2] == [True, False]
+    assert isinstance(checks[2], strongroom.StrongroomError)
+    macs = t.hmac_batch("k", [b"msg", b"other"])
+    assert macs[0] == mac
+    assert t.verify_hmac_batch("k", [(b"msg", mac), (b"other", mac)]) == [True, False]
 
 
 def test_sys_policies_auth_and_logins(sr: Strongroom, root: strongroom.Client) -> None:

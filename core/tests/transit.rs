@@ -1018,3 +1018,87 @@ async fn ecdsa_garbage_signatures_and_null_options_follow_openbao() {
     let (_, msg) = err(&c, "sign/rsa", json!({"input": input, "salt_length": null})).await;
     assert_eq!(msg, "salt length neither 'auto', 'hash', nor an int: ");
 }
+
+/// The batch forms of sign / verify / hmac give what the single calls give, item by item,
+/// on both doors: the in-memory fast path, and the full pipeline (taken once an audit
+/// device is on, so every call is audited).
+#[tokio::test]
+async fn sign_verify_and_hmac_batches_match_single_calls_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: [&[u8]; 3] = [b"a", b"", b"third input"];
+    for audited in [false, true] {
+        let mut config = Config::dev();
+        if audited {
+            let log = dir.path().join("audit.log");
+            config = config.audit(strongroom::AuditDevice::file("file", log.to_str().unwrap()));
+        }
+        let sr = Strongroom::open(config).await.unwrap();
+        let c = sr.client(sr.dev_root_token().unwrap());
+        c.sys()
+            .enable_mount("transit", "transit", &[])
+            .await
+            .unwrap();
+        let t = c.transit("transit");
+        t.create_key(
+            "signer",
+            &strongroom::KeyConfig {
+                key_type: "ed25519".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        t.create_key("mac", &strongroom::KeyConfig::default())
+            .await
+            .unwrap();
+        let sigs: Vec<String> = t
+            .sign_batch("signer", &inputs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(sigs.len(), 3);
+        // Ed25519 is deterministic: the batch signs exactly as the single call does.
+        for (i, s) in inputs.iter().zip(&sigs) {
+            assert_eq!(&t.sign("signer", i).await.unwrap(), s, "audited={audited}");
+        }
+        let checks: Vec<(&[u8], &str)> = vec![
+            (inputs[0], sigs[0].as_str()),
+            (b"tampered", sigs[1].as_str()),
+            (inputs[2], "vault:v1:not-base64!"),
+        ];
+        let verified = t.verify_batch("signer", &checks).await.unwrap();
+        assert!(*verified[0].as_ref().unwrap(), "audited={audited}");
+        assert!(!*verified[1].as_ref().unwrap(), "audited={audited}");
+        assert!(verified[2].is_err(), "audited={audited}: {:?}", verified[2]);
+
+        let macs: Vec<String> = t
+            .hmac_batch("mac", &inputs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        for (i, m) in inputs.iter().zip(&macs) {
+            assert_eq!(&t.hmac("mac", i).await.unwrap(), m, "audited={audited}");
+        }
+        let pairs: Vec<(&[u8], &str)> =
+            vec![(inputs[0], macs[0].as_str()), (inputs[1], macs[0].as_str())];
+        let ok = t.verify_hmac_batch("mac", &pairs).await.unwrap();
+        assert!(*ok[0].as_ref().unwrap());
+        assert!(!*ok[1].as_ref().unwrap());
+        // A key that cannot sign: the single call's error, for the call or each item.
+        let single = t.sign("mac", b"a").await.unwrap_err();
+        match t.sign_batch("mac", &inputs).await {
+            Err(e) => assert_eq!(e.code(), single.code()),
+            Ok(items) => {
+                assert!(
+                    items
+                        .iter()
+                        .all(|r| r.as_ref().is_err_and(|e| e.code() == single.code()))
+                )
+            }
+        }
+    }
+}

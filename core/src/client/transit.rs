@@ -553,6 +553,90 @@ impl Transit {
         str_field(&d, "hmac")
     }
 
+    /// Sign many inputs with the latest version of `key` (default options, as [`sign`]):
+    /// one result per item, in order; a failed item does not fail the others.
+    ///
+    /// [`sign`]: Transit::sign
+    pub async fn sign_batch(&self, key: &str, inputs: &[&[u8]]) -> Result<Vec<Result<String>>> {
+        if let Some(k) = self.fast_key("sign", key).await? {
+            return Ok(inputs
+                .iter()
+                .map(|i| k.sign(i, &[], &SignOptions::default(), 0).map(|(s, _)| s))
+                .collect());
+        }
+        let items = inputs.iter().map(|i| json!({"input": b64(i)})).collect();
+        self.batch("sign", key, items, |r| str_item(r, "signature"))
+            .await
+    }
+
+    /// Verify many `(input, signature)` pairs: one result per item, in order (a mismatch
+    /// is `Ok(false)`; a malformed signature is that item's error).
+    pub async fn verify_batch(
+        &self,
+        key: &str,
+        items: &[(&[u8], &str)],
+    ) -> Result<Vec<Result<bool>>> {
+        if let Some(k) = self.fast_key("verify", key).await? {
+            return Ok(items
+                .iter()
+                .map(|(i, s)| k.verify_signature(i, s, &[], &SignOptions::default()))
+                .collect());
+        }
+        let items = items
+            .iter()
+            .map(|(i, s)| json!({"input": b64(i), "signature": s}))
+            .collect();
+        self.batch("verify", key, items, bool_item).await
+    }
+
+    /// HMAC-SHA256 many inputs with the latest version of `key`: one result per item, in
+    /// order.
+    pub async fn hmac_batch(&self, key: &str, inputs: &[&[u8]]) -> Result<Vec<Result<String>>> {
+        if let Some(k) = self.fast_key("hmac", key).await? {
+            return Ok(inputs
+                .iter()
+                .map(|i| k.hmac(i, HmacAlgorithm::Sha2_256, 0))
+                .collect());
+        }
+        let items = inputs.iter().map(|i| json!({"input": b64(i)})).collect();
+        self.batch("hmac", key, items, |r| str_item(r, "hmac"))
+            .await
+    }
+
+    /// Verify many `(input, hmac)` pairs: one result per item, in order.
+    pub async fn verify_hmac_batch(
+        &self,
+        key: &str,
+        items: &[(&[u8], &str)],
+    ) -> Result<Vec<Result<bool>>> {
+        let items = items
+            .iter()
+            .map(|(i, h)| json!({"input": b64(i), "hmac": h}))
+            .collect();
+        self.batch("verify", key, items, bool_item).await
+    }
+
+    /// One `batch_input` request through the full pipeline; each item's `error` becomes
+    /// that item's error, the rest goes through `item`.
+    async fn batch<T>(
+        &self,
+        op: &str,
+        key: &str,
+        items: Vec<Value>,
+        item: impl Fn(&Value) -> Result<T>,
+    ) -> Result<Vec<Result<T>>> {
+        let mut body = Data::new();
+        body.insert("batch_input".into(), Value::Array(items));
+        let mut d = self.write(self.path(op, key), body).await?;
+        Ok(results(&mut d)?
+            .iter()
+            .map(|r| match r.get("error").and_then(Value::as_str) {
+                Some(e) if !e.is_empty() => Err(item_error(e)),
+                _ => item(r),
+            })
+            .collect())
+    }
+
     /// Whether `hmac` is the HMAC-SHA256 of `input`.
     pub async fn verify_hmac(&self, key: &str, input: &[u8], hmac: &str) -> Result<bool> {
         let mut body = Data::new();
@@ -561,6 +645,17 @@ impl Transit {
         let d = self.write(self.path("verify", key), body).await?;
         Ok(d.get("valid").and_then(Value::as_bool).unwrap_or(false))
     }
+}
+
+fn str_item(r: &Value, field: &str) -> Result<String> {
+    r.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Error::internal(format!("batch item has no {field}")))
+}
+
+fn bool_item(r: &Value) -> Result<bool> {
+    Ok(r.get("valid").and_then(Value::as_bool).unwrap_or(false))
 }
 
 fn add_options(body: &mut Data, opts: &EncryptOptions) {
