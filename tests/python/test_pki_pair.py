@@ -347,6 +347,8 @@ def test_private_key_forms_match(pair):
                 for side, (_, b, _) in got.items()
             }
             assert len(set(forms.values())) == 1, (key_type, fmt, forms)
+            # No trailing newline after the PEM block on either side.
+            assert all(not b["data"]["private_key"].endswith("\n") for _, (_, b, _) in got.items())
             if key_type == "rsa" and fmt is None:
                 assert forms["strongroom"] == ("-----BEGIN RSA PRIVATE KEY-----", "rsa")
             # The key belongs to the certificate.

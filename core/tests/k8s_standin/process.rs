@@ -93,6 +93,22 @@ async fn main() {
         None,
         standin.legacy("apps", "legacy", "uid-legacy", "legacy-token-abcde"),
     );
+    // The seed's application: `api-service-sa` in `production`.
+    add(
+        "api-service-sa",
+        "production",
+        "uid-api-service",
+        "projected",
+        Some(Alg::Rs256),
+        standin.projected(
+            Alg::Rs256,
+            "production",
+            "api-service-sa",
+            "uid-api-service",
+            &[AUD],
+            exp,
+        ),
+    );
     add(
         "intruder",
         "other",
@@ -101,7 +117,8 @@ async fn main() {
         Some(Alg::Rs256),
         standin.projected(Alg::Rs256, "other", "intruder", "uid-intruder", &[AUD], exp),
     );
-    let namespaces = json!({"apps": {"team": "web"}, "other": {"team": "none"}});
+    let namespaces =
+        json!({"apps": {"team": "web"}, "other": {"team": "none"}, "production": {"team": "api"}});
     {
         let mut shared = standin.shared.lock().unwrap();
         shared.reviewer = reviewer.clone();
