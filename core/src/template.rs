@@ -33,6 +33,9 @@ mod check;
 mod funcs;
 mod gotime;
 mod value;
+mod watch;
+
+pub use watch::{Fetched, FileTarget, SecretSource, WatchOptions, Watcher};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
