@@ -22,6 +22,7 @@ Strongroom: Vault's secrets-management core, embeddable, with a Vault-compatible
 
 Commands:
     server     Start a Strongroom server (OpenBao/Vault HTTP API)
+    agent      Render secrets into files and keep them fresh (Vault Agent)
     version    Print the Strongroom version
 
 Run `strongroom server -h` for the server's options.
@@ -307,6 +308,7 @@ pub fn main(args: &[String]) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        "agent" => crate::agent::main(rest),
         "version" | "-v" | "-version" | "--version" => {
             println!("{}", version());
             ExitCode::SUCCESS

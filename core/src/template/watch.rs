@@ -56,6 +56,15 @@ pub struct FileTarget {
     pub create_dirs: bool,
 }
 
+impl FileTarget {
+    /// Writes `contents` atomically (temporary file beside the target, synced, renamed), with
+    /// the target's permissions, creating parent directories when asked. The agent writes its
+    /// token sinks the same way.
+    pub fn write(&self, contents: &str) -> Result<()> {
+        write_atomic(self, contents)
+    }
+}
+
 /// Renewal state of one fetched dependency.
 #[derive(Debug, Clone)]
 struct DepState {
