@@ -200,7 +200,8 @@ impl VaultHttp {
                 remove_secret_id_file,
             } => {
                 let role_id = read(role_id_file, "role id file")?;
-                let mut body = json!({ "role_id": role_id });
+                let mut body = serde_json::Map::new();
+                body.insert("role_id".into(), Value::String(role_id));
                 if let Some(f) = secret_id_file {
                     // A secret id is read once: after a removal, the next login has none.
                     if f.exists() {
@@ -208,10 +209,10 @@ impl VaultHttp {
                         if *remove_secret_id_file {
                             let _ = std::fs::remove_file(f);
                         }
-                        body["secret_id"] = Value::String(secret_id);
+                        body.insert("secret_id".into(), Value::String(secret_id));
                     }
                 }
-                (mount_path, body)
+                (mount_path, Value::Object(body))
             }
         };
         // No token on a login request.
