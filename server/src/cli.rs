@@ -23,6 +23,7 @@ Strongroom: Vault's secrets-management core, embeddable, with a Vault-compatible
 Commands:
     server     Start a Strongroom server (OpenBao/Vault HTTP API)
     agent      Render secrets into files and keep them fresh (Vault Agent)
+    injector   Kubernetes admission webhook injecting the agent into pods
     version    Print the Strongroom version
 
 Run `strongroom server -h` for the server's options.
@@ -309,6 +310,7 @@ pub fn main(args: &[String]) -> ExitCode {
             }
         },
         "agent" => crate::agent::main(rest),
+        "injector" => crate::injector::main(rest),
         "version" | "-v" | "-version" | "--version" => {
             println!("{}", version());
             ExitCode::SUCCESS

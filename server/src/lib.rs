@@ -25,6 +25,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod injector;
 pub mod listener;
 pub mod metrics;
 pub mod run;
