@@ -615,4 +615,35 @@ mod tests {
         assert_eq!(w.refresh().await.unwrap(), vec![i]);
         assert_ne!(w.contents(i).unwrap().split(' ').next().unwrap(), lease);
     }
+
+    #[tokio::test]
+    async fn certificates_are_issued_anew_at_three_quarters_of_their_life() {
+        let (_sr, root, clock) = engine().await;
+        root.sys().enable_mount("pki", "pki", &[("max_lease_ttl", "87600h")]).await.unwrap();
+        root.write("pki/root/generate/internal", data(json!({"common_name": "example.com", "ttl": "87600h"})))
+            .await
+            .unwrap();
+        root.write("pki/roles/web", data(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})))
+            .await
+            .unwrap();
+        let mut w = Watcher::new(root.clone(), Arc::new(clock.clone()), WatchOptions::default());
+        let src = r#"{{ with pkiCert "pki/issue/web" "common_name=a.example.com" "ttl=4h" }}{{ .Cert }}{{ .Key }}{{ end }}"#;
+        let i = w.add(Template::parse("cert", src, &TemplateOptions::default()).unwrap(), None);
+        assert_eq!(w.render_all().await.unwrap(), vec![i]);
+        let first = w.contents(i).unwrap().to_string();
+        assert!(first.starts_with("-----BEGIN CERTIFICATE-----") && first.contains("PRIVATE KEY"));
+        let (nb, na) = cert_validity(&first).unwrap();
+        let due = w.next_due().unwrap();
+        assert_eq!(due, nb + (na - nb) * 3 / 4);
+        // More than half its life left at the start; due well before it expires.
+        assert!(due - clock.now() > time::Duration::hours(2) && due < na);
+        clock.advance(Duration::from_secs(2 * 3600 + 60));
+        assert!(w.refresh().await.unwrap().is_empty(), "not while more than a quarter is left");
+        clock.advance(Duration::try_from(due - clock.now()).unwrap());
+        assert_eq!(w.refresh().await.unwrap(), vec![i]);
+        let second = w.contents(i).unwrap();
+        assert_ne!(second, first);
+        let (nb2, _) = cert_validity(second).unwrap();
+        assert!(nb2 > nb);
+    }
 }
