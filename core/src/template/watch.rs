@@ -229,6 +229,56 @@ impl<S: SecretSource> Watcher<S> {
         }
     }
 
+    /// consul-template's `pkiCert` rule at start: a certificate and key already in the
+    /// destination file, with more than half their life left, are used instead of issuing a
+    /// new one (a restarted agent does not mint a certificate each time). The values are read
+    /// without a trailing newline, as OpenBao returns them; a template whose output then
+    /// differs in whitespace rewrites the file once, with the same certificate.
+    fn reuse_certificate(&mut self, dep: &Dependency, target: &FileTarget) -> bool {
+        let Ok(text) = std::fs::read_to_string(&target.path) else {
+            return false;
+        };
+        // The blocks as written (re-encoding could differ from what the template rendered).
+        let blocks = pem_blocks(&text);
+        let certs: Vec<&str> = blocks
+            .iter()
+            .filter(|(tag, _)| *tag == "CERTIFICATE")
+            .map(|(_, b)| *b)
+            .collect();
+        let key = blocks
+            .iter()
+            .find(|(tag, _)| tag.ends_with("PRIVATE KEY"))
+            .map(|(_, b)| *b);
+        let (Some(cert), Some(key)) = (certs.first(), key) else {
+            return false;
+        };
+        let Some((nb, na)) = cert_validity(cert) else {
+            return false;
+        };
+        let now = self.clock.now();
+        if now >= nb + (na - nb) / 2 {
+            return false;
+        }
+        let mut data = serde_json::Map::new();
+        data.insert("certificate".into(), (*cert).into());
+        data.insert("private_key".into(), key.into());
+        if let Some(ca) = certs.get(1) {
+            data.insert("issuing_ca".into(), (*ca).into());
+        }
+        let chain: Vec<serde_json::Value> = certs.iter().skip(1).map(|c| (*c).into()).collect();
+        data.insert("ca_chain".into(), chain.into());
+        let fetched = Fetched::Secret(VaultSecret {
+            data,
+            ..VaultSecret::default()
+        });
+        let state = self.schedule(dep, &fetched, now);
+        if let Fetched::Secret(s) = &fetched {
+            self.brain.insert_secret(dep.clone(), s);
+        }
+        self.states.insert(dep.clone(), state);
+        true
+    }
+
     async fn fetch_into_brain(&mut self, dep: &Dependency) -> Result<()> {
         let fetched = self.source.fetch(dep).await?;
         let now = self.clock.now();
@@ -264,7 +314,14 @@ impl<S: SecretSource> Watcher<S> {
                         w.template.name()
                     )));
                 }
+                let target = w.target.clone();
                 for dep in rendered.missing().to_vec() {
+                    if matches!(dep, Dependency::PkiCert { .. })
+                        && let Some(t) = &target
+                        && self.reuse_certificate(&dep, t)
+                    {
+                        continue;
+                    }
                     self.fetch_into_brain(&dep).await?;
                 }
             };
@@ -355,6 +412,27 @@ impl<S: SecretSource> Watcher<S> {
             _ => Ok(changed),
         }
     }
+}
+
+/// `(tag, block text from BEGIN to END inclusive)` of every PEM block in `text`.
+fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let from = rest.get(start..).unwrap_or("");
+        let Some(tag_end) = from.get(11..).and_then(|t| t.find("-----")) else {
+            break;
+        };
+        let tag = from.get(11..11 + tag_end).unwrap_or("");
+        let end_marker = format!("-----END {tag}-----");
+        let Some(end) = from.find(&end_marker) else {
+            break;
+        };
+        let len = end + end_marker.len();
+        out.push((tag, from.get(..len).unwrap_or("")));
+        rest = from.get(len..).unwrap_or("");
+    }
+    out
 }
 
 fn set_perms(target: &FileTarget) -> Result<()> {
@@ -619,16 +697,29 @@ mod tests {
     #[tokio::test]
     async fn certificates_are_issued_anew_at_three_quarters_of_their_life() {
         let (_sr, root, clock) = engine().await;
-        root.sys().enable_mount("pki", "pki", &[("max_lease_ttl", "87600h")]).await.unwrap();
-        root.write("pki/root/generate/internal", data(json!({"common_name": "example.com", "ttl": "87600h"})))
+        root.sys()
+            .enable_mount("pki", "pki", &[("max_lease_ttl", "87600h")])
             .await
             .unwrap();
+        root.write(
+            "pki/root/generate/internal",
+            data(json!({"common_name": "example.com", "ttl": "87600h"})),
+        )
+        .await
+        .unwrap();
         root.write("pki/roles/web", data(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})))
             .await
             .unwrap();
-        let mut w = Watcher::new(root.clone(), Arc::new(clock.clone()), WatchOptions::default());
+        let mut w = Watcher::new(
+            root.clone(),
+            Arc::new(clock.clone()),
+            WatchOptions::default(),
+        );
         let src = r#"{{ with pkiCert "pki/issue/web" "common_name=a.example.com" "ttl=4h" }}{{ .Cert }}{{ .Key }}{{ end }}"#;
-        let i = w.add(Template::parse("cert", src, &TemplateOptions::default()).unwrap(), None);
+        let i = w.add(
+            Template::parse("cert", src, &TemplateOptions::default()).unwrap(),
+            None,
+        );
         assert_eq!(w.render_all().await.unwrap(), vec![i]);
         let first = w.contents(i).unwrap().to_string();
         assert!(first.starts_with("-----BEGIN CERTIFICATE-----") && first.contains("PRIVATE KEY"));
@@ -638,12 +729,80 @@ mod tests {
         // More than half its life left at the start; due well before it expires.
         assert!(due - clock.now() > time::Duration::hours(2) && due < na);
         clock.advance(Duration::from_secs(2 * 3600 + 60));
-        assert!(w.refresh().await.unwrap().is_empty(), "not while more than a quarter is left");
+        assert!(
+            w.refresh().await.unwrap().is_empty(),
+            "not while more than a quarter is left"
+        );
         clock.advance(Duration::try_from(due - clock.now()).unwrap());
         assert_eq!(w.refresh().await.unwrap(), vec![i]);
         let second = w.contents(i).unwrap();
         assert_ne!(second, first);
         let (nb2, _) = cert_validity(second).unwrap();
         assert!(nb2 > nb);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_in_the_destination_file_is_reused_while_more_than_half_is_left() {
+        let (_sr, root, clock) = engine().await;
+        root.sys()
+            .enable_mount("pki", "pki", &[("max_lease_ttl", "87600h")])
+            .await
+            .unwrap();
+        root.write(
+            "pki/root/generate/internal",
+            data(json!({"common_name": "example.com", "ttl": "87600h"})),
+        )
+        .await
+        .unwrap();
+        root.write("pki/roles/web", data(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = FileTarget {
+            path: dir.path().join("web.pem"),
+            perms: 0o600,
+            create_dirs: true,
+        };
+        let src = "{{ with pkiCert \"pki/issue/web\" \"common_name=a.example.com\" \"ttl=4h\" }}{{ .Cert }}\n{{ .CA }}\n{{ .Key }}\n{{ end }}";
+        let agent = |clock: &VirtualClock| {
+            let mut w = Watcher::new(
+                root.clone(),
+                Arc::new(clock.clone()),
+                WatchOptions::default(),
+            );
+            w.add(
+                Template::parse("web", src, &TemplateOptions::default()).unwrap(),
+                Some(target.clone()),
+            );
+            w
+        };
+        let mut first = agent(&clock);
+        assert_eq!(first.render_all().await.unwrap(), vec![0]);
+        let issued = std::fs::read_to_string(&target.path).unwrap();
+        // A restarted agent an hour later: the file's certificate is kept, nothing rewritten.
+        clock.advance(Duration::from_secs(3600));
+        let mut second = agent(&clock);
+        second.render_all().await.unwrap();
+        let cert_of = |text: &str| {
+            pem_blocks(text)
+                .first()
+                .map(|(_, b)| b.to_string())
+                .unwrap()
+        };
+        assert_eq!(
+            cert_of(&std::fs::read_to_string(&target.path).unwrap()),
+            cert_of(&issued),
+            "not issued anew"
+        );
+        let (nb, na) = cert_validity(&issued).unwrap();
+        assert_eq!(second.next_due(), Some(nb + (na - nb) * 3 / 4));
+        // Restarted past half its life: a new one.
+        clock.advance(Duration::from_secs(3600 + 60));
+        let mut third = agent(&clock);
+        assert_eq!(third.render_all().await.unwrap(), vec![0]);
+        assert_ne!(
+            cert_of(&std::fs::read_to_string(&target.path).unwrap()),
+            cert_of(&issued)
+        );
     }
 }
