@@ -1,7 +1,8 @@
 //! `strongroom agent` as a process against real servers: `strongroom server -dev` and OpenBao's
 //! `bao server -dev` (the seed's annotation example: a KV v2 secret rendered to a file with
 //! its permissions), AppRole login with a long-running agent that re-renders on change, runs
-//! the template's command, and keeps the last file while the server is gone.
+//! the template's command, and keeps the last file while the server is gone. The injector's
+//! tests live in the `injector` module (same binary).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,6 +12,10 @@
 )]
 
 mod common;
+#[path = "agent/injector.rs"]
+mod injector;
+#[path = "../../core/tests/k8s_standin/mod.rs"]
+mod k8s_standin;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

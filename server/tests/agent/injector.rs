@@ -1,28 +1,18 @@
+//! (A module of the `agent` test binary: one binary, one link, for both.)
+//!
 //! `strongroom injector` as a process: AdmissionReview fixtures built from the seed's
 //! Deployment go to its HTTPS `/mutate`; the JSONPatch is applied with a JSON Patch library
 //! and the pod checked; the agent config it generated for the init container then runs
 //! against a server whose Kubernetes auth talks to the API stand-in, and
 //! `/vault/secrets/config` (under a temporary root) holds exactly the seed's lines.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "tests"
-)]
-
-mod common;
-#[path = "../../core/tests/k8s_standin/mod.rs"]
-mod k8s_standin;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{ROOT, TestServer, send};
+use crate::k8s_standin::{Alg, StandIn};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{ROOT, TestServer, send};
-use k8s_standin::{Alg, StandIn};
 use serde_json::{Value, json};
 
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
