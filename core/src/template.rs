@@ -48,8 +48,9 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::util::unpoison;
 
-/// One thing a template reads from the secret store.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One thing a template reads from the secret store. `Debug` and `Display` name the function,
+/// the path and the parameter names, never parameter values (a template may write a secret).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dependency {
     /// `secret "PATH"` (a read) or `secret "PATH" "k=v"...` (a write with those parameters,
     /// for endpoints that issue something, such as `database/creds/x` or `pki/issue/web`).
@@ -106,6 +107,12 @@ impl Dependency {
             Dependency::Secret { params, .. } | Dependency::PkiCert { params, .. } => params,
             Dependency::Secrets { .. } => &[],
         }
+    }
+}
+
+impl fmt::Debug for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dependency({self})")
     }
 }
 

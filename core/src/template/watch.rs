@@ -595,7 +595,14 @@ mod tests {
             Template::parse("config", SEED, &TemplateOptions::default()).unwrap(),
             Some(t.clone()),
         );
-        assert_eq!(w.render_all().await.unwrap(), vec![i]);
+        // A watcher over a Client can live in a spawned task (its futures are Send).
+        let (mut w, changed) = tokio::spawn(async move {
+            let changed = w.render_all().await.unwrap();
+            (w, changed)
+        })
+        .await
+        .unwrap();
+        assert_eq!(changed, vec![i]);
         let text = std::fs::read_to_string(&t.path).unwrap();
         assert_eq!(
             text,
