@@ -295,9 +295,10 @@ async fn approle_login_files(url: &str, dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Long-running: AppRole (secret id file removed after reading), re-render every second,
-/// the command run after each change, the file kept while the server is gone, SIGTERM.
+/// the command run after each change, the file kept while the server is sealed or gone,
+/// SIGTERM.
 #[tokio::test]
-async fn long_running_approle_rerenders_and_survives_the_server_going_away() {
+async fn long_running_approle_rerenders_and_survives_a_sealed_or_gone_server() {
     let server = Process::start(&[
         "server",
         "-dev",
@@ -383,6 +384,43 @@ template {{
     .await
     .unwrap();
 
+    // The server sealed: the agent keeps running and keeps the last good file; unsealed, it
+    // picks up the change made meanwhile.
+    let key = server.banner_value("Unseal Key").unwrap();
+    api(&url, "PUT", "sys/seal", Some("root"), None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent must survive a sealed server"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "DATABASE_URL=postgresql://rotated@db:5432/app\nAPI_KEY=sk_live_rotated"
+    );
+    api(&url, "PUT", "sys/unseal", None, Some(json!({"key": key}))).await;
+    put_seed_secret(
+        &url,
+        "postgresql://rotated@db:5432/app",
+        "sk_live_after_unseal",
+    )
+    .await;
+    let d = dest.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("the render after unseal", Duration::from_secs(30), || {
+            std::fs::read_to_string(&d).is_ok_and(|t| t.ends_with("API_KEY=sk_live_after_unseal"))
+        })
+    })
+    .await
+    .unwrap();
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("the third command", Duration::from_secs(10), || {
+            std::fs::read_to_string(&l).is_ok_and(|t| t == "changed\nchanged\nchanged\n")
+        })
+    })
+    .await
+    .unwrap();
+
     // The server goes away: the agent keeps running and keeps the last good file.
     drop(server);
     std::thread::sleep(Duration::from_millis(2500));
@@ -392,9 +430,12 @@ template {{
     );
     assert_eq!(
         std::fs::read_to_string(&dest).unwrap(),
-        "DATABASE_URL=postgresql://rotated@db:5432/app\nAPI_KEY=sk_live_rotated"
+        "DATABASE_URL=postgresql://rotated@db:5432/app\nAPI_KEY=sk_live_after_unseal"
     );
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "changed\nchanged\n");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "changed\nchanged\nchanged\n"
+    );
 
     let pid = child.id().to_string();
     assert!(
