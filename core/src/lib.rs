@@ -43,6 +43,7 @@ pub mod storage;
 mod storage;
 mod strongroom;
 mod sys;
+pub mod template;
 mod token;
 pub(crate) mod util;
 mod wrapping;

@@ -22,6 +22,8 @@ Strongroom: Vault's secrets-management core, embeddable, with a Vault-compatible
 
 Commands:
     server     Start a Strongroom server (OpenBao/Vault HTTP API)
+    agent      Render secrets into files and keep them fresh (Vault Agent)
+    injector   Kubernetes admission webhook injecting the agent into pods
     version    Print the Strongroom version
 
 Run `strongroom server -h` for the server's options.
@@ -307,6 +309,8 @@ pub fn main(args: &[String]) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        "agent" => crate::agent::main(rest),
+        "injector" => crate::injector::main(rest),
         "version" | "-v" | "-version" | "--version" => {
             println!("{}", version());
             ExitCode::SUCCESS

@@ -21,9 +21,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod injector;
 pub mod listener;
 pub mod metrics;
 pub mod run;
