@@ -55,6 +55,9 @@ echo "== python packaging (pip install from source, the release abi3 wheel in a 
 echo "== node (node-vault against strongroom server -dev)"
 ./scripts/test-node.sh
 
+echo "== C (the C ABI: the cbindgen header, C tests under ASan/UBSan, conformance, the C and C++ examples)"
+./scripts/test-c.sh
+
 echo "== examples"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

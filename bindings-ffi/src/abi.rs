@@ -141,9 +141,17 @@ pub(crate) enum Kind {
 
 static LIVE: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);
 
+/// The registry keeps addresses bit-inverted: a leak checker (LeakSanitizer, valgrind) that
+/// scans memory for pointers must not take the registry for an owner, or a buffer the caller
+/// forgot to free would never show up as a leak.
+fn key(addr: usize) -> usize {
+    !addr
+}
+
 fn register(addr: usize, kind: Kind) {
     let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    live.get_or_insert_with(HashMap::new).insert(addr, kind);
+    live.get_or_insert_with(HashMap::new)
+        .insert(key(addr), kind);
 }
 
 /// Take `addr` out of the registry if it is live and of this kind (`Bytes` matches any
@@ -151,12 +159,12 @@ fn register(addr: usize, kind: Kind) {
 fn unregister(addr: usize, kind: Kind) -> Option<Kind> {
     let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
     let map = live.as_mut()?;
-    let found = *map.get(&addr)?;
+    let found = *map.get(&key(addr))?;
     let same = match (found, kind) {
         (Kind::Bytes(_), Kind::Bytes(_)) => true,
         (a, b) => a == b,
     };
-    if same { map.remove(&addr) } else { None }
+    if same { map.remove(&key(addr)) } else { None }
 }
 
 /// A handle type: what its registry entry says.

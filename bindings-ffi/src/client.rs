@@ -71,12 +71,12 @@ pub unsafe extern "C" fn sr_request(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (method, path, mut body, out) = unsafe {
+        let (out, method, path, mut body) = unsafe {
             (
+                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
                 str_arg(method, "method")?,
                 str_arg(path, "path")?,
                 json_arg(json_body, "json_body")?,
-                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
             )
         };
         let op = match method.to_ascii_lowercase().as_str() {
@@ -119,12 +119,12 @@ fn kv_write(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, key, data, out) = unsafe {
+        let (out, mount, key, data) = unsafe {
             (
+                out_arg(version_out, 0, "version_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
                 json_arg(json_data, "json_data")?,
-                out_arg(version_out, 0, "version_out")?,
             )
         };
         let mut data = data;
@@ -213,11 +213,11 @@ fn kv_read(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, key, out) = unsafe {
+        let (out, mount, key) = unsafe {
             (
+                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
-                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
             )
         };
         let kv = c.kv(mount);
@@ -285,11 +285,11 @@ pub unsafe extern "C" fn sr_kv_list(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, prefix, out) = unsafe {
+        let (out, mount, prefix) = unsafe {
             (
+                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(prefix, "prefix")?,
-                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
             )
         };
         let keys = crate::abi::block_on(c.kv(mount).list(prefix))?;
@@ -310,11 +310,11 @@ pub unsafe extern "C" fn sr_kv_metadata(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, key, out) = unsafe {
+        let (out, mount, key) = unsafe {
             (
+                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
-                out_arg(json_out, std::ptr::null_mut(), "json_out")?,
             )
         };
         if let Some(m) = crate::abi::block_on(c.kv(mount).metadata(key))? {
@@ -389,11 +389,11 @@ pub unsafe extern "C" fn sr_database_creds(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, role, out) = unsafe {
+        let (out, mount, role) = unsafe {
             (
+                out_arg(out, sr_db_credential::empty(), "out")?,
                 str_arg(mount, "mount")?,
                 str_arg(role, "role")?,
-                out_arg(out, sr_db_credential::empty(), "out")?,
             )
         };
         let cred = crate::abi::block_on(c.database(mount).creds(role))?;
@@ -444,10 +444,10 @@ pub unsafe extern "C" fn sr_lease_lookup(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or a NUL-terminated string / a writable pointer.
-        let (id, out) = unsafe {
+        let (out, id) = unsafe {
             (
-                str_arg(lease_id, "lease_id")?,
                 out_arg(json_out, std::ptr::null_mut(), "json_out")?,
+                str_arg(lease_id, "lease_id")?,
             )
         };
         let d = crate::abi::block_on(c.leases().lookup(id))?;
@@ -475,10 +475,10 @@ pub unsafe extern "C" fn sr_lease_renew(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or a NUL-terminated string / a writable pointer.
-        let (id, out) = unsafe {
+        let (out, id) = unsafe {
             (
-                str_arg(lease_id, "lease_id")?,
                 out_arg(ttl_out, 0, "ttl_out")?,
+                str_arg(lease_id, "lease_id")?,
             )
         };
         let r = crate::abi::block_on(c.leases().renew(id, Duration::from_secs(increment_seconds)))?;

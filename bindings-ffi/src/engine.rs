@@ -184,7 +184,7 @@ pub unsafe extern "C" fn sr_open(
 ) -> sr_result {
     guard(|| {
         // SAFETY: the header's contract: NULL or a live sr_config / a writable pointer.
-        let (config, out) = unsafe { (handle(config)?, out_arg(out, std::ptr::null_mut(), "sr")?) };
+        let (out, config) = unsafe { (out_arg(out, std::ptr::null_mut(), "sr")?, handle(config)?) };
         let sr = block_on(strongroom::Strongroom::open(config.0.clone()))?;
         *out = into_handle(sr_strongroom(sr));
         Ok(())
@@ -276,10 +276,10 @@ pub unsafe extern "C" fn sr_init_with_key_file(
 ) -> sr_result {
     with_sr(sr, |sr| {
         // SAFETY: the header's contract: NULL or a NUL-terminated string / a writable pointer.
-        let (path, out) = unsafe {
+        let (out, path) = unsafe {
             (
-                str_arg(key_path, "key_path")?,
                 out_arg(root_token_out, std::ptr::null_mut(), "root_token_out")?,
+                str_arg(key_path, "key_path")?,
             )
         };
         let token = block_on(sr.init_with_key_file(path))?;
@@ -297,10 +297,10 @@ pub unsafe extern "C" fn sr_unseal(
 ) -> sr_result {
     with_sr(sr, |sr| {
         // SAFETY: the header's contract: NULL or a NUL-terminated string / a writable pointer.
-        let (key, out) = unsafe {
+        let (out, key) = unsafe {
             (
-                str_arg(key, "key")?,
                 out_arg(sealed_out, true, "sealed_out")?,
+                str_arg(key, "key")?,
             )
         };
         let status = block_on(sr.unseal(key))?;
@@ -348,10 +348,10 @@ pub unsafe extern "C" fn sr_client_new(
 ) -> sr_result {
     with_sr(sr, |sr| {
         // SAFETY: the header's contract: NULL or a NUL-terminated string / a writable pointer.
-        let (token, out) = unsafe {
+        let (out, token) = unsafe {
             (
-                str_arg(token, "token")?,
                 out_arg(out, std::ptr::null_mut(), "client")?,
+                str_arg(token, "token")?,
             )
         };
         *out = into_handle(sr_client(sr.client(token)));
@@ -367,10 +367,10 @@ pub unsafe extern "C" fn sr_client_token(
 ) -> sr_result {
     guard(|| {
         // SAFETY: the header's contract: NULL or a live sr_client / a writable pointer.
-        let (c, out) = unsafe {
+        let (out, c) = unsafe {
             (
-                handle(client)?,
                 out_arg(token_out, std::ptr::null_mut(), "token_out")?,
+                handle(client)?,
             )
         };
         *out = string_out(c.0.token_id().to_string())?;
@@ -393,12 +393,12 @@ fn login(
     with_sr(sr, |sr| {
         let [(a, an), (b, bn), (c, cn)] = args;
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (a, b, c, out) = unsafe {
+        let (out, a, b, c) = unsafe {
             (
+                out_arg(out, std::ptr::null_mut(), "client")?,
                 str_arg(a, an)?,
                 str_arg(b, bn)?,
                 str_arg(c, cn)?,
-                out_arg(out, std::ptr::null_mut(), "client")?,
             )
         };
         let client = block_on(f(sr, a, b, c))?;

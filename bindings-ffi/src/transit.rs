@@ -49,11 +49,11 @@ pub unsafe extern "C" fn sr_transit_rotate(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / a writable pointer.
-        let (mount, name, out) = unsafe {
+        let (out, mount, name) = unsafe {
             (
+                out_arg(latest_out, 0, "latest_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(name, "name")?,
-                out_arg(latest_out, 0, "latest_out")?,
             )
         };
         *out = crate::abi::block_on(c.transit(mount).rotate(name))?;
@@ -75,12 +75,12 @@ pub unsafe extern "C" fn sr_transit_encrypt(
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings, `len` readable bytes,
         // a writable pointer.
-        let (mount, key, pt, out) = unsafe {
+        let (out, mount, key, pt) = unsafe {
             (
+                out_arg(ciphertext_out, std::ptr::null_mut(), "ciphertext_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
                 bytes_arg(plaintext, len, "plaintext")?,
-                out_arg(ciphertext_out, std::ptr::null_mut(), "ciphertext_out")?,
             )
         };
         let ct = crate::abi::block_on(c.transit(mount).encrypt(key, pt))?;
@@ -102,13 +102,13 @@ pub unsafe extern "C" fn sr_transit_decrypt(
 ) -> sr_result {
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings / writable pointers.
-        let (mount, key, ct, out, len) = unsafe {
+        let (out, len, mount, key, ct) = unsafe {
             (
+                out_arg(plaintext_out, std::ptr::null_mut(), "plaintext_out")?,
+                out_arg(len_out, 0, "len_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
                 str_arg(ciphertext, "ciphertext")?,
-                out_arg(plaintext_out, std::ptr::null_mut(), "plaintext_out")?,
-                out_arg(len_out, 0, "len_out")?,
             )
         };
         let pt = crate::abi::block_on(c.transit(mount).decrypt(key, &Ciphertext::new(ct)))?;
@@ -129,12 +129,12 @@ fn text_op(
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings, `len` readable bytes,
         // a writable pointer.
-        let (mount, key, input, out) = unsafe {
+        let (out, mount, key, input) = unsafe {
             (
+                out_arg(text_out, std::ptr::null_mut(), "out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
                 bytes_arg(input, len, "input")?,
-                out_arg(text_out, std::ptr::null_mut(), "out")?,
             )
         };
         let text = crate::abi::block_on(f(&c.transit(mount), key, input))?;
@@ -160,13 +160,13 @@ fn check_op(
     with_client(client, |c| {
         // SAFETY: the header's contract: NULL or NUL-terminated strings, `len` readable bytes,
         // a writable pointer.
-        let (mount, key, input, proof, out) = unsafe {
+        let (out, mount, key, input, proof) = unsafe {
             (
+                out_arg(valid_out, false, "valid_out")?,
                 str_arg(mount, "mount")?,
                 str_arg(key, "key")?,
                 bytes_arg(input, len, "input")?,
                 str_arg(proof, "signature")?,
-                out_arg(valid_out, false, "valid_out")?,
             )
         };
         *out = crate::abi::block_on(f(&c.transit(mount), key, input, proof))?;

@@ -16,8 +16,16 @@ fn header_is_what_cbindgen_generates() {
         .write(&mut out);
     let want = String::from_utf8(out).unwrap();
     // Every status is in it with its number (src/result.rs is generated from the core's table).
-    for code in ["SR_OK = 0", "SR_INVALID_INPUT = 1", "SR_SEALED = 4", "SR_QUOTA_EXCEEDED = 16"] {
-        assert!(want.contains(code), "{code} is missing from the generated header");
+    for code in [
+        "SR_OK = 0",
+        "SR_INVALID_INPUT = 1",
+        "SR_SEALED = 4",
+        "SR_QUOTA_EXCEEDED = 16",
+    ] {
+        assert!(
+            want.contains(code),
+            "{code} is missing from the generated header"
+        );
     }
     let path = ffi.join("include/strongroom.h");
     if std::env::var_os("STRONGROOM_BLESS").is_some() {

@@ -23,28 +23,28 @@ typedef struct jval {
   char **keys;         /* object keys (NULL for arrays) */
 } jval;
 
-static void *jalloc(size_t n) {
+static inline void *jalloc(size_t n) {
   void *p = calloc(1, n ? n : 1);
   if (!p) { fprintf(stderr, "out of memory\n"); abort(); }
   return p;
 }
 
-static char *jstrdup(const char *s) {
+static inline char *jstrdup(const char *s) {
   size_t n = strlen(s);
   char *d = jalloc(n + 1);
   memcpy(d, s, n + 1);
   return d;
 }
 
-static jval *jnew(jtype t) { jval *v = jalloc(sizeof *v); v->t = t; return v; }
-static jval *jnull(void) { return jnew(J_NULL); }
-static jval *jbool(int b) { jval *v = jnew(J_BOOL); v->b = b; return v; }
-static jval *jnum(double n) { jval *v = jnew(J_NUM); v->n = n; return v; }
-static jval *jstr(const char *s) { jval *v = jnew(J_STR); v->s = jstrdup(s); return v; }
-static jval *jarr(void) { return jnew(J_ARR); }
-static jval *jobj(void) { return jnew(J_OBJ); }
+static inline jval *jnew(jtype t) { jval *v = jalloc(sizeof *v); v->t = t; return v; }
+static inline jval *jnull(void) { return jnew(J_NULL); }
+static inline jval *jbool(int b) { jval *v = jnew(J_BOOL); v->b = b; return v; }
+static inline jval *jnum(double n) { jval *v = jnew(J_NUM); v->n = n; return v; }
+static inline jval *jstr(const char *s) { jval *v = jnew(J_STR); v->s = jstrdup(s); return v; }
+static inline jval *jarr(void) { return jnew(J_ARR); }
+static inline jval *jobj(void) { return jnew(J_OBJ); }
 
-static void jfree(jval *v) {
+static inline void jfree(jval *v) {
   if (!v) return;
   for (size_t i = 0; i < v->len; i++) {
     jfree(v->items[i]);
@@ -56,7 +56,7 @@ static void jfree(jval *v) {
   free(v);
 }
 
-static void jpush(jval *a, const char *key, jval *x) {
+static inline void jpush(jval *a, const char *key, jval *x) {
   a->items = realloc(a->items, (a->len + 1) * sizeof *a->items);
   if (!a->items) abort();
   if (a->t == J_OBJ) {
@@ -68,26 +68,26 @@ static void jpush(jval *a, const char *key, jval *x) {
 }
 
 /* Set `key` of an object (replacing an existing value). */
-static void jset(jval *o, const char *key, jval *x) {
+static inline void jset(jval *o, const char *key, jval *x) {
   for (size_t i = 0; i < o->len; i++) {
     if (strcmp(o->keys[i], key) == 0) { jfree(o->items[i]); o->items[i] = x; return; }
   }
   jpush(o, key, x);
 }
 
-static jval *jget(const jval *o, const char *key) {
+static inline jval *jget(const jval *o, const char *key) {
   if (!o || o->t != J_OBJ) return NULL;
   for (size_t i = 0; i < o->len; i++)
     if (strcmp(o->keys[i], key) == 0) return o->items[i];
   return NULL;
 }
 
-static const char *jgets(const jval *o, const char *key) {
+static inline const char *jgets(const jval *o, const char *key) {
   jval *v = jget(o, key);
   return v && v->t == J_STR ? v->s : NULL;
 }
 
-static jval *jcopy(const jval *v) {
+static inline jval *jcopy(const jval *v) {
   if (!v) return jnull();
   jval *c = jnew(v->t);
   c->b = v->b; c->n = v->n;
@@ -100,9 +100,9 @@ static jval *jcopy(const jval *v) {
 
 typedef struct { const char *p; int err; } jparser;
 
-static void jws(jparser *ps) { while (*ps->p && isspace((unsigned char)*ps->p)) ps->p++; }
+static inline void jws(jparser *ps) { while (*ps->p && isspace((unsigned char)*ps->p)) ps->p++; }
 
-static void jutf8(char **out, size_t *n, size_t *cap, unsigned cp) {
+static inline void jutf8(char **out, size_t *n, size_t *cap, unsigned cp) {
   char buf[4]; size_t k;
   if (cp < 0x80) { buf[0] = (char)cp; k = 1; }
   else if (cp < 0x800) { buf[0] = (char)(0xC0 | (cp >> 6)); buf[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
@@ -112,7 +112,7 @@ static void jutf8(char **out, size_t *n, size_t *cap, unsigned cp) {
   memcpy(*out + *n, buf, k); *n += k;
 }
 
-static unsigned jhex4(jparser *ps) {
+static inline unsigned jhex4(jparser *ps) {
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
     char c = *ps->p++;
@@ -125,7 +125,7 @@ static unsigned jhex4(jparser *ps) {
   return v;
 }
 
-static char *jparse_str(jparser *ps) {
+static inline char *jparse_str(jparser *ps) {
   size_t cap = 16, n = 0;
   char *out = jalloc(cap);
   ps->p++; /* opening quote */
@@ -159,7 +159,7 @@ static char *jparse_str(jparser *ps) {
   return out;
 }
 
-static jval *jparse_val(jparser *ps) {
+static inline jval *jparse_val(jparser *ps) {
   jws(ps);
   char c = *ps->p;
   if (c == '{' || c == '[') {
@@ -204,7 +204,7 @@ static jval *jparse_val(jparser *ps) {
 }
 
 /* Parse a whole document; NULL when it is not valid JSON. */
-static jval *jparse(const char *text) {
+static inline jval *jparse(const char *text) {
   jparser ps = {text, 0};
   jval *v = jparse_val(&ps);
   jws(&ps);
@@ -216,7 +216,7 @@ static jval *jparse(const char *text) {
 
 typedef struct { char *s; size_t n, cap; } jbuf;
 
-static void jb_put(jbuf *b, const char *fmt, ...) {
+static inline void jb_put(jbuf *b, const char *fmt, ...) {
   va_list ap;
   for (;;) {
     va_start(ap, fmt);
@@ -230,7 +230,7 @@ static void jb_put(jbuf *b, const char *fmt, ...) {
   }
 }
 
-static void jb_str(jbuf *b, const char *s) {
+static inline void jb_str(jbuf *b, const char *s) {
   jb_put(b, "\"");
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -244,7 +244,7 @@ static void jb_str(jbuf *b, const char *s) {
   jb_put(b, "\"");
 }
 
-static void jb_val(jbuf *b, const jval *v) {
+static inline void jb_val(jbuf *b, const jval *v) {
   switch (v->t) {
     case J_NULL: jb_put(b, "null"); break;
     case J_BOOL: jb_put(b, v->b ? "true" : "false"); break;
@@ -266,7 +266,7 @@ static void jb_val(jbuf *b, const jval *v) {
 }
 
 /* The JSON text of `v` (malloc'd). */
-static char *jdump(const jval *v) {
+static inline char *jdump(const jval *v) {
   jbuf b = {NULL, 0, 0};
   jb_val(&b, v);
   if (!b.s) return jstrdup("null");
@@ -275,10 +275,10 @@ static char *jdump(const jval *v) {
 
 /* ---- matching (tests/conformance/README.md) ---- */
 
-static int jis_null(const jval *v) { return !v || v->t == J_NULL; }
+static inline int jis_null(const jval *v) { return !v || v->t == J_NULL; }
 
 /* Whether `got` matches `want`; on a mismatch, `why` says where. */
-static int jmatch(const jval *want, const jval *got, const char *at, char *why, size_t whylen) {
+static inline int jmatch(const jval *want, const jval *got, const char *at, char *why, size_t whylen) {
   if (want->t == J_STR && want->s[0] == '$') {
     const char *w = want->s;
     int ok;
