@@ -4,7 +4,8 @@
 # libstrongroom_ffi: the ABI tests (errors, ownership, double frees, threads, lifecycle on
 # memory / SQLite / PostgreSQL, logins, database credentials and lease events), the shared
 # conformance scenarios replayed by a C runner, the C quickstart run twice (initialise, then
-# unseal from the key file) and the C++ example built and run. Flags come from strongroom.pc.
+# unseal from the key file), the C++ example and the full example of docs/c.md, built and run.
+# Compiler flags come from bindings-ffi/strongroom.pc.
 #
 # Needs PostgreSQL (STRONGROOM_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres):
 # the database engine's credentials, and a uniquely named database for the storage test,
@@ -39,6 +40,9 @@ san=(-Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-omit-frame-point
   cc -std=c11 "${san[@]}" bindings-ffi/tests/c/conformance.c -o "$out/conformance" $flags -lm
   cc -std=c11 "${san[@]}" examples/c/quickstart.c -o "$out/quickstart" $flags
   c++ -std=c++17 "${san[@]}" examples/cpp/quickstart.cpp -o "$out/quickstart-cpp" $flags
+  # The full example of docs/c.md, as printed there.
+  sed -n '/^```c$/,/^```$/p' docs/c.md | sed '1d;$d' > "$tmp/doc_example.c"
+  cc -std=c11 "${san[@]}" "$tmp/doc_example.c" -o "$out/doc_example" $flags
 }
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
@@ -57,5 +61,7 @@ grep -q "unsealed an existing store" "$tmp/out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/out.txt"
 "$out/quickstart-cpp" | tee "$tmp/cpp.txt"
 grep -q "a failed call throws: status unsupported_path" "$tmp/cpp.txt"
+"$out/doc_example" | tee "$tmp/doc.txt"
+grep -q -- "-> card 4111" "$tmp/doc.txt"
 
 echo "C: passed in $((SECONDS - start)) s"
