@@ -8,6 +8,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 
 use strongroom::{Error, ErrorCode, Result};
 use zeroize::Zeroize;
@@ -117,7 +118,23 @@ pub(crate) fn block_on<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
              thread outside the runtime",
         ));
     }
-    runtime()?.block_on(fut)
+    let rt = runtime()?;
+    let mut fut = fut;
+    // SAFETY: `fut` is never moved again: the binding is shadowed by the pinned reference
+    // right here, and the future is dropped in place when this function returns. (`pin!`
+    // would copy the future, several KiB for the engine's calls, on every call.)
+    let mut fut = unsafe { std::pin::Pin::new_unchecked(&mut fut) };
+    // Most calls that need no I/O (transit on a key in memory, a cached KV read) finish in
+    // their first poll: run it here with the runtime's context entered, which costs far less
+    // than a full `block_on`; the rest continue in `block_on`, which polls again at once.
+    {
+        let _entered = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    rt.block_on(fut)
 }
 
 /// Enter the library's runtime (for calls that need its context without blocking).

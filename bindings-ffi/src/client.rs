@@ -33,12 +33,12 @@ pub(crate) fn secret_json_out(mut v: Value) -> Result<*mut c_char> {
 
 pub(crate) fn with_client(
     client: *const sr_client,
-    f: impl FnOnce(&strongroom::Client) -> Result<()>,
+    f: impl FnOnce(&sr_client) -> Result<()>,
 ) -> sr_result {
     guard(|| {
         // SAFETY: the header's contract: NULL or a live sr_client.
         let c = unsafe { handle(client) }?;
-        f(&c.0)
+        f(c)
     })
 }
 

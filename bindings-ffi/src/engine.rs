@@ -2,7 +2,7 @@
 //! seal), clients and logins.
 
 use std::ffi::c_char;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -43,7 +43,46 @@ impl Handle for sr_strongroom {
 
 /// A handle that makes calls with one token. Made by `sr_client_new` or a login; freed by
 /// `sr_client_free`. Safe to use from many threads at once.
-pub struct sr_client(pub(crate) strongroom::Client);
+pub struct sr_client {
+    client: strongroom::Client,
+    /// The transit handles used so far, by mount: a handle remembers its policy decisions
+    /// (the core's fast path), so keeping it makes repeated calls as fast as the typed API's.
+    transits: Mutex<Vec<(String, Arc<strongroom::Transit>)>>,
+}
+
+/// How many transit mounts a client keeps handles for.
+const TRANSIT_HANDLES: usize = 8;
+
+impl sr_client {
+    fn new(client: strongroom::Client) -> sr_client {
+        sr_client {
+            client,
+            transits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The transit handle for `mount`, made on first use and kept.
+    pub(crate) fn transit(&self, mount: &str) -> Arc<strongroom::Transit> {
+        let mut t = self.transits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, h)) = t.iter().find(|(m, _)| m == mount) {
+            return h.clone();
+        }
+        let h = Arc::new(self.client.transit(mount));
+        if t.len() >= TRANSIT_HANDLES {
+            t.remove(0);
+        }
+        t.push((mount.to_string(), h.clone()));
+        h
+    }
+}
+
+impl std::ops::Deref for sr_client {
+    type Target = strongroom::Client;
+
+    fn deref(&self) -> &strongroom::Client {
+        &self.client
+    }
+}
 
 impl Handle for sr_client {
     const KIND: Kind = Kind::Client;
@@ -354,7 +393,7 @@ pub unsafe extern "C" fn sr_client_new(
                 str_arg(token, "token")?,
             )
         };
-        *out = into_handle(sr_client(sr.client(token)));
+        *out = into_handle(sr_client::new(sr.client(token)));
         Ok(())
     })
 }
@@ -373,7 +412,7 @@ pub unsafe extern "C" fn sr_client_token(
                 handle(client)?,
             )
         };
-        *out = string_out(c.0.token_id().to_string())?;
+        *out = string_out(c.token_id().to_string())?;
         Ok(())
     })
 }
@@ -402,7 +441,7 @@ fn login(
             )
         };
         let client = block_on(f(sr, a, b, c))?;
-        *out = into_handle(sr_client(client));
+        *out = into_handle(sr_client::new(client));
         Ok(())
     })
 }
