@@ -72,6 +72,9 @@ step "python (the binding's tests, then hvac and the bao CLI against strongroom 
 step "node (node-vault against strongroom server -dev)"
 ./scripts/test-node.sh
 
+step "C (the C ABI: the cbindgen header, C tests under ASan/UBSan, conformance, the C and C++ examples)"
+./scripts/test-c.sh
+
 step "examples"
 cargo build -q --example quickstart
 example_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/examples/quickstart"

@@ -1,0 +1,448 @@
+//! The boundary: the last error of each thread, the panic guard, the library's runtime, the
+//! checks on raw pointers, and the registry of everything handed out (which makes a second
+//! free, or a free of something the library never handed out, do nothing).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_char};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use strongroom::{Error, ErrorCode, Result};
+use zeroize::Zeroize;
+
+use crate::result::sr_result;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    // A message never holds a NUL from the core; one that did would be cut there.
+    let text = message.split('\0').next().unwrap_or_default();
+    let c = CString::new(text).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+fn clear_last_error() {
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        if !e.as_bytes().is_empty() {
+            *e = CString::default();
+        }
+    });
+}
+
+/// Run one ABI call: its error becomes the status and this thread's last error message; a
+/// panic becomes `SR_INTERNAL` and never unwinds into C.
+pub fn guard(f: impl FnOnce() -> Result<()>) -> sr_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            clear_last_error();
+            sr_result::SR_OK
+        }
+        Ok(Err(e)) => {
+            set_last_error(e.message());
+            sr_result::from_code(e.code())
+        }
+        Err(_) => {
+            set_last_error("strongroom panicked during this call (a bug: please report it)");
+            sr_result::SR_INTERNAL
+        }
+    }
+}
+
+/// The message of the last failed call on this thread ("" after a call that succeeded).
+/// The pointer stays valid until the next call into the library on this thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn sr_error_message() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+static NAMES: OnceLock<Vec<(u32, CString)>> = OnceLock::new();
+
+/// The snake_case name of a status (`"ok"`, `"permission_denied"`, ...), as the core's
+/// `ErrorCode::name()` spells it; `"unknown"` for a number that is no status. Static storage.
+#[unsafe(no_mangle)]
+pub extern "C" fn sr_result_name(code: u32) -> *const c_char {
+    let names = NAMES.get_or_init(|| {
+        let mut v = vec![(0, CString::from(c"ok"))];
+        v.extend(
+            ErrorCode::ALL
+                .iter()
+                .filter_map(|c| Some((c.as_u32(), CString::new(c.name()).ok()?))),
+        );
+        v
+    });
+    names
+        .iter()
+        .find(|(n, _)| *n == code)
+        .map_or(c"unknown".as_ptr(), |(_, s)| s.as_ptr())
+}
+
+/// The library's version (`"0.1.0"`). Static storage.
+#[unsafe(no_mangle)]
+pub extern "C" fn sr_version() -> *const c_char {
+    static VERSION: OnceLock<CString> = OnceLock::new();
+    VERSION
+        .get_or_init(|| CString::new(env!("CARGO_PKG_VERSION")).unwrap_or_default())
+        .as_ptr()
+}
+
+// ---- the runtime ----
+
+static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("strongroom-ffi")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::internal(format!("could not start the strongroom runtime: {e}")))
+}
+
+/// Run `fut` to completion on the library's runtime, blocking this thread. Refused from a
+/// thread that is inside a Tokio runtime (blocking there would stall or deadlock it).
+pub(crate) fn block_on<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorCode::UnsupportedOperation,
+            "a blocking strongroom call was made from inside a Tokio runtime; call it from a \
+             thread outside the runtime",
+        ));
+    }
+    let rt = runtime()?;
+    let mut fut = fut;
+    // SAFETY: `fut` is never moved again: the binding is shadowed by the pinned reference
+    // right here, and the future is dropped in place when this function returns. (`pin!`
+    // would copy the future, several KiB for the engine's calls, on every call.)
+    let mut fut = unsafe { std::pin::Pin::new_unchecked(&mut fut) };
+    // Most calls that need no I/O (transit on a key in memory, a cached KV read) finish in
+    // their first poll: run it here with the runtime's context entered, which costs far less
+    // than a full `block_on`; the rest continue in `block_on`, which polls again at once.
+    {
+        let _entered = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    rt.block_on(fut)
+}
+
+/// Enter the library's runtime (for calls that need its context without blocking).
+pub(crate) fn enter() -> Result<tokio::runtime::EnterGuard<'static>> {
+    Ok(runtime()?.enter())
+}
+
+// ---- the registry of what was handed out ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+    Bytes(usize),
+    Config,
+    Clock,
+    Strongroom,
+    Client,
+    Subscription,
+    Batch,
+}
+
+static LIVE: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);
+
+/// The registry keeps addresses bit-inverted: a leak checker (LeakSanitizer, valgrind) that
+/// scans memory for pointers must not take the registry for an owner, or a buffer the caller
+/// forgot to free would never show up as a leak.
+fn key(addr: usize) -> usize {
+    !addr
+}
+
+fn register(addr: usize, kind: Kind) {
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    live.get_or_insert_with(HashMap::new)
+        .insert(key(addr), kind);
+}
+
+/// Take `addr` out of the registry if it is live and of this kind (`Bytes` matches any
+/// length); the kind it had.
+fn unregister(addr: usize, kind: Kind) -> Option<Kind> {
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    let map = live.as_mut()?;
+    let found = *map.get(&key(addr))?;
+    let same = match (found, kind) {
+        (Kind::Bytes(_), Kind::Bytes(_)) => true,
+        (a, b) => a == b,
+    };
+    if same { map.remove(&key(addr)) } else { None }
+}
+
+/// A handle type: what its registry entry says.
+pub(crate) trait Handle: Sized {
+    const KIND: Kind;
+    const NAME: &'static str;
+}
+
+/// Box `value` and hand it out as a handle.
+pub(crate) fn into_handle<T: Handle>(value: T) -> *mut T {
+    let p = Box::into_raw(Box::new(value));
+    register(p as usize, T::KIND);
+    p
+}
+
+/// Take back a handle handed out by [`into_handle`]; `None` for NULL, a pointer the library
+/// did not hand out as this type, or one already freed.
+pub(crate) fn take_handle<T: Handle>(p: *mut T) -> Option<Box<T>> {
+    if p.is_null() {
+        return None;
+    }
+    unregister(p as usize, T::KIND)?;
+    // SAFETY: the registry held `p` as a live `T`: it came from `Box::into_raw` in
+    // `into_handle` and was not taken back before (taking it removed it from the registry).
+    Some(unsafe { Box::from_raw(p) })
+}
+
+/// Free a handle; an error when it is not a live handle of this type.
+pub(crate) fn free_handle<T: Handle>(p: *mut T) -> Result<Box<T>> {
+    if p.is_null() {
+        return Err(Error::invalid_input(format!("the {} is NULL", T::NAME)));
+    }
+    take_handle(p).ok_or_else(|| {
+        Error::invalid_input(format!(
+            "not a live {} (already freed, or not one the library handed out)",
+            T::NAME
+        ))
+    })
+}
+
+// ---- arguments ----
+
+/// A handle argument.
+///
+/// # Safety
+/// `p` is NULL or points to a live `T` handed out by the library, not freed during the call.
+pub(crate) unsafe fn handle<'a, T: Handle>(p: *const T) -> Result<&'a T> {
+    // SAFETY: the caller's contract: NULL or a live handle.
+    unsafe { p.as_ref() }.ok_or_else(|| Error::invalid_input(format!("the {} is NULL", T::NAME)))
+}
+
+/// A string argument.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that stays valid during the call.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::invalid_input(format!("`{what}` is NULL")));
+    }
+    // SAFETY: not NULL (checked above); the caller promises a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| Error::invalid_input(format!("`{what}` is not valid UTF-8")))
+}
+
+/// An optional string argument: NULL is `None`.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { str_arg(p, what) }.map(Some)
+    }
+}
+
+/// A byte buffer argument: NULL is allowed when `len` is 0.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that stay valid during the call.
+pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Error::invalid_input(format!(
+                "`{what}` is NULL with a length of {len}"
+            )))
+        };
+    }
+    // SAFETY: not NULL; the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// An out-parameter, set to `empty` at once so a failed call leaves nothing behind.
+///
+/// # Safety
+/// `p` is NULL or points to a writable `T`.
+pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, empty: T, what: &str) -> Result<&'a mut T> {
+    // SAFETY: the caller's contract: NULL or writable.
+    let out = unsafe { p.as_mut() }
+        .ok_or_else(|| Error::invalid_input(format!("the out-parameter `{what}` is NULL")))?;
+    *out = empty;
+    Ok(out)
+}
+
+/// A JSON object argument; NULL is the empty object.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn json_arg(p: *const c_char, what: &str) -> Result<strongroom::Data> {
+    // SAFETY: the caller's contract, passed on.
+    let Some(text) = (unsafe { opt_str_arg(p, what) })? else {
+        return Ok(strongroom::Data::new());
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::invalid_input(format!(
+            "`{what}` is not a JSON object"
+        ))),
+        Err(e) => Err(Error::invalid_input(format!(
+            "`{what}` is not valid JSON: {e}"
+        ))),
+    }
+}
+
+// ---- what is handed out ----
+
+/// A string handed out: NUL-terminated, freed (and zeroed) by `sr_string_free`. The bytes are
+/// copied once into a buffer of the exact size and `s` is wiped, so no copy is left behind.
+pub(crate) fn string_out(mut s: String) -> Result<*mut c_char> {
+    let mut v = Vec::with_capacity(s.len().saturating_add(1));
+    v.extend_from_slice(s.as_bytes());
+    s.zeroize();
+    let c = CString::new(v).map_err(|e| {
+        let mut v = e.into_vec();
+        v.zeroize();
+        Error::internal("a value held a NUL byte and cannot be handed to C as a string")
+    })?;
+    let p = c.into_raw();
+    register(p as usize, Kind::String);
+    Ok(p)
+}
+
+/// A JSON value handed out as a string.
+pub(crate) fn json_string(v: &serde_json::Value) -> Result<*mut c_char> {
+    let s = serde_json::to_string(v)
+        .map_err(|e| Error::internal(format!("could not write JSON: {e}")))?;
+    string_out(s)
+}
+
+/// Free a string the library handed out, zeroing it first. NULL, a string already freed, or
+/// a pointer the library did not hand out as a string: nothing happens.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sr_string_free(s: *mut c_char) {
+    if s.is_null() || unregister(s as usize, Kind::String).is_none() {
+        return;
+    }
+    // SAFETY: the registry held `s` as a live string from `CString::into_raw` in
+    // `string_out`; unregistering it means this is its only free.
+    let c = unsafe { CString::from_raw(s) };
+    let mut v = c.into_bytes_with_nul();
+    v.zeroize();
+}
+
+/// A byte buffer handed out: `(pointer, length)`; NULL for an empty buffer. Freed (and
+/// zeroed) by `sr_bytes_free`.
+pub(crate) fn bytes_out(b: &[u8]) -> (*mut u8, usize) {
+    if b.is_empty() {
+        return (std::ptr::null_mut(), 0);
+    }
+    let boxed: Box<[u8]> = b.into();
+    let len = boxed.len();
+    let p = Box::into_raw(boxed).cast::<u8>();
+    register(p as usize, Kind::Bytes(len));
+    (p, len)
+}
+
+/// Free a byte buffer the library handed out (its length is known), zeroing it first. NULL,
+/// a buffer already freed, or a pointer the library did not hand out: nothing happens.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sr_bytes_free(data: *mut u8) {
+    if data.is_null() {
+        return;
+    }
+    let Some(Kind::Bytes(len)) = unregister(data as usize, Kind::Bytes(0)) else {
+        return;
+    };
+    // SAFETY: the registry held `data` as a live `Box<[u8]>` of `len` bytes from
+    // `bytes_out`; unregistering it means this is its only free.
+    let mut boxed = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(data, len)) };
+    boxed.zeroize();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_a_status_not_an_unwind() {
+        let r = guard(|| panic!("boom"));
+        assert_eq!(r, sr_result::SR_INTERNAL);
+        // SAFETY: the message pointer is valid until the next call on this thread.
+        let msg = unsafe { CStr::from_ptr(sr_error_message()) };
+        assert!(msg.to_str().unwrap().contains("panicked"));
+        assert_eq!(guard(|| Ok(())), sr_result::SR_OK);
+        // SAFETY: as above.
+        let msg = unsafe { CStr::from_ptr(sr_error_message()) };
+        assert_eq!(msg.to_bytes(), b"");
+    }
+
+    #[test]
+    fn blocking_inside_a_runtime_is_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(async { block_on(async { Ok(()) }) })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnsupportedOperation);
+        assert!(block_on(async { Ok(1) }).is_ok());
+    }
+
+    #[test]
+    fn strings_and_bytes_free_once() {
+        let s = string_out("secret".into()).unwrap();
+        // SAFETY: `s` was handed out above; the second and third frees must do nothing.
+        unsafe {
+            sr_string_free(s);
+            sr_string_free(s);
+            sr_string_free(std::ptr::null_mut());
+        }
+        let (p, n) = bytes_out(b"abc");
+        assert_eq!(n, 3);
+        // SAFETY: as above; a string pointer passed as bytes is not freed as bytes.
+        unsafe {
+            sr_bytes_free(p);
+            sr_bytes_free(p);
+        }
+        let s = string_out("x".into()).unwrap();
+        // SAFETY: a string is not a byte buffer: nothing happens, then it is freed properly.
+        unsafe {
+            sr_bytes_free(s.cast());
+            sr_string_free(s);
+        }
+        assert_eq!(bytes_out(b""), (std::ptr::null_mut(), 0));
+    }
+
+    #[test]
+    fn names_follow_the_core_table() {
+        for c in ErrorCode::ALL {
+            // SAFETY: static strings.
+            let n = unsafe { CStr::from_ptr(sr_result_name(c.as_u32())) };
+            assert_eq!(n.to_str().unwrap(), c.name());
+        }
+        // SAFETY: static strings.
+        unsafe {
+            assert_eq!(CStr::from_ptr(sr_result_name(0)).to_bytes(), b"ok");
+            assert_eq!(CStr::from_ptr(sr_result_name(999)).to_bytes(), b"unknown");
+        }
+    }
+}
