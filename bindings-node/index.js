@@ -162,9 +162,21 @@ function wrapValue(v) {
   return proxify(v)
 }
 
+// The methods that return a value rather than a Promise. Every other method returns a Promise,
+// so a bad argument (which napi-rs reports by throwing) rejects it instead of throwing.
+const SYNC = new Set([
+  'Config.dev', 'Config.memory', 'Config.sqlite', 'Config.postgres', 'Config.unsealKeyFile',
+  'Config.unsealKeyEnv', 'Config.clock', 'Config.describe', 'VirtualClock.advance',
+  'Strongroom.isSealed', 'Strongroom.devRootToken', 'Strongroom.client', 'Client.tokenId',
+  'Client.kv', 'Client.transit', 'Client.database', 'Client.leases', 'Client.sys', 'Client.token',
+  'Transit.encryptSync', 'Transit.decryptSync', 'Transit.hmacSync', 'Leases.events',
+  'KeeperHandle.current', 'KeeperHandle.stop'
+])
+
 function wrapper(fn, qualified) {
   let w = WRAPPERS.get(fn)
   if (w) return w
+  const sync = SYNC.has(qualified)
   const after = RESULTS[qualified]
   const done = after ? (v) => after(wrapValue(v)) : wrapValue
   w = function (...args) {
@@ -173,7 +185,8 @@ function wrapper(fn, qualified) {
     try {
       r = fn.apply(RAW.get(this) || this, args)
     } catch (e) {
-      throw mapError(e)
+      if (sync) throw mapError(e)
+      return Promise.reject(mapError(e))
     }
     if (r !== null && typeof r === "object" && typeof r.then === "function") return r.then(done, rethrow)
     return done(r)

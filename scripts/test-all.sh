@@ -55,6 +55,9 @@ echo "== python packaging (pip install from source, the release abi3 wheel in a 
 echo "== node (node-vault against strongroom server -dev)"
 ./scripts/test-node.sh
 
+echo "== node binding (bindings-node: napi debug build, node --test)"
+./scripts/test-node-binding.sh
+
 echo "== examples"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -74,4 +77,13 @@ grep -q "unsealed an existing store" "$tmp/py-out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/py-out.txt"
 "$py" examples/python/async_quickstart.py | tee "$tmp/py-async.txt"
 grep -q "encrypted and decrypted 100 orders" "$tmp/py-async.txt"
-echo "examples: 3 passed, 0 failed"
+# The Node quickstart through the binding (built by test-node-binding.sh), imported by its
+# package name as an application would.
+mkdir -p "$tmp/node/node_modules"
+ln -s "$(pwd)/bindings-node" "$tmp/node/node_modules/strongroom"
+cp examples/node/quickstart.mjs "$tmp/node/"
+(cd "$tmp/node" && node quickstart.mjs && node quickstart.mjs) | tee "$tmp/node-out.txt"
+grep -q "initialised a new store" "$tmp/node-out.txt"
+grep -q "unsealed an existing store" "$tmp/node-out.txt"
+grep -q "secret/app/db keeps 2 versions" "$tmp/node-out.txt"
+echo "examples: 4 passed, 0 failed"
