@@ -21,4 +21,16 @@ echo "== napi build (debug) of strongroom-node"
 npm run -s build:debug
 
 echo "== node --test bindings-node/test"
-exec npm test --silent
+npm test --silent
+
+# `npm install ./bindings-node` into an empty project builds the addon from source when no
+# prebuilt one is there (install.js; debug profile here, release by default).
+echo "== npm install ./bindings-node from source, into an empty project"
+proj="$(mktemp -d)"
+addon="strongroom.$(node -p 'process.platform + "-" + process.arch')-gnu.node"
+mv "$addon" "$proj/prebuilt.node"
+restore() { [ -f "$proj/prebuilt.node" ] && [ ! -f "$addon" ] && mv "$proj/prebuilt.node" "$addon"; rm -rf "$proj"; }
+trap restore EXIT
+(cd "$proj" && npm init -y >/dev/null && STRONGROOM_NODE_PROFILE=dev npm install --no-audit --no-fund --loglevel=error "$OLDPWD" &&
+  node -e 'const sr = require("strongroom"); sr.Strongroom.open(sr.Config.dev()).then(async (s) => { await s.client(s.devRootToken()).kv().put("x", { ok: true }); console.log("installed from source:", (await s.client(s.devRootToken()).kv().get("x")).data); await s.close() })')
+[ -f "$addon" ] || { echo "install.js did not build $addon" >&2; exit 1; }
