@@ -20,6 +20,9 @@ npm install --no-audit --no-fund --loglevel=error
 echo "== napi build (debug) of strongroom-node"
 npm run -s build:debug
 
+echo "== tsc --strict --noEmit (test/typed.ts, examples/node/quickstart.mjs against index.d.ts)"
+npx tsc -p tsconfig.json
+
 echo "== node --test bindings-node/test"
 npm test --silent
 

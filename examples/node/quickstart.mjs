@@ -36,7 +36,7 @@ try {
 
   const kv = sr.client(token).kv('secret')
   const written = await kv.put('app/db', { username: 'app', password: randomUUID() })
-  console.log(`wrote secret/app/db version ${written.version} at ${written.createdTime.toISOString()}`)
+  console.log(`wrote secret/app/db version ${written.version} at ${written.createdTime?.toISOString()}`)
 
   const secret = await kv.get('app/db')
   if (secret === null) throw new Error('secret/app/db vanished')
