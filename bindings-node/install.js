@@ -31,7 +31,11 @@ if (!fs.existsSync(path.join(here, 'Cargo.toml'))) {
 const profile = process.env.STRONGROOM_NODE_PROFILE === 'dev' ? 'dev' : 'release'
 console.log(`strongroom: no prebuilt addon for ${tag}; building it from source with cargo (${profile} profile)`)
 try {
-  execFileSync('cargo', ['build', '-p', 'strongroom-node', '--profile', profile, '--manifest-path', path.join(here, 'Cargo.toml')], { stdio: 'inherit' })
+  // STRONGROOM_NAPI_WORKSPACE=1: resolve features as `cargo test --workspace` (see scripts/cargo-host.sh).
+  const select = process.env.STRONGROOM_NAPI_WORKSPACE === '1' && profile === 'dev'
+    ? ['--workspace', '--exclude', 'strongroom-python', '--lib', '--tests']
+    : ['-p', 'strongroom-node']
+  execFileSync('cargo', ['build', ...select, '--profile', profile, '--manifest-path', path.join(here, 'Cargo.toml')], { stdio: 'inherit' })
 } catch (e) {
   console.error('strongroom: `cargo build` failed; the Node package needs a Rust toolchain (https://rustup.rs) to build from source')
   process.exit(1)

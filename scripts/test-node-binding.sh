@@ -4,7 +4,7 @@
 # tests against a real PostgreSQL at STRONGROOM_TEST_POSTGRES_URL, including the event loop
 # staying responsive during a slow call).
 #
-# Installs the package's dev dependencies (@napi-rs/cli, pg) with npm, builds the addon in
+# Installs the package's dev dependencies (@napi-rs/cli, pg, typescript) with npm, builds the addon in
 # debug mode with `napi build` into the workspace's own target directory (see
 # bindings-node/scripts/cargo-host.sh: nothing already built by `cargo build` is compiled
 # again), and runs `node --test`. examples/node/quickstart.mjs runs in scripts/test-all.sh.
@@ -18,7 +18,7 @@ echo "== npm install (bindings-node)"
 npm install --no-audit --no-fund --loglevel=error
 
 echo "== napi build (debug) of strongroom-node"
-npm run -s build:debug
+STRONGROOM_NAPI_WORKSPACE=1 npm run -s build:debug
 
 echo "== tsc --strict --noEmit (test/typed.ts, examples/node/quickstart.mjs against index.d.ts)"
 npx tsc -p tsconfig.json
@@ -34,6 +34,6 @@ addon="strongroom.$(node -p 'process.platform + "-" + process.arch')-gnu.node"
 mv "$addon" "$proj/prebuilt.node"
 restore() { [ -f "$proj/prebuilt.node" ] && [ ! -f "$addon" ] && mv "$proj/prebuilt.node" "$addon"; rm -rf "$proj"; }
 trap restore EXIT
-(cd "$proj" && npm init -y >/dev/null && STRONGROOM_NODE_PROFILE=dev npm install --no-audit --no-fund --loglevel=error "$OLDPWD" &&
+(cd "$proj" && npm init -y >/dev/null && STRONGROOM_NODE_PROFILE=dev STRONGROOM_NAPI_WORKSPACE=1 npm install --no-audit --no-fund --loglevel=error "$OLDPWD" &&
   node -e 'const sr = require("strongroom"); sr.Strongroom.open(sr.Config.dev()).then(async (s) => { await s.client(s.devRootToken()).kv().put("x", { ok: true }); console.log("installed from source:", (await s.client(s.devRootToken()).kv().get("x")).data); await s.close() })')
 [ -f "$addon" ] || { echo "install.js did not build $addon" >&2; exit 1; }

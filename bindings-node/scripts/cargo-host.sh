@@ -19,6 +19,14 @@ while [ $# -gt 0 ]; do
   args+=("$1")
   shift
 done
+# STRONGROOM_NAPI_WORKSPACE=1 (CI, after `cargo test --workspace`): build the addon in a
+# workspace-wide invocation with the test targets selected, so cargo resolves dependency
+# features exactly as `cargo test --workspace` did and reuses every crate it built (`-p
+# strongroom-node` alone resolves features for this package only and compiles the core again).
+# The Python binding is left out: maturin builds it, and leaving it out changes no shared feature.
+if [ "${STRONGROOM_NAPI_WORKSPACE:-0}" = "1" ] && [ "$profile" = debug ]; then
+  args+=(--workspace --exclude strongroom-python --lib --tests)
+fi
 cargo "${args[@]}"
 if [ -n "$triple" ]; then
   target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
