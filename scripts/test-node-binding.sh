@@ -4,10 +4,13 @@
 # tests against a real PostgreSQL at STRONGROOM_TEST_POSTGRES_URL, including the event loop
 # staying responsive during a slow call).
 #
-# Installs the package's dev dependencies (@napi-rs/cli, pg, typescript) with npm, builds the addon in
-# debug mode with `napi build` into the workspace's own target directory (see
-# bindings-node/scripts/cargo-host.sh: nothing already built by `cargo build` is compiled
-# again), and runs `node --test`. examples/node/quickstart.mjs runs in scripts/test-all.sh.
+# Installs the package's dev dependencies (@napi-rs/cli, pg, typescript) with npm, builds the
+# addon in debug mode with `napi build` into the workspace's own target directory, resolving
+# features as `cargo test --workspace` does (STRONGROOM_NAPI_WORKSPACE=1, see
+# bindings-node/scripts/cargo-host.sh), so after test-all.sh's `cargo test --workspace` only the
+# addon itself is compiled (run alone on a fresh clone, it builds the workspace's test targets
+# too). Then tsc, `node --test`, and an install from source. examples/node/quickstart.mjs runs
+# in scripts/test-all.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../bindings-node"
 
