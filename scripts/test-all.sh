@@ -72,6 +72,9 @@ step "python (the binding's tests, then hvac and the bao CLI against strongroom 
 step "node (node-vault against strongroom server -dev)"
 ./scripts/test-node.sh
 
+step "node binding (bindings-node: napi debug build, node --test)"
+./scripts/test-node-binding.sh
+
 step "C (the C ABI: the cbindgen header, C tests under ASan/UBSan, conformance, the C and C++ examples)"
 ./scripts/test-c.sh
 
@@ -92,7 +95,16 @@ grep -q "unsealed an existing store" "$tmp/py-out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/py-out.txt"
 "$py" examples/python/async_quickstart.py | tee "$tmp/py-async.txt"
 grep -q "encrypted and decrypted 100 orders" "$tmp/py-async.txt"
-echo "examples: 3 passed, 0 failed"
+# The Node quickstart through the binding (built by test-node-binding.sh), imported by its
+# package name as an application would.
+mkdir -p "$tmp/node/node_modules"
+ln -s "$(pwd)/bindings-node" "$tmp/node/node_modules/strongroom"
+cp examples/node/quickstart.mjs "$tmp/node/"
+(cd "$tmp/node" && node quickstart.mjs && node quickstart.mjs) | tee "$tmp/node-out.txt"
+grep -q "initialised a new store" "$tmp/node-out.txt"
+grep -q "unsealed an existing store" "$tmp/node-out.txt"
+grep -q "secret/app/db keeps 2 versions" "$tmp/node-out.txt"
+echo "examples: 4 passed, 0 failed"
 
 step "waiting for the release builds"
 if ! wait "$release_pid"; then
