@@ -1139,7 +1139,7 @@ impl Pki {
             None => {
                 // The role's key usages as they are, KeyEncipherment included for EC keys
                 // (OpenBao 2.7 keeps it).
-                let key = PrivateKey::generate(role.key_kind()?)?;
+                let key = crypto::LeafKey::generate(role.key_kind()?)?;
                 let t = Template {
                     subject,
                     sans,
@@ -1151,7 +1151,7 @@ impl Pki {
                     urls,
                     serial: serial.clone(),
                 };
-                let der = t.signed_by(&key.pair, signer)?;
+                let der = t.signed_by(&key, signer)?;
                 private = Some(key);
                 der
             }
