@@ -29,6 +29,16 @@ echo "== maturin develop (the Python binding, debug build) into $venv"
 (cd bindings-python && VIRTUAL_ENV="$(cd ../"$venv" && pwd)" PATH="$(cd ../"$venv" && pwd)/bin:$PATH" \
   maturin develop -q)
 
+echo "== cargo build -p strongroom-server, and the Kubernetes API stand-in (an example of the core crate)"
+cargo build -q -p strongroom-server
+cargo build -q -p strongroom --example k8s_standin
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export STRONGROOM_BIN="$target_dir/debug/strongroom"
+[ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }
+export STRONGROOM_K8S_STANDIN_BIN="$target_dir/debug/examples/k8s_standin"
+[ -x "$STRONGROOM_K8S_STANDIN_BIN" ] || { echo "stand-in not found at $STRONGROOM_K8S_STANDIN_BIN" >&2; exit 1; }
+
 echo "== pytest bindings-python/tests"
 "$venv/bin/python" -m pytest bindings-python/tests -q -p no:cacheprovider
 
@@ -42,16 +52,6 @@ if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
   fi
   export BAO_BIN="$(pwd)/$venv/bin/bao"
 fi
-
-echo "== cargo build -p strongroom-server, and the Kubernetes API stand-in (an example of the core crate)"
-cargo build -q -p strongroom-server
-cargo build -q -p strongroom --example k8s_standin
-target_dir="$(cargo metadata --format-version 1 --no-deps |
-  "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-export STRONGROOM_BIN="$target_dir/debug/strongroom"
-[ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }
-export STRONGROOM_K8S_STANDIN_BIN="$target_dir/debug/examples/k8s_standin"
-[ -x "$STRONGROOM_K8S_STANDIN_BIN" ] || { echo "stand-in not found at $STRONGROOM_K8S_STANDIN_BIN" >&2; exit 1; }
 
 echo "== pytest tests/python"
 exec "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
