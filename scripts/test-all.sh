@@ -114,4 +114,6 @@ if ! wait "$release_pid"; then
 fi
 step "python packaging (pip install from source, the release abi3 wheel in a clean venv)"
 ./scripts/test-python-packaging.sh check
+step "node packaging (napi release build, npm pack, the tarball in an empty project without cargo)"
+./scripts/test-node-packaging.sh
 step "all tests passed"
