@@ -58,8 +58,12 @@ def world():
     finally:
         assert server.stop() == 0
         assert standin.stop() == 0
+        # Grants are per database: ask the app database which issued users still hold any.
+        leftover = _psql(
+            PG_URL.rpartition("/")[0] + f"/{db}",
+            "SELECT coalesce(string_agg(DISTINCT grantee, ','), '') FROM information_schema.role_table_grants WHERE grantee LIKE 'v-%'",
+        )
         _psql(PG_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        leftover = _psql(PG_URL, f"SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE 'v-%-api-role-%' AND rolname IN (SELECT grantee FROM information_schema.role_table_grants WHERE table_catalog = '{db}')")
         _psql(PG_URL, f"DROP ROLE IF EXISTS {admin}")
         assert not leftover, f"users left behind: {leftover}"
 
