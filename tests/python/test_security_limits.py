@@ -82,7 +82,13 @@ def test_existing_mounts_show_to_unauthenticated_readers_and_removed_ones_go(pai
     pair.setup("PUT", "probe-team/k", {"v": "1"})
     pair.expect(200, "GET", "probe-team/k")
     for side, (url, _, _) in pair.sides.items():
-        assert "probe-team" in metrics_text(url), side
+        text = metrics_text(url)
+        if side == "openbao" and "probe-team" not in text:
+            # OpenBao's in-memory sink serves only the current 10 s interval: when the
+            # requests above fell in the previous one, one more lands in this one.
+            pair.call(side, "GET", "probe-team/k")
+            text = metrics_text(url)
+        assert "probe-team" in text, side
     pair.setup("DELETE", "sys/mounts/probe-team")
     # Ours drops a removed mount's series when the metrics are read; OpenBao's in-memory sink
     # keeps the last interval's figures for a minute, so only ours is checked.
