@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Server memory against the amount of data: `strongroom server` (release) on a SQLite store,
+# N token leases created over HTTP, then all revoked with one revoke-prefix. Prints RSS when
+# empty, after the creates, after the revocation (and how long it took), as a Markdown table.
+#
+# Usage: bench/memory.sh            Environment: TOKENS=100000 CLIENTS=8 PORT=18600
+set -euo pipefail
+
+TOKENS=${TOKENS:-100000}
+CLIENTS=${CLIENTS:-8}
+PORT=${PORT:-18600}
+ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
+WORK=$(mktemp -d)
+SR_PID=
+cleanup() {
+    [ -n "$SR_PID" ] && { kill "$SR_PID" 2>/dev/null || true; wait "$SR_PID" 2>/dev/null || true; }
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+say() { echo "==> $*" >&2; }
+
+say "building strongroom (release)"
+(cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server --bin strongroom)
+SR=$TARGET_DIR/release/strongroom
+
+cat >"$WORK/server.hcl" <<EOF
+storage "sqlite" { path = "$WORK/strongroom.db" }
+listener "tcp" {
+  address     = "127.0.0.1:$PORT"
+  tls_disable = true
+}
+EOF
+"$SR" server -config "$WORK/server.hcl" -log-level=warn >"$WORK/server.log" 2>&1 &
+SR_PID=$!
+
+python3 - "$PORT" "$TOKENS" "$CLIENTS" "$SR_PID" <<'EOF'
+import http.client, json, sys, threading, time
+
+port, total, clients, pid = (int(a) for a in sys.argv[1:5])
+
+def rss_mib():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise SystemExit("server is gone")
+
+def call(conn, method, path, body=None, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Vault-Token"] = token
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise SystemExit(f"{method} {path}: {r.status} {data[:200]!r}")
+    return json.loads(data) if data else None
+
+for _ in range(200):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request("GET", "/v1/sys/health")
+        c.getresponse().read()
+        break
+    except OSError:
+        time.sleep(0.1)
+init = call(c, "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1})
+call(c, "PUT", "/v1/sys/unseal", {"key": init["keys"][0]})
+root = init["root_token"]
+time.sleep(1)
+empty = rss_mib()
+
+per = total // clients
+def worker():
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    for _ in range(per):
+        call(conn, "POST", "/v1/auth/token/create", {"policies": ["default"], "ttl": "768h"}, root)
+threads = [threading.Thread(target=worker) for _ in range(clients)]
+t0 = time.monotonic()
+for t in threads: t.start()
+for t in threads: t.join()
+created = time.monotonic() - t0
+time.sleep(1)
+full = rss_mib()
+
+t0 = time.monotonic()
+call(c, "PUT", "/v1/sys/leases/revoke-prefix/auth/token/create", {"sync": True}, root)
+revoked = time.monotonic() - t0
+c.request("LIST", "/v1/sys/leases/lookup/auth/token/create/", headers={"X-Vault-Token": root})
+r = c.getresponse()
+body = r.read()
+left = len(json.loads(body)["data"]["keys"]) if r.status == 200 else 0
+if left:
+    raise SystemExit(f"{left} leases left after revoke-prefix")
+time.sleep(2)
+after = rss_mib()
+n = per * clients
+print()
+print(f"{n:,} token leases over HTTP on SQLite, {clients} clients")
+print()
+print("| RSS empty | RSS with the leases | RSS after revoking them all | create rate | revoke-prefix time |")
+print("|---:|---:|---:|---:|---:|")
+print(f"| {empty:.1f} MiB | {full:.1f} MiB | {after:.1f} MiB | {n / created:,.0f}/s | {revoked:.2f} s ({n / revoked:,.0f}/s) |")
+EOF
