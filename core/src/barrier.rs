@@ -187,14 +187,14 @@ impl Barrier {
             keyring: RwLock::new(None),
             clock,
             max_entry_size,
-            decoded: DecodedCache::new(0),
+            decoded: DecodedCache::new(0, 0),
         }
     }
 
-    /// Keep up to `capacity` decoded entries for [`Barrier::get_decoded`] (see [`decoded`]
-    /// for what that trades).
-    pub(crate) fn with_decoded_cache(mut self, capacity: usize) -> Barrier {
-        self.decoded = DecodedCache::new(capacity);
+    /// Keep up to `capacity` decoded entries, about `max_bytes` in all, for
+    /// [`Barrier::get_decoded`] (see [`decoded`] for what that trades).
+    pub(crate) fn with_decoded_cache(mut self, capacity: usize, max_bytes: usize) -> Barrier {
+        self.decoded = DecodedCache::new(capacity, max_bytes);
         self
     }
 
@@ -217,7 +217,9 @@ impl Barrier {
         }
         let plain = self.decrypt(key, &blob).await?;
         let value = Arc::new(decode(&plain)?);
-        self.decoded.insert(key, blob, value.clone());
+        // A decoded JSON entry holds about three times its encoded size (maps, strings).
+        let weight = plain.len().saturating_mul(3);
+        self.decoded.insert(key, blob, value.clone(), weight);
         // A seal that ran meanwhile cleared the cache before this insert: clear it again.
         if self.is_sealed() {
             self.decoded.clear();
@@ -599,7 +601,7 @@ mod tests {
     #[tokio::test]
     async fn decoded_reads_follow_the_stored_ciphertext_and_seal_drops_them() {
         let (mem, b) = barrier();
-        let b = b.with_decoded_cache(8);
+        let b = b.with_decoded_cache(8, 1 << 20);
         let root = aead::random_key(32).unwrap();
         b.initialize(&root, vec![]).await.unwrap();
         b.unseal(&root).await.unwrap();

@@ -64,7 +64,10 @@ pub struct Config {
     pub(crate) unseal_key: Option<UnsealKeySource>,
     pub(crate) max_entry_size: usize,
     pub(crate) cache_entries: usize,
+    pub(crate) cache_bytes: usize,
     pub(crate) decoded_cache_entries: usize,
+    pub(crate) decoded_cache_bytes: usize,
+    pub(crate) token_cache_bytes: usize,
     pub(crate) dev: Option<DevOptions>,
     pub(crate) audit: Vec<crate::audit::AuditDevice>,
     pub(crate) unsafe_allow_api_audit_creation: bool,
@@ -92,7 +95,10 @@ impl Config {
             unseal_key: None,
             max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
             cache_entries: 65_536,
+            cache_bytes: 32 << 20,
             decoded_cache_entries: 4_096,
+            decoded_cache_bytes: 16 << 20,
+            token_cache_bytes: 16 << 20,
             dev: None,
             audit: Vec::new(),
             unsafe_allow_api_audit_creation: false,
@@ -206,9 +212,39 @@ impl Config {
         self
     }
 
-    /// How many storage entries the read cache keeps (0 disables it).
+    /// How many storage entries the read cache keeps (65,536 by default; 0 disables it).
     pub fn cache_entries(mut self, n: usize) -> Config {
         self.cache_entries = n;
+        self
+    }
+
+    /// About how many bytes the storage read cache holds (keys, ciphertext and bookkeeping;
+    /// 32 MiB by default, 0 disables it). Whichever of this and
+    /// [`Config::cache_entries`] is reached first bounds the cache, so memory stays flat
+    /// however much is stored.
+    ///
+    /// ```
+    /// use strongroom::Config;
+    /// let cfg = Config::sqlite("strongroom.db").cache_bytes(8 << 20);
+    /// # let _ = cfg;
+    /// ```
+    pub fn cache_bytes(mut self, n: usize) -> Config {
+        self.cache_bytes = n;
+        self
+    }
+
+    /// About how many bytes the decoded-entry cache holds (16 MiB by default; see
+    /// [`Config::decoded_cache_entries`]; 0 disables it).
+    pub fn decoded_cache_bytes(mut self, n: usize) -> Config {
+        self.decoded_cache_bytes = n;
+        self
+    }
+
+    /// About how many bytes the token store's cache of token entries holds (16 MiB by
+    /// default, roughly 30,000 tokens; 0 disables it: every call then reads its token from
+    /// storage).
+    pub fn token_cache_bytes(mut self, n: usize) -> Config {
+        self.token_cache_bytes = n;
         self
     }
 

@@ -203,19 +203,21 @@ impl Strongroom {
         let sole_user = !matches!(config.storage, StorageConfig::Backend(_));
         #[cfg(not(feature = "bench-internals"))]
         let sole_user = true;
-        let (below_barrier, cache): (Arc<dyn Backend>, _) = if config.cache_entries > 0 {
-            let c = Arc::new(CachedBackend::new(
-                physical,
-                config.cache_entries,
-                sole_user,
-            ));
-            (c.clone(), Some(c))
-        } else {
-            (physical, None)
-        };
+        let (below_barrier, cache): (Arc<dyn Backend>, _) =
+            if config.cache_entries > 0 && config.cache_bytes > 0 {
+                let c = Arc::new(CachedBackend::new(
+                    physical,
+                    config.cache_entries,
+                    config.cache_bytes,
+                    sole_user,
+                ));
+                (c.clone(), Some(c))
+            } else {
+                (physical, None)
+            };
         let barrier = Arc::new(
             Barrier::new(below_barrier, clock.clone(), config.max_entry_size)
-                .with_decoded_cache(config.decoded_cache_entries),
+                .with_decoded_cache(config.decoded_cache_entries, config.decoded_cache_bytes),
         );
         let audit = AuditBroker::new(&config.audit, clock.clone())?;
         let inner = Inner {
@@ -226,7 +228,7 @@ impl Strongroom {
             seal: Seal::default(),
             router: RwLock::new(Arc::new(Router::default())),
             router_generation: Default::default(),
-            tokens: TokenStore::default(),
+            tokens: TokenStore::with_cache_bytes(config.token_cache_bytes),
             auth: crate::auth::AuthMethods::default(),
             user_lockouts: config.user_lockouts.clone(),
             login_checks: Default::default(),

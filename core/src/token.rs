@@ -2,7 +2,6 @@
 //! stored), accessors, the parent/child tree, roles. Token ids are stored only salted:
 //! `"h" + hex(HMAC-SHA256(salt, id))` (ids without a `.` use OpenBao's legacy SHA1 form).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::{digest, hmac};
@@ -16,6 +15,7 @@ use crate::barrier::aead::{self, GcmKey};
 use crate::clock::rfc3339;
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{Backend, Page, TxnOp};
+use crate::util::bounded::BoundedMap;
 
 pub(crate) mod endpoints;
 pub(crate) mod entry;
@@ -57,10 +57,10 @@ struct Keys {
 }
 
 /// Resolves, creates and revokes tokens.
-#[derive(Default)]
 pub(crate) struct TokenStore {
     keys: RwLock<Option<Arc<Keys>>>,
-    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Entries by salted id, bounded in bytes ([`crate::Config::token_cache_bytes`]).
+    cache: RwLock<BoundedMap<Arc<TokenEntry>>>,
     /// Bumped after every change to a cached entry, so decisions cached above the store
     /// (the typed API's fast path) know they must be made again.
     generation: std::sync::atomic::AtomicU64,
@@ -78,7 +78,53 @@ fn decode(raw: &[u8]) -> Result<TokenEntry> {
     serde_json::from_slice(raw).map_err(|_| Error::storage("token entry is corrupt"))
 }
 
+impl Default for TokenStore {
+    fn default() -> TokenStore {
+        TokenStore::with_cache_bytes(16 << 20)
+    }
+}
+
+/// What a cached token entry weighs: its strings, and the fixed part of the struct.
+fn entry_weight(e: &TokenEntry) -> usize {
+    let strings = [
+        &e.salted_id,
+        &e.accessor,
+        &e.display_name,
+        &e.issue_time,
+        &e.path,
+        &e.role,
+        &e.entity_id,
+        &e.token_type,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .sum::<usize>();
+    let lists = e
+        .policies
+        .iter()
+        .chain(e.bound_cidrs.iter())
+        .chain(e.parent.iter())
+        .map(|s| s.len() + 24)
+        .sum::<usize>();
+    let meta = e
+        .meta
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 64)
+        .sum::<usize>();
+    std::mem::size_of::<TokenEntry>() + strings + lists + meta
+}
+
 impl TokenStore {
+    /// A store whose cache of entries holds about `max_bytes` (0: no cache).
+    pub(crate) fn with_cache_bytes(max_bytes: usize) -> TokenStore {
+        TokenStore {
+            keys: RwLock::new(None),
+            cache: RwLock::new(BoundedMap::new(usize::MAX, max_bytes)),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            cubbyhole_prefix: RwLock::new(None),
+        }
+    }
+
     /// Load (or create) the salt and the batch-token key; called on unseal.
     pub(crate) async fn setup(&self, storage: &dyn Backend) -> Result<()> {
         let salt = match storage.get(SALT_PATH).await? {
@@ -226,10 +272,12 @@ impl TokenStore {
                 None => return Ok(None),
                 Some(e) => {
                     let e = Arc::new(e);
-                    self.cache
-                        .write()
-                        .or_else(crate::util::unpoison)?
-                        .insert(salted.to_string(), e.clone());
+                    let w = entry_weight(&e);
+                    self.cache.write().or_else(crate::util::unpoison)?.insert(
+                        salted.to_string(),
+                        e.clone(),
+                        w,
+                    );
                     e
                 }
             },

@@ -1,6 +1,7 @@
 //! Small helpers shared by the engines: Go-style durations and parameter parsing.
 
 pub(crate) mod blocking;
+pub(crate) mod bounded;
 pub(crate) mod duration;
 pub(crate) mod names;
 pub(crate) mod params;

@@ -15,13 +15,13 @@
 //! parse per read.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use zeroize::Zeroize;
 
 use crate::request::Data;
+use crate::util::bounded::BoundedMap;
 
 /// A decoded value, shared with the readers that use it.
 pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
@@ -35,20 +35,21 @@ struct Entry {
 
 /// Decoded entries by storage path.
 pub(crate) struct DecodedCache {
-    map: Mutex<HashMap<String, Entry>>,
-    capacity: usize,
+    map: Mutex<BoundedMap<Entry>>,
+    enabled: bool,
 }
 
 impl DecodedCache {
-    /// A cache of at most `capacity` entries (0 = disabled).
-    pub(crate) fn new(capacity: usize) -> DecodedCache {
+    /// A cache of at most `capacity` entries and about `max_bytes` bytes (0 = disabled).
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> DecodedCache {
+        let map = BoundedMap::new(capacity, max_bytes);
         DecodedCache {
-            map: Mutex::new(HashMap::new()),
-            capacity,
+            enabled: map.enabled(),
+            map: Mutex::new(map),
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn map(&self) -> MutexGuard<'_, BoundedMap<Entry>> {
         // A panic while holding the lock leaves a consistent map (every operation is one
         // insert or remove); keep using it rather than keeping plaintext we cannot drop.
         self.map
@@ -58,7 +59,7 @@ impl DecodedCache {
 
     /// The value decoded from `ciphertext` at `key`, if that is what the cache holds.
     pub(crate) fn get(&self, key: &str, ciphertext: &Arc<[u8]>) -> Option<Shared> {
-        if self.capacity == 0 {
+        if !self.enabled {
             return None;
         }
         let map = self.map();
@@ -67,19 +68,15 @@ impl DecodedCache {
             .then(|| e.value.clone())
     }
 
-    /// Remember `value`, decoded from `ciphertext` at `key`.
-    pub(crate) fn insert(&self, key: &str, ciphertext: Arc<[u8]>, value: Shared) {
-        if self.capacity == 0 {
+    /// Remember `value`, decoded from `ciphertext` at `key`, weighing about `weight` bytes
+    /// (the ciphertext is counted here).
+    pub(crate) fn insert(&self, key: &str, ciphertext: Arc<[u8]>, value: Shared, weight: usize) {
+        if !self.enabled {
             return;
         }
-        let mut map = self.map();
-        if map.len() >= self.capacity && !map.contains_key(key) {
-            // Evict an arbitrary entry: bounded memory matters more than hit rate here.
-            if let Some(k) = map.keys().next().cloned() {
-                map.remove(&k);
-            }
-        }
-        map.insert(key.to_string(), Entry { ciphertext, value });
+        let weight = weight.saturating_add(ciphertext.len());
+        self.map()
+            .insert(key.to_string(), Entry { ciphertext, value }, weight);
     }
 
     /// Drop everything (on seal).
@@ -133,9 +130,9 @@ mod tests {
 
     #[test]
     fn serves_only_the_ciphertext_it_was_decoded_from_and_stays_bounded() {
-        let c = DecodedCache::new(2);
+        let c = DecodedCache::new(2, 1 << 20);
         let ct: Arc<[u8]> = Arc::from(&b"ciphertext-1"[..]);
-        c.insert("a", ct.clone(), Arc::new(1u32));
+        c.insert("a", ct.clone(), Arc::new(1u32), 4);
         let hit = c.get("a", &ct).unwrap();
         assert_eq!(hit.downcast_ref::<u32>(), Some(&1));
         // Equal bytes in another buffer (a re-read from storage) still match...
@@ -146,13 +143,21 @@ mod tests {
         assert!(c.get("a", &newer).is_none());
         assert!(c.get("b", &ct).is_none());
         for k in ["b", "c", "d"] {
-            c.insert(k, ct.clone(), Arc::new(0u32));
+            c.insert(k, ct.clone(), Arc::new(0u32), 4);
         }
         assert!(c.len() <= 2);
+        // And in bytes: entries decoded from large values push each other out.
+        let small = DecodedCache::new(1000, 64 * 1024);
+        let big: Arc<[u8]> = Arc::from(vec![0u8; 2048]);
+        for i in 0..100 {
+            small.insert(&format!("k{i}"), big.clone(), Arc::new(0u32), 3 * 2048);
+        }
+        assert!(small.map().bytes() <= 64 * 1024);
+        assert!(small.len() < 10, "{}", small.len());
         c.clear();
         assert_eq!(c.len(), 0);
-        let off = DecodedCache::new(0);
-        off.insert("a", ct.clone(), Arc::new(1u32));
+        let off = DecodedCache::new(0, 1 << 20);
+        off.insert("a", ct.clone(), Arc::new(1u32), 4);
         assert!(off.get("a", &ct).is_none());
     }
 

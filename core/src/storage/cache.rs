@@ -2,7 +2,6 @@
 //! as Vault's physical cache does), is bounded, and drops everything when the backend's change
 //! marker says another process wrote.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,14 +9,14 @@ use async_trait::async_trait;
 
 use super::{Backend, Page, TxnOp};
 use crate::error::Result;
+use crate::util::bounded::BoundedMap;
 
 type Entry = Option<Arc<[u8]>>;
 
 /// Caches `get` results (including misses) of an inner backend.
 pub(crate) struct CachedBackend {
     inner: Arc<dyn Backend>,
-    map: Mutex<HashMap<String, Entry>>,
-    capacity: usize,
+    map: Mutex<BoundedMap<Entry>>,
     /// Bumped on every write, so a read that raced a write never caches the old value.
     generation: AtomicU64,
     marker: Mutex<Option<u64>>,
@@ -28,20 +27,25 @@ pub(crate) struct CachedBackend {
 }
 
 impl CachedBackend {
-    /// A cache of `capacity` entries over `inner`. `sole_user`: nothing else writes through
-    /// the `inner` handle (then this cache's own writes do not drop the whole cache).
-    pub(crate) fn new(inner: Arc<dyn Backend>, capacity: usize, sole_user: bool) -> CachedBackend {
+    /// A cache of at most `capacity` entries and about `max_bytes` bytes (keys, ciphertext
+    /// and bookkeeping) over `inner`. `sole_user`: nothing else writes through the `inner`
+    /// handle (then this cache's own writes do not drop the whole cache).
+    pub(crate) fn new(
+        inner: Arc<dyn Backend>,
+        capacity: usize,
+        max_bytes: usize,
+        sole_user: bool,
+    ) -> CachedBackend {
         CachedBackend {
             inner,
-            map: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
+            map: Mutex::new(BoundedMap::new(capacity.max(1), max_bytes)),
             generation: AtomicU64::new(0),
             marker: Mutex::new(None),
             sole_user,
         }
     }
 
-    fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
+    fn map(&self) -> Result<std::sync::MutexGuard<'_, BoundedMap<Entry>>> {
         self.map.lock().or_else(crate::util::unpoison)
     }
 
@@ -80,8 +84,9 @@ impl CachedBackend {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut map = self.map()?;
         for k in keys {
-            map.remove(*k);
+            map.remove(k);
         }
+        map.shrink();
         Ok(generation)
     }
 
@@ -103,13 +108,12 @@ impl CachedBackend {
             for (k, _) in &entries {
                 map.remove(k);
             }
+            map.shrink();
             return Ok(());
         }
         for (k, v) in entries {
-            if !map.contains_key(&k) {
-                make_room(&mut map, self.capacity);
-            }
-            map.insert(k, v);
+            let w = weight(&v);
+            map.insert(k, v, w);
         }
         Ok(())
     }
@@ -119,8 +123,8 @@ impl CachedBackend {
         if self.generation.load(Ordering::SeqCst) != generation {
             return Ok(());
         }
-        make_room(&mut map, self.capacity);
-        map.insert(key.to_string(), value);
+        let w = weight(&value);
+        map.insert(key.to_string(), value, w);
         Ok(())
     }
 }
@@ -128,22 +132,9 @@ impl CachedBackend {
 /// Writes of more keys than this are not kept in the cache.
 const KEEP_WRITTEN_MAX: usize = 32;
 
-/// At capacity, drop an arbitrary eighth of the entries in one pass. Bounded memory matters more
-/// than hit rate here; evicting one entry per insert by taking the map's first key degrades to a
-/// scan over emptied buckets under churn.
-fn make_room(map: &mut HashMap<String, Entry>, capacity: usize) {
-    if map.len() < capacity {
-        return;
-    }
-    let mut drop = (capacity / 8).max(1);
-    map.retain(|_, _| {
-        if drop > 0 {
-            drop -= 1;
-            false
-        } else {
-            true
-        }
-    });
+/// What an entry's value weighs (a cached miss weighs only its key and slot).
+fn weight(v: &Entry) -> usize {
+    v.as_ref().map_or(0, |b| b.len())
 }
 
 #[async_trait]
@@ -257,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn caches_hits_and_misses_and_sees_own_writes() {
         let mem = Arc::new(MemoryBackend::new());
-        let c = CachedBackend::new(mem.clone(), 2, true);
+        let c = CachedBackend::new(mem.clone(), 2, 1 << 20, true);
         assert_eq!(c.get("a").await.unwrap(), None);
         // A write behind the cache's back is not seen until the cache is cleared...
         mem.put("a", b"1").await.unwrap();
@@ -294,5 +285,19 @@ mod tests {
             c.get(k).await.unwrap();
         }
         assert!(c.map().unwrap().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_bytes_as_well_as_entries() {
+        let mem = Arc::new(MemoryBackend::new());
+        let c = CachedBackend::new(mem.clone(), 1_000_000, 256 * 1024, true);
+        let value = vec![7u8; 4096];
+        for i in 0..1000 {
+            c.put(&format!("big/{i}"), &value).await.unwrap();
+            c.get(&format!("big/{i}")).await.unwrap();
+        }
+        let map = c.map().unwrap();
+        assert!(map.bytes() <= 256 * 1024, "{} bytes cached", map.bytes());
+        assert!(map.len() < 64, "{} entries cached", map.len());
     }
 }
