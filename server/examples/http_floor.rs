@@ -30,10 +30,12 @@ fn main() -> ExitCode {
     };
     // A JSON object of exactly `size` bytes (at least the braces and one key).
     let filler = size.saturating_sub(r#"{"data":""}"#.len() + 1);
-    let body: &'static str = Box::leak(
-        format!("{{\"data\":\"{}\"}}\n", "x".repeat(filler)).into_boxed_str(),
-    );
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+    let body: &'static str =
+        Box::leak(format!("{{\"data\":\"{}\"}}\n", "x".repeat(filler)).into_boxed_str());
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
         eprintln!("cannot start the runtime");
         return ExitCode::FAILURE;
     };
