@@ -1,7 +1,7 @@
 'use strict'
 // NOT in CI: one run in about twenty crashed the test process with SIGSEGV on Node 20 (likely
 // nodejs/node#58484, fixed in Node 24.14 / 25.4: see docs/node.md). First seen 2026-12-07, under
-// load; not reproduced in 17 further runs or a 45-worker stress loop; cause not found). Run it
+// load; not reproduced in 17 further runs or a 45-worker stress loop.) Run it
 // with `node --test test-workers/`.
 // The addon in worker_threads: each worker loads it and opens its own engine; the main thread's
 // engine keeps working meanwhile; errors keep their classes inside a worker.
