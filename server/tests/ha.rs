@@ -140,6 +140,11 @@ fn start_server(dir: &std::path::Path, i: usize, db_url: &str) -> Process {
     std::fs::write(&path, text).unwrap();
     let p = Process::start(&["server", "-config", path.to_str().unwrap()]);
     assert_eq!(p.url, format!("http://127.0.0.1:{port}"));
+    assert!(
+        p.banner.contains("Storage: postgresql (HA available)"),
+        "{}",
+        p.banner
+    );
     p
 }
 

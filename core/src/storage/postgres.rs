@@ -211,7 +211,10 @@ impl PostgresBackend {
     /// cannot be reached.
     #[cfg_attr(
         not(feature = "bench-internals"),
-        allow(dead_code, reason = "the engine opens with options; its tests use this")
+        allow(
+            dead_code,
+            reason = "the engine opens with options; its tests use this"
+        )
     )]
     pub async fn connect(url: &str) -> Result<PostgresBackend> {
         PostgresBackend::connect_with(url, &PostgresOptions::default()).await
