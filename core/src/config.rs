@@ -75,6 +75,52 @@ pub struct Config {
     pub(crate) leases: crate::leases::LeaseConfig,
     pub(crate) maintenance_interval: std::time::Duration,
     pub(crate) user_lockouts: crate::auth::lockout::ConfiguredLockouts,
+    pub(crate) postgres_table: Option<String>,
+    pub(crate) postgres_max_connections: Option<usize>,
+    pub(crate) ha: Option<HaSettings>,
+}
+
+/// Check a table name for PostgreSQL storage ([`Config::postgres_table`]): 1 to 63 ASCII
+/// letters, digits and underscores, not starting with a digit. The name is also quoted
+/// wherever it is used; taking only plain identifiers keeps what an operator typed and what
+/// PostgreSQL stores the same thing (no case folding, no silent truncation at 63 bytes,
+/// nothing to inject).
+///
+/// ```
+/// assert!(strongroom::check_postgres_table_name("vault_kv_2").is_ok());
+/// let e = strongroom::check_postgres_table_name("kv\"; DROP TABLE x; --").unwrap_err();
+/// assert_eq!(e.code(), strongroom::ErrorCode::InvalidInput);
+/// ```
+pub fn check_postgres_table_name(table: &str) -> crate::Result<()> {
+    let mut chars = table.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if first_ok && rest_ok && table.len() <= 63 {
+        return Ok(());
+    }
+    Err(crate::Error::invalid_input(format!(
+        "postgresql table name `{}` is not valid: use 1 to 63 letters, digits and \
+         underscores, not starting with a digit",
+        table.escape_debug()
+    )))
+}
+
+/// High availability as OpenBao reports it (the `postgresql` storage stanza's `ha_enabled`):
+/// several processes on one shared store, one of which holds the leader lock and is the
+/// *active* node; the others are *standbys*. With it, `sys/leader` names the active node's
+/// `api_addr` and `sys/health` answers a standby with OpenBao's standby status (429 unless
+/// `standbyok`). Unlike OpenBao's standbys, every process serves reads and writes itself;
+/// only background work (lease expiry, rotations, tidy) runs on the active one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HaSettings {
+    /// The address clients use to reach this process (`api_addr`), shown by `sys/leader`
+    /// while it is the active node.
+    pub api_addr: String,
+    /// `cluster_addr`, shown as `leader_cluster_address` (Strongroom has no cluster port;
+    /// empty unless configured).
+    pub cluster_addr: String,
 }
 
 /// Dev mode: in memory, initialised and unsealed at open, `secret/` mounted as KV v2.
@@ -106,6 +152,9 @@ impl Config {
             leases: crate::leases::LeaseConfig::default(),
             maintenance_interval: crate::scheduler::DEFAULT_MAINTENANCE_INTERVAL,
             user_lockouts: Default::default(),
+            postgres_table: None,
+            postgres_max_connections: None,
+            ha: None,
         }
     }
 
@@ -122,6 +171,30 @@ impl Config {
     /// A PostgreSQL database (`postgres://user@host:5432/db`).
     pub fn postgres(url: impl Into<String>) -> Config {
         Config::with_storage(StorageConfig::Postgres(url.into()))
+    }
+
+    /// Keep the PostgreSQL store in `table` instead of `strongroom_kv` (the `postgresql`
+    /// stanza's `table`): several stores can share one database, each in its own table, with
+    /// their own change notifications and leader lock. The name must be 1 to 63 letters,
+    /// digits and underscores, not starting with a digit; another one fails the open with
+    /// [`crate::ErrorCode::InvalidInput`]. Ignored by other storage.
+    pub fn postgres_table(mut self, table: impl Into<String>) -> Config {
+        self.postgres_table = Some(table.into());
+        self
+    }
+
+    /// Open at most `n` pooled PostgreSQL connections (default 16; the `postgresql` stanza's
+    /// `max_parallel`). Ignored by other storage.
+    pub fn postgres_max_connections(mut self, n: usize) -> Config {
+        self.postgres_max_connections = Some(n);
+        self
+    }
+
+    /// Report high availability ([`HaSettings`]): `sys/leader` and `sys/health` tell the
+    /// process holding the leader lock (the active node) from the others (standbys).
+    pub fn high_availability(mut self, ha: HaSettings) -> Config {
+        self.ha = Some(ha);
+        self
     }
 
     /// A backend built by hand (the engine's own tests; not part of the API).

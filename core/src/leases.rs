@@ -378,7 +378,7 @@ pub(crate) async fn token_revocation_ops(
 pub(crate) struct LeaseManager {
     pub(crate) config: LeaseConfig,
     /// This process's id in the leader lock.
-    holder: String,
+    pub(crate) holder: String,
     events: broadcast::Sender<LeaseEvent>,
     /// Quota definitions, loaded on first use and dropped when they change.
     quotas: Mutex<Option<Arc<Vec<Quota>>>>,
@@ -1272,7 +1272,31 @@ impl Strongroom {
     }
 
     /// Take or keep the expiry runner's leader lock. The in-memory store has one process.
+    /// Taking it makes this process the active node ([`crate::ha`]).
     pub(crate) async fn hold_leadership(&self) -> Result<bool> {
+        let held = match self.check_leader_lock().await {
+            Ok(held) => held,
+            Err(e) => {
+                // Unknown is not held: another process may take it meanwhile.
+                self.inner.leadership.lost();
+                return Err(e);
+            }
+        };
+        self.inner
+            .leadership
+            .observe(
+                held,
+                self.inner.storage.as_ref(),
+                &self.leases_mgr().holder,
+                self.inner.ha.as_ref(),
+                self.inner.clock.now(),
+            )
+            .await?;
+        Ok(held)
+    }
+
+    /// Ask the store whether this process holds (or can take) the leader lock.
+    async fn check_leader_lock(&self) -> Result<bool> {
         let storage = self.inner.storage.as_ref();
         if storage.kind() == "inmem" {
             return Ok(true);
@@ -1322,6 +1346,7 @@ impl Strongroom {
     /// Give up the leader lock (on seal and when the engine is dropped cleanly), so another
     /// process need not wait for it to lapse.
     pub(crate) async fn release_leadership(&self) -> Result<()> {
+        self.inner.leadership.lost();
         let storage = self.inner.storage.as_ref();
         if storage.kind() == "inmem" || self.inner.barrier.is_sealed() {
             return Ok(());

@@ -24,6 +24,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod ha;
 mod leases;
 mod metrics;
 mod password_policy;
@@ -62,7 +63,10 @@ pub use client::{
     Sys, TokenInfo, TokenRequest, Tokens, Transit, Userpass,
 };
 pub use clock::{Clock, SharedClock, SystemClock, VirtualClock};
-pub use config::{Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, StorageConfig, UnsealKeySource};
+pub use config::{
+    Config, DEFAULT_MAX_ENTRY_SIZE, DevOptions, HaSettings, StorageConfig, UnsealKeySource,
+    check_postgres_table_name,
+};
 pub use error::{Error, ErrorCode, Result};
 pub use leases::{ExpiryReport, LeaseConfig, LeaseEvent, LeaseStats, MountLeaseStats};
 pub use metrics::EngineMetrics;

@@ -134,6 +134,10 @@ pub(crate) struct Inner {
     maintenance_interval: std::time::Duration,
     /// Calls in flight, and whether new ones are still taken (see [`Strongroom::shutdown`]).
     pub(crate) calls: crate::scheduler::CallGate,
+    /// High availability reporting (`None`: OpenBao's single node answers).
+    pub(crate) ha: Option<crate::config::HaSettings>,
+    /// Whether this process is the active node (holds the leader lock).
+    pub(crate) leadership: crate::ha::Leadership,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -185,7 +189,13 @@ impl Strongroom {
                 ));
             }
             #[cfg(feature = "postgres")]
-            StorageConfig::Postgres(url) => Arc::new(PostgresBackend::connect(url).await?),
+            StorageConfig::Postgres(url) => {
+                let options = crate::storage::postgres::PostgresOptions {
+                    table: config.postgres_table.clone(),
+                    max_connections: config.postgres_max_connections,
+                };
+                Arc::new(PostgresBackend::connect_with(url, &options).await?)
+            }
             #[cfg(not(feature = "postgres"))]
             StorageConfig::Postgres(_) => {
                 return Err(crate::error::Error::feature_missing(
@@ -247,6 +257,8 @@ impl Strongroom {
             scheduler: crate::scheduler::Scheduler::default(),
             maintenance_interval: config.maintenance_interval,
             calls: crate::scheduler::CallGate::default(),
+            ha: config.ha.clone(),
+            leadership: crate::ha::Leadership::default(),
         };
         if let Some(dev) = &config.dev {
             let sr = Strongroom {
@@ -329,6 +341,7 @@ impl Strongroom {
 
     /// Whether the store has been initialised.
     pub async fn is_initialized(&self) -> Result<bool> {
+        self.refresh_while_sealed().await?;
         Ok(self.inner.barrier.initialized().await?
             || self.inner.seal.config(&self.inner.barrier).await?.is_some())
     }
@@ -342,6 +355,7 @@ impl Strongroom {
     /// engine stays sealed afterwards, as OpenBao does.
     pub async fn init(&self, shares: u64, threshold: u64) -> Result<InitResponse> {
         let _guard = self.inner.admin.lock().await;
+        self.refresh_while_sealed().await?;
         let i = &self.inner;
         let keys = i.seal.init(&i.barrier, shares, threshold).await?;
         // Unseal internally to create the root token and the system tables, then seal again.
@@ -449,6 +463,7 @@ impl Strongroom {
     pub async fn unseal(&self, key: &str) -> Result<SealStatus> {
         let key = seal::parse_key(key)?;
         let _guard = self.inner.admin.lock().await;
+        self.refresh_while_sealed().await?;
         if self.inner.seal.submit(&self.inner.barrier, key).await? {
             self.after_unseal().await?;
         }
@@ -462,6 +477,7 @@ impl Strongroom {
         if !self.inner.barrier.is_sealed() {
             return Ok(());
         }
+        self.refresh_while_sealed().await?;
         self.inner
             .seal
             .unseal_with_kek(&self.inner.barrier, &key)
@@ -528,6 +544,7 @@ impl Strongroom {
 
     /// The seal status.
     pub async fn seal_status(&self) -> Result<SealStatus> {
+        self.refresh_while_sealed().await?;
         let i = &self.inner;
         let cfg = i.seal.config(&i.barrier).await?;
         let (progress, nonce) = i.seal.progress()?;
@@ -1287,6 +1304,19 @@ impl Strongroom {
     }
 
     /// Another process may have written: drop caches and pick up a changed mount table.
+    /// While sealed nothing else syncs the cache (calls stop at the seal check), yet another
+    /// process sharing the store may initialise it or change its seal meanwhile: the seal's
+    /// entries are read through the cache, so drop it when the store moved.
+    async fn refresh_while_sealed(&self) -> Result<()> {
+        if !self.inner.barrier.is_sealed() {
+            return Ok(());
+        }
+        if let Some(cache) = &self.inner.cache {
+            cache.sync().await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn sync_store(&self) -> Result<()> {
         let Some(cache) = &self.inner.cache else {
             return Ok(());

@@ -72,28 +72,46 @@ pub(crate) async fn unauthenticated(sr: &Strongroom, req: &Request) -> Result<Op
             }
             ui_mounts_listing(sr, None).await?
         }
-        ("sys/leader", Operation::Read) => Response::with_data(crate::data(json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
-        }))),
+        ("sys/leader", Operation::Read) => Response::with_data(leader(sr).await?),
         _ => return Ok(None),
     };
     Ok(Some(resp))
 }
 
+/// `sys/leader`: OpenBao's `{"ha_enabled":false}` for a single node (sealed or not); with
+/// high availability, 503 while sealed, else who the active node is ([`crate::ha`]).
+async fn leader(sr: &Strongroom) -> Result<Data> {
+    if sr.inner.ha.is_none() {
+        return Ok(crate::data(json!({"ha_enabled": false})));
+    }
+    if sr.is_sealed() {
+        return Err(Error::sealed());
+    }
+    // Another process may have taken over since this one last looked.
+    sr.sync_store().await?;
+    sr.inner
+        .leadership
+        .leader(sr.inner.storage.as_ref(), &sr.inner.leases.holder)
+        .await
+}
+
 async fn health(sr: &Strongroom) -> Result<Response> {
     let st = sr.seal_status().await?;
     let now = sr.inner.clock.now().unix_timestamp();
+    let ha = sr.inner.ha.is_some();
+    // OpenBao: a sealed node counts as a standby; with HA, so does every node but the one
+    // holding the lock, and the performance replication mode reads `primary`.
+    let standby = st.sealed || (ha && !sr.inner.leadership.is_leading());
+    let replication = match (st.sealed, ha) {
+        (true, _) => "unknown",
+        (false, true) => "primary",
+        (false, false) => "disabled",
+    };
     let mut d = crate::data(json!({
         "initialized": st.initialized,
         "sealed": st.sealed,
-        "standby": st.sealed,
-        "replication_performance_mode": if st.sealed { "unknown" } else { "disabled" },
+        "standby": standby,
+        "replication_performance_mode": replication,
         "replication_dr_mode": if st.sealed { "unknown" } else { "disabled" },
         "server_time_utc": now,
         "version": router::BAO_VERSION,

@@ -21,11 +21,17 @@
 //!   telemetry { unauthenticated_metrics_access = false }   # true: /v1/sys/metrics needs no token
 //! }
 //! storage "sqlite"     { path = "/var/lib/strongroom/strongroom.db" }
-//! storage "postgresql" { connection_url = "postgres://strongroom@db:5432/strongroom" }
+//! storage "postgresql" {
+//!   connection_url = "postgres://strongroom@db:5432/strongroom"
+//!   table          = "strongroom_kv"   # default; several stores can share a database
+//!   ha_enabled     = "true"            # report active/standby in sys/leader and sys/health
+//!   max_parallel   = "16"              # pooled connections (default 16)
+//! }
 //! storage "inmem"      {}
 //! seal "file" { path = "/etc/strongroom/unseal.key" }   # unseal at start from a key file
 //! seal "env"  { variable = "STRONGROOM_UNSEAL_KEY" }    # ... or from an environment variable
-//! api_addr  = "https://strongroom.example:8200"
+//! api_addr  = "https://strongroom.example:8200"        # sys/leader's leader_address (HA)
+//! cluster_addr = "https://strongroom.example:8201"     # shown as leader_cluster_address only
 //! log_level = "info"
 //! log_format = "standard"                               # or "json": one JSON object per log line
 //! audit "file" "cfgfile" {                              # OpenBao's declarative audit devices
@@ -215,8 +221,45 @@ pub enum StorageChoice {
     Memory,
     /// `storage "sqlite" { path }`.
     Sqlite(PathBuf),
-    /// `storage "postgresql" { connection_url }`.
-    Postgres(String),
+    /// `storage "postgresql" { connection_url, table, ha_enabled, max_parallel }`.
+    Postgres(PostgresStorage),
+}
+
+/// The `postgresql` storage stanza.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresStorage {
+    /// `connection_url` (or `BAO_PG_CONNECTION_URL`); may carry a password.
+    pub connection_url: String,
+    /// `table` (the engine's default, `strongroom_kv`, when unset).
+    pub table: Option<String>,
+    /// `ha_enabled`: report high availability (active node and standbys).
+    pub ha_enabled: bool,
+    /// `max_parallel`: pooled connections.
+    pub max_parallel: Option<usize>,
+}
+
+impl PostgresStorage {
+    /// A stanza with only a connection URL.
+    pub fn url(connection_url: impl Into<String>) -> PostgresStorage {
+        PostgresStorage {
+            connection_url: connection_url.into(),
+            table: None,
+            ha_enabled: false,
+            max_parallel: None,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PostgresStorage")
+            .field("connection_url", &"<url>")
+            .field("table", &self.table)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("max_parallel", &self.max_parallel)
+            .finish()
+    }
 }
 
 impl StorageChoice {
@@ -235,8 +278,7 @@ impl fmt::Debug for StorageChoice {
         match self {
             StorageChoice::Memory => f.write_str("Memory"),
             StorageChoice::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
-            // The URL may carry a password.
-            StorageChoice::Postgres(_) => f.write_str("Postgres(<url>)"),
+            StorageChoice::Postgres(p) => write!(f, "Postgres({p:?})"),
         }
     }
 }
@@ -270,8 +312,11 @@ pub struct ServerConfig {
     pub storage: StorageChoice,
     /// Unseal key source, if any.
     pub seal: Option<SealChoice>,
-    /// The address clients should use (`api_addr`), shown in the banner.
+    /// The address clients should use (`api_addr`), shown in the banner and, with high
+    /// availability, by `sys/leader`.
     pub api_addr: Option<String>,
+    /// `cluster_addr` (shown as `sys/leader`'s `leader_cluster_address`; no cluster port).
+    pub cluster_addr: Option<String>,
     /// `log_level` (`trace`, `debug`, `info`, `warn`, `error`).
     pub log_level: Option<String>,
     /// `log_format`: `standard` (text) or `json`.
@@ -301,6 +346,8 @@ pub struct FileConfig {
     pub seal: Option<SealChoice>,
     /// `api_addr`.
     pub api_addr: Option<String>,
+    /// `cluster_addr`.
+    pub cluster_addr: Option<String>,
     /// `log_level`.
     pub log_level: Option<String>,
     /// `log_format`.
@@ -320,7 +367,6 @@ pub struct FileConfig {
 /// Top-level keys Vault accepts that Strongroom takes without acting on them.
 const IGNORED_TOP_LEVEL: &[&str] = &[
     "ui",
-    "cluster_addr",
     "cluster_name",
     "disable_mlock",
     "disable_cache",
@@ -357,6 +403,7 @@ impl FileConfig {
             let key = attr.key();
             match key {
                 "api_addr" => cfg.api_addr = Some(string(attr.expr(), key)?),
+                "cluster_addr" => cfg.cluster_addr = Some(string(attr.expr(), key)?),
                 "log_level" => cfg.log_level = Some(log_level(&string(attr.expr(), key)?)?),
                 "log_format" => {
                     cfg.log_format = Some(LogFormat::parse(&string(attr.expr(), key)?)?)
@@ -421,6 +468,9 @@ impl FileConfig {
         }
         if later.api_addr.is_some() {
             self.api_addr = later.api_addr;
+        }
+        if later.cluster_addr.is_some() {
+            self.cluster_addr = later.cluster_addr;
         }
         if later.log_level.is_some() {
             self.log_level = later.log_level;
@@ -502,6 +552,7 @@ impl ServerConfig {
             storage,
             seal,
             api_addr: file.api_addr,
+            cluster_addr: file.cluster_addr,
             log_level: file.log_level,
             log_format: file.log_format.unwrap_or_default(),
             dev,
@@ -524,7 +575,22 @@ impl ServerConfig {
             let cfg = match &self.storage {
                 StorageChoice::Memory => strongroom::Config::memory(),
                 StorageChoice::Sqlite(p) => strongroom::Config::sqlite(p),
-                StorageChoice::Postgres(url) => strongroom::Config::postgres(url.clone()),
+                StorageChoice::Postgres(pg) => {
+                    let mut cfg = strongroom::Config::postgres(pg.connection_url.clone());
+                    if let Some(t) = &pg.table {
+                        cfg = cfg.postgres_table(t.clone());
+                    }
+                    if let Some(n) = pg.max_parallel {
+                        cfg = cfg.postgres_max_connections(n);
+                    }
+                    if pg.ha_enabled {
+                        cfg = cfg.high_availability(strongroom::HaSettings {
+                            api_addr: self.api_addr.clone().unwrap_or_default(),
+                            cluster_addr: self.cluster_addr.clone().unwrap_or_default(),
+                        });
+                    }
+                    cfg
+                }
             };
             match &self.seal {
                 Some(SealChoice::File(p)) => cfg.unseal_key_file(p),
@@ -690,6 +756,11 @@ fn listener(block: &Block) -> Result<ListenerConfig, ConfigError> {
             "http_read_timeout" => timeouts.read = http_timeout(e, key)?,
             "http_write_timeout" => timeouts.write = http_timeout(e, key)?,
             "http_idle_timeout" => timeouts.idle = http_timeout(e, key)?,
+            // Set by the Vault/OpenBao Helm chart's HA config; Strongroom's replicas talk
+            // through the shared store, not a cluster port, so it is checked and unused.
+            "cluster_address" => {
+                string(e, key)?;
+            }
             other => {
                 return Err(ConfigError::new(format!(
                     "listener option `{other}` is not supported (supported: address, tls_disable, tls_cert_file, tls_key_file, max_request_size, max_request_duration, max_concurrent_requests, max_request_json_memory, max_request_json_strings, http_read_header_timeout, http_read_timeout, http_write_timeout, http_idle_timeout)"
@@ -767,11 +838,41 @@ fn storage(block: &Block, notes: &mut Vec<String>) -> Result<StorageChoice, Conf
     let kind = label(block)?;
     let mut path = None;
     let mut url = None;
+    let mut table = None;
+    let mut ha_enabled = false;
+    let mut max_parallel = None;
     for attr in block.body().attributes() {
         let key = attr.key();
         match (kind, key) {
             ("sqlite", "path") => path = Some(PathBuf::from(string(attr.expr(), key)?)),
             ("postgresql", "connection_url") => url = Some(string(attr.expr(), key)?),
+            ("postgresql", "table") => {
+                let t = string(attr.expr(), key)?;
+                check_table(&t)?;
+                table = Some(t);
+            }
+            ("postgresql", "ha_enabled") => ha_enabled = boolean(attr.expr(), key)?,
+            ("postgresql", "max_parallel") => {
+                let n = integer(attr.expr(), key)?;
+                max_parallel = Some(
+                    usize::try_from(n)
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "storage \"postgresql\" option `max_parallel` must be between 1 and 10000",
+                            )
+                        })?,
+                );
+            }
+            ("postgresql", "ha_table") => {
+                check_table(&string(attr.expr(), key)?)?;
+                notes.push(
+                    "storage \"postgresql\" option `ha_table` is accepted and not needed: the \
+                     leader lock is a PostgreSQL advisory lock scoped to the store's `table`"
+                        .into(),
+                );
+            }
             (_, other) => notes.push(format!(
                 "storage \"{kind}\" option `{other}` is accepted and ignored"
             )),
@@ -792,12 +893,24 @@ fn storage(block: &Block, notes: &mut Vec<String>) -> Result<StorageChoice, Conf
                         "storage \"postgresql\" needs a `connection_url` (or BAO_PG_CONNECTION_URL)",
                     )
                 })?;
-            Ok(StorageChoice::Postgres(url))
+            Ok(StorageChoice::Postgres(PostgresStorage {
+                connection_url: url,
+                table,
+                ha_enabled,
+                max_parallel,
+            }))
         }
         other => Err(ConfigError::new(format!(
             "storage type `{other}` is not supported; use \"sqlite\", \"postgresql\" or \"inmem\""
         ))),
     }
+}
+
+/// A `table` or `ha_table` name, refused here already (the engine checks again at open) so a
+/// typo stops the server before anything is connected.
+fn check_table(name: &str) -> Result<(), ConfigError> {
+    strongroom::check_postgres_table_name(name)
+        .map_err(|e| ConfigError::new(format!("storage \"postgresql\": {}", e.message())))
 }
 
 fn seal(block: &Block) -> Result<SealChoice, ConfigError> {
@@ -1179,7 +1292,9 @@ mod tests {
         assert_eq!(cfg.listeners[1].max_request_size, None);
         assert!(cfg.listeners[1].tls.is_some());
         assert_eq!(cfg.seal, Some(SealChoice::File("/etc/unseal.key".into())));
-        assert_eq!(cfg.notes.len(), 3, "{:?}", cfg.notes);
+        // `ui` and `disable_mlock`; `cluster_addr` is taken (sys/leader shows it with HA).
+        assert_eq!(cfg.notes.len(), 2, "{:?}", cfg.notes);
+        assert_eq!(cfg.cluster_addr.as_deref(), Some("https://127.0.0.1:8201"));
     }
 
     #[test]
@@ -1404,7 +1519,103 @@ mod tests {
 
     #[test]
     fn postgres_url_is_not_in_debug_output() {
-        let s = StorageChoice::Postgres("postgres://u:hunter2@h/db".into());
+        let s = StorageChoice::Postgres(PostgresStorage::url("postgres://u:hunter2@h/db"));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn postgresql_stanza_takes_table_ha_enabled_and_max_parallel() {
+        let cfg = FileConfig::parse(
+            r#"
+            storage "postgresql" {
+              connection_url = "postgres://u@h/db"
+              table          = "store_b"
+              ha_enabled     = "true"
+              ha_table       = "store_b_locks"
+              max_parallel   = "8"
+              max_idle_connections = 2
+            }
+            api_addr     = "http://10.0.0.2:8200"
+            cluster_addr = "https://10.0.0.2:8201"
+            listener "tcp" {
+              address         = "[::]:8200"
+              cluster_address = "[::]:8201"
+              tls_disable     = 1
+            }
+            "#,
+        )
+        .unwrap();
+        let Some(StorageChoice::Postgres(pg)) = &cfg.storage else {
+            unreachable!("{:?}", cfg.storage)
+        };
+        assert_eq!(pg.connection_url, "postgres://u@h/db");
+        assert_eq!(pg.table.as_deref(), Some("store_b"));
+        assert!(pg.ha_enabled);
+        assert_eq!(pg.max_parallel, Some(8));
+        assert_eq!(cfg.cluster_addr.as_deref(), Some("https://10.0.0.2:8201"));
+        assert!(
+            cfg.notes
+                .iter()
+                .any(|n| n.contains("`ha_table` is accepted and not needed"))
+        );
+        assert!(
+            cfg.notes
+                .iter()
+                .any(|n| n.contains("`max_idle_connections` is accepted and ignored"))
+        );
+        // OpenBao's default: HA off.
+        let plain =
+            FileConfig::parse(r#"storage "postgresql" { connection_url = "postgres://u@h/db" }"#)
+                .unwrap();
+        let Some(StorageChoice::Postgres(pg)) = &plain.storage else {
+            unreachable!()
+        };
+        assert!(!pg.ha_enabled);
+        assert_eq!(pg.table, None);
+    }
+
+    #[test]
+    fn postgresql_stanza_refuses_bad_table_names_and_values() {
+        for (body, want) in [
+            (
+                r#"table = "kv\"; DROP TABLE x; --""#,
+                "table name `kv\\\"; DROP TABLE x; --` is not valid",
+            ),
+            (r#"table = "1kv""#, "table name `1kv` is not valid"),
+            (r#"table = """#, "table name `` is not valid"),
+            (
+                r#"table = "Kv-Store""#,
+                "table name `Kv-Store` is not valid",
+            ),
+            (r#"ha_table = "a b""#, "table name `a b` is not valid"),
+            (r#"ha_enabled = "maybe""#, "`ha_enabled` must be a boolean"),
+            (
+                r#"max_parallel = "0""#,
+                "`max_parallel` must be between 1 and 10000",
+            ),
+            (
+                r#"max_parallel = "many""#,
+                "`max_parallel` must be an integer",
+            ),
+        ] {
+            let text = format!(
+                "storage \"postgresql\" {{\n connection_url = \"postgres://u@h/db\"\n {body}\n}}"
+            );
+            let e = FileConfig::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        let long = "t".repeat(64);
+        let e = FileConfig::parse(&format!(
+            "storage \"postgresql\" {{\n connection_url = \"x\"\n table = \"{long}\"\n}}"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("is not valid"), "{e}");
+        assert!(
+            FileConfig::parse(&format!(
+                "storage \"postgresql\" {{\n connection_url = \"x\"\n table = \"{}\"\n}}",
+                "t".repeat(63)
+            ))
+            .is_ok()
+        );
     }
 }

@@ -135,7 +135,19 @@ pub fn banner(cfg: &ServerConfig, bound: &[Bound], sr: &Strongroom, initialized:
         );
     }
     line("Log Level", cfg.log_level.as_deref().unwrap_or("info"));
-    line("Storage", cfg.storage.kind());
+    // As `bao server` prints it: `postgresql (HA available)` or `(HA disabled)`.
+    let storage = match &cfg.storage {
+        crate::config::StorageChoice::Postgres(pg) if cfg.dev.is_none() => format!(
+            "postgresql (HA {})",
+            if pg.ha_enabled {
+                "available"
+            } else {
+                "disabled"
+            }
+        ),
+        other => other.kind().to_string(),
+    };
+    line("Storage", &storage);
     line(
         "Seal",
         if !initialized {

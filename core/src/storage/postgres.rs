@@ -1,6 +1,8 @@
 //! PostgreSQL backend: one table shared by any number of processes and hosts.
 //!
-//! Each write commits a `NOTIFY strongroom_changes`; every handle keeps one extra connection
+//! The store is one table (`strongroom_kv` unless configured; several stores can share a
+//! database in tables of their own). Each write commits a `NOTIFY` on the table's channel
+//! (`strongroom_changes` for the default table); every handle keeps one extra connection
 //! that `LISTEN`s and turns notifications into [`Backend::change_marker`] moves. Transactions
 //! run at `SERIALIZABLE` and are retried on serialization failures, so concurrent
 //! compare-and-set through `Check` is exact.
@@ -22,44 +24,124 @@ use crate::error::{Error, Result};
 
 /// Serialises concurrent first opens: `CREATE TABLE IF NOT EXISTS` is not safe against itself.
 const SCHEMA_LOCK: i64 = 0x5354_524f_4e47_524d; // "STRONGRM"
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS strongroom_kv (\
-     key TEXT COLLATE \"C\" PRIMARY KEY, \
-     value BYTEA NOT NULL)";
-const GET: &str = "SELECT value FROM strongroom_kv WHERE key = $1::text";
-const PUT: &str = "WITH w AS (\
-     INSERT INTO strongroom_kv (key, value) VALUES ($1::text, $2::bytea) \
-     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value) \
-     SELECT pg_notify('strongroom_changes', '')";
-const DELETE: &str = "WITH d AS (DELETE FROM strongroom_kv WHERE key = $1::text) \
-     SELECT pg_notify('strongroom_changes', '')";
-const CHECK: &str = "SELECT key, value FROM strongroom_kv WHERE key = ANY($1::text[])";
-const PUT_MANY: &str = "INSERT INTO strongroom_kv (key, value) \
-     SELECT * FROM unnest($1::text[], $2::bytea[]) \
-     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
-const DELETE_MANY: &str = "DELETE FROM strongroom_kv WHERE key = ANY($1::text[])";
-const NOTIFY: &str = "SELECT pg_notify('strongroom_changes', '')";
-/// Keys from `$1` (inclusive) below the bound `$2`, at most `$3`.
-const SCAN_BOUNDED: &str = "SELECT key FROM strongroom_kv \
-     WHERE key >= $1::text AND key < $2::text ORDER BY key LIMIT $3::bigint";
-const SCAN_UNBOUNDED: &str =
-    "SELECT key FROM strongroom_kv WHERE key >= $1::text ORDER BY key LIMIT $2::bigint";
-/// The skip-scan in one round trip: each step finds the first key at or after the previous
-/// step's successor, which is the key plus `\x01` for a leaf (text cannot hold NUL) or the
-/// folder with its `/` bumped to `0` for a deeper key. PostgreSQL evaluates the recursion
-/// lazily, so the outer LIMIT stops it.
-const LIST: &str = "WITH RECURSIVE walk(key) AS (\
-       (SELECT key FROM strongroom_kv WHERE key >= $1::text ORDER BY key LIMIT 1) \
-     UNION ALL \
-       SELECT (SELECT k.key FROM strongroom_kv k \
-               WHERE k.key >= (CASE \
-                 WHEN strpos(substr(w.key, length($2::text) + 1), '/') > 0 \
-                 THEN left(w.key, length($2::text) \
-                      + strpos(substr(w.key, length($2::text) + 1), '/') - 1) || '0' \
-                 ELSE w.key || chr(1) END) \
-               ORDER BY k.key LIMIT 1) \
-       FROM walk w WHERE w.key IS NOT NULL AND starts_with(w.key, $2::text)\
-     ) \
-     SELECT key FROM walk WHERE key IS NOT NULL AND starts_with(key, $2::text) LIMIT $3::bigint";
+/// The table used when none is configured.
+pub const DEFAULT_TABLE: &str = "strongroom_kv";
+/// The notification channel of the default table (other tables get one of their own).
+const DEFAULT_CHANNEL: &str = "strongroom_changes";
+
+/// Options of a [`PostgresBackend`] beyond its connection URL (the `postgresql` storage
+/// stanza's `table` and `max_parallel`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// The table holding the store (created when missing; checked by [`crate::config::check_postgres_table_name`]);
+    /// [`DEFAULT_TABLE`] when `None`.
+    /// Several stores can share one database, each in its own table: their change
+    /// notifications and leader locks are kept apart too.
+    pub table: Option<String>,
+    /// The most connections the pool opens (16 when `None`), besides the change listener's.
+    pub max_connections: Option<usize>,
+}
+
+/// The SQL of one table (its name is checked by [`crate::config::check_postgres_table_name`] and quoted).
+struct Sql {
+    table: String,
+    create_table: String,
+    get: String,
+    put: String,
+    delete: String,
+    check: String,
+    put_many: String,
+    delete_many: String,
+    notify: String,
+    /// Keys from `$1` (inclusive) below the bound `$2`, at most `$3`.
+    scan_bounded: String,
+    scan_unbounded: String,
+    /// The skip-scan in one round trip: each step finds the first key at or after the
+    /// previous step's successor, which is the key plus `\x01` for a leaf (text cannot hold
+    /// NUL) or the folder with its `/` bumped to `0` for a deeper key. PostgreSQL evaluates
+    /// the recursion lazily, so the outer LIMIT stops it.
+    list: String,
+    /// `LISTEN <channel>`.
+    listen: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Sql {
+        let t = format!("\"{table}\"");
+        let channel = channel(table);
+        Sql {
+            table: table.to_string(),
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 key TEXT COLLATE \"C\" PRIMARY KEY, \
+                 value BYTEA NOT NULL)"
+            ),
+            get: format!("SELECT value FROM {t} WHERE key = $1::text"),
+            put: format!(
+                "WITH w AS (\
+                 INSERT INTO {t} (key, value) VALUES ($1::text, $2::bytea) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value) \
+                 SELECT pg_notify('{channel}', '')"
+            ),
+            delete: format!(
+                "WITH d AS (DELETE FROM {t} WHERE key = $1::text) \
+                 SELECT pg_notify('{channel}', '')"
+            ),
+            check: format!("SELECT key, value FROM {t} WHERE key = ANY($1::text[])"),
+            put_many: format!(
+                "INSERT INTO {t} (key, value) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete_many: format!("DELETE FROM {t} WHERE key = ANY($1::text[])"),
+            notify: format!("SELECT pg_notify('{channel}', '')"),
+            scan_bounded: format!(
+                "SELECT key FROM {t} \
+                 WHERE key >= $1::text AND key < $2::text ORDER BY key LIMIT $3::bigint"
+            ),
+            scan_unbounded: format!(
+                "SELECT key FROM {t} WHERE key >= $1::text ORDER BY key LIMIT $2::bigint"
+            ),
+            list: format!(
+                "WITH RECURSIVE walk(key) AS (\
+                   (SELECT key FROM {t} WHERE key >= $1::text ORDER BY key LIMIT 1) \
+                 UNION ALL \
+                   SELECT (SELECT k.key FROM {t} k \
+                           WHERE k.key >= (CASE \
+                             WHEN strpos(substr(w.key, length($2::text) + 1), '/') > 0 \
+                             THEN left(w.key, length($2::text) \
+                                  + strpos(substr(w.key, length($2::text) + 1), '/') - 1) || '0' \
+                             ELSE w.key || chr(1) END) \
+                           ORDER BY k.key LIMIT 1) \
+                   FROM walk w WHERE w.key IS NOT NULL AND starts_with(w.key, $2::text)\
+                 ) \
+                 SELECT key FROM walk WHERE key IS NOT NULL AND starts_with(key, $2::text) LIMIT $3::bigint"
+            ),
+            listen: format!("LISTEN {channel}"),
+        }
+    }
+}
+
+/// The notification channel of `table`: the historical one for the default table (so
+/// processes of different versions on one store still hear each other), a name derived from
+/// the table otherwise (a channel is at most 63 bytes; the table name may already be that).
+fn channel(table: &str) -> String {
+    if table == DEFAULT_TABLE {
+        DEFAULT_CHANNEL.to_string()
+    } else {
+        format!("{DEFAULT_CHANNEL}_{:016x}", fnv1a(table.as_bytes()))
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
 
 /// How often a transaction is retried after a serialization failure before giving up.
 const MAX_TXN_ATTEMPTS: u32 = 40;
@@ -90,6 +172,7 @@ pub struct PostgresBackend {
     /// The session holding advisory locks ([`Backend::hold_lock`]): one pooled connection kept
     /// out of the pool while locks are held. PostgreSQL releases them when it closes.
     locks: tokio::sync::Mutex<Option<LockSession>>,
+    sql: Sql,
 }
 
 struct LockSession {
@@ -97,13 +180,17 @@ struct LockSession {
     held: std::collections::HashSet<i64>,
 }
 
-/// A stable 64-bit advisory lock key for a lock name (FNV-1a), the same in every process.
-fn lock_key(name: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in "strongroom/lock/".bytes().chain(name.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+/// A stable 64-bit advisory lock key for a lock name of the store in `table` (FNV-1a), the
+/// same in every process. Advisory locks are database-wide: the default table keeps its
+/// historical key, any other table's name is part of the key, so two stores in one database
+/// each have their own leader.
+fn lock_key(table: &str, name: &str) -> i64 {
+    let scope = if table == DEFAULT_TABLE {
+        "strongroom/lock/".to_string()
+    } else {
+        format!("strongroom/lock/{table}/")
+    };
+    let h = fnv1a(format!("{scope}{name}").as_bytes());
     i64::from_ne_bytes(h.to_ne_bytes())
 }
 
@@ -122,7 +209,30 @@ impl PostgresBackend {
     /// Must be called inside a Tokio runtime: the pool and the change listener run on it.
     /// TLS is not supported yet. Fails with [`crate::ErrorCode::Unavailable`] when the server
     /// cannot be reached.
+    #[cfg_attr(
+        not(feature = "bench-internals"),
+        allow(
+            dead_code,
+            reason = "the engine opens with options; its tests use this"
+        )
+    )]
     pub async fn connect(url: &str) -> Result<PostgresBackend> {
+        PostgresBackend::connect_with(url, &PostgresOptions::default()).await
+    }
+
+    /// [`PostgresBackend::connect`] with [`PostgresOptions`]: another table, another pool
+    /// size. A table name that [`crate::config::check_postgres_table_name`] refuses fails with
+    /// [`crate::ErrorCode::InvalidInput`] before anything is connected.
+    pub async fn connect_with(url: &str, options: &PostgresOptions) -> Result<PostgresBackend> {
+        let table = options.table.as_deref().unwrap_or(DEFAULT_TABLE);
+        crate::config::check_postgres_table_name(table)?;
+        let max_connections = options.max_connections.unwrap_or(16);
+        if max_connections == 0 {
+            return Err(Error::invalid_input(
+                "postgresql max connections must be at least 1",
+            ));
+        }
+        let sql = Sql::new(table);
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::internal(
                 "the postgresql backend must be opened inside a tokio runtime",
@@ -155,7 +265,7 @@ impl PostgresBackend {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(16)
+            .max_size(max_connections)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(15)))
@@ -163,13 +273,16 @@ impl PostgresBackend {
             .map_err(|e| Error::internal("could not build the postgresql pool").with_source(e))?;
         let changes = Arc::new(AtomicU64::new(0));
         let backend_endpoint = endpoint.clone();
-        let listener = listener::Listener::start(config, endpoint, changes.clone()).await?;
+        let listener =
+            listener::Listener::start(config, endpoint, changes.clone(), sql.listen.clone())
+                .await?;
         let backend = PostgresBackend {
             pool,
             endpoint: backend_endpoint,
             changes,
             listener,
             locks: tokio::sync::Mutex::new(None),
+            sql,
         };
         backend.create_schema().await?;
         Ok(backend)
@@ -182,13 +295,45 @@ impl PostgresBackend {
             .await
             .map_err(|e| self.pg_error("schema creation", &e))?;
         tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {CREATE_TABLE}"
+            "SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {}",
+            self.sql.create_table
         ))
         .await
         .map_err(|e| self.pg_error("schema creation", &e))?;
         tx.commit()
             .await
-            .map_err(|e| self.pg_error("schema creation", &e))
+            .map_err(|e| self.pg_error("schema creation", &e))?;
+        // `CREATE TABLE IF NOT EXISTS` leaves an existing table alone: one of another shape
+        // (another program's, OpenBao's `openbao_kv_store`, which has `key` and `value` among
+        // others) is refused here rather than written into.
+        let rows = client
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1::text \
+                 ORDER BY ordinal_position",
+                &[&self.sql.table],
+            )
+            .await
+            .map_err(|e| self.pg_error("schema creation", &e))?;
+        let columns: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<std::result::Result<_, tokio_postgres::Error>>()
+            .map_err(|e| self.pg_error("schema creation", &e))?;
+        let expected = [("key", "text"), ("value", "bytea")];
+        if columns.len() == expected.len()
+            && columns
+                .iter()
+                .zip(expected)
+                .all(|((c, t), (ec, et))| c == ec && t == et)
+        {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "postgresql table `{}` exists but is not a strongroom store (it must have \
+             exactly the columns `key text` and `value bytea`); name another `table`",
+            self.sql.table
+        )))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client> {
@@ -271,7 +416,10 @@ impl PostgresBackend {
         }
         if !plan.checks.is_empty() {
             let keys: Vec<&str> = plan.checks.iter().map(|(k, _)| *k).collect();
-            let stmt = tx.prepare_cached(CHECK).await.map_err(|e| fail(&e))?;
+            let stmt = tx
+                .prepare_cached(&self.sql.check)
+                .await
+                .map_err(|e| fail(&e))?;
             let rows = tx.query(&stmt, &[&keys]).await.map_err(|e| fail(&e))?;
             let mut current: HashMap<String, Vec<u8>> = HashMap::with_capacity(rows.len());
             for row in rows {
@@ -300,19 +448,28 @@ impl PostgresBackend {
             .map(|(k, _)| *k)
             .collect();
         if !put_keys.is_empty() {
-            let stmt = tx.prepare_cached(PUT_MANY).await.map_err(|e| fail(&e))?;
+            let stmt = tx
+                .prepare_cached(&self.sql.put_many)
+                .await
+                .map_err(|e| fail(&e))?;
             tx.execute(&stmt, &[&put_keys, &put_values])
                 .await
                 .map_err(|e| fail(&e))?;
         }
         if !delete_keys.is_empty() {
-            let stmt = tx.prepare_cached(DELETE_MANY).await.map_err(|e| fail(&e))?;
+            let stmt = tx
+                .prepare_cached(&self.sql.delete_many)
+                .await
+                .map_err(|e| fail(&e))?;
             tx.execute(&stmt, &[&delete_keys])
                 .await
                 .map_err(|e| fail(&e))?;
         }
         if !plan.writes.is_empty() {
-            let stmt = tx.prepare_cached(NOTIFY).await.map_err(|e| fail(&e))?;
+            let stmt = tx
+                .prepare_cached(&self.sql.notify)
+                .await
+                .map_err(|e| fail(&e))?;
             tx.execute(&stmt, &[]).await.map_err(|e| fail(&e))?;
         }
         tx.commit().await.map_err(|e| fail(&e))
@@ -362,7 +519,7 @@ impl Backend for PostgresBackend {
         check_key(key)?;
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(GET)
+            .prepare_cached(&self.sql.get)
             .await
             .map_err(|e| self.pg_error("read", &e))?;
         let row = client
@@ -378,7 +535,7 @@ impl Backend for PostgresBackend {
         check_key(key)?;
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(PUT)
+            .prepare_cached(&self.sql.put)
             .await
             .map_err(|e| self.pg_error("write", &e))?;
         client
@@ -393,7 +550,7 @@ impl Backend for PostgresBackend {
         check_key(key)?;
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(DELETE)
+            .prepare_cached(&self.sql.delete)
             .await
             .map_err(|e| self.pg_error("delete", &e))?;
         client
@@ -425,7 +582,7 @@ impl Backend for PostgresBackend {
         let limit = limit_param(page);
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(LIST)
+            .prepare_cached(&self.sql.list)
             .await
             .map_err(|e| self.pg_error("list", &e))?;
         let rows = client
@@ -456,14 +613,14 @@ impl Backend for PostgresBackend {
         let rows = match upper_bound(prefix) {
             Some(end) => {
                 let stmt = client
-                    .prepare_cached(SCAN_BOUNDED)
+                    .prepare_cached(&self.sql.scan_bounded)
                     .await
                     .map_err(|e| self.pg_error("scan", &e))?;
                 client.query(&stmt, &[&start, &end, &limit]).await
             }
             None => {
                 let stmt = client
-                    .prepare_cached(SCAN_UNBOUNDED)
+                    .prepare_cached(&self.sql.scan_unbounded)
                     .await
                     .map_err(|e| self.pg_error("scan", &e))?;
                 client.query(&stmt, &[&start, &limit]).await
@@ -499,7 +656,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn hold_lock(&self, name: &str) -> Result<Option<bool>> {
-        let key = lock_key(name);
+        let key = lock_key(&self.sql.table, name);
         let mut slot = self.locks.lock().await;
         if slot.as_ref().is_some_and(|s| s.client.is_closed()) {
             // The session died, and the server released its locks with it.
@@ -546,7 +703,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn release_lock(&self, name: &str) -> Result<()> {
-        let key = lock_key(name);
+        let key = lock_key(&self.sql.table, name);
         let mut slot = self.locks.lock().await;
         let Some(session) = slot.as_mut() else {
             return Ok(());

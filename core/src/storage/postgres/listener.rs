@@ -1,5 +1,5 @@
 //! The change listener of a [`super::PostgresBackend`]: one connection outside the pool that
-//! `LISTEN`s on `strongroom_changes` and counts notifications. When it loses its connection it
+//! `LISTEN`s on the table's channel and counts notifications. When it loses its connection it
 //! bumps the counter (whatever happened meanwhile was not seen, so caches must drop what they
 //! hold), reconnects with backoff, and bumps it again once listening.
 
@@ -19,7 +19,6 @@ type PgConnection = tokio_postgres::Connection<Socket, NoTlsStream>;
 
 /// The application name of listening connections (visible in `pg_stat_activity`).
 pub(super) const APPLICATION_NAME: &str = "strongroom-listener";
-const LISTEN: &str = "LISTEN strongroom_changes";
 /// A silent connection may be dead without TCP noticing for hours: ping it this often.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,12 +50,15 @@ impl Listener {
         mut config: Config,
         endpoint: String,
         changes: Arc<AtomicU64>,
+        listen: String,
     ) -> Result<Listener> {
         config.application_name(APPLICATION_NAME);
         config.keepalives_idle(Duration::from_secs(30));
-        let (client, conn) = establish(&config, &endpoint, &changes).await?;
+        let (client, conn) = establish(&config, &endpoint, &changes, &listen).await?;
         let (sync, rx) = tokio::sync::mpsc::channel(1024);
-        let task = tokio::spawn(supervise(config, endpoint, changes, client, conn, rx));
+        let task = tokio::spawn(supervise(
+            config, endpoint, changes, listen, client, conn, rx,
+        ));
         Ok(Listener {
             task: task.abort_handle(),
             sync,
@@ -80,12 +82,13 @@ async fn establish(
     config: &Config,
     endpoint: &str,
     changes: &AtomicU64,
+    listen: &str,
 ) -> Result<(Client, PgConnection)> {
     let (client, mut conn) = config
         .connect(NoTls)
         .await
         .map_err(|e| pg_error(endpoint, "connection", &e))?;
-    match drive_until(&mut conn, changes, client.batch_execute(LISTEN)).await {
+    match drive_until(&mut conn, changes, client.batch_execute(listen)).await {
         Some(Ok(())) => Ok((client, conn)),
         Some(Err(e)) => Err(pg_error(endpoint, "listen", &e)),
         None => Err(Error::unavailable(format!(
@@ -98,6 +101,7 @@ async fn supervise(
     config: Config,
     endpoint: String,
     changes: Arc<AtomicU64>,
+    listen: String,
     mut client: Client,
     mut conn: PgConnection,
     mut sync: tokio::sync::mpsc::Receiver<SyncRequest>,
@@ -109,7 +113,7 @@ async fn supervise(
         let mut pause = Duration::from_millis(50);
         loop {
             tokio::time::sleep(pause).await;
-            match establish(&config, &endpoint, &changes).await {
+            match establish(&config, &endpoint, &changes, &listen).await {
                 Ok((new_client, new_conn)) => {
                     client = new_client;
                     conn = new_conn;
