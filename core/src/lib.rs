@@ -24,6 +24,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod identity;
 mod leases;
 mod metrics;
 mod password_policy;
