@@ -709,6 +709,7 @@ async fn group_write(sr: &Strongroom, req: &Request, t: Target<'_>) -> Result<Op
                 (_, None) => name.as_deref().and_then(|n| s.group_by_name(n)),
             };
             let created = existing.is_none();
+            let mut touched: Vec<Group> = Vec::new();
             let mut g = match existing {
                 Some(g) => Group::clone(g),
                 None => Group {
@@ -771,14 +772,29 @@ async fn group_write(sr: &Strongroom, req: &Request, t: Target<'_>) -> Result<Op
                         )));
                     }
                 }
+                // OpenBao keeps the link on the member (its parent ids): a member group
+                // added or dropped is itself modified.
+                for id in m
+                    .iter()
+                    .filter(|id| !g.member_group_ids.contains(id))
+                    .chain(g.member_group_ids.iter().filter(|id| !m.contains(id)))
+                {
+                    if let Some(child) = s.group(id) {
+                        let mut child = Group::clone(child);
+                        child.modify_index += 1;
+                        child.last_update_time = now.clone();
+                        touched.push(child);
+                    }
+                }
                 g.member_group_ids = m;
             }
             g.modify_index += 1;
             g.last_update_time = now.clone();
             let answer = created.then(|| json!({"id": g.id, "name": g.name}));
+            touched.push(g);
             Ok((
                 Change {
-                    put_groups: vec![g],
+                    put_groups: touched,
                     ..Change::default()
                 },
                 answer,
@@ -797,18 +813,30 @@ async fn group_delete(sr: &Strongroom, t: &Target<'_>) -> Result<Option<Response
             let Some(g) = find_group(s, t) else {
                 return Ok((Change::default(), ()));
             };
-            // Parents stop listing it.
-            let put_groups = s
+            // Parents stop listing it; its member groups lose a parent, which in OpenBao is
+            // a change of theirs.
+            let mut put_groups: Vec<Group> = s
                 .parent_groups(&g.id)
                 .into_iter()
+                .filter(|p| p.id != g.id)
                 .map(|p| {
                     let mut p = Group::clone(p);
                     p.member_group_ids.retain(|m| m != &g.id);
-                    p.modify_index += 1;
-                    p.last_update_time = now.clone();
                     p
                 })
                 .collect();
+            for child in g.member_group_ids.iter().filter_map(|id| s.group(id)) {
+                if child.id == g.id {
+                    continue;
+                }
+                let mut child = match put_groups.iter().position(|p| p.id == child.id) {
+                    Some(i) => put_groups.swap_remove(i),
+                    None => Group::clone(child),
+                };
+                child.modify_index += 1;
+                child.last_update_time = now.clone();
+                put_groups.push(child);
+            }
             Ok((
                 Change {
                     delete_groups: vec![g.id.clone()],
