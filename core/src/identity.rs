@@ -25,6 +25,9 @@ pub(crate) mod endpoints;
 const ENTITY_PREFIX: &str = "core/identity/entity/";
 /// Where groups are stored, one key per group id.
 const GROUP_PREFIX: &str = "core/identity/group/";
+/// Rewritten with every change: another process's write shows as a new value, so a reload is
+/// needed only then (one read per storage change elsewhere, not a scan).
+const EPOCH_KEY: &str = "core/identity/epoch";
 /// Resolved identities kept in memory at most (the cache is dropped whole when full).
 const RESOLVED_CAP: usize = 4096;
 
@@ -289,6 +292,8 @@ pub(crate) struct IdentityStore {
     /// generation are stale.
     generation: AtomicU64,
     resolved: RwLock<HashMap<String, (u64, Arc<Resolved>)>>,
+    /// The stored epoch the indexes were loaded at (or last written).
+    epoch: RwLock<Option<Vec<u8>>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
@@ -316,9 +321,21 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// Rebuild the indexes when another process changed identity since they were loaded.
+    pub(crate) async fn reload_if_changed(&self, storage: &dyn Backend) -> Result<()> {
+        let stored = storage.get(EPOCH_KEY).await?;
+        if *self.epoch.read().or_else(crate::util::unpoison)? == stored {
+            return Ok(());
+        }
+        self.load(storage).await
+    }
+
     /// Rebuild the indexes from storage (unseal, or another process wrote).
     pub(crate) async fn load(&self, storage: &dyn Backend) -> Result<()> {
         let _w = self.writes.lock().await;
+        // Read first: a change landing during the scan leaves a newer epoch, so the next
+        // check loads again.
+        let epoch = storage.get(EPOCH_KEY).await?;
         let mut state = State::default();
         for key in scan_all(storage, ENTITY_PREFIX).await? {
             let full = format!("{ENTITY_PREFIX}{key}");
@@ -333,12 +350,14 @@ impl IdentityStore {
             }
         }
         *self.state.write().or_else(crate::util::unpoison)? = state;
+        *self.epoch.write().or_else(crate::util::unpoison)? = epoch;
         self.bump()
     }
 
     /// Drop everything in memory (sealed).
     pub(crate) fn clear(&self) -> Result<()> {
         *self.state.write().or_else(crate::util::unpoison)? = State::default();
+        *self.epoch.write().or_else(crate::util::unpoison)? = None;
         self.bump()
     }
 
@@ -359,7 +378,11 @@ impl IdentityStore {
         if change.is_empty() {
             return Ok(out);
         }
-        let mut ops = Vec::new();
+        let epoch = new_id().into_bytes();
+        let mut ops = vec![TxnOp::Put {
+            key: EPOCH_KEY.into(),
+            value: epoch.clone(),
+        }];
         for e in &change.put_entities {
             ops.push(TxnOp::Put {
                 key: format!("{ENTITY_PREFIX}{}", e.id),
@@ -383,6 +406,7 @@ impl IdentityStore {
             });
         }
         storage.transaction(ops).await?;
+        *self.epoch.write().or_else(crate::util::unpoison)? = Some(epoch);
         {
             let mut state = self.state.write().or_else(crate::util::unpoison)?;
             for id in &change.delete_entities {

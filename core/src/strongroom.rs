@@ -1321,7 +1321,7 @@ impl Strongroom {
             self.reload_router().await?;
             self.inner
                 .identity
-                .load(self.inner.storage.as_ref())
+                .reload_if_changed(self.inner.storage.as_ref())
                 .await?;
         }
         Ok(())
@@ -1547,12 +1547,14 @@ impl Strongroom {
         // Read the generation first: a change racing with the build makes the cached ACL
         // look stale, never the reverse.
         let generation = self.inner.identity.generation();
-        let Some(identity) = self.inner.identity.resolve(&token.entity_id)? else {
-            return self.acl_for(&token.policies).await;
-        };
-        if identity.disabled {
-            return Err(Error::permission_denied());
-        }
+        // As OpenBao: the token of an entity that was deleted or disabled is refused as an
+        // invalid token (plain `permission denied`).
+        let identity = self
+            .inner
+            .identity
+            .resolve(&token.entity_id)?
+            .filter(|r| !r.disabled)
+            .ok_or_else(Error::permission_denied)?;
         self.inner
             .policies
             .acl_for_entity(

@@ -648,10 +648,17 @@ path "auth/token/create" { capabilities = ["update"] }"#,
     )
     .await
     .unwrap();
-    assert_eq!(
-        c.kv("secret").get("own/x").await.unwrap_err().code(),
-        ErrorCode::PermissionDenied
-    );
+    // A disabled entity's tokens are refused as invalid ones, and it cannot log in.
+    let e = c.kv("secret").get("own/x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    assert_eq!(e.wire_message(), "permission denied");
+    let e = root
+        .auth()
+        .userpass("userpass")
+        .login_auth("carl", "pw")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied);
     w(
         &root,
         &format!("identity/entity/id/{eid}"),
@@ -673,6 +680,101 @@ path "auth/token/create" { capabilities = ["update"] }"#,
         .await
         .unwrap();
     assert_eq!(after.entity_id, eid);
+
+    // Deleting the entity invalidates its tokens; the next login makes a new one.
+    root.delete(&format!("identity/entity/id/{eid}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.kv("secret")
+            .get("own/x")
+            .await
+            .unwrap_err()
+            .wire_message(),
+        "permission denied"
+    );
+    let fresh = root
+        .auth()
+        .userpass("userpass")
+        .login_auth("carl", "pw")
+        .await
+        .unwrap();
+    assert!(!fresh.entity_id.is_empty());
+    assert_ne!(fresh.entity_id, eid);
+}
+
+/// Two engines on one SQLite file (as two processes): an entity made by a login on one, and
+/// group changes made on either, hold for the other's decisions without a restart.
+#[tokio::test]
+async fn identity_changes_reach_another_engine_on_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = Strongroom::open(Config::sqlite(&path)).await.unwrap();
+    let init = a.init(1, 1).await.unwrap();
+    let key = init.keys[0].expose_secret().to_string();
+    let root_token = init.root_token.expose_secret().to_string();
+    a.unseal_with_key(&key).await.unwrap();
+    let b = Strongroom::open(Config::sqlite(&path)).await.unwrap();
+    b.unseal_with_key(&key).await.unwrap();
+    let (ra, rb) = (a.client(root_token.as_str()), b.client(root_token.as_str()));
+    ra.sys()
+        .enable_mount("secret", "kv", &[("version", "2")])
+        .await
+        .unwrap();
+    ra.kv("secret")
+        .put("grp/x", &data(json!({"v": 1})))
+        .await
+        .unwrap();
+    ra.sys()
+        .write_policy(
+            "gp",
+            r#"path "secret/data/grp/*" { capabilities = ["read"] }"#,
+        )
+        .await
+        .unwrap();
+    ra.auth().enable("userpass", "userpass").await.unwrap();
+    ra.auth()
+        .userpass("userpass")
+        .write_user("carl", "pw", data(json!({})))
+        .await
+        .unwrap();
+    let auth = ra
+        .auth()
+        .userpass("userpass")
+        .login_auth("carl", "pw")
+        .await
+        .unwrap();
+    let on_b = b.client(auth.client_token.expose_secret());
+    // B sees the entity A created (its token is valid there) ...
+    assert_eq!(entity_of(&on_b).await, auth.entity_id);
+    assert_eq!(
+        on_b.kv("secret").get("grp/x").await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
+    assert_eq!(
+        r(&rb, &format!("identity/entity/id/{}", auth.entity_id))
+            .await
+            .unwrap()["id"],
+        json!(auth.entity_id)
+    );
+    // ... and a group A adds it to.
+    w(
+        &ra,
+        "identity/group",
+        json!({"name": "devs", "policies": ["gp"], "member_entity_ids": [auth.entity_id]}),
+    )
+    .await
+    .unwrap();
+    assert!(on_b.kv("secret").get("grp/x").await.unwrap().is_some());
+    // A change made on B counts on A.
+    w(&rb, "identity/group/name/devs", json!({"policies": []}))
+        .await
+        .unwrap();
+    let on_a = a.client(auth.client_token.expose_secret());
+    assert_eq!(
+        on_a.kv("secret").get("grp/x").await.unwrap_err().code(),
+        ErrorCode::PermissionDenied
+    );
 }
 
 #[tokio::test]

@@ -313,6 +313,25 @@ def test_logins_entities_and_identity_policies(pair):
     assert same_status(got) == 204
     pair.expect(403, "GET", "secret/data/ent/x", token=tok)
 
+    # A disabled entity: its tokens are refused as invalid ones, and it cannot log in.
+    got = per_side(pair, "POST", lambda s: f"identity/entity/id/{first[s]['entity_id']}",
+                   lambda s: {"disabled": True})
+    assert same_status(got) == 204
+    same_errors(pair.expect(403, "GET", "auth/token/lookup-self", token=tok), "permission denied")
+    got = pair.expect(403, "POST", "auth/userpass/login/erin", {"password": "pw"}, token="")
+    same_errors(got, "permission denied")
+    got = per_side(pair, "POST", lambda s: f"identity/entity/id/{first[s]['entity_id']}",
+                   lambda s: {"disabled": False})
+    assert same_status(got) == 204
+    pair.expect(200, "GET", "auth/token/lookup-self", token=tok)
+    # A deleted entity: the same, and the next login makes a new entity.
+    got = per_side(pair, "DELETE", lambda s: f"identity/entity/id/{first[s]['entity_id']}")
+    assert same_status(got) == 204
+    same_errors(pair.expect(403, "GET", "auth/token/lookup-self", token=tok), "permission denied")
+    fresh = login(pair, "erin")
+    for s, a in fresh.items():
+        assert a["entity_id"] and a["entity_id"] != first[s]["entity_id"]
+
 
 TEMPLATED = """
 path "secret/data/name/{{identity.entity.name}}/*" { capabilities = ["read"] }

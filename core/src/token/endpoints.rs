@@ -609,10 +609,12 @@ pub(crate) async fn create_login_token(
                     &alias.metadata,
                 )
                 .await?;
-            let extra = sr
-                .inner
-                .identity
-                .resolve(&id)?
+            let resolved = sr.inner.identity.resolve(&id)?;
+            // A disabled entity cannot log in (OpenBao: 403 `permission denied`).
+            if resolved.as_ref().is_some_and(|r| r.disabled) {
+                return Err(Error::permission_denied());
+            }
+            let extra = resolved
                 .map(|r| r.identity_policies.clone())
                 .unwrap_or_default();
             (id, extra)
