@@ -1265,10 +1265,29 @@ impl Strongroom {
         if self.inner.audit.is_empty() {
             return None;
         }
+        // OpenBao's auth block: `policies` is the sorted union with the identity policies.
+        let identity_policies = match e.entity_id.as_str() {
+            "" => Vec::new(),
+            id => self
+                .inner
+                .identity
+                .resolve(id)
+                .ok()
+                .flatten()
+                .map(|r| r.identity_policies.clone())
+                .unwrap_or_default(),
+        };
+        let mut policies = e.policies.clone();
+        if !identity_policies.is_empty() {
+            policies.extend(identity_policies.iter().cloned());
+            policies.sort();
+            policies.dedup();
+        }
         Some(AuditAuth {
             accessor: e.accessor.clone(),
             display_name: e.display_name.clone(),
-            policies: e.policies.clone(),
+            policies,
+            identity_policies,
             token_policies: e.policies.clone(),
             metadata: e.meta.clone(),
             remaining_uses: u64::try_from(e.num_uses).unwrap_or(0),

@@ -1035,3 +1035,53 @@ path "secret/data/missing/*" {{ capabilities = ["deny"] }}
         ErrorCode::PermissionDenied
     );
 }
+
+/// The audit entry of an entity token's request names the entity and its identity
+/// policies; `policies` is the sorted union, as OpenBao's auth block.
+#[tokio::test]
+async fn audit_entries_carry_the_entity_and_identity_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let sr = Strongroom::open(
+        Config::dev().audit(strongroom::AuditDevice::file("file", log.to_str().unwrap())),
+    )
+    .await
+    .unwrap();
+    let root = sr.client(sr.dev_root_token().unwrap());
+    userpass(&root).await;
+    root.auth()
+        .userpass("userpass")
+        .write_user("carl", "pw", data(json!({"token_policies": "tp"})))
+        .await
+        .unwrap();
+    let auth = root
+        .auth()
+        .userpass("userpass")
+        .login_auth("carl", "pw")
+        .await
+        .unwrap();
+    w(
+        &root,
+        &format!("identity/entity/id/{}", auth.entity_id),
+        json!({"policies": ["zz", "ep"]}),
+    )
+    .await
+    .unwrap();
+    let c = sr.client(auth.client_token.expose_secret());
+    c.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert!(sr.flush_audit(std::time::Duration::from_secs(5)).await);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let entry: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rfind(|e| e["type"] == "response" && e["request"]["path"] == "auth/token/lookup-self")
+        .unwrap();
+    assert_eq!(entry["auth"]["entity_id"], json!(auth.entity_id));
+    // Stored sorted, as OpenBao stores an entity's policies.
+    assert_eq!(entry["auth"]["identity_policies"], json!(["ep", "zz"]));
+    assert_eq!(entry["auth"]["token_policies"], json!(["default", "tp"]));
+    assert_eq!(
+        entry["auth"]["policies"],
+        json!(["default", "ep", "tp", "zz"])
+    );
+}

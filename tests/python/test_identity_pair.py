@@ -97,8 +97,11 @@ def test_entity_crud(pair):
     same_values(got, "metadata", "policies")
     assert data_of(got)["strongroom"]["metadata"] == {"team": "blue"}
 
-    got = pair.expect(200, "POST", "identity/entity/name/bob", {"policies": "a,b"})
+    got = pair.expect(200, "POST", "identity/entity/name/bob", {"policies": "b,a,b"})
     same_keys(got)
+    got = pair.expect(200, "GET", "identity/entity/name/bob")
+    same_values(got, "policies")
+    assert data_of(got)["strongroom"]["policies"] == ["a", "b"]
     pair.expect(204, "POST", "identity/entity/name/bob", {"policies": "c"})
     got = pair.expect(200, "GET", "identity/entity/name/bob")
     same_values(got, "policies")
@@ -197,7 +200,7 @@ def test_aliases_groups_lookups_merge(pair):
                 '1 error occurred:\n\t* invalid entity ID "nope"\n\n')
     same_errors(pair.expect(500, "POST", "identity/group", {"name": "x", "member_group_ids": ["nope"]}),
                 '1 error occurred:\n\t* invalid member group ID "nope"\n\n')
-    pair.expect(204, "POST", "identity/group/name/devs", {"policies": ["gp", "gp2"]})
+    pair.expect(204, "POST", "identity/group/name/devs", {"policies": ["gp2", "gp", "gp2"]})
     same_values(pair.expect(200, "GET", "identity/group/name/devs"), "modify_index", "policies")
     got = pair.expect(200, "LIST", "identity/group/id")
     for s, d in data_of(got).items():

@@ -147,6 +147,15 @@ fn string_list(d: &Data, field: &str) -> Result<Option<Vec<String>>> {
     crate::token::roles::string_list(d, field)
 }
 
+/// Policies as OpenBao stores them on entities and groups: sorted, without duplicates.
+fn policy_list(d: &Data) -> Result<Option<Vec<String>>> {
+    Ok(string_list(d, "policies")?.map(|mut v| {
+        v.sort();
+        v.dedup();
+        v
+    }))
+}
+
 fn alias_json(a: &Alias, mounts: &Mounts, entity_alias: bool) -> Value {
     let m = mounts.get(&a.mount_accessor);
     let mut v = json!({
@@ -264,7 +273,7 @@ async fn entity_write(sr: &Strongroom, req: &Request, t: Target<'_>) -> Result<O
     let body_id = params::string(d, "id")?.filter(|s| !s.is_empty());
     let mut name = params::string(d, "name")?.filter(|s| !s.is_empty());
     let metadata = kv_pairs(d, "metadata")?;
-    let policies = string_list(d, "policies")?;
+    let policies = policy_list(d)?;
     let disabled = params::bool(d, "disabled")?;
     if let Target::Name(n) = t {
         name = Some(n.to_string());
@@ -676,7 +685,7 @@ async fn group_write(sr: &Strongroom, req: &Request, t: Target<'_>) -> Result<Op
     let mut name = params::string(d, "name")?.filter(|s| !s.is_empty());
     let kind = params::string(d, "type")?.filter(|s| !s.is_empty());
     let metadata = kv_pairs(d, "metadata")?;
-    let policies = string_list(d, "policies")?;
+    let policies = policy_list(d)?;
     let members = string_list(d, "member_entity_ids")?;
     let member_groups = string_list(d, "member_group_ids")?;
     if let Target::Name(n) = t {
