@@ -1009,6 +1009,27 @@ path "secret/data/missing/*" {{ capabilities = ["deny"] }}
         &json!(["deny"])
     );
 
+    // A substituted `/` (or wildcard) fails the token's requests, as OpenBao (400
+    // `Forbidden`), even those its other rules allow; a clean name restores them.
+    w(
+        &root,
+        &format!("identity/entity/id/{eid}"),
+        json!({"name": "car/la"}),
+    )
+    .await
+    .unwrap();
+    let e = c.kv("secret").get("team/red/x").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert_eq!(e.wire_message(), "Forbidden");
+    w(
+        &root,
+        &format!("identity/entity/id/{eid}"),
+        json!({"name": "carla"}),
+    )
+    .await
+    .unwrap();
+    assert!(c.kv("secret").get("team/red/x").await.unwrap().is_some());
+
     // A token without an entity gets none of the templated rules; the default policy's
     // own-entity rules work for entity tokens.
     let plain = root

@@ -385,6 +385,15 @@ def test_templated_policy_acl_differential(pair):
     pair.setup("PUT", "secret/data/name/tina-f/x", {"data": {"v": 1}})
     pair.expect(200, "GET", "secret/data/name/tina-f/x", token=tok)
     pair.expect(403, "GET", "secret/data/name/tina-e/x", token=tok)
+    # A `/` or a wildcard substituted into a path fails every request of the token (400
+    # `Forbidden`), not just the rule; a clean name restores it.
+    for bad in ("tina/x", "tina*", "tina+"):
+        got = per_side(pair, "POST", lambda s: f"identity/entity/id/{eid[s]}", lambda s: {"name": bad})
+        assert same_status(got) == 204
+        same_errors(pair.expect(400, "GET", "secret/data/team/red/x", token=tok), "Forbidden")
+    got = per_side(pair, "POST", lambda s: f"identity/entity/id/{eid[s]}", lambda s: {"name": "tina-f"})
+    assert same_status(got) == 204
+    pair.expect(200, "GET", "secret/data/team/red/x", token=tok)
     # The default policy's own-entity rules.
     got = {s: pair.call(s, "GET", f"identity/entity/id/{eid[s]}", token=tok[s]) for s in pair.sides}
     assert same_status(got) == 200
