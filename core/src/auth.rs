@@ -49,6 +49,16 @@ pub(crate) struct Grant {
     /// role, service-account uid and pod uid) is revoked when this one is issued, so repeated
     /// logins of one pod hold one token and one lease, not one per login (vault#14531).
     pub reuse_key: Option<String>,
+    /// Who the login is in identity: the alias name in this mount and its metadata. The core
+    /// finds (or creates) the entity holding that alias, and the token carries its id.
+    pub alias: Option<GrantAlias>,
+}
+
+/// A login's identity alias (OpenBao's `logical.Alias`).
+#[derive(Clone, Default)]
+pub(crate) struct GrantAlias {
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Grant {

@@ -155,6 +155,8 @@ pub struct Error {
     /// A login refused a wrong password or secret for an existing user or role: OpenBao's
     /// `ErrInvalidCredentials`, the only failure its user lockout counts.
     invalid_credentials: bool,
+    /// OpenBao's HTTP text when it is not the message (see [`Error::wire_message`]).
+    wire_text: Option<&'static str>,
 }
 
 impl fmt::Debug for Error {
@@ -178,6 +180,7 @@ impl Error {
             source: None,
             policy_denial: false,
             invalid_credentials: false,
+            wire_text: None,
         }
     }
 
@@ -227,6 +230,18 @@ impl Error {
         e
     }
 
+    /// The same error, shown over HTTP as `text` (OpenBao answers some failures with a bare
+    /// word while the message says what went wrong).
+    pub(crate) fn with_wire_text(mut self, text: &'static str) -> Error {
+        self.wire_text = Some(text);
+        self
+    }
+
+    /// The HTTP text set by [`Error::with_wire_text`], if any.
+    pub(crate) fn wire_text(&self) -> Option<&'static str> {
+        self.wire_text
+    }
+
     /// Whether this is a refused credential of an existing user or role.
     pub(crate) fn is_invalid_credentials(&self) -> bool {
         self.invalid_credentials
@@ -235,6 +250,9 @@ impl Error {
     /// The text OpenBao's HTTP API shows for this error: the message, except for a policy
     /// denial, which its request pipeline wraps in go-multierror's form.
     pub fn wire_message(&self) -> std::borrow::Cow<'_, str> {
+        if let Some(t) = self.wire_text {
+            return std::borrow::Cow::Borrowed(t);
+        }
         if self.policy_denial {
             std::borrow::Cow::Owned(format!("1 error occurred:\n\t* {}\n\n", self.message))
         } else {

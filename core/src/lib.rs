@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod error;
 mod ha;
+mod identity;
 mod leases;
 mod metrics;
 mod password_policy;

@@ -93,6 +93,9 @@ struct CachedPolicy {
 pub(crate) struct PolicyCache {
     policies: RwLock<HashMap<String, Option<CachedPolicy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// ACLs of tokens with an entity: by entity id, then by the token's own policies, with
+    /// the identity generation they were built at (an identity change rebuilds them).
+    entity_acls: RwLock<HashMap<String, Vec<EntityAcl>>>,
     /// Bumped after every clear (see `TokenStore::generation`).
     generation: std::sync::atomic::AtomicU64,
 }
@@ -105,6 +108,10 @@ impl PolicyCache {
             .or_else(crate::util::unpoison)?
             .clear();
         self.acls.write().or_else(crate::util::unpoison)?.clear();
+        self.entity_acls
+            .write()
+            .or_else(crate::util::unpoison)?
+            .clear();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
@@ -193,6 +200,77 @@ impl PolicyCache {
             .write()
             .or_else(crate::util::unpoison)?
             .insert(names.to_vec(), acl.clone());
+        Ok(acl)
+    }
+}
+
+/// A cached ACL of an entity's token (see [`PolicyCache::acl_for_entity`]).
+struct EntityAcl {
+    token_policies: Vec<String>,
+    identity_generation: u64,
+    acl: Arc<Acl>,
+}
+
+/// Entities whose ACLs are kept at most (the cache is dropped whole when full).
+const ENTITY_ACL_CAP: usize = 4096;
+
+impl PolicyCache {
+    /// The ACL of a token with policies `names` whose entity resolved to `identity` at
+    /// identity generation `generation`: its own policies, then the identity policies, with
+    /// templated policies rendered for the entity (OpenBao builds it per request; we keep it
+    /// until a policy or the identity changes).
+    pub(crate) async fn acl_for_entity(
+        &self,
+        storage: &dyn Backend,
+        names: &[String],
+        entity_id: &str,
+        identity: &crate::identity::Resolved,
+        generation: u64,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Acl>> {
+        if let Some(list) = self
+            .entity_acls
+            .read()
+            .or_else(crate::util::unpoison)?
+            .get(entity_id)
+        {
+            if let Some(hit) = list.iter().find(|c| {
+                c.identity_generation == generation
+                    && c.token_policies == names
+                    && !c.acl.expired(now)
+            }) {
+                return Ok(hit.acl.clone());
+            }
+        }
+        let mut all: Vec<&String> = names.iter().collect();
+        for p in &identity.identity_policies {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        let mut policies = Vec::with_capacity(all.len());
+        let mut expires: Option<OffsetDateTime> = None;
+        for n in all {
+            if let Some(p) = self.policy(storage, n, now).await? {
+                if let Some(t) = p.expires {
+                    expires = Some(expires.map_or(t, |x| x.min(t)));
+                }
+                policies.push(p.policy);
+            }
+        }
+        let acl =
+            Arc::new(Acl::build(&policies, Some(&identity.template), now)?.expiring_at(expires));
+        let mut cache = self.entity_acls.write().or_else(crate::util::unpoison)?;
+        if cache.len() >= ENTITY_ACL_CAP {
+            cache.clear();
+        }
+        let list = cache.entry(entity_id.to_string()).or_default();
+        list.retain(|c| c.identity_generation == generation && c.token_policies != names);
+        list.push(EntityAcl {
+            token_policies: names.to_vec(),
+            identity_generation: generation,
+            acl: acl.clone(),
+        });
         Ok(acl)
     }
 }
@@ -525,7 +603,7 @@ async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Resp
         }
     }
     .ok_or_else(|| invalid("token"))?;
-    let acl = sr.acl_for(&entry.policies).await?;
+    let acl = sr.acl_for_token(&entry).await?;
     let mut d = Data::new();
     let mut last = Vec::new();
     for p in &paths {

@@ -30,7 +30,7 @@ pub(crate) mod hcl;
 mod index;
 mod params;
 mod parse;
-mod template;
+pub(crate) mod template;
 
 #[cfg(test)]
 mod tests;

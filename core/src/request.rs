@@ -208,6 +208,8 @@ pub struct Auth {
     pub policies: Vec<String>,
     /// Policies that came from the token itself.
     pub token_policies: Vec<String>,
+    /// Policies that come from the token's identity entity and its groups.
+    pub identity_policies: Vec<String>,
     /// Metadata.
     pub metadata: std::collections::BTreeMap<String, String>,
     /// TTL in seconds.
@@ -225,8 +227,8 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// OpenBao's `auth` object as 2.7.2 sends it (`token_policies` omitted when empty, no
-    /// `identity_policies` since there are no identity policies). This is the wire form: it
+    /// OpenBao's `auth` object as 2.7.2 sends it (`token_policies` and `identity_policies`
+    /// omitted when empty). This is the wire form: it
     /// holds the token in clear.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
@@ -238,6 +240,9 @@ impl Auth {
         m.insert("policies".into(), json!(self.policies));
         if !self.token_policies.is_empty() {
             m.insert("token_policies".into(), json!(self.token_policies));
+        }
+        if !self.identity_policies.is_empty() {
+            m.insert("identity_policies".into(), json!(self.identity_policies));
         }
         m.insert(
             "metadata".into(),
@@ -274,6 +279,7 @@ impl Auth {
             accessor: s("accessor"),
             policies: list("policies"),
             token_policies: list("token_policies"),
+            identity_policies: list("identity_policies"),
             metadata: v
                 .get("metadata")
                 .and_then(Value::as_object)

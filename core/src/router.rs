@@ -137,6 +137,12 @@ impl MountEntry {
                 if self.kind == "system" {
                     cfg.insert("passthrough_request_headers".into(), json!(["Accept"]));
                 }
+                if self.kind == crate::strongroom::IDENTITY_KIND {
+                    cfg.insert(
+                        "passthrough_request_headers".into(),
+                        json!(["Authorization"]),
+                    );
+                }
                 if !self.config.listing_visibility.is_empty() {
                     cfg.insert(
                         "listing_visibility".into(),
@@ -220,7 +226,11 @@ impl Router {
     ) -> Result<Router> {
         let mut mounts = HashMap::new();
         // `sys/` is listed in the table but served by the pipeline itself.
-        for e in entries.iter().filter(|e| e.kind != "system") {
+        // So is `identity/`.
+        for e in entries
+            .iter()
+            .filter(|e| e.kind != "system" && e.kind != crate::strongroom::IDENTITY_KIND)
+        {
             let reused = previous
                 .and_then(|r| r.mounts.get(&e.path))
                 .filter(|old| {

@@ -27,6 +27,8 @@ use crate::token::endpoints::Caller;
 use crate::token::{TokenEntry, TokenStore};
 use crate::util::ttl::TtlLimits;
 
+/// The mount type of `identity/`.
+pub(crate) const IDENTITY_KIND: &str = "identity";
 /// Where the KEK is kept behind the barrier (for root-key rotation), as OpenBao does.
 const KEK_PATH: &str = "core/shamir-kek";
 /// Cluster name and id, shown by seal-status when unsealed.
@@ -122,6 +124,8 @@ pub(crate) struct Inner {
     /// What the configuration allows for audit devices over the API.
     pub(crate) audit_api: crate::audit::table::ApiPolicy,
     pub(crate) policies: crate::policies::PolicyCache,
+    /// Entities and groups (`identity/`).
+    pub(crate) identity: crate::identity::IdentityStore,
     pub(crate) leases: crate::leases::LeaseManager,
     /// Serialises mount-table changes and unseal setup.
     pub(crate) admin: AsyncMutex<()>,
@@ -249,6 +253,7 @@ impl Strongroom {
                 config_paths: config.audit.iter().map(|d| d.path().to_string()).collect(),
             },
             policies: crate::policies::PolicyCache::default(),
+            identity: crate::identity::IdentityStore::default(),
             leases: crate::leases::LeaseManager::new(config.leases.clone()),
             admin: AsyncMutex::new(()),
             storage_type,
@@ -498,6 +503,7 @@ impl Strongroom {
         }
         self.inner.barrier.seal()?;
         self.inner.tokens.clear()?;
+        self.inner.identity.clear()?;
         self.inner.audit.clear();
         if let Some(c) = &self.inner.cache {
             c.clear()?;
@@ -574,6 +580,7 @@ impl Strongroom {
         let i = &self.inner;
         i.tokens.setup(i.storage.as_ref()).await?;
         self.ensure_builtins().await?;
+        i.identity.load(i.storage.as_ref()).await?;
         i.audit.setup(i.storage.as_ref()).await?;
         crate::audit::table::restore(self).await?;
         self.reload_router().await
@@ -590,6 +597,14 @@ impl Strongroom {
             .any(|e| e.kind == crate::secrets::cubbyhole::KIND)
         {
             entries.insert(0, cubbyhole_entry());
+        }
+        // `identity/` is always mounted (OpenBao's required mount), served by the pipeline.
+        if !entries.iter().any(|e| e.kind == IDENTITY_KIND) {
+            let mut e = MountEntry::new("identity/", IDENTITY_KIND);
+            e.description = "identity store".into();
+            entries.push(e);
+        }
+        if entries.len() != router::load_table(i.storage.as_ref()).await?.len() {
             ops.push(TxnOp::Put {
                 key: router::MOUNTS_PATH.into(),
                 value: router::encode_table(&entries)?,
@@ -627,6 +642,7 @@ impl Strongroom {
             .tokens
             .generation()
             .wrapping_add(self.inner.policies.generation())
+            .wrapping_add(self.inner.identity.generation())
             .wrapping_add(self.inner.router_generation.load(Ordering::Acquire))
     }
 
@@ -726,6 +742,9 @@ impl Strongroom {
         }
         if removed.kind == "system" {
             return Err(Error::invalid_input(format!("cannot unmount '{path}'")));
+        }
+        if removed.kind == IDENTITY_KIND {
+            return Err(Error::invalid_input(format!("cannot unmount {path:?}")));
         }
         // As OpenBao: the mount's leases are revoked first, and a failure stops the unmount,
         // so no credential outlives the engine that could revoke it.
@@ -981,6 +1000,9 @@ impl Strongroom {
                     .await
                     .map(Some)
             }
+            Target::Identity(rel) => {
+                Box::pin(crate::identity::endpoints::handle(self, &req, rel)).await
+            }
             Target::Mount(mount, rel) => {
                 req.display_name.clone_from(&caller.entry.display_name);
                 let full = std::mem::replace(&mut req.path, rel.clone());
@@ -1135,7 +1157,7 @@ impl Strongroom {
         if mount.entry.kind == crate::secrets::cubbyhole::KIND {
             return Ok(None);
         }
-        let acl = self.acl_for(&entry.policies).await?;
+        let acl = self.acl_for_token(&entry).await?;
         if acl.inspects_body(&path) {
             return Ok(None);
         }
@@ -1212,6 +1234,9 @@ impl Strongroom {
                 },
             );
         }
+        if let Some(rel) = req.path.strip_prefix("identity/") {
+            return Ok(Target::Identity(rel.to_string()));
+        }
         let (mount, rel) = match self.route_auth(&req.path)? {
             Some(found) => found,
             None => {
@@ -1259,10 +1284,29 @@ impl Strongroom {
         if self.inner.audit.is_empty() {
             return None;
         }
+        // OpenBao's auth block: `policies` is the sorted union with the identity policies.
+        let identity_policies = match e.entity_id.as_str() {
+            "" => Vec::new(),
+            id => self
+                .inner
+                .identity
+                .resolve(id)
+                .ok()
+                .flatten()
+                .map(|r| r.identity_policies.clone())
+                .unwrap_or_default(),
+        };
+        let mut policies = e.policies.clone();
+        if !identity_policies.is_empty() {
+            policies.extend(identity_policies.iter().cloned());
+            policies.sort();
+            policies.dedup();
+        }
         Some(AuditAuth {
             accessor: e.accessor.clone(),
             display_name: e.display_name.clone(),
-            policies: e.policies.clone(),
+            policies,
+            identity_policies,
             token_policies: e.policies.clone(),
             metadata: e.meta.clone(),
             remaining_uses: u64::try_from(e.num_uses).unwrap_or(0),
@@ -1326,6 +1370,10 @@ impl Strongroom {
             self.inner.policies.clear()?;
             self.inner.leases.clear()?;
             self.reload_router().await?;
+            self.inner
+                .identity
+                .reload_if_changed(self.inner.storage.as_ref())
+                .await?;
         }
         Ok(())
     }
@@ -1470,7 +1518,7 @@ impl Strongroom {
         req: &Request,
         auth: Option<&mut AuditAuth>,
     ) -> Result<bool> {
-        let acl = self.acl_for(&token.policies).await?;
+        let acl = self.acl_for_token(token).await?;
         // The mount listing answers every valid token, listing what its policies reach.
         if req.path == "sys/internal/ui/mounts" && req.operation == Operation::Read {
             return Ok(acl.is_root());
@@ -1537,6 +1585,40 @@ impl Strongroom {
         Ok(acl.is_root())
     }
 
+    /// The ACL a token's requests are judged by: its policies, plus those its entity and the
+    /// entity's groups carry, resolved now (a change to the entity or a group applies to
+    /// tokens already issued, as in OpenBao). A token without an entity costs nothing more.
+    pub(crate) async fn acl_for_token(
+        &self,
+        token: &TokenEntry,
+    ) -> Result<Arc<crate::policy::Acl>> {
+        if token.entity_id.is_empty() || token.policies.iter().any(|p| p == "root") {
+            return self.acl_for(&token.policies).await;
+        }
+        // Read the generation first: a change racing with the build makes the cached ACL
+        // look stale, never the reverse.
+        let generation = self.inner.identity.generation();
+        // As OpenBao: the token of an entity that was deleted or disabled is refused as an
+        // invalid token (plain `permission denied`).
+        let identity = self
+            .inner
+            .identity
+            .resolve(&token.entity_id)?
+            .filter(|r| !r.disabled)
+            .ok_or_else(Error::permission_denied)?;
+        self.inner
+            .policies
+            .acl_for_entity(
+                self.inner.storage.as_ref(),
+                &token.policies,
+                &token.entity_id,
+                &identity,
+                generation,
+                self.inner.clock.now(),
+            )
+            .await
+    }
+
     /// The compiled ACL for a set of policy names (cached until a policy changes).
     pub(crate) async fn acl_for(&self, policies: &[String]) -> Result<Arc<crate::policy::Acl>> {
         self.inner
@@ -1567,6 +1649,8 @@ pub(crate) struct FastGate {
 enum Target {
     Sys,
     Token(String),
+    /// The identity store, with the path after `identity/`.
+    Identity(String),
     /// The mount and the path relative to it.
     Mount(Arc<crate::router::Mounted>, String),
     /// A path whose name no object can have (`transit/keys/a%20b`): judged by the ACL as

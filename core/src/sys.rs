@@ -247,7 +247,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
                     .token_lookup(req.token_str())
                     .await?
                     .ok_or_else(Error::permission_denied)?;
-                let acl = sr.acl_for(&entry.policies).await?;
+                let acl = sr.acl_for_token(&entry).await?;
                 return ui_mounts_listing(sr, Some(&acl)).await;
             }
             if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {

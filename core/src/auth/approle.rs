@@ -756,6 +756,11 @@ impl AuthMethod for AppRole {
         Ok(Grant {
             policies: token.token_policies.clone(),
             token,
+            // OpenBao: the alias is the role id, with the login's metadata.
+            alias: Some(super::GrantAlias {
+                name: role_id.trim().to_string(),
+                metadata: metadata.clone(),
+            }),
             metadata,
             display_name: String::new(),
             ..Grant::default()

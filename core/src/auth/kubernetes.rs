@@ -952,8 +952,23 @@ impl AuthMethod for Kubernetes {
                 sa.pod_uid.as_bytes(),
             ]))
         });
+        // The alias names the service account by uid, or as `namespace/name`
+        // (`alias_name_source`); its metadata is the login's, without the role.
+        let alias = super::GrantAlias {
+            name: if role.alias_name_source == "serviceaccount_name" {
+                format!("{}/{}", sa.namespace, sa.name)
+            } else {
+                sa.uid.clone()
+            },
+            metadata: metadata
+                .iter()
+                .filter(|(k, _)| k.as_str() != "role")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
         Ok(Grant {
             reuse_key,
+            alias: Some(alias),
             policies: role.token.token_policies.clone(),
             token: role.token,
             metadata,

@@ -264,6 +264,10 @@ impl AuthMethod for Userpass {
         Ok(Grant {
             policies: user.token.token_policies.clone(),
             metadata: [("username".to_string(), name.clone())].into(),
+            alias: Some(super::GrantAlias {
+                name: name.clone(),
+                metadata: Default::default(),
+            }),
             display_name: name,
             token: user.token,
             ..Grant::default()

@@ -313,14 +313,18 @@ impl Acl {
             let rendered;
             let policy: &Policy = if policy.is_templated() {
                 rendered = policy.render(identity, now).map_err(|e| {
-                    Error::new(
+                    let out = Error::new(
                         e.code(),
                         format!(
                             "error parsing templated policy {}: {}",
                             quote(policy.name()),
                             e.message()
                         ),
-                    )
+                    );
+                    match e.wire_text() {
+                        Some(t) => out.with_wire_text(t),
+                        None => out,
+                    }
                 })?;
                 &rendered
             } else {

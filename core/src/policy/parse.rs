@@ -197,8 +197,8 @@ impl Policy {
 
     /// This policy with its identity templates substituted for `identity` (OpenBao re-parses
     /// templated policies per token). Rules whose templates cannot be filled are dropped; a
-    /// substituted wildcard when wildcards are not allowed fails with
-    /// [`ErrorCode::PermissionDenied`].
+    /// substituted `*`, `+` or `/` the policy does not allow fails with
+    /// [`ErrorCode::InvalidInput`], shown over HTTP as OpenBao's `Forbidden`.
     pub(crate) fn render(
         &self,
         identity: &TemplateIdentity,
@@ -265,11 +265,13 @@ fn parse_document(
             Err(PathError::Invalid(e)) => {
                 return Err(fail(format!("path {}: {e}", quote(&key))));
             }
+            // OpenBao cannot build the token's ACL then: HTTP 400 `Forbidden`.
             Err(PathError::Forbidden(e)) => {
                 return Err(Error::new(
-                    ErrorCode::PermissionDenied,
+                    ErrorCode::InvalidInput,
                     format!("failed to parse policy: path {}: {e}", quote(&key)),
-                ));
+                )
+                .with_wire_text("Forbidden"));
             }
         }
     }

@@ -64,7 +64,8 @@ pub(crate) struct TemplateGroup {
 pub(crate) enum TemplateError {
     /// `{{` and `}}` do not pair up (also raised when only validating).
     Unbalanced,
-    /// A substituted value holds `*` or `+` and wildcards are not allowed: the request fails.
+    /// A substituted value holds `*`, `+` or `/` that the policy does not allow: the request
+    /// fails.
     Wildcard(String),
     /// Any other failure: the rule is skipped for this identity.
     Other(String),
@@ -137,18 +138,22 @@ pub(crate) fn populate(s: &str, r: &Render<'_>) -> Result<String, TemplateError>
     Ok(out)
 }
 
+/// A substituted `*` or `+` (unless wildcards are allowed) or `/` (unless slashes are) fails
+/// the whole ACL, as OpenBao 2.7.2 does (verified: `template substitution contains forbidden
+/// value: "/"`, and the request is refused), rather than dropping the rule.
 fn check_blocked(value: &str, r: &Render<'_>) -> Result<(), TemplateError> {
+    let forbidden = |c: char| {
+        Err(TemplateError::Wildcard(format!(
+            "template substitution contains forbidden value: \"{c}\""
+        )))
+    };
     if !r.allow_wildcards
         && let Some(c) = ['*', '+'].into_iter().find(|c| value.contains(*c))
     {
-        return Err(TemplateError::Wildcard(format!(
-            "templated value contains the wildcard character `{c}` and wildcards are not allowed in identity templates"
-        )));
+        return forbidden(c);
     }
     if !r.allow_slashes && value.contains('/') {
-        return Err(TemplateError::Other(
-            "templated value contains `/` and slashes are not allowed in identity templates".into(),
-        ));
+        return forbidden('/');
     }
     Ok(())
 }

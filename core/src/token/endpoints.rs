@@ -171,7 +171,21 @@ fn revoke_batch_check(e: &TokenEntry) -> Result<()> {
 }
 
 fn lookup_response(sr: &Strongroom, e: &TokenEntry, id: &str) -> Result<Response> {
-    Ok(Response::with_data(e.lookup_json(id, sr.inner.clock.now())))
+    let mut d = e.lookup_json(id, sr.inner.clock.now());
+    // The entity's and its groups' policies as they are now (entity's first), shown with
+    // the (empty) external namespace policies only when there are some, as OpenBao does.
+    if !e.entity_id.is_empty() {
+        if let Some(r) = sr.inner.identity.resolve(&e.entity_id)? {
+            if !r.identity_policies.is_empty() {
+                d.insert(
+                    "identity_policies".into(),
+                    serde_json::json!(r.identity_policies),
+                );
+                d.insert("external_namespace_policies".into(), serde_json::json!({}));
+            }
+        }
+    }
+    Ok(Response::with_data(d))
 }
 
 /// Where the token store's paths carry role names: case-sensitive `GenericNameRegex` names,
@@ -485,23 +499,37 @@ async fn create(
     entry.renewable = renewable;
     entry.role = role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
     entry.parent = (!orphan).then(|| parent.salted_id.clone());
+    // A child keeps its creator's entity (and so its identity policies), as in OpenBao.
+    entry.entity_id.clone_from(&parent.entity_id);
     entry.token_type = token_type.clone();
     entry.bound_cidrs = role
         .as_ref()
         .map(|r| r.token_bound_cidrs.clone())
         .unwrap_or_default();
 
+    let entity_id = entry.entity_id.clone();
+    let identity_policies = match entity_id.as_str() {
+        "" => Vec::new(),
+        id => sorted_unique(
+            sr.inner
+                .identity
+                .resolve(id)?
+                .map(|r| r.identity_policies.clone())
+                .unwrap_or_default(),
+        ),
+    };
     let (client_token, accessor) = issue(sr, entry, id).await?;
     Ok(Response {
         auth: Some(Auth {
             client_token: SecretString::from(client_token),
             accessor,
-            policies: policies.clone(),
+            policies: sorted_unique(policies.iter().chain(&identity_policies).cloned().collect()),
             token_policies: policies,
+            identity_policies,
             metadata: meta,
             lease_duration: ttl.as_secs(),
             renewable,
-            entity_id: String::new(),
+            entity_id,
             token_type,
             orphan,
             num_uses: u64::try_from(num_uses).unwrap_or(0),
@@ -566,7 +594,35 @@ pub(crate) async fn create_login_token(
     )?;
     warnings.extend(grant.warnings.iter().cloned());
     let batch = t.is_batch();
+    // The login's identity: the entity holding the method's alias in this mount (created on
+    // first login); its policies and its groups' join the token's at request time.
+    let (entity_id, identity_policies) = match &grant.alias {
+        Some(alias) => {
+            let id = sr
+                .inner
+                .identity
+                .login_entity(
+                    sr.inner.storage.as_ref(),
+                    &crate::clock::rfc3339(now),
+                    &mount.accessor,
+                    &alias.name,
+                    &alias.metadata,
+                )
+                .await?;
+            let resolved = sr.inner.identity.resolve(&id)?;
+            // A disabled entity cannot log in (OpenBao: 403 `permission denied`).
+            if resolved.as_ref().is_some_and(|r| r.disabled) {
+                return Err(Error::permission_denied());
+            }
+            let extra = resolved
+                .map(|r| r.identity_policies.clone())
+                .unwrap_or_default();
+            (id, extra)
+        }
+        None => (String::new(), Vec::new()),
+    };
     let mut entry = new_entry(now, path, policies.clone());
+    entry.entity_id.clone_from(&entity_id);
     entry.display_name = crate::auth::login_display_name(&mount.path, &grant.display_name);
     entry.meta = grant.metadata.clone();
     entry.num_uses = if batch { 0 } else { t.token_num_uses };
@@ -583,16 +639,19 @@ pub(crate) async fn create_login_token(
     let num_uses = entry.num_uses;
     let token_type = entry.token_type.clone();
     let (client_token, accessor) = issue(sr, entry, None).await?;
+    let identity_policies = sorted_unique(identity_policies);
+    let all = sorted_unique(policies.iter().chain(&identity_policies).cloned().collect());
     Ok(Response {
         auth: Some(Auth {
             client_token: SecretString::from(client_token),
             accessor,
-            policies: policies.clone(),
+            policies: all,
             token_policies: policies,
+            identity_policies,
             metadata: grant.metadata,
             lease_duration: ttl.as_secs(),
             renewable: !batch,
-            entity_id: String::new(),
+            entity_id,
             token_type,
             orphan: true,
             num_uses: u64::try_from(num_uses).unwrap_or(0),
@@ -673,6 +732,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request, token_id: &str) -
             accessor: e.accessor.clone(),
             policies: e.policies.clone(),
             token_policies: e.policies.clone(),
+            identity_policies: Vec::new(),
             metadata: e.meta.clone(),
             lease_duration: ttl.as_secs(),
             renewable: true,
