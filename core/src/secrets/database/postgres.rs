@@ -19,7 +19,8 @@ const DEFAULT_RENEW: &str = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}
 const DEFAULT_ROTATE: &str = "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';";
 /// Concurrent GRANTs or REVOKEs on one object fail with `tuple concurrently updated` (they all
 /// rewrite its ACL row), so statements that change privileges take this advisory lock: one at
-/// a time per database server, across every process.
+/// a time per database server, across every process. Statements that change none (a lone
+/// `CREATE ROLE`, `DROP ROLE IF EXISTS`) go without it, so they commit side by side.
 const PRIVILEGE_LOCK: &str = "SELECT pg_advisory_xact_lock(7305820313154562418)";
 
 /// A PostgreSQL connection config: one bounded pool. Creation may use all connections but
@@ -140,18 +141,34 @@ pub(crate) fn pg_err(what: &str, e: &tokio_postgres::Error) -> Error {
     unavailable(what, msg)
 }
 
-/// The statements, templated and split, behind the privilege lock, as one simple query.
+/// The statements, templated and split, as one simple query; behind the privilege lock when
+/// they change privileges.
 fn batch(stmts: &[String], vars: &Vars<'_>) -> String {
-    let mut out = String::from(PRIVILEGE_LOCK);
+    let mut out = String::new();
+    if changes_privileges(stmts) {
+        out.push_str(PRIVILEGE_LOCK);
+    }
     append(&mut out, stmts, vars);
     out
+}
+
+/// Whether statements (as written, before templating, so no username can count) may rewrite
+/// an object's ACL: GRANT, REVOKE, and REASSIGN/DROP OWNED (which revoke). Anything naming
+/// one of these words counts, a conservative reading.
+fn changes_privileges(stmts: &[String]) -> bool {
+    stmts.iter().any(|s| {
+        let s = s.to_ascii_uppercase();
+        ["GRANT", "REVOKE", "OWNED"].iter().any(|k| s.contains(k))
+    })
 }
 
 /// Append the statements, templated and split, to a simple query.
 fn append(out: &mut String, stmts: &[String], vars: &Vars<'_>) {
     for stmt in stmts {
         for q in template::split(stmt) {
-            out.push_str(";\n");
+            if !out.is_empty() {
+                out.push_str(";\n");
+            }
             out.push_str(&template::render(&q, vars));
         }
     }
@@ -351,16 +368,18 @@ impl Plugin for Postgres {
         // One simple query, so one round trip and one transaction (one commit for the whole
         // batch): every user's revocation after the privilege lock. Any failure rolls the
         // whole batch back, and the caller then revokes one by one.
-        let mut sql = String::from(PRIVILEGE_LOCK);
+        let mut each = Vec::new();
         for (u, g) in users.iter().zip(&given) {
-            let Some(f) = found.iter().find(|f| f.username == u.username) else {
-                continue;
-            };
-            append(
-                &mut sql,
-                &drop_statements(u.username, g, f),
-                &user_vars(u.username),
-            );
+            if let Some(f) = found.iter().find(|f| f.username == u.username) {
+                each.push((u.username, drop_statements(u.username, g, f)));
+            }
+        }
+        let mut sql = String::new();
+        if each.iter().any(|(_, stmts)| changes_privileges(stmts)) {
+            sql.push_str(PRIVILEGE_LOCK);
+        }
+        for (username, stmts) in &each {
+            append(&mut sql, stmts, &user_vars(username));
         }
         c.batch_execute(&sql)
             .await
@@ -435,5 +454,47 @@ impl Plugin for Postgres {
     async fn close(&self) {
         self.creators.close();
         self.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_statements_that_change_privileges_take_the_lock() {
+        let vars = Vars {
+            name: "v-grant-revoke-owned",
+            password: "pw",
+            expiration: "",
+        };
+        let create =
+            vec!["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';".to_string()];
+        let sql = batch(&create, &vars);
+        assert!(!sql.contains("pg_advisory_xact_lock"), "{sql}");
+        assert!(
+            sql.starts_with("CREATE ROLE \"v-grant-revoke-owned\""),
+            "{sql}"
+        );
+        for stmts in [
+            "CREATE ROLE \"{{name}}\"; grant select on items to \"{{name}}\";",
+            "REVOKE ALL ON items FROM \"{{name}}\"; DROP ROLE \"{{name}}\";",
+            "DROP OWNED BY \"{{name}}\"",
+        ] {
+            let sql = batch(&[stmts.to_string()], &vars);
+            assert!(sql.starts_with(PRIVILEGE_LOCK), "{sql}");
+        }
+        // The default revocation revokes, so it takes the lock.
+        let found = Found {
+            username: "u".into(),
+            db: "d".into(),
+            schemas: vec![],
+        };
+        assert!(changes_privileges(&drop_statements("u", &[], &found)));
+        assert!(!changes_privileges(&drop_statements(
+            "u",
+            &["DROP ROLE IF EXISTS \"{{name}}\"".to_string()],
+            &found
+        )));
     }
 }
