@@ -5,6 +5,9 @@
 # connections. Prints throughput, p50/p99 latency and resident memory (idle
 # after setup, and after the load) as a Markdown table.
 #
+# The database engine (issue rate, revoke-prefix of many leases on PostgreSQL, MariaDB and
+# Redis) has its own side by side: bench/compare_db.py.
+#
 # Usage: bench/compare.sh            (from anywhere; installs what it needs)
 # Environment:
 #   DURATION=10s CONNECTIONS=32 THREADS=2   wrk settings

@@ -9,7 +9,10 @@
 //!   (its SCRAM hashing of the password is most of it, and varies ±20% from second to second
 //!   on a shared VM) hits every side alike; the figure is the median of the per-round ratios;
 //! - then one large run: `STRONGROOM_BENCH_DB_REVOKE` credentials (default 10,000) issued 64 at
-//!   a time and revoked with one revoke-prefix, checking that no role is left.
+//!   a time and revoked with one revoke-prefix (the role's revocation statement is
+//!   `DROP ROLE IF EXISTS`, as in issue 22's comparison with OpenBao), checking that no role is
+//!   left: the revocation rate in leases/s. `bench/compare_db.py` measures the same against
+//!   `bao server -dev`.
 //!
 //! `STRONGROOM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! PostgreSQL down = the bench fails. A fresh database is made and dropped.
@@ -308,6 +311,7 @@ fn revoke_many() {
             "many",
             data(json!({"db_name": "pg",
                 "creation_statements": create_statements(&dbname),
+                "revocation_statements": "DROP ROLE IF EXISTS \"{{name}}\";",
                 "default_ttl": "1h", "max_ttl": "24h"})),
         )
         .await
@@ -346,7 +350,7 @@ fn revoke_many() {
         assert_eq!(left, 0, "users left after revoking every lease");
         println!(
             "database: {n} credentials issued (64 in flight) in {issued:.2?} ({:.0}/s), 0 errors; \
-             revoke-prefix of {n} leases in {revoked:.2?} ({:.0}/s), {left} users left",
+             revoke-prefix of {n} leases (DROP ROLE IF EXISTS) in {revoked:.2?} ({:.0} leases/s), {left} users left",
             n as f64 / issued.as_secs_f64(),
             n as f64 / revoked.as_secs_f64()
         );

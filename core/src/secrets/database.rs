@@ -35,6 +35,7 @@ mod plugin;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod revoker;
 mod template;
 
 use plugin::{ConnectionSettings, NewUser, Plugin};
@@ -234,6 +235,8 @@ struct Live {
     /// rotated root password) must be noticed here, not by rebuilding the engine.
     fingerprint: [u8; 32],
     plugin: Arc<dyn Plugin>,
+    /// Revocations through this plugin, batched.
+    revoker: Arc<revoker::Revoker>,
 }
 
 /// The plugin and connection details of `cfg`, hashed (the details hold the password).
@@ -463,9 +466,31 @@ impl Database {
             Live {
                 fingerprint: fingerprint(&cfg),
                 plugin: p.clone(),
+                revoker: Arc::new(revoker::Revoker::new(p.clone())),
             },
         );
         Ok((cfg, p))
+    }
+
+    /// The revocation queue of config `name` (see [`revoker`]).
+    async fn revoker(&self, ctx: &EngineContext, name: &str) -> Result<Arc<revoker::Revoker>> {
+        let (_, plugin) = self.connection(ctx, name).await?;
+        let conns = self.conns.lock().await;
+        match conns.get(name) {
+            Some(live) if Arc::ptr_eq(&live.plugin, &plugin) => Ok(live.revoker.clone()),
+            // Replaced meanwhile (a config change): this call alone on the plugin it got.
+            _ => Ok(Arc::new(revoker::Revoker::new(plugin))),
+        }
+    }
+
+    /// Config `name`'s revocation batches so far, and the users they held.
+    #[cfg(test)]
+    async fn revocation_stats(&self, name: &str) -> (u64, u64) {
+        self.conns
+            .lock()
+            .await
+            .get(name)
+            .map_or((0, 0), |live| live.revoker.stats())
     }
 
     /// A root rotation whose new password was not stored: if the database took it, store it;
@@ -603,6 +628,7 @@ impl Database {
         save(ctx, &format!("config/{name}"), &cfg).await?;
         let live = Live {
             fingerprint: fingerprint(&cfg),
+            revoker: Arc::new(revoker::Revoker::new(p.clone())),
             plugin: p,
         };
         let old = self.conns.lock().await.insert(name.to_string(), live);
@@ -1496,8 +1522,12 @@ impl Engine for Database {
                     .unwrap_or_default(),
             ),
         };
-        let (_, plugin) = self.connection(ctx, &db_name).await?;
-        plugin.drop_user(&stmts, username).await?;
+        // Batched with the other revocations of this config in flight; returns once this user
+        // is dropped (or found gone).
+        self.revoker(ctx, &db_name)
+            .await?
+            .drop_user(stmts, username.to_string())
+            .await?;
         ctx.storage
             .transaction(vec![
                 TxnOp::Delete {

@@ -5,7 +5,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use tokio::sync::Semaphore;
 
-use super::plugin::{ConnectionSettings, NewUser, Plugin, unavailable, upstream};
+use super::plugin::{ConnectionSettings, DropUser, NewUser, Plugin, unavailable, upstream};
 use super::template::{self, UsernameStyle, Vars};
 use crate::error::{Error, Result};
 
@@ -251,6 +251,79 @@ impl Plugin for Mysql {
         };
         self.run(&mut c, &given, &vars, "cannot revoke the user")
             .await
+    }
+
+    async fn drop_users(&self, users: &[DropUser<'_>]) -> Result<()> {
+        let mut c = self.conn().await?;
+        let names = users
+            .iter()
+            .map(|u| quote(u.username))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Every account of every user in the batch, in one round trip.
+        let accounts: Vec<(String, String)> = c
+            .query(format!(
+                "SELECT User, Host FROM mysql.user WHERE User IN ({names})"
+            ))
+            .await
+            .map_err(|e| my_err("cannot look up the users", e))?;
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        // One multi-statement query: one DROP USER naming every account of the users revoked
+        // with the default statements (DROP USER takes their privileges with them), then the
+        // given statements of the others. Account statements commit one by one, so a failure
+        // may leave part done; the caller then revokes user by user, where a user already
+        // gone counts as dropped.
+        let mut sql = Vec::new();
+        let mut defaults = Vec::new();
+        for u in users {
+            let given: Vec<&String> = u
+                .statements
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .collect();
+            let hosts = accounts.iter().filter(|(name, _)| name == u.username);
+            if given.is_empty() {
+                defaults.extend(hosts.map(|(_, h)| format!("{}@{}", quote(u.username), quote(h))));
+            } else if hosts.count() > 0 {
+                let vars = Vars {
+                    name: u.username,
+                    password: "",
+                    expiration: "",
+                };
+                for stmt in given {
+                    sql.extend(
+                        template::split(stmt)
+                            .iter()
+                            .map(|q| template::render(q, &vars)),
+                    );
+                }
+            }
+        }
+        if !defaults.is_empty() {
+            sql.insert(0, format!("DROP USER IF EXISTS {}", defaults.join(", ")));
+        }
+        if !sql.is_empty() {
+            c.query_drop(sql.join(";\n"))
+                .await
+                .map_err(|e| my_err("cannot revoke the users", e))?;
+        }
+        // Then end their sessions (vault#10681): after the drop, so none can start in between.
+        let ids: Vec<u64> = c
+            .query(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER IN ({names}) AND ID <> CONNECTION_ID()"
+            ))
+            .await
+            .map_err(|e| my_err("cannot list the users' sessions", e))?;
+        for id in ids {
+            match c.query_drop(format!("KILL CONNECTION {id}")).await {
+                Ok(()) => {}
+                Err(mysql_async::Error::Server(se)) if se.code == 1094 => {}
+                Err(e) => return Err(my_err("cannot end the users' sessions", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn renew_user(

@@ -28,6 +28,12 @@ pub(crate) struct NewUser<'a> {
     pub expiration: &'a str,
 }
 
+/// A user to drop in a batch ([`Plugin::drop_users`]).
+pub(crate) struct DropUser<'a> {
+    pub statements: &'a [String],
+    pub username: &'a str,
+}
+
 /// One connection config's live database handle, with its bounded pool.
 #[async_trait]
 pub(crate) trait Plugin: Send + Sync {
@@ -43,6 +49,17 @@ pub(crate) trait Plugin: Send + Sync {
     /// Drop a user: end its sessions, then `statements` (or the plugin's default). A user that
     /// does not exist counts as dropped.
     async fn drop_user(&self, statements: &[String], username: &str) -> Result<()>;
+
+    /// Drop several users with as few round trips as the database allows. An error says only
+    /// that the batch failed: some users may be dropped and some not, and the caller sorts it
+    /// out with [`Plugin::drop_user`] one by one (a user already gone counts as dropped, so
+    /// running a user's revocation again is safe). The default drops them one by one.
+    async fn drop_users(&self, users: &[DropUser<'_>]) -> Result<()> {
+        for u in users {
+            self.drop_user(u.statements, u.username).await?;
+        }
+        Ok(())
+    }
 
     /// Move a user's expiration (`statements` or the plugin's default; a no-op where the
     /// database has no expiry).

@@ -9,7 +9,9 @@ use deadpool_postgres::{
 use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
 
-use super::plugin::{ConnectionSettings, NewUser, Plugin, pg_ident, unavailable, upstream};
+use super::plugin::{
+    ConnectionSettings, DropUser, NewUser, Plugin, pg_ident, unavailable, upstream,
+};
 use super::template::{self, UsernameStyle, Vars};
 use crate::error::{Error, Result};
 
@@ -17,7 +19,8 @@ const DEFAULT_RENEW: &str = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}
 const DEFAULT_ROTATE: &str = "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';";
 /// Concurrent GRANTs or REVOKEs on one object fail with `tuple concurrently updated` (they all
 /// rewrite its ACL row), so statements that change privileges take this advisory lock: one at
-/// a time per database server, across every process.
+/// a time per database server, across every process. Statements that change none (a lone
+/// `CREATE ROLE`, `DROP ROLE IF EXISTS`) go without it, so they commit side by side.
 const PRIVILEGE_LOCK: &str = "SELECT pg_advisory_xact_lock(7305820313154562418)";
 
 /// A PostgreSQL connection config: one bounded pool. Creation may use all connections but
@@ -138,16 +141,37 @@ pub(crate) fn pg_err(what: &str, e: &tokio_postgres::Error) -> Error {
     unavailable(what, msg)
 }
 
-/// The statements, templated and split, behind the privilege lock, as one simple query.
+/// The statements, templated and split, as one simple query; behind the privilege lock when
+/// they change privileges.
 fn batch(stmts: &[String], vars: &Vars<'_>) -> String {
-    let mut out = String::from(PRIVILEGE_LOCK);
+    let mut out = String::new();
+    if changes_privileges(stmts) {
+        out.push_str(PRIVILEGE_LOCK);
+    }
+    append(&mut out, stmts, vars);
+    out
+}
+
+/// Whether statements (as written, before templating, so no username can count) may rewrite
+/// an object's ACL: GRANT, REVOKE, and REASSIGN/DROP OWNED (which revoke). Anything naming
+/// one of these words counts, a conservative reading.
+fn changes_privileges(stmts: &[String]) -> bool {
+    stmts.iter().any(|s| {
+        let s = s.to_ascii_uppercase();
+        ["GRANT", "REVOKE", "OWNED"].iter().any(|k| s.contains(k))
+    })
+}
+
+/// Append the statements, templated and split, to a simple query.
+fn append(out: &mut String, stmts: &[String], vars: &Vars<'_>) {
     for stmt in stmts {
         for q in template::split(stmt) {
-            out.push_str(";\n");
+            if !out.is_empty() {
+                out.push_str(";\n");
+            }
             out.push_str(&template::render(&q, vars));
         }
     }
-    out
 }
 
 /// A PostgreSQL string literal (`standard_conforming_strings` is on by default).
@@ -166,6 +190,99 @@ fn default_if_empty<'a>(stmts: &'a [String], default: &'a str) -> Vec<&'a str> {
     } else {
         given
     }
+}
+
+/// Non-empty revocation statements as given (none: the defaults).
+fn given(statements: &[String]) -> Vec<String> {
+    statements
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .collect()
+}
+
+fn user_vars(username: &str) -> Vars<'_> {
+    Vars {
+        name: username,
+        password: "",
+        expiration: "",
+    }
+}
+
+/// A user that exists, with what its default revocation needs.
+struct Found {
+    username: String,
+    /// The current database (for the default statements' REVOKE CONNECT).
+    db: String,
+    /// Schemas where the user holds column grants (default statements only).
+    schemas: Vec<String>,
+}
+
+/// Which of `users` exist, in one round trip (`query_typed` sends no separate prepare). The
+/// grants lookup (a slow information_schema view) runs only for users revoked with the
+/// default statements (`true`); given statements need just whether the user still exists.
+async fn lookup(c: &tokio_postgres::Client, users: &[(&str, bool)]) -> Result<Vec<Found>> {
+    use tokio_postgres::types::Type;
+    let look = |e: tokio_postgres::Error| pg_err("cannot look up the user", &e);
+    let names: Vec<&str> = users.iter().map(|(u, _)| *u).collect();
+    let defaults: Vec<&str> = users.iter().filter(|(_, d)| *d).map(|(u, _)| *u).collect();
+    let rows = c
+        .query_typed(
+            "SELECT u, current_database()::text, \
+             CASE WHEN u = ANY($2) THEN ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = u) \
+             ELSE ARRAY[]::text[] END \
+             FROM unnest($1::text[]) AS u WHERE exists(SELECT 1 FROM pg_roles WHERE rolname = u)",
+            &[(&names, Type::TEXT_ARRAY), (&defaults, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(look)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Found {
+                username: r.try_get(0).map_err(look)?,
+                db: r.try_get(1).map_err(look)?,
+                schemas: r.try_get(2).map_err(look)?,
+            })
+        })
+        .collect()
+}
+
+/// A user's revocation: first forbid new logins and end the open sessions, so a dropped
+/// user's connection cannot go on working (vault#10681, vault PR #8668); then the given
+/// statements, or OpenBao's defaults.
+fn drop_statements(username: &str, given: &[String], found: &Found) -> Vec<String> {
+    let u = pg_ident(username);
+    let mut stmts = vec![
+        format!("ALTER ROLE {u} NOLOGIN"),
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {} AND pid <> pg_backend_pid()",
+            pg_literal(username)
+        ),
+    ];
+    if !given.is_empty() {
+        stmts.extend(given.iter().cloned());
+        return stmts;
+    }
+    for schema in &found.schemas {
+        let s = pg_ident(schema);
+        stmts.push(format!(
+            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {u}"
+        ));
+        stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {u}"));
+    }
+    stmts.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {u}"
+    ));
+    stmts.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {u}"
+    ));
+    stmts.push(format!("REVOKE USAGE ON SCHEMA public FROM {u}"));
+    stmts.push(format!(
+        "REVOKE CONNECT ON DATABASE {} FROM {u}",
+        pg_ident(&found.db)
+    ));
+    stmts.push(format!("DROP ROLE IF EXISTS {u}"));
+    stmts
 }
 
 #[async_trait]
@@ -205,81 +322,16 @@ impl Plugin for Postgres {
 
     async fn drop_user(&self, statements: &[String], username: &str) -> Result<()> {
         let c = self.client().await?;
-        let given: Vec<String> = statements
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .cloned()
-            .collect();
-        let look = |e: tokio_postgres::Error| pg_err("cannot look up the user", &e);
-        // The grants lookup (a slow information_schema view) serves only the default
-        // statements; given statements need just whether the user still exists.
-        let (db, schemas) = if given.is_empty() {
-            let row = c
-                .query_one(
-                    "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1), current_database()::text, \
-                     ARRAY(SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1)",
-                    &[&username],
-                )
-                .await
-                .map_err(look)?;
-            if !row.try_get::<_, bool>(0).map_err(look)? {
-                return Ok(());
-            }
-            let db: String = row.try_get(1).map_err(look)?;
-            let schemas: Vec<String> = row.try_get(2).map_err(look)?;
-            (db, schemas)
-        } else {
-            let row = c
-                .query_one(
-                    "SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1)",
-                    &[&username],
-                )
-                .await
-                .map_err(look)?;
-            if !row.try_get::<_, bool>(0).map_err(look)? {
-                return Ok(());
-            }
-            (String::new(), Vec::new())
+        let given = given(statements);
+        let Some(found) = lookup(&c, &[(username, given.is_empty())])
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
         };
-        let u = pg_ident(username);
-        // First forbid new logins and end the open sessions, so a dropped user's connection
-        // cannot go on working (vault#10681, vault PR #8668).
-        let mut stmts = vec![
-            format!("ALTER ROLE {u} NOLOGIN"),
-            format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {} AND pid <> pg_backend_pid()",
-                pg_literal(username)
-            ),
-        ];
-        if !given.is_empty() {
-            stmts.extend(given);
-        } else {
-            // OpenBao's default revocation statements.
-            for schema in &schemas {
-                let s = pg_ident(schema);
-                stmts.push(format!(
-                    "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {u}"
-                ));
-                stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {u}"));
-            }
-            stmts.push(format!(
-                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {u}"
-            ));
-            stmts.push(format!(
-                "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {u}"
-            ));
-            stmts.push(format!("REVOKE USAGE ON SCHEMA public FROM {u}"));
-            stmts.push(format!(
-                "REVOKE CONNECT ON DATABASE {} FROM {u}",
-                pg_ident(&db)
-            ));
-            stmts.push(format!("DROP ROLE IF EXISTS {u}"));
-        }
-        let vars = Vars {
-            name: username,
-            password: "",
-            expiration: "",
-        };
+        let stmts = drop_statements(username, &given, &found);
+        let vars = user_vars(username);
         // All or nothing, in one round trip: a failure leaves the role to the next attempt.
         match c.batch_execute(&batch(&stmts, &vars)).await {
             Ok(()) => Ok(()),
@@ -287,6 +339,7 @@ impl Plugin for Postgres {
             // them to the admin and drop the rest. Needs membership in the role (a superuser,
             // or PostgreSQL 16's CREATEROLE).
             Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "2BP01") => {
+                let u = pg_ident(username);
                 let retry = vec![
                     format!("REASSIGN OWNED BY {u} TO CURRENT_USER"),
                     format!("DROP OWNED BY {u}"),
@@ -298,6 +351,39 @@ impl Plugin for Postgres {
             }
             Err(e) => Err(pg_err("cannot revoke the user", &e)),
         }
+    }
+
+    async fn drop_users(&self, users: &[DropUser<'_>]) -> Result<()> {
+        let c = self.client().await?;
+        let given: Vec<Vec<String>> = users.iter().map(|u| given(u.statements)).collect();
+        let asked: Vec<(&str, bool)> = users
+            .iter()
+            .zip(&given)
+            .map(|(u, g)| (u.username, g.is_empty()))
+            .collect();
+        let found = lookup(&c, &asked).await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        // One simple query, so one round trip and one transaction (one commit for the whole
+        // batch): every user's revocation after the privilege lock. Any failure rolls the
+        // whole batch back, and the caller then revokes one by one.
+        let mut each = Vec::new();
+        for (u, g) in users.iter().zip(&given) {
+            if let Some(f) = found.iter().find(|f| f.username == u.username) {
+                each.push((u.username, drop_statements(u.username, g, f)));
+            }
+        }
+        let mut sql = String::new();
+        if each.iter().any(|(_, stmts)| changes_privileges(stmts)) {
+            sql.push_str(PRIVILEGE_LOCK);
+        }
+        for (username, stmts) in &each {
+            append(&mut sql, stmts, &user_vars(username));
+        }
+        c.batch_execute(&sql)
+            .await
+            .map_err(|e| pg_err("cannot revoke the users", &e))
     }
 
     async fn renew_user(
@@ -368,5 +454,47 @@ impl Plugin for Postgres {
     async fn close(&self) {
         self.creators.close();
         self.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_statements_that_change_privileges_take_the_lock() {
+        let vars = Vars {
+            name: "v-grant-revoke-owned",
+            password: "pw",
+            expiration: "",
+        };
+        let create =
+            vec!["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';".to_string()];
+        let sql = batch(&create, &vars);
+        assert!(!sql.contains("pg_advisory_xact_lock"), "{sql}");
+        assert!(
+            sql.starts_with("CREATE ROLE \"v-grant-revoke-owned\""),
+            "{sql}"
+        );
+        for stmts in [
+            "CREATE ROLE \"{{name}}\"; grant select on items to \"{{name}}\";",
+            "REVOKE ALL ON items FROM \"{{name}}\"; DROP ROLE \"{{name}}\";",
+            "DROP OWNED BY \"{{name}}\"",
+        ] {
+            let sql = batch(&[stmts.to_string()], &vars);
+            assert!(sql.starts_with(PRIVILEGE_LOCK), "{sql}");
+        }
+        // The default revocation revokes, so it takes the lock.
+        let found = Found {
+            username: "u".into(),
+            db: "d".into(),
+            schemas: vec![],
+        };
+        assert!(changes_privileges(&drop_statements("u", &[], &found)));
+        assert!(!changes_privileges(&drop_statements(
+            "u",
+            &["DROP ROLE IF EXISTS \"{{name}}\"".to_string()],
+            &found
+        )));
     }
 }

@@ -5,7 +5,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio::sync::Mutex;
 
-use super::plugin::{ConnectionSettings, NewUser, Plugin, unavailable, upstream};
+use super::plugin::{ConnectionSettings, DropUser, NewUser, Plugin, unavailable, upstream};
 use super::template::UsernameStyle;
 use crate::error::{Error, Result};
 
@@ -179,6 +179,18 @@ impl Plugin for Redis {
                 "cannot drop the user",
             )
             .await?;
+        Ok(())
+    }
+
+    async fn drop_users(&self, users: &[DropUser<'_>]) -> Result<()> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("DELUSER");
+        for u in users {
+            check_username(u.username)?;
+            cmd.arg(u.username);
+        }
+        // One command for the whole batch; unknown users are skipped.
+        let _: i64 = self.query(&cmd, "cannot drop the users").await?;
         Ok(())
     }
 

@@ -144,6 +144,24 @@ impl Env {
     }
 }
 
+/// Revoke every credential at once, as revoke-prefix and the expiry runner do (one task each);
+/// each credential comes back with its revocation's result.
+async fn revoke_all(e: &Arc<Env>, creds: Vec<Cred>) -> Vec<(Cred, Result<()>)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in creds {
+        let e = e.clone();
+        tasks.spawn(async move {
+            let r = e.revoke(&c).await;
+            (c, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        out.push(done.expect("a revocation task"));
+    }
+    out
+}
+
 // ---------------------------------------------------------------- PostgreSQL
 
 async fn pg_admin(db: &str) -> tokio_postgres::Client {
@@ -437,6 +455,103 @@ async fn pg_dynamic_creds_log_in_do_what_was_granted_and_vanish_on_revoke() {
             .is_none()
     );
     db.drop_all(&[]).await;
+}
+
+#[tokio::test]
+async fn pg_concurrent_revocations_share_transactions_and_a_refused_one_fails_alone() {
+    let db = PgDb::new().await;
+    let e = Arc::new(env());
+    pg_setup(&e, &db, "ro").await;
+    // Given statements that record the transaction they ran in.
+    pg_admin(&db.name)
+        .await
+        .batch_execute("CREATE TABLE revlog (name text, tx bigint)")
+        .await
+        .unwrap();
+    e.write(
+        "roles/otherlogged",
+        json!({"db_name": "pg", "creation_statements": PG_CREATE, "default_ttl": "1h",
+               "revocation_statements": "INSERT INTO revlog VALUES ('{{name}}', txid_current()); REVOKE ALL ON items FROM \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\";"}),
+    )
+    .await;
+    let mut creds = Vec::new();
+    for i in 0..24 {
+        // Default statements and given ones, in the same batches.
+        creds.push(e.creds(if i % 3 == 0 { "ro" } else { "otherlogged" }).await);
+    }
+    let sessions = [
+        db.login(&creds[0].username, &creds[0].password)
+            .await
+            .unwrap(),
+        db.login(&creds[1].username, &creds[1].password)
+            .await
+            .unwrap(),
+    ];
+    for (c, r) in revoke_all(&e, creds).await {
+        r.unwrap_or_else(|err| panic!("revoking {}: {err}", c.username));
+        assert!(
+            !db.role_exists(&c.username).await,
+            "{} is dropped",
+            c.username
+        );
+        assert!(
+            e.ctx
+                .storage
+                .get(&format!("issued/{}", c.username))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    for s in &sessions {
+        assert!(
+            s.simple_query("SELECT 1").await.is_err(),
+            "the open session was ended"
+        );
+    }
+    let (batches, users) = e.engine.revocation_stats("pg").await;
+    assert_eq!(users, 24);
+    assert!(
+        batches <= 12,
+        "24 revocations at once ran in {batches} batches"
+    );
+    // Each given revocation committed exactly once, several in one transaction.
+    let row = pg_admin(&db.name)
+        .await
+        .query_one("SELECT count(*), count(DISTINCT tx) FROM revlog", &[])
+        .await
+        .unwrap();
+    let (rows, txs): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(rows, 16, "one committed revocation per user");
+    assert!(txs < 16, "16 revocations in {txs} transactions");
+
+    // A user whose revocation the database refuses fails alone; the others in its batch go.
+    e.write(
+        "roles/otherbad",
+        json!({"db_name": "pg", "creation_statements": PG_CREATE, "default_ttl": "1h",
+               "revocation_statements": "REVOKE ALL ON items FROM \"{{name}}\"; SELECT 1/0; DROP ROLE IF EXISTS \"{{name}}\";"}),
+    )
+    .await;
+    let mut creds = Vec::new();
+    for i in 0..6 {
+        creds.push(e.creds(if i == 3 { "otherbad" } else { "ro" }).await);
+    }
+    let bad = creds[3].username.clone();
+    for (c, r) in revoke_all(&e, creds).await {
+        if c.username == bad {
+            let err = r.expect_err("the refused revocation fails");
+            assert_eq!(err.code(), ErrorCode::Upstream, "{err}");
+            assert!(err.message().contains("division by zero"), "{err}");
+            assert!(
+                db.role_exists(&bad).await,
+                "a failed revocation leaves the user"
+            );
+        } else {
+            r.unwrap_or_else(|err| panic!("revoking {}: {err}", c.username));
+            assert!(!db.role_exists(&c.username).await);
+        }
+    }
+    db.drop_all(&[&bad]).await;
 }
 
 #[tokio::test]
@@ -1307,6 +1422,55 @@ async fn mysql_dynamic_creds_log_in_do_what_was_granted_and_vanish_on_revoke() {
 /// The MySQL pool keeps its idle connections (up to `max_idle_connections`, by default all):
 /// consecutive credentials reuse one connection instead of logging in to the server each time.
 #[tokio::test]
+async fn mysql_concurrent_revocations_go_in_batches() {
+    let db = my_db().await;
+    let e = Arc::new(env());
+    let (u, p) = my_root();
+    my_setup(&e, &db, &u, &p).await;
+    e.write(
+        "roles/half",
+        json!({"db_name": "my", "default_ttl": 600,
+               "creation_statements": format!("CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON {db}.* TO '{{{{name}}}}'@'%';"),
+               "revocation_statements": "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%';"}),
+    )
+    .await;
+    let mut creds = Vec::new();
+    for i in 0..12 {
+        // Default statements and given ones, in the same batches.
+        creds.push(e.creds(if i % 2 == 0 { "ro" } else { "half" }).await);
+    }
+    let mut sessions = Vec::new();
+    for c in &creds[..2] {
+        sessions.push(my_login(&c.username, &c.password, &db).await.unwrap());
+    }
+    for (c, r) in revoke_all(&e, creds).await {
+        r.unwrap_or_else(|err| panic!("revoking {}: {err}", c.username));
+        assert!(
+            !my_user_exists(&c.username).await,
+            "{} is dropped",
+            c.username
+        );
+    }
+    for s in &mut sessions {
+        assert!(
+            s.query_drop("SELECT 1").await.is_err(),
+            "the open session was killed"
+        );
+    }
+    let (batches, users) = e.engine.revocation_stats("my").await;
+    assert_eq!(users, 12);
+    assert!(
+        batches <= 6,
+        "12 revocations at once ran in {batches} batches"
+    );
+    my_admin()
+        .await
+        .query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn mysql_pool_reuses_its_idle_connection() {
     let db = my_db().await;
     let admin = format!("sr_admin_{}", uniq());
@@ -1629,6 +1793,56 @@ async fn redis_dynamic_creds_are_acl_users_limited_to_their_rules() {
         .query_async(&mut admin)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn redis_concurrent_revocations_go_in_one_command_per_batch() {
+    let mut admin = match redis_client(None).get_multiplexed_async_connection().await {
+        Ok(c) => c,
+        Err(e) => panic!("Redis at {} is not reachable: {e}", redis_url()),
+    };
+    let e = Arc::new(env());
+    let prefix = format!("sr{}", uniq());
+    e.write(
+        "config/rd",
+        json!({"plugin_name": "redis-database-plugin", "connection_url": redis_url(), "allowed_roles": "*"}),
+    )
+    .await;
+    e.write(
+        "roles/app",
+        json!({"db_name": "rd", "creation_statements": format!("[\"~{prefix}:*\", \"+get\"]"), "default_ttl": "10m"}),
+    )
+    .await;
+    let mut creds = Vec::new();
+    for _ in 0..12 {
+        creds.push(e.creds("app").await);
+    }
+    let mut session = redis_login(&creds[0].username, &creds[0].password)
+        .await
+        .unwrap();
+    let names: Vec<String> = creds.iter().map(|c| c.username.clone()).collect();
+    for (c, r) in revoke_all(&e, creds).await {
+        r.unwrap_or_else(|err| panic!("revoking {}: {err}", c.username));
+    }
+    let users: Vec<String> = ::redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for n in &names {
+        assert!(!users.contains(n), "{n} is dropped");
+    }
+    let after: ::redis::RedisResult<Option<String>> = ::redis::cmd("GET")
+        .arg(format!("{prefix}:k"))
+        .query_async(&mut session)
+        .await;
+    assert!(after.is_err(), "the open connection was closed");
+    let (batches, users) = e.engine.revocation_stats("rd").await;
+    assert_eq!(users, 12);
+    assert!(
+        batches <= 6,
+        "12 revocations at once ran in {batches} batches"
+    );
 }
 
 #[tokio::test]
