@@ -2,7 +2,8 @@
 # Runs every test of the project: formatting and lints, then the Rust workspace (unit,
 # engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
 # tests), the Python client tests (hvac, bao CLI) and the Node client tests (node-vault)
-# against the server, then the examples.
+# against the server, the Kubernetes manifests (schemas, and against the binary), then the
+# examples.
 # Bindings (Python, Node, C) join here as they land.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
@@ -77,6 +78,9 @@ step "node binding (bindings-node: napi debug build, node --test)"
 
 step "C (the C ABI: the cbindgen header, C tests under ASan/UBSan, conformance, the C and C++ examples)"
 ./scripts/test-c.sh
+
+step "deploy/kubernetes (kubernetes-validate against the 1.30 and 1.37 schemas; the manifests against the binary)"
+./scripts/test-deploy.sh
 
 step "examples"
 cargo build -q --example quickstart
