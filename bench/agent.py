@@ -59,7 +59,7 @@ def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -181,6 +181,8 @@ def leased(bin_path, work, rows):
                      f"{mem_rendered['VmRSS'] / 1024:.1f} / {mem_rendered['VmHWM'] / 1024:.1f} MiB"))
         rows.append(("agent RSS after the renewals (VmRSS / VmHWM)",
                      f"{mem_after['VmRSS'] / 1024:.1f} / {mem_after['VmHWM'] / 1024:.1f} MiB"))
+        rows.append(("of which anonymous (heap, stacks) / file-backed (the binary's pages)",
+                     f"{mem_after['RssAnon'] / 1024:.1f} / {mem_after['RssFile'] / 1024:.1f} MiB"))
     finally:
         if agent and agent.poll() is None:
             agent.terminate()
