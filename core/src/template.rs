@@ -32,6 +32,7 @@
 mod check;
 mod funcs;
 mod gotime;
+mod locate;
 mod value;
 mod watch;
 
@@ -39,6 +40,7 @@ pub use watch::{Fetched, FileTarget, SecretSource, WatchOptions, Watcher};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gotmpl::{MissingKey, TemplateError, Value};
@@ -394,6 +396,11 @@ impl Rendered {
 /// A parsed template. Render it as often as needed; renders of one template are serialised.
 pub struct Template {
     name: String,
+    /// The source (configuration, never a secret): execution errors quote their action.
+    source: String,
+    right_delimiter: String,
+    left_delimiter: String,
+    missing_key_is_error: bool,
     inner: gotmpl::Template,
     scope: Arc<Mutex<Scope>>,
     render_lock: Mutex<()>,
@@ -587,6 +594,10 @@ impl Template {
         }
         Ok(Template {
             name: name.to_string(),
+            source: source.to_string(),
+            left_delimiter: options.left_delimiter.clone(),
+            right_delimiter: options.right_delimiter.clone(),
+            missing_key_is_error: options.error_on_missing_key,
             inner,
             scope,
             render_lock: Mutex::new(()),
@@ -614,10 +625,7 @@ impl Template {
         let result = self.inner.execute_to_string(&Value::Nil);
         let scope = std::mem::take(&mut *self.scope.lock().or_else(unpoison)?);
         if let Some(failure) = scope.failure {
-            return Err(Error::invalid_input(format!(
-                "template: {}: {failure}",
-                self.name
-            )));
+            return Err(self.execution_error(&scope.brain, now, &failure));
         }
         if !scope.missing.is_empty() {
             return Ok(Rendered {
@@ -633,7 +641,13 @@ impl Template {
                 missing: Vec::new(),
             }),
             Err(e) => {
-                let mut message = e.to_string();
+                let mut message = match &e {
+                    // Go's (and so consul-template's) wording.
+                    TemplateError::MissingKey { key } => {
+                        format!("map has no entry for key \"{key}\"")
+                    }
+                    other => other.to_string(),
+                };
                 // An execution error may quote a value (Go's do, e.g. "can't use VALUE to
                 // iterate"): blank out every secret string the render saw.
                 let mut seen = Vec::new();
@@ -646,12 +660,86 @@ impl Template {
                 for s in seen.iter().filter(|s| s.len() >= 3) {
                     message = message.replace(&**s, "<redacted>");
                 }
-                Err(Error::invalid_input(format!(
-                    "template: {}: {message}",
-                    self.name
-                )))
+                Err(self.execution_error(&scope.brain, now, &message))
             }
         }
+    }
+
+    /// An execution error as Go words it, with the failing action's line and column:
+    /// `template: NAME:LINE:COL: executing "NAME" at <ACTION>: MESSAGE`. gotmpl reports no
+    /// position at execution, so the (deterministic) render is replayed once over a copy of
+    /// the tree with a marker before every action; the last marker reached is the failing one.
+    /// Only failures pay for this.
+    fn execution_error(&self, brain: &Brain, now: OffsetDateTime, message: &str) -> Error {
+        match self.failing_action(brain, now) {
+            Some((offset, tree)) => {
+                let (line, col) = check::line_col(&self.source, offset);
+                let action = self
+                    .source
+                    .get(offset..)
+                    .and_then(|rest| rest.split(self.right_delimiter.as_str()).next())
+                    .unwrap_or("")
+                    .trim()
+                    .trim_end_matches('-')
+                    .trim_end();
+                let name = &self.name;
+                Error::invalid_input(format!(
+                    "template: {name}:{line}:{col}: executing \"{tree}\" at <{action}>: {message}"
+                ))
+            }
+            None => Error::invalid_input(format!("template: {}: {message}", self.name)),
+        }
+    }
+
+    /// The byte offset of the action whose execution fails and the name of the template
+    /// (the file's, or a `define`) it is in, replaying the render.
+    fn failing_action(&self, brain: &Brain, now: OffsetDateTime) -> Option<(usize, String)> {
+        let scope = Arc::new(Mutex::new(Scope {
+            brain: brain.clone(),
+            now: Some(now),
+            ..Scope::default()
+        }));
+        let mut funcs = vault_funcs(&scope);
+        let last = Arc::new(AtomicU64::new(u64::MAX));
+        let seen = Arc::clone(&last);
+        funcs.insert(
+            locate::MARKER.to_string(),
+            Arc::new(move |args: &[Value]| {
+                if let [Value::Int(offset), Value::Int(tree)] = args {
+                    // Offset and tree index in one word: one store, never half of each.
+                    let packed = (u64::try_from(*offset).unwrap_or(u64::from(u32::MAX)) << 32)
+                        | u64::try_from(*tree).unwrap_or(0);
+                    seen.store(packed, Ordering::Relaxed);
+                }
+                Ok(Value::String("".into()))
+            }),
+        );
+        let mut replay = gotmpl::Template::new(&self.name)
+            .delims(&self.left_delimiter, &self.right_delimiter)
+            .missing_key(if self.missing_key_is_error {
+                MissingKey::Error
+            } else {
+                MissingKey::default()
+            })
+            .max_range_iters(1_000_000)
+            .funcs(funcs);
+        let names = self.inner.templates();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(tree) = self.inner.lookup(name) {
+                replay = replay.add_parse_tree(name, locate::instrument(tree, i));
+            }
+        }
+        let failed = replay
+            .execute_template_to_string(&self.name, &Value::Nil)
+            .is_err()
+            || scope.lock().ok().is_some_and(|s| s.failure.is_some());
+        let packed = last.load(Ordering::Relaxed);
+        if !failed || packed == u64::MAX {
+            return None;
+        }
+        let offset = usize::try_from(packed >> 32).ok()?;
+        let tree = names.get(usize::try_from(packed & 0xffff_ffff).ok()?)?;
+        Some((offset, (*tree).to_string()))
     }
 }
 

@@ -483,8 +483,10 @@ async fn serve(
         .map_err(|e| format!("cannot load the TLS certificate and key: {e}"))?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();
+    // SIGTERM is how Kubernetes stops a pod: finish the reviews in flight, then exit 0.
+    let stop = crate::run::stop_signal();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop.await;
         h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     eprintln!("strongroom injector listening on https://{addr}/mutate");

@@ -216,7 +216,7 @@ fn on_hangup(
 /// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, so a signal
 /// that arrives before the returned future is first polled still counts (a supervisor may
 /// stop the server right after the banner).
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{SignalKind, signal};

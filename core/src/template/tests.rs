@@ -399,3 +399,57 @@ fn hostile_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn execution_errors_name_line_and_column() {
+    let opts = TemplateOptions {
+        error_on_missing_key: true,
+        ..TemplateOptions::default()
+    };
+    // Go (bao agent 2.7.2): template: :3:12: executing "" at <.Data.data.password>: map has no
+    // entry for key "password" (Go's column points inside the field chain; ours at its start).
+    let src = "# app\n{{ with secret \"secret/data/production/api-service\" }}\n  x={{ .Data.data.password }}\n{{ end }}";
+    let err = render_with(src, &seed_brain(), &opts).unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("template: t:3:8: executing \"t\" at <.Data.data.password>: "),
+        "{err}"
+    );
+    assert!(
+        err.message()
+            .ends_with(": map has no entry for key \"password\""),
+        "{err}"
+    );
+    // Inside a range, a define and after trimmed text; a helper's failure.
+    let mut b = Brain::default();
+    b.insert_secret(
+        Dependency::secret("s"),
+        &kv2(json!({"list": ["aGk=", "!!"]})),
+    );
+    let src = "{{ define \"dec\" }}{{ . | base64Decode }}{{ end -}}\nok\n{{- range (secret \"s\").Data.data.list }}\n[{{ template \"dec\" . }}]{{ end }}";
+    let err = render(src, &b).unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("template: t:1:22: executing \"dec\" at <. | base64Decode>: "),
+        "{err}"
+    );
+    assert!(!err.message().contains("!!"), "{err}");
+    // A Vault function's own failure (bad parameters), on line 2.
+    let t = Template::parse(
+        "t",
+        "a\n b {{ secret \"pki/issue/x\" \"no-equals\" }}",
+        &TemplateOptions::default(),
+    )
+    .unwrap();
+    let err = t
+        .render(&Brain::default(), OffsetDateTime::UNIX_EPOCH)
+        .unwrap_err();
+    assert!(
+        err.message().starts_with(
+            "template: t:2:7: executing \"t\" at <secret \"pki/issue/x\" \"no-equals\">: "
+        ) && err.message().contains("key=value"),
+        "{err}"
+    );
+    // A render that succeeds costs no replay and says nothing about positions.
+    assert_eq!(render(SEED, &seed_brain()).unwrap().lines().count(), 2);
+}
