@@ -2,7 +2,7 @@
 # Runs every test of the project: formatting and lints, then the Rust workspace (unit,
 # engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
 # tests), the Python client tests (hvac, bao CLI) and the Node client tests (node-vault)
-# against the server, then the examples.
+# against the server, then the examples and the fuzz targets (60 s each).
 # Bindings (Python, Node, C) join here as they land.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
@@ -105,6 +105,11 @@ grep -q "initialised a new store" "$tmp/node-out.txt"
 grep -q "unsealed an existing store" "$tmp/node-out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/node-out.txt"
 echo "examples: 4 passed, 0 failed"
+
+# Each fuzz target for 60 s, two at a time, after building them with cargo-fuzz on nightly into
+# target/fuzz (docs/fuzzing.md); any crash, out-of-memory or timeout fails the run.
+step "fuzz (cargo +nightly fuzz: build the targets, run each 60 s, two at a time)"
+./scripts/fuzz-ci.sh
 
 step "waiting for the release builds"
 if ! wait "$release_pid"; then
