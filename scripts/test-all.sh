@@ -3,7 +3,8 @@
 # engine, storage conformance against real PostgreSQL, multi-process and crash tests, doc
 # tests), the Python client tests (hvac, bao CLI) and the Node client tests (node-vault)
 # against the server, the bindings (Python, Node, C, uniffi for Kotlin/Swift/Python), the
-# Kubernetes manifests (schemas, and against the binary), then the examples.
+# Kubernetes manifests (schemas, and against the binary), the examples, then the fuzz targets
+# (60 s each; they build in the background meanwhile).
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth) unless STRONGROOM_TEST_POSTGRES_URL points
 # elsewhere; it is started here when it is installed locally and not running.
@@ -111,6 +112,11 @@ grep -q "initialised a new store" "$tmp/node-out.txt"
 grep -q "unsealed an existing store" "$tmp/node-out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/node-out.txt"
 echo "examples: 4 passed, 0 failed"
+
+# Each fuzz target for 60 s, two at a time, after building them with cargo-fuzz on nightly into
+# target/fuzz (docs/fuzzing.md); any crash, out-of-memory or timeout fails the run.
+step "fuzz (cargo +nightly fuzz: build the targets, run each 60 s, two at a time)"
+./scripts/fuzz-ci.sh
 
 step "waiting for the release builds"
 if ! wait "$release_pid"; then

@@ -495,6 +495,27 @@ impl Barrier {
     }
 }
 
+/// The fuzz target's view of the keyring decoder.
+#[cfg(feature = "bench-internals")]
+pub(crate) fn fuzz_decode_keyring(json: &[u8]) -> Result<()> {
+    Keyring::from_json(json).map(|_| ())
+}
+
+/// Store `blob` as a barrier entry under a fresh barrier and read it back through it (the
+/// fuzz target's view of how stored entries are decoded).
+#[cfg(feature = "bench-internals")]
+pub(crate) async fn fuzz_read_blob(blob: &[u8]) -> Result<()> {
+    let mem = Arc::new(crate::storage::MemoryBackend::new());
+    let barrier = Barrier::new(
+        mem.clone(),
+        Arc::new(crate::clock::VirtualClock::new()),
+        1 << 20,
+    );
+    barrier.initialize(&[7u8; 32], Vec::new()).await?;
+    mem.put("logical/fuzz", blob).await?;
+    barrier.get("logical/fuzz").await.map(|_| ())
+}
+
 #[async_trait]
 impl Backend for Barrier {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+pub mod fuzz;
+
 use crate::error::Result;
 use crate::policy::{Acl, Policy};
 use crate::request::{Data, Operation};

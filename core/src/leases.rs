@@ -284,7 +284,7 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::internal("encode lease").with_source(e))
 }
 
-fn decode_record(raw: &[u8]) -> Result<LeaseRecord> {
+pub(crate) fn decode_record(raw: &[u8]) -> Result<LeaseRecord> {
     serde_json::from_slice(raw).map_err(|e| Error::storage("corrupt lease record").with_source(e))
 }
 

@@ -74,7 +74,7 @@ fn encode(entry: &TokenEntry) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal("cannot encode token entry").with_source(e))
 }
 
-fn decode(raw: &[u8]) -> Result<TokenEntry> {
+pub(crate) fn decode(raw: &[u8]) -> Result<TokenEntry> {
     serde_json::from_slice(raw).map_err(|_| Error::storage("token entry is corrupt"))
 }
 

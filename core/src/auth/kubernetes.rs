@@ -35,7 +35,7 @@ use crate::token::roles::{glob_match, string_list};
 use crate::util::names::NameRule;
 use crate::util::params;
 
-mod jwt;
+pub(crate) mod jwt;
 use jwt::{Jwt, Key};
 
 const LOCAL_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";

@@ -221,6 +221,12 @@ fn decode<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T> {
     serde_json::from_slice(raw).map_err(|_| Error::storage("login lockout entry is corrupt"))
 }
 
+/// A stored lockout entry from its bytes (the fuzz target's view of [`decode`]).
+#[cfg(feature = "bench-internals")]
+pub(crate) fn decode_entry(raw: &[u8]) -> Result<()> {
+    decode::<Failures>(raw).map(|_| ())
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::internal("cannot encode lockout entry").with_source(e))
 }

@@ -17,6 +17,8 @@ mod config;
 mod custom_metadata;
 mod data;
 mod layout;
+#[cfg(feature = "bench-internals")]
+pub(crate) use layout::decode_data;
 mod metadata;
 mod subkeys;
 mod versions;

@@ -451,7 +451,7 @@ fn canonical_at(value: Value, depth: usize) -> Result<Value> {
 }
 
 /// Decode a stored version's data.
-pub(super) fn decode_data(raw: &[u8]) -> Result<Data> {
+pub(crate) fn decode_data(raw: &[u8]) -> Result<Data> {
     serde_json::from_slice(raw)
         .map_err(|e| Error::storage("failed to decode version data from storage").with_source(e))
 }
