@@ -51,9 +51,10 @@ cargo test --workspace --no-run
 # directory, so neither waits for the other's lock.
 mkdir -p target
 release_log="target/release-build.log"
-step "release builds for the packaging checks (background; log: $release_log)"
-# Its own process group (setsid), so a failure here stops the whole build with it.
-setsid nice -n 10 ./scripts/build-release.sh >"$release_log" 2>&1 &
+step "release builds for the packaging checks, then the fuzz targets (background; log: $release_log)"
+# Its own process group (setsid), so a failure here stops the whole build with it. The fuzz
+# targets (nightly, target/fuzz) build after the release builds, one build at a time.
+setsid nice -n 10 bash -c './scripts/build-release.sh && ./scripts/fuzz-ci.sh build' >"$release_log" 2>&1 &
 release_pid=$!
 tmp=$(mktemp -d)
 trap 'kill -- -"$release_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -113,14 +114,9 @@ grep -q "unsealed an existing store" "$tmp/node-out.txt"
 grep -q "secret/app/db keeps 2 versions" "$tmp/node-out.txt"
 echo "examples: 4 passed, 0 failed"
 
-# Each fuzz target for 60 s, two at a time, after building them with cargo-fuzz on nightly into
-# target/fuzz (docs/fuzzing.md); any crash, out-of-memory or timeout fails the run.
-step "fuzz (cargo +nightly fuzz: build the targets, run each 60 s, two at a time)"
-./scripts/fuzz-ci.sh
-
-step "waiting for the release builds"
+step "waiting for the release builds and the fuzz targets' build"
 if ! wait "$release_pid"; then
-  echo "the release builds failed:" >&2
+  echo "the release builds or the fuzz build failed:" >&2
   tail -n 60 "$release_log" >&2
   exit 1
 fi
@@ -128,4 +124,10 @@ step "python packaging (pip install from source, the release abi3 wheel in a cle
 ./scripts/test-python-packaging.sh check
 step "node packaging (napi release build, npm pack, the tarball in an empty project without cargo)"
 ./scripts/test-node-packaging.sh
+
+# Each fuzz target for 60 s, two at a time (built above with cargo-fuzz on nightly into
+# target/fuzz; docs/fuzzing.md); any crash, out-of-memory or timeout fails the run.
+step "fuzz (cargo +nightly fuzz: each target 60 s, two at a time)"
+./scripts/fuzz-ci.sh
+
 step "all tests passed"
