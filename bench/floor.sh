@@ -9,6 +9,7 @@
 # (per item), with and without a file audit device, and token create.
 #
 # Usage: bench/floor.sh        Environment: DURATION=10s CONNECTIONS=32 THREADS=2 PORT=18500
+#                              NO_BUILD=1 (use the release binaries as they are)
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -33,9 +34,11 @@ for tool in wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "$tool is required (apt-get install $tool)" >&2; exit 1; }
 done
 
-say "building strongroom and the floor server (release)"
-(cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server \
-    --bin strongroom --example http_floor)
+if [ -z "${NO_BUILD:-}" ]; then
+    say "building strongroom and the floor server (release)"
+    (cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server \
+        --bin strongroom --example http_floor)
+fi
 SR=$TARGET_DIR/release/strongroom
 FLOOR=$TARGET_DIR/release/examples/http_floor
 URL=http://127.0.0.1:$PORT
@@ -99,8 +102,10 @@ start_floor() { # body bytes
 stop_floor() { kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true; }
 
 say "starting strongroom server -dev on $URL"
+# OpenBao refuses audit devices over the API unless the config allows it.
+echo 'unsafe_allow_api_audit_creation = true' >"$WORK/audit.hcl"
 "$SR" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$PORT" -log-level=warn \
-    >"$WORK/strongroom.log" 2>&1 &
+    -config "$WORK/audit.hcl" >"$WORK/strongroom.log" 2>&1 &
 SR_PID=$!
 PIDS+=("$SR_PID")
 wait_up "$URL"
@@ -130,7 +135,7 @@ label, scpu, srps, fcpu, frps, per = sys.argv[1:]
 scpu, fcpu, per = float(scpu), float(fcpu), int(per)
 extra = f" ({scpu / per:.2f} us per item)" if per > 1 else ""
 print(f"| {label} | {int(srps):,} | {scpu:.1f}{extra} | {int(frps):,} | {fcpu:.1f} | {scpu / fcpu:.2f}x |")
-' "$label" "$scpu" "$srps" "$fcpu" "$frps" "$per" >>"$TABLE"
+' "$label" "$scpu" "$srps" "$fcpu" "$frps" "$per" | tee -a "$TABLE" >&2
 }
 
 point "transit encrypt 64 B" encrypt "$ENC_SIZE" /v1/transit/encrypt/bench

@@ -4,6 +4,7 @@
 # empty, after the creates, after the revocation (and how long it took), as a Markdown table.
 #
 # Usage: bench/memory.sh            Environment: TOKENS=100000 CLIENTS=8 PORT=18600
+#                                   NO_BUILD=1 (use the release binary as it is)
 set -euo pipefail
 
 TOKENS=${TOKENS:-100000}
@@ -20,8 +21,10 @@ cleanup() {
 trap cleanup EXIT
 say() { echo "==> $*" >&2; }
 
-say "building strongroom (release)"
-(cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server --bin strongroom)
+if [ -z "${NO_BUILD:-}" ]; then
+    say "building strongroom (release)"
+    (cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server --bin strongroom)
+fi
 SR=$TARGET_DIR/release/strongroom
 
 cat >"$WORK/server.hcl" <<EOF
@@ -34,7 +37,7 @@ EOF
 "$SR" server -config "$WORK/server.hcl" -log-level=warn >"$WORK/server.log" 2>&1 &
 SR_PID=$!
 
-python3 - "$PORT" "$TOKENS" "$CLIENTS" "$SR_PID" <<'EOF'
+python3 - "$PORT" "$TOKENS" "$CLIENTS" "$SR_PID" <<'EOF' || { echo "the server log:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 import http.client, json, sys, threading, time
 
 port, total, clients, pid = (int(a) for a in sys.argv[1:5])
@@ -65,8 +68,10 @@ for _ in range(200):
         break
     except OSError:
         time.sleep(0.1)
-init = call(c, "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1})
-call(c, "PUT", "/v1/sys/unseal", {"key": init["keys"][0]})
+def fresh():
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+init = call(fresh(), "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1})
+call(fresh(), "PUT", "/v1/sys/unseal", {"key": init["keys"][0]})
 root = init["root_token"]
 time.sleep(1)
 empty = rss_mib()
@@ -85,8 +90,9 @@ time.sleep(1)
 full = rss_mib()
 
 t0 = time.monotonic()
-call(c, "PUT", "/v1/sys/leases/revoke-prefix/auth/token/create", {"sync": True}, root)
+call(fresh(), "PUT", "/v1/sys/leases/revoke-prefix/auth/token/create", {"sync": True}, root)
 revoked = time.monotonic() - t0
+c = fresh()
 c.request("LIST", "/v1/sys/leases/lookup/auth/token/create/", headers={"X-Vault-Token": root})
 r = c.getresponse()
 body = r.read()

@@ -14,9 +14,12 @@
 //! drains.
 //!
 //! The hand-off is cheap on purpose: a writer takes every queued line at once and writes
-//! them with one system call (group commit), a busy writer polls instead of being woken for
-//! best-effort lines, and callers wake a sleeping writer only when they wait for it (a
-//! required line) or when it has gone idle.
+//! them with one system call (group commit), a writer that just wrote naps briefly so
+//! best-effort lines share a write, and callers wake a sleeping writer only when they wait for
+//! it (a required line) or when it has gone idle. Nobody spins: on a machine with more
+//! runnable threads than cores, callers spinning and yielding for their acknowledgement took
+//! the CPU the writer needed (an audited HTTP request cost ~90 µs of CPU, most of it in
+//! `sched_yield`, and waited ~45 ms at 32 connections on 2 cores).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -133,7 +136,7 @@ const WRITTEN: u8 = 1;
 const FAILED: u8 = 2;
 
 /// What the caller of one `log` waits on: one slot per device it waits for, set by the
-/// writers, and a wake-up for when it stops polling.
+/// writers, and a wake-up.
 struct CallAck {
     slots: Vec<AtomicU8>,
     notify: Notify,
@@ -150,7 +153,7 @@ impl Ack {
         if let Some(s) = self.call.slots.get(self.slot) {
             s.store(if ok { WRITTEN } else { FAILED }, Ordering::Release);
         }
-        // Stores a permit when the caller is still polling; harmless when it gave up.
+        // Stores a permit when the caller is not waiting yet; harmless when it gave up.
         self.call.notify.notify_one();
     }
 }
@@ -164,7 +167,7 @@ enum Job {
 /// How the writer sleeps, which tells callers whether to wake it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sleep {
-    /// Working (or polling): it will see new jobs by itself.
+    /// Working: it will see new jobs by itself.
     Awake,
     /// Just finished a batch and naps briefly: best-effort lines wait for the nap to end and
     /// go out together; a line someone waits for wakes it.
@@ -183,7 +186,7 @@ struct QueueState {
 struct Queue {
     state: Mutex<QueueState>,
     wake: Condvar,
-    /// Jobs waiting (mirrors `state.jobs.len()` so a polling writer need not lock).
+    /// Jobs waiting (mirrors `state.jobs.len()`).
     waiting: AtomicUsize,
     capacity: usize,
 }
@@ -191,12 +194,6 @@ struct Queue {
 /// How long a writer naps after a batch before it looks again (best-effort lines written
 /// within this long of each other share one write).
 const NAP: Duration = Duration::from_millis(2);
-
-/// How long a writer polls for the next line after writing one somebody waited for, and how
-/// long a caller polls for its acknowledgement before it sleeps: waking a sleeping thread
-/// costs tens of microseconds on a busy machine, twice per audited call. Bounded, so an idle
-/// device costs nothing.
-const SPIN: Duration = Duration::from_micros(50);
 
 impl Queue {
     fn new(capacity: usize) -> Queue {
@@ -241,23 +238,7 @@ impl Queue {
     }
 
     /// Every queued job, waiting for some first; `None` once closed and drained.
-    fn take(&self, poll: bool) -> Option<Vec<Job>> {
-        if poll {
-            let until = Instant::now() + SPIN;
-            'spin: loop {
-                for _ in 0..64 {
-                    if self.waiting.load(Ordering::Acquire) > 0 {
-                        break 'spin;
-                    }
-                    std::hint::spin_loop();
-                }
-                if Instant::now() >= until {
-                    break;
-                }
-                // On a machine with more runnable threads than cores, let them run.
-                std::thread::yield_now();
-            }
-        }
+    fn take(&self) -> Option<Vec<Job>> {
         let mut s = self.lock();
         let mut napped = false;
         while s.jobs.is_empty() {
@@ -356,10 +337,8 @@ fn run_writer(path: String, mut sink: Box<dyn Sink>, queue: Arc<Queue>, shared: 
     let batched = sink.accepts_batches();
     let mut buf: Vec<u8> = Vec::new();
     let mut acks: Vec<Ack> = Vec::new();
-    let mut poll = false;
-    while let Some(jobs) = queue.take(poll) {
+    while let Some(jobs) = queue.take() {
         shared.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
-        poll = false;
         if shared.reopen.swap(false, Ordering::AcqRel) {
             if let Err(e) = sink.reopen() {
                 shared.record_failure(&path, 0, format!("cannot reopen: {e}"));
@@ -369,7 +348,6 @@ fn run_writer(path: String, mut sink: Box<dyn Sink>, queue: Arc<Queue>, shared: 
         for job in jobs {
             match job {
                 Job::Line { line, ack } => {
-                    poll |= ack.is_some();
                     if batched {
                         buf.extend_from_slice(&line);
                         lines += 1;
@@ -812,15 +790,13 @@ fn check_path_free(devices: &[Arc<Device>], path: &str) -> Result<()> {
 }
 
 /// Wait until one of the `pending` required writes succeeds (true), or each has failed or
-/// passed its deadline (false). Polls briefly first: a local file usually answers within
-/// microseconds, and sleeping would cost more than that.
+/// passed its deadline (false). Sleeps until a writer answers (its `notify_one` leaves a
+/// permit when it answers before the wait starts, so no answer is missed).
 async fn wait_for_one(
     call: &CallAck,
     pending: &mut Vec<(usize, Instant)>,
     devices: &[Arc<Device>],
 ) -> bool {
-    let spin_until = Instant::now() + SPIN;
-    let mut spins = 0u32;
     loop {
         let mut written = false;
         pending.retain(
@@ -839,17 +815,7 @@ async fn wait_for_one(
         let Some(next) = pending.iter().map(|(_, t)| *t).min() else {
             return false;
         };
-        spins = spins.wrapping_add(1);
-        if spins % 64 != 0 {
-            std::hint::spin_loop();
-            continue;
-        }
         let now = Instant::now();
-        if now < spin_until && now < next {
-            // On a machine with more runnable threads than cores, let the writer run.
-            std::thread::yield_now();
-            continue;
-        }
         if now < next
             && tokio::time::timeout_at(next.into(), call.notify.notified())
                 .await
