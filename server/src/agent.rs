@@ -154,8 +154,10 @@ pub fn main(args: &[String]) -> ExitCode {
     for note in &cfg.notes {
         tracing::warn!("{note}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the agent waits on the network and timers, and a sidecar in every pod must
+    // stay small (no idle worker threads, each with its own stack and allocator heap).
+    // Commands still run on the blocking pool, which starts a thread only when one runs.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
