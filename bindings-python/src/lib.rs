@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
+    m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
     m.add_class::<convert::Secret>()?;
     m.add_class::<engine::Config>()?;
     m.add_class::<engine::VirtualClock>()?;

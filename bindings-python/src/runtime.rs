@@ -8,6 +8,7 @@
 //! there ([`Local`]) rather than wait on threads that no longer exist.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -138,6 +139,27 @@ fn engine_panicked() -> strongroom::Error {
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Set by [`_before_exit`] (an `atexit` hook): the interpreter is about to finalise, and a
+/// runtime thread that entered Python then would be ended mid-call by the finalising
+/// interpreter and abort the process (`PyGILState_Release ... finalizing`).
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Runtime threads inside Python right now (settling an asyncio future).
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Called by `atexit` before the interpreter finalises: no runtime thread enters Python from
+/// now on, and those inside are waited for (at most 2 s), with the GIL released so they can
+/// finish. A future still pending then is never settled; nobody is left to await it.
+#[pyfunction]
+pub(crate) fn _before_exit(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+}
 static COMPLETE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Settle an asyncio future unless it was cancelled meanwhile (runs on the loop's thread).
@@ -207,6 +229,13 @@ where
     rt.spawn(async move {
         // A panicked task still settles the Python future, as an `Internal` error.
         let result = task.await.unwrap_or_else(|_| Err(engine_panicked()));
+        // Counted before the check, so `_before_exit` either waits for this thread or this
+        // thread sees it and stays out of Python.
+        IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+        if EXITING.load(Ordering::SeqCst) {
+            IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
         Python::attach(|py| {
             let outcome = result
                 .map_err(|e| e.to_py_err(py))
@@ -216,6 +245,7 @@ where
             let _ =
                 event_loop.call_method1(py, "call_soon_threadsafe", (complete, target, ok, value));
         });
+        IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
     });
     Ok(py_fut)
 }

@@ -9,6 +9,8 @@ The blocking API lives here; :mod:`strongroom.aio` has the same names returning 
         print(kv.get("app/db"))
 """
 
+import atexit as _atexit
+
 from ._native import (
     ERROR_CODES,
     Client,
@@ -105,3 +107,9 @@ __all__ = [
     "Upstream",
     "VirtualClock",
 ]
+
+# Before the interpreter finalises, keep the engine's threads out of Python (a thread inside
+# Python then would abort the process on its way out).
+from ._native import _before_exit as _before_exit  # noqa: E402
+
+_atexit.register(_before_exit)
