@@ -177,6 +177,30 @@ fn alias_json(a: &Alias, mounts: &Mounts, entity_alias: bool) -> Value {
     v
 }
 
+/// An alias as its own read answers it (entity or group alias).
+fn alias_detail(a: &Alias, mounts: &Mounts, entity_alias: bool) -> Value {
+    let mut v = alias_json(a, mounts, entity_alias);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("namespace_id".into(), json!("root"));
+    }
+    v
+}
+
+/// A LIST of aliases (entity or group aliases): ids in order with their key info, or `None`
+/// (404) when there are none.
+fn alias_listing(mut all: Vec<&Alias>, mounts: &Mounts) -> Option<Value> {
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let info: serde_json::Map<String, Value> = all
+        .iter()
+        .map(|a| (a.id.clone(), alias_key_info(a, mounts)))
+        .collect();
+    let keys: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    Some(json!({"keys": keys, "key_info": info}))
+}
+
 fn alias_key_info(a: &Alias, mounts: &Mounts) -> Value {
     let m = mounts.get(&a.mount_accessor);
     json!({
@@ -479,32 +503,20 @@ async fn entity_merge(sr: &Strongroom, req: &Request) -> Result<Option<Response>
 
 async fn alias_read(sr: &Strongroom, id: &str) -> Result<Option<Response>> {
     let mounts = auth_mounts(sr).await?;
-    let v = sr.inner.identity.read(|s| {
-        s.alias(id).map(|(_, a)| {
-            let mut v = alias_json(a, &mounts, true);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("namespace_id".into(), json!("root"));
-            }
-            v
-        })
-    })?;
+    let v = sr
+        .inner
+        .identity
+        .read(|s| s.alias(id).map(|(_, a)| alias_detail(a, &mounts, true)))?;
     v.map_or(Ok(None), respond)
 }
 
 async fn alias_list(sr: &Strongroom) -> Result<Option<Response>> {
     let mounts = auth_mounts(sr).await?;
     let v = sr.inner.identity.read(|s| {
-        let mut all: Vec<&Alias> = s.entities.values().flat_map(|e| e.aliases.iter()).collect();
-        if all.is_empty() {
-            return None;
-        }
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        let info: serde_json::Map<String, Value> = all
-            .iter()
-            .map(|a| (a.id.clone(), alias_key_info(a, &mounts)))
-            .collect();
-        let keys: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
-        Some(json!({"keys": keys, "key_info": info}))
+        alias_listing(
+            s.entities.values().flat_map(|e| e.aliases.iter()).collect(),
+            &mounts,
+        )
     })?;
     v.map_or(Ok(None), respond)
 }
@@ -896,13 +908,9 @@ fn group_list(sr: &Strongroom, by_id: bool) -> Result<Option<Response>> {
 async fn group_alias_read(sr: &Strongroom, id: &str) -> Result<Option<Response>> {
     let mounts = auth_mounts(sr).await?;
     let v = sr.inner.identity.read(|s| {
-        s.group_alias(id).and_then(|g| g.alias.as_ref()).map(|a| {
-            let mut v = alias_json(a, &mounts, false);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("namespace_id".into(), json!("root"));
-            }
-            v
-        })
+        s.group_alias(id)
+            .and_then(|g| g.alias.as_ref())
+            .map(|a| alias_detail(a, &mounts, false))
     })?;
     v.map_or(Ok(None), respond)
 }
@@ -910,17 +918,10 @@ async fn group_alias_read(sr: &Strongroom, id: &str) -> Result<Option<Response>>
 async fn group_alias_list(sr: &Strongroom) -> Result<Option<Response>> {
     let mounts = auth_mounts(sr).await?;
     let v = sr.inner.identity.read(|s| {
-        let mut all: Vec<&Alias> = s.groups.values().filter_map(|g| g.alias.as_ref()).collect();
-        if all.is_empty() {
-            return None;
-        }
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        let info: serde_json::Map<String, Value> = all
-            .iter()
-            .map(|a| (a.id.clone(), alias_key_info(a, &mounts)))
-            .collect();
-        let keys: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
-        Some(json!({"keys": keys, "key_info": info}))
+        alias_listing(
+            s.groups.values().filter_map(|g| g.alias.as_ref()).collect(),
+            &mounts,
+        )
     })?;
     v.map_or(Ok(None), respond)
 }
