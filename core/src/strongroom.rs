@@ -1234,8 +1234,17 @@ impl Strongroom {
                 },
             );
         }
-        if let Some(rel) = req.path.strip_prefix("identity/") {
-            return Ok(Target::Identity(rel.to_string()));
+        if req.path.starts_with("identity/") {
+            return Ok(
+                match canonicalize(
+                    req,
+                    "identity/".len(),
+                    crate::identity::endpoints::NAME_RULES,
+                ) {
+                    Some(rel) => Target::Identity(rel),
+                    None => Target::NotCanonical,
+                },
+            );
         }
         let (mount, rel) = match self.route_auth(&req.path)? {
             Some(found) => found,

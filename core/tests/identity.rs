@@ -1106,3 +1106,62 @@ async fn audit_entries_carry_the_entity_and_identity_policies() {
         json!(["default", "ep", "tp", "zz"])
     );
 }
+
+/// Names in `identity/entity/name/:name` and `identity/group/name/:name` are matched
+/// case-insensitively, so the ACL judges them lowercased: a rule denying `.../name/admin`
+/// also covers `.../name/ADMIN`, which acts on the same entity. (OpenBao judges the path as
+/// sent, so there the uppercase form gets past the deny.)
+#[tokio::test]
+async fn a_name_denied_in_lowercase_is_denied_in_any_case() {
+    let (sr, root) = setup().await;
+    w(
+        &root,
+        "identity/entity",
+        json!({"name": "admin", "policies": ["root-ish"]}),
+    )
+    .await
+    .unwrap();
+    w(&root, "identity/group", json!({"name": "ops"}))
+        .await
+        .unwrap();
+    root.sys()
+        .write_policy(
+            "limited",
+            r#"path "identity/entity/name/*" { capabilities = ["create", "read", "update"] }
+path "identity/entity/name/admin" { capabilities = ["deny"] }
+path "identity/group/name/*" { capabilities = ["create", "read", "update"] }
+path "identity/group/name/ops" { capabilities = ["deny"] }"#,
+        )
+        .await
+        .unwrap();
+    let auth = root
+        .handle(Request::write(
+            "auth/token/create",
+            data(json!({"policies": ["limited"]})),
+        ))
+        .await
+        .unwrap()
+        .auth
+        .unwrap();
+    let t = sr.client(auth.client_token.expose_secret());
+    for path in [
+        "identity/entity/name/ADMIN",
+        "identity/entity/name/Admin",
+        "identity/group/name/OPS",
+    ] {
+        let read = t.read(path).await.unwrap_err();
+        assert_eq!(read.code(), ErrorCode::PermissionDenied, "read {path}");
+        let write = w(&t, path, json!({"policies": ["mine"]}))
+            .await
+            .unwrap_err();
+        assert_eq!(write.code(), ErrorCode::PermissionDenied, "write {path}");
+    }
+    // Nothing changed, and the allowed names still work in any case.
+    let admin = r(&root, "identity/entity/name/admin").await.unwrap();
+    assert_eq!(admin["policies"], json!(["root-ish"]));
+    w(&t, "identity/entity/name/Carol", json!({"policies": ["p"]}))
+        .await
+        .unwrap();
+    let carol = r(&t, "identity/entity/name/CAROL").await.unwrap();
+    assert_eq!(carol["name"], "carol");
+}

@@ -9,6 +9,7 @@ use super::{Alias, Change, Entity, Group, State, new_id, unused_entity_name, unu
 use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Data, Operation, Request, Response};
 use crate::strongroom::Strongroom;
+use crate::util::names::NameRule;
 use crate::util::params;
 
 /// What the API shows of the auth mount an alias belongs to.
@@ -37,6 +38,14 @@ async fn auth_mounts(sr: &Strongroom) -> Result<Mounts> {
 }
 
 /// Serve `rel` (the path after `identity/`).
+/// Entity and group names in paths are matched case-insensitively, so the ACL judges them
+/// lowercased (see [`crate::util::names`]). A record created through `.../name/:name` is
+/// therefore named in lowercase; one created with `name` in the body keeps its case.
+pub(crate) const NAME_RULES: &[NameRule] = &[
+    NameRule::any_lower("entity/name/"),
+    NameRule::any_lower("group/name/"),
+];
+
 pub(crate) async fn handle(sr: &Strongroom, req: &Request, rel: &str) -> Result<Option<Response>> {
     use Operation::{Create, Delete, List, Read, Update};
     let write = matches!(req.operation, Create | Update);

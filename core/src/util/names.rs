@@ -14,6 +14,10 @@
 //! - some of those are case-insensitive and stored lowercased (userpass users, AppRole and
 //!   Kubernetes roles): the ACL judges the lowercased path, as OpenBao's does;
 //! - ACL policy names are trimmed and lowercased, whatever characters they hold;
+//! - identity entity and group names are free-form and matched case-insensitively: the ACL
+//!   judges the lowercased path (OpenBao judges the path as sent, so a rule denying
+//!   `identity/entity/name/admin` did not cover `identity/entity/name/ADMIN`, which acts on the
+//!   same entity);
 //! - the rest (transit keys, database roles and connections, token roles) are case-sensitive:
 //!   `PROT` and `prot` are two objects.
 
@@ -28,6 +32,8 @@ pub(crate) enum NameCase {
     Lower,
     /// Any characters, trimmed and lowercased (ACL policy names).
     TrimLower,
+    /// Any characters, lowercased (identity names, matched case-insensitively).
+    AnyLower,
 }
 
 /// Where a path carries a name: the segment right after `prefix` (up to the next `/`).
@@ -52,6 +58,13 @@ impl NameRule {
         NameRule {
             prefix,
             case: NameCase::Lower,
+        }
+    }
+    /// A free-form name after `prefix`, lowercased (not trimmed).
+    pub(crate) const fn any_lower(prefix: &'static str) -> NameRule {
+        NameRule {
+            prefix,
+            case: NameCase::AnyLower,
         }
     }
     /// A free-form name after `prefix`, trimmed and lowercased.
@@ -112,6 +125,14 @@ pub(crate) fn canonical_path<'p>(path: &'p str, rules: &[NameRule]) -> Canonical
                 }
             }
             NameCase::Exact | NameCase::Lower => return CanonicalPath::NotCanonical,
+            NameCase::AnyLower => {
+                let lower = name.to_lowercase();
+                if lower == name {
+                    Cow::Borrowed(name)
+                } else {
+                    Cow::Owned(lower)
+                }
+            }
             NameCase::TrimLower => {
                 let trimmed = name.trim();
                 if trimmed.is_empty() {
