@@ -6,3 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-python-packaging.sh build
+# The Node addon in release (napi build --release), into target/node-release rather than
+# bindings-node/, where the debug addon of the tests lives meanwhile; test-node-packaging.sh
+# packs it. Needs bindings-node/node_modules (test-all.sh installs it before starting this).
+start=$(date +%s)
+rm -rf target/node-release
+(cd bindings-node && [ -x node_modules/.bin/napi ] || npm install --no-audit --no-fund --loglevel=error)
+(cd bindings-node && CARGO=./scripts/cargo-host.sh npx napi build --platform --release --no-js \
+  --dts native.d.ts -o ../target/node-release)
+echo "node release addon built in $(( $(date +%s) - start )) s"

@@ -50,6 +50,8 @@ cargo test --workspace --no-run
 # waited out). Release and debug builds use separate profile directories of the one target
 # directory, so neither waits for the other's lock.
 mkdir -p target
+# The Node release build below needs the napi CLI: install it now, not in two places at once.
+(cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
 release_log="target/release-build.log"
 step "release builds for the packaging checks, then the fuzz targets (background; log: $release_log)"
 # Its own process group (setsid), so a failure here stops the whole build with it. The fuzz
@@ -120,14 +122,25 @@ if ! wait "$release_pid"; then
   tail -n 60 "$release_log" >&2
   exit 1
 fi
+# Each fuzz target for 60 s, two at a time (built above with cargo-fuzz on nightly into
+# target/fuzz; docs/fuzzing.md); any crash, out-of-memory or timeout fails the run. They run
+# while the packaging checks below install into clean environments (mostly file and network
+# work), so those cost the run little time of their own.
+step "fuzz (cargo +nightly fuzz: each target 60 s, two at a time; background, log: target/fuzz-run.log)"
+setsid ./scripts/fuzz-ci.sh >target/fuzz-run.log 2>&1 &
+fuzz_pid=$!
+trap 'kill -- -"$fuzz_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 step "python packaging (pip install from source, the release abi3 wheel in a clean venv)"
 ./scripts/test-python-packaging.sh check
-step "node packaging (napi release build, npm pack, the tarball in an empty project without cargo)"
+step "node packaging (the release addon, npm pack, the tarball in an empty project without cargo)"
 ./scripts/test-node-packaging.sh
-
-# Each fuzz target for 60 s, two at a time (built above with cargo-fuzz on nightly into
-# target/fuzz; docs/fuzzing.md); any crash, out-of-memory or timeout fails the run.
-step "fuzz (cargo +nightly fuzz: each target 60 s, two at a time)"
-./scripts/fuzz-ci.sh
+step "waiting for the fuzz targets"
+fuzz_rc=0
+wait "$fuzz_pid" || fuzz_rc=$?
+cat target/fuzz-run.log
+if [ "$fuzz_rc" != 0 ]; then
+  echo "fuzz step failed (exit $fuzz_rc)" >&2
+  exit 1
+fi
 
 step "all tests passed"

@@ -20,8 +20,16 @@ restore() {
 }
 trap restore EXIT
 
-echo "== napi build --release (strongroom-node)"
-npm run -s build
+# scripts/build-release.sh (run by test-all.sh in the background, while the debug tests run)
+# leaves the release addon in target/node-release; without it, build it here.
+prebuilt="$(realpath ../target)/node-release/$addon"
+if [ -f "$prebuilt" ]; then
+  echo "== the release addon from scripts/build-release.sh (napi build --release)"
+  cp "$prebuilt" "$addon"
+else
+  echo "== napi build --release (strongroom-node)"
+  npm run -s build
+fi
 [ -f "$addon" ] || { echo "the release build did not produce $addon" >&2; exit 1; }
 
 # Symbols and line tables out of the shipped addon (141 MB -> about 25 MB). `strip` afterwards,
