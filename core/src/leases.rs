@@ -1351,6 +1351,13 @@ impl Strongroom {
         if storage.kind() == "inmem" || self.inner.barrier.is_sealed() {
             return Ok(());
         }
+        if self.inner.ha.is_some() {
+            // Leaving: out of `sys/ha-status` at once, not after the record expires.
+            let holder = &self.leases_mgr().holder;
+            if let Err(e) = self.inner.leadership.leave(storage, holder).await {
+                tracing::warn!(error = %e.message(), "could not remove this node's standby record");
+            }
+        }
         storage.release_lock("expiry").await?;
         let Some(current) = storage.get(LEADER_KEY).await? else {
             return Ok(());

@@ -322,6 +322,23 @@ impl Strongroom {
         self.inner.dev_root_token.get().cloned()
     }
 
+    /// The addresses this process announces as itself in `sys/ha-status` when high
+    /// availability is off (OpenBao shows its `api_addr`, or its first listener's address):
+    /// a server calls this once its listeners are bound. With high availability the
+    /// [`HaSettings`](crate::HaSettings) addresses are used instead.
+    ///
+    /// ```
+    /// # async fn demo() -> strongroom::Result<()> {
+    /// let sr = strongroom::Strongroom::open(strongroom::Config::dev()).await?;
+    /// sr.advertise("http://127.0.0.1:8200", "");
+    /// # Ok(()) }
+    /// ```
+    pub fn advertise(&self, api_addr: &str, cluster_addr: &str) {
+        if let Err(e) = self.inner.leadership.advertise(api_addr, cluster_addr) {
+            tracing::warn!(error = %e.message(), "could not record the advertised addresses");
+        }
+    }
+
     /// The unseal key of a dev-mode engine, base64 (what `bao server -dev` prints). Dev mode
     /// keeps everything in memory, so the key can only re-unseal this process after a seal.
     pub fn dev_unseal_key(&self) -> Option<SecretString> {

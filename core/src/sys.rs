@@ -187,6 +187,19 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             sr.inner.barrier.set_rotation_config(c).await?;
             Ok(Response::default())
         }
+        "ha-status" if op == Operation::Read => {
+            if sr.inner.ha.is_some() {
+                // Another process may have taken over or joined since this one last looked.
+                sr.sync_store().await?;
+            }
+            let now = sr.inner.clock.now();
+            let d = sr
+                .inner
+                .leadership
+                .ha_status(sr.inner.storage.as_ref(), sr.inner.ha.as_ref(), now)
+                .await?;
+            Ok(Response::with_data(d))
+        }
         "audit" | "audit/" if matches!(op, Operation::Read | Operation::List) => {
             Ok(Response::with_data(sr.inner.audit.list()))
         }
@@ -268,6 +281,7 @@ const KNOWN: &[&str] = &[
     "rotate",
     "rotate/keyring",
     "key-status",
+    "ha-status",
     "metrics",
     "rotate/config",
     "rotate/keyring/config",

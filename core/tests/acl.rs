@@ -617,3 +617,34 @@ async fn policy_lists_need_list() {
     );
     denied(l.read("sys/policy").await);
 }
+
+/// `sys/ha-status` (`bao operator members`) as OpenBao judges it: `read` on the path is
+/// enough (no sudo), the default policy does not grant it, other operations are refused.
+#[tokio::test]
+async fn ha_status_needs_read_on_its_path() {
+    let (sr, root) = setup().await;
+    sr.advertise("http://127.0.0.1:8200", "");
+    put_policy(
+        &root,
+        "members",
+        r#"path "sys/ha-status" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let reader = token_with(&sr, &root, &["members"]).await;
+    let other = token_with(&sr, &root, &["default"]).await;
+
+    let r = reader.read("sys/ha-status").await.unwrap().unwrap();
+    let d = r.data.unwrap();
+    let nodes = d["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{d:?}");
+    assert_eq!(nodes[0]["api_address"], "http://127.0.0.1:8200");
+    assert_eq!(nodes[0]["active_node"], true);
+    assert_eq!(nodes[0]["last_echo"], serde_json::Value::Null);
+    assert_eq!(nodes[0]["version"], "2.7.2");
+    denied(other.read("sys/ha-status").await);
+    let e = root
+        .write("sys/ha-status", data(json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedOperation, "{e:?}");
+}

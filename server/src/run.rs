@@ -80,6 +80,11 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     let hangup = tokio::spawn(on_hangup(sr.clone(), listeners.tls_reloader()));
     let stop = stop_signal();
     let initialized = sr.is_initialized().await.unwrap_or(false);
+    // `sys/ha-status` names this node by the address the banner shows.
+    sr.advertise(
+        &api_address(&cfg, listeners.bound()),
+        cfg.cluster_addr.as_deref().unwrap_or_default(),
+    );
     print!("{}", banner(&cfg, listeners.bound(), &sr, initialized));
     if !initialized {
         tracing::info!("storage is not initialised: PUT /v1/sys/init, then PUT /v1/sys/unseal");
@@ -107,14 +112,18 @@ async fn serve(cfg: ServerConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The address clients use: `api_addr`, else the first listener's.
+fn api_address(cfg: &ServerConfig, bound: &[Bound]) -> String {
+    cfg.api_addr
+        .clone()
+        .or_else(|| bound.first().map(Bound::url))
+        .unwrap_or_default()
+}
+
 /// The start-up text, like `bao server`'s: the configuration, and in dev mode the address,
 /// the unseal key and the root token.
 pub fn banner(cfg: &ServerConfig, bound: &[Bound], sr: &Strongroom, initialized: bool) -> String {
-    let api_addr = cfg
-        .api_addr
-        .clone()
-        .or_else(|| bound.first().map(Bound::url))
-        .unwrap_or_default();
+    let api_addr = api_address(cfg, bound);
     let mut out = String::from("==> Strongroom server configuration:\n\n");
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:>24}: {v}");

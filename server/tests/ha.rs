@@ -224,6 +224,57 @@ async fn active_node(http: &reqwest::Client, urls: &[String], within: Duration) 
     }
 }
 
+/// Wait until `sys/ha-status` at `url` lists exactly `want` (api address, active) in order, in
+/// OpenBao's shape.
+async fn ha_status_until(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    want: &[(String, bool)],
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let a = must(http, url, "GET", "sys/ha-status", token, None).await;
+        let v = a.json();
+        // OpenBao copies `data` to the top level for this route.
+        assert_eq!(v["nodes"], v["data"]["nodes"], "{}", a.body);
+        let nodes = v["data"]["nodes"].as_array().cloned().unwrap_or_default();
+        let got: Vec<(String, bool)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["api_address"].as_str().unwrap_or("").to_string(),
+                    n["active_node"] == true,
+                )
+            })
+            .collect();
+        if got == want {
+            for n in &nodes {
+                assert_eq!(n["version"], "2.7.2", "{n}");
+                assert_eq!(n["cluster_address"], "", "{n}");
+                assert!(n["hostname"].is_string(), "{n}");
+                // The active node's last echo is null; a standby's is an RFC 3339 time.
+                if n["active_node"] == true {
+                    assert_eq!(n["last_echo"], Value::Null, "{n}");
+                } else {
+                    assert!(
+                        n["last_echo"].as_str().is_some_and(|e| e.contains('T')),
+                        "{n}"
+                    );
+                }
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sys/ha-status at {url} did not list {want:?} within {within:?}: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One credential lease: its PostgreSQL role and the latest moment its lease can end.
 struct Issued {
     username: String,
@@ -330,6 +381,21 @@ async fn three_servers_on_one_database_survive_the_leader_being_killed() {
         let want = if i == leader { 200 } else { 429 };
         assert_eq!(h.status.as_u16(), want, "{u}: {}", h.body);
         assert_eq!(h.json()["standby"], i != leader);
+    }
+    // `sys/ha-status` (`bao operator members`), asked of any node: the active node first, then
+    // both standbys once they have written their first record.
+    let want: Vec<(String, bool)> = std::iter::once((urls[leader].clone(), true))
+        .chain(
+            (0..3)
+                .filter(|i| *i != leader)
+                .map(|i| (urls[i].clone(), false)),
+        )
+        .collect();
+    let mut sorted_standbys = want[1..].to_vec();
+    sorted_standbys.sort();
+    let want = [vec![want[0].clone()], sorted_standbys].concat();
+    for u in &urls {
+        ha_status_until(&http, u, t, &want, Duration::from_secs(10)).await;
     }
 
     // The stream: workers cycle through the live servers, each round a KV write on one
@@ -501,6 +567,15 @@ async fn three_servers_on_one_database_survive_the_leader_being_killed() {
         l,
         json!({"ha_enabled": true, "is_self": false, "leader_address": survivors[new_leader], "leader_cluster_address": ""})
     );
+    // The killed leader is gone from `sys/ha-status`, the new one is active and no longer
+    // listed as a standby.
+    let want = vec![
+        (survivors[new_leader].clone(), true),
+        (survivors[standby].clone(), false),
+    ];
+    for u in &survivors {
+        ha_status_until(&http, u, t, &want, Duration::from_secs(10)).await;
+    }
 
     for w in workers {
         w.await.unwrap();

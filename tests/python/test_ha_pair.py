@@ -1,8 +1,9 @@
 """High availability on PostgreSQL, side by side: two `strongroom server` processes on one
 database with `ha_enabled = "true"`, and (when `BAO_BIN` is set) two `bao server` processes on
 another, driven with the same requests. `sys/leader` and `sys/health` must answer alike on the
-active node, on the standby and on a sealed node: status, keys and values (times, addresses
-and cluster ids differ by nature and are compared by shape or against each side's own config).
+active node, on the standby and on a sealed node, and `sys/ha-status` must list both nodes alike:
+status, keys and values (times, addresses and cluster ids differ by nature and are compared by
+shape or against each side's own config).
 
 Needs PostgreSQL at STRONGROOM_TEST_POSTGRES_URL (default postgres@127.0.0.1:5432); each side
 gets a database of its own, dropped at the end.
@@ -10,6 +11,7 @@ gets a database of its own, dropped at the end.
 
 import os
 import secrets
+import socket
 import subprocess
 import time
 
@@ -114,6 +116,17 @@ def observe(binary, workdir, side):
             out[f"{who} leader"] = node.call("GET", "sys/leader")
             for q in ("", "?standbyok=true", "?perfstandbyok=true", "?standbycode=299"):
                 out[f"{who} health{q}"] = node.call("GET", f"sys/health{q}")
+        # `sys/ha-status` (`bao operator members`) lists the standby once it has checked in:
+        # ask until both nodes show (OpenBao's standbys echo every few seconds).
+        deadline = time.time() + 20
+        while True:
+            members = {who: node.call("GET", "sys/ha-status", token=init["root_token"]) for who, node in (("active", a), ("standby", b))}
+            if all(st == 200 and len(body["data"]["nodes"]) == 2 for st, body, _ in members.values()):
+                break
+            assert time.time() < deadline, members
+            time.sleep(0.5)
+        for who, answer in members.items():
+            out[f"{who} ha-status"] = answer
         return out, a, b
     finally:
         for n in nodes:
@@ -136,6 +149,27 @@ def normalise(probe, body, a, b):
     if "leader_address" in body:
         assert body["leader_address"] == a.url, (probe, body)
         body["leader_address"] = "<active api_addr>"
+    if "nodes" in (body.get("data") or {}):
+        # The envelope's ids differ by nature; OpenBao copies `data` to the top level here.
+        assert body["nodes"] == body["data"]["nodes"], (probe, body)
+        nodes = []
+        by_url = {a.url: a, b.url: b}
+        for n in body["data"]["nodes"]:
+            n = dict(n)
+            node = by_url.get(n["api_address"])
+            assert node is not None, (probe, n)
+            assert n["hostname"] == socket.gethostname(), (probe, n)
+            assert n["cluster_address"] == node.cluster_addr, (probe, n)
+            assert n["active_node"] == (node is a), (probe, n)
+            if n["last_echo"] is not None:
+                assert "T" in n["last_echo"] and n["last_echo"].endswith("Z"), (probe, n)
+                n["last_echo"] = "<time>"
+            n["hostname"] = "<host>"
+            n["api_address"] = n["cluster_address"] = "<its own>"
+            nodes.append(n)
+        # The active node first (both list it so; the standbys' order is not part of the API).
+        nodes.sort(key=lambda n: not n["active_node"])
+        return {"nodes": nodes}
     if "leader_cluster_address" in body:
         assert body["leader_cluster_address"] == a.cluster_addr, (probe, body)
         body["leader_cluster_address"] = "<active cluster_addr>"
@@ -164,6 +198,16 @@ EXPECTED = {
         },
     ),
 }
+
+
+MEMBERS = {
+    "nodes": [
+        {"hostname": "<host>", "api_address": "<its own>", "cluster_address": "<its own>", "active_node": True, "last_echo": None, "version": "2.7.2"},
+        {"hostname": "<host>", "api_address": "<its own>", "cluster_address": "<its own>", "active_node": False, "last_echo": "<time>", "version": "2.7.2"},
+    ]
+}
+EXPECTED["active ha-status"] = (200, MEMBERS)
+EXPECTED["standby ha-status"] = (200, MEMBERS)
 
 
 def health(standby):
