@@ -42,6 +42,20 @@ pub(crate) fn fast_uuid() -> String {
         .to_string()
 }
 
+/// A `LIST` answer: `keys`, or nothing when there are none (404, as OpenBao answers an empty
+/// list).
+pub(crate) fn list_response(keys: Vec<String>) -> Option<crate::request::Response> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut d = crate::request::Data::new();
+    d.insert(
+        "keys".into(),
+        serde_json::Value::Array(keys.into_iter().map(serde_json::Value::String).collect()),
+    );
+    Some(crate::request::Response::with_data(d))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -70,18 +84,4 @@ mod tests {
         assert_eq!(a.get_version_num(), 4);
         assert_ne!(super::fast_uuid(), super::fast_uuid());
     }
-}
-
-/// A `LIST` answer: `keys`, or nothing when there are none (404, as OpenBao answers an empty
-/// list).
-pub(crate) fn list_response(keys: Vec<String>) -> Option<crate::request::Response> {
-    if keys.is_empty() {
-        return None;
-    }
-    let mut d = crate::request::Data::new();
-    d.insert(
-        "keys".into(),
-        serde_json::Value::Array(keys.into_iter().map(serde_json::Value::String).collect()),
-    );
-    Some(crate::request::Response::with_data(d))
 }
