@@ -9,19 +9,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 
-use crate::audit::AuditInput;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::request::{Operation, Request, Response};
 use crate::router::{self, MountEntry, Mounted};
 use crate::secrets::{Engine, EngineContext};
+use crate::storage::Backend;
 use crate::storage::view::View;
-use crate::storage::{Backend, Page, TxnOp};
-use crate::strongroom::Strongroom;
 use crate::token::TokenEntry;
-use crate::util::ttl::TtlLimits;
 
 pub(crate) mod approle;
 pub(crate) mod cidr;
@@ -146,7 +142,7 @@ pub(crate) struct AuthMethods {
 }
 
 /// Build the method for an auth mount of type `kind`, or `None` for an unknown type.
-fn new_method(kind: &str) -> Option<(Arc<dyn Engine>, Arc<dyn AuthMethod>)> {
+pub(crate) fn new_method(kind: &str) -> Option<(Arc<dyn Engine>, Arc<dyn AuthMethod>)> {
     match kind {
         "userpass" => {
             let m = Arc::new(userpass::Userpass);
@@ -165,7 +161,7 @@ fn new_method(kind: &str) -> Option<(Arc<dyn Engine>, Arc<dyn AuthMethod>)> {
 }
 
 /// Storage prefix of an auth mount (OpenBao's `auth/<uuid>/`).
-fn storage_prefix(e: &MountEntry) -> String {
+pub(crate) fn storage_prefix(e: &MountEntry) -> String {
     format!("auth/{}/", e.uuid)
 }
 
@@ -270,251 +266,6 @@ pub(crate) fn login_display_name(mount_path: &str, method_name: &str) -> String 
     name.trim_end_matches('-').to_string()
 }
 
-impl Strongroom {
-    /// Route an authenticated request under `auth/<mount>/` (not the token store) to its
-    /// method's engine.
-    pub(crate) fn route_auth(&self, path: &str) -> Result<Option<(Arc<Mounted>, String)>> {
-        Ok(self
-            .inner
-            .auth
-            .route(path)?
-            .map(|(m, rel)| (m.mounted.clone(), rel.to_string())))
-    }
-
-    /// The renew hook of the token store: for a token issued by a login, the auth mount's TTL
-    /// limits and the method's current terms (the method may refuse). `None` for tokens the
-    /// token store issued itself.
-    pub(crate) async fn login_renew_bounds(
-        &self,
-        token: &TokenEntry,
-    ) -> Result<Option<(TtlLimits, RenewTerms)>> {
-        let Some((m, _)) = self.inner.auth.route(&token.path)? else {
-            return Ok(None);
-        };
-        let terms = m.method.renew(&m.mounted.ctx, token).await?;
-        let e = &m.mounted.entry;
-        Ok(Some((
-            TtlLimits {
-                default_ttl: e.default_ttl(),
-                max_ttl: e.max_ttl(),
-            },
-            terms,
-        )))
-    }
-
-    /// Rebuild the live auth mounts from `core/auth`.
-    pub(crate) async fn reload_auth(&self) -> Result<()> {
-        self.inner
-            .auth
-            .reload(&self.inner.storage, &self.inner.clock)
-            .await
-    }
-
-    /// The unauthenticated login door: when `req` is a login path of a mounted method, check
-    /// the credential, create the token and answer. `None` = not a login, go on with the
-    /// pipeline.
-    pub(crate) async fn try_login(&self, req: &Request) -> Result<Option<Response>> {
-        let Some((m, rel)) = self.inner.auth.route(&req.path)? else {
-            return Ok(None);
-        };
-        if !m.method.is_login(rel, req.operation) {
-            return Ok(None);
-        }
-        let entry = &m.mounted.entry;
-        if !self.inner.audit.is_empty() {
-            self.inner
-                .audit
-                .log_request(&AuditInput::new(req).with_mount(entry))
-                .await?;
-        }
-        let result = async {
-            let lc = LoginContext {
-                ctx: &m.mounted.ctx,
-                remote_addr: req.remote_addr,
-            };
-            // OpenBao checks the lockout before the credential: a locked user is refused
-            // even with the right password.
-            let lockout = lockout::for_login(self, entry, m.method.lockout_alias(rel, req));
-            let storage = self.inner.storage.as_ref();
-            let mut state = lockout::State::Clean;
-            // Held until the failure, if any, is recorded: parallel guesses wait their turn.
-            let mut _permit = None;
-            if let Some((user, policy)) = &lockout {
-                let clock = &self.inner.clock;
-                let (s, permit) = self
-                    .inner
-                    .login_checks
-                    .admit(storage, user, policy, || clock.now().unix_timestamp())
-                    .await?;
-                state = s;
-                _permit = Some(permit);
-            }
-            let grant = match m.method.login(&lc, req).await {
-                Ok(g) => g,
-                Err(e) => {
-                    if let (Some((user, policy)), true) = (&lockout, e.is_invalid_credentials()) {
-                        let now = self.inner.clock.now().unix_timestamp();
-                        lockout::record_failure(storage, user, policy, now).await?;
-                    }
-                    return Err(e);
-                }
-            };
-            let reuse = grant.reuse_key.clone();
-            let resp =
-                crate::token::endpoints::create_login_token(self, entry, &req.path, grant).await?;
-            if let Some(key) = reuse {
-                self.replace_previous_login(&m.mounted.ctx, &key, &resp)
-                    .await?;
-            }
-            // Most logins have no failures on record: no extra storage round trip for them.
-            if let (Some((user, _)), lockout::State::Counted) = (&lockout, state) {
-                lockout::clear(storage, user).await?;
-            }
-            Ok(resp)
-        }
-        .await;
-        let mut resp = match result {
-            Ok(r) => r,
-            Err(e) => {
-                if !self.inner.audit.is_empty() {
-                    self.inner
-                        .audit
-                        .log_response(&AuditInput::new(req).with_mount(entry).with_error(&e))
-                        .await?;
-                }
-                return Err(e);
-            }
-        };
-        resp.request_id = req.id.clone();
-        if !self.inner.audit.is_empty() {
-            self.inner
-                .audit
-                .log_response(&AuditInput::new(req).with_mount(entry).with_response(&resp))
-                .await?;
-        }
-        Ok(Some(resp))
-    }
-
-    /// Login reuse: remember the new token (by its salted id only) under `key` and revoke the
-    /// one the previous login with the same key got.
-    async fn replace_previous_login(
-        &self,
-        ctx: &EngineContext,
-        key: &str,
-        resp: &Response,
-    ) -> Result<()> {
-        let Some(auth) = resp
-            .auth
-            .as_ref()
-            .filter(|a| !a.client_token.expose_secret().starts_with("b."))
-        else {
-            return Ok(());
-        };
-        let salted = self
-            .inner
-            .tokens
-            .salt_id(auth.client_token.expose_secret())?;
-        let slot = format!("reuse/{key}");
-        let previous = ctx.storage.get(&slot).await?;
-        ctx.storage.put(&slot, salted.as_bytes()).await?;
-        if let Some(old) = previous.and_then(|p| String::from_utf8(p).ok()) {
-            if old != salted {
-                self.token_revoke_tree(&old).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `POST sys/auth/:path`: enable a method (its type must be known).
-    pub(crate) async fn enable_auth(&self, e: MountEntry) -> Result<()> {
-        let _guard = self.inner.admin.lock().await;
-        let storage = self.inner.storage.as_ref();
-        let mut table = router::load_auth_table(storage).await?;
-        if let Some(existing) = table
-            .iter()
-            .find(|m| m.path.starts_with(&e.path) || e.path.starts_with(&m.path))
-        {
-            return Err(Error::invalid_input(format!(
-                "path is already in use at {}",
-                existing.path
-            )));
-        }
-        new_method(&e.kind).ok_or_else(|| {
-            Error::invalid_input(format!("plugin not found in the catalog: {}", e.kind))
-        })?;
-        table.push(e);
-        storage
-            .put(router::AUTH_PATH, &router::encode_table(&table)?)
-            .await?;
-        self.reload_auth().await
-    }
-
-    /// `DELETE sys/auth/:path`: disable a method, revoke the tokens it issued and drop its
-    /// storage. Unknown paths succeed, as in OpenBao.
-    pub(crate) async fn disable_auth(&self, path: &str) -> Result<()> {
-        let _guard = self.inner.admin.lock().await;
-        let storage = self.inner.storage.as_ref();
-        let mut table = router::load_auth_table(storage).await?;
-        let Some(pos) = table.iter().position(|m| m.path == path) else {
-            return Ok(());
-        };
-        if table.get(pos).is_some_and(|e| e.kind == "token") {
-            return Err(Error::invalid_input(
-                "token credential backend cannot be disabled",
-            ));
-        }
-        let removed = table.remove(pos);
-        storage
-            .put(router::AUTH_PATH, &router::encode_table(&table)?)
-            .await?;
-        self.reload_auth().await?;
-        // Tokens issued through the mount go with it: every login token is a lease under
-        // `auth/<path>` (OpenBao revokes the mount's prefix the same way).
-        self.lease_revoke_prefix(&format!("auth/{}", removed.path), false)
-            .await?;
-        let prefix = storage_prefix(&removed);
-        loop {
-            let keys = storage
-                .scan(
-                    &prefix,
-                    &Page {
-                        after: None,
-                        limit: Some(1000),
-                    },
-                )
-                .await?;
-            if keys.is_empty() {
-                return Ok(());
-            }
-            let ops = keys
-                .into_iter()
-                .map(|k| TxnOp::Delete {
-                    key: format!("{prefix}{k}"),
-                })
-                .collect();
-            storage.transaction(ops).await?;
-        }
-    }
-
-    /// `POST sys/auth/:path/tune`: update a method's TTL settings and description.
-    pub(crate) async fn tune_auth(&self, e: MountEntry) -> Result<()> {
-        let _guard = self.inner.admin.lock().await;
-        let storage = self.inner.storage.as_ref();
-        let mut table = router::load_auth_table(storage).await?;
-        let Some(slot) = table.iter_mut().find(|m| m.path == e.path) else {
-            return Err(Error::invalid_input(format!(
-                "cannot fetch sysview for path \"auth/{}\"",
-                e.path
-            )));
-        };
-        *slot = e;
-        storage
-            .put(router::AUTH_PATH, &router::encode_table(&table)?)
-            .await?;
-        self.reload_auth().await
-    }
-}
-
 /// Read a JSON entry from a method's storage.
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     storage: &View,
@@ -530,17 +281,12 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
 
 /// Encode an entry for a method's storage.
 pub(crate) fn to_json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::internal("cannot encode auth entry").with_source(e))
+    crate::util::json::encode(v, || Error::internal("cannot encode auth entry"))
 }
 
 /// A `LIST` answer (404 when empty, as OpenBao).
 pub(crate) fn list_response(keys: Vec<String>) -> Result<Option<Response>> {
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Response::with_data(crate::data(
-        serde_json::json!({ "keys": keys }),
-    ))))
+    Ok(crate::util::list_response(keys))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ impl CompiledAcl {
 
 /// Resolve a token id the way the pipeline's token step does (warm: from the token cache).
 pub async fn resolve_token(sr: &crate::Strongroom, id: &str) -> Result<bool> {
-    Ok(sr.token_lookup(id).await?.is_some())
+    Ok(sr.token_site().token_lookup(id).await?.is_some())
 }
 
 /// Register `count` leases on the `test-leases` mount at `mount` directly with the lease
@@ -54,6 +54,7 @@ pub async fn register_test_leases(
     noop: bool,
 ) -> Result<()> {
     let entry = sr
+        .token_site()
         .token_lookup(token)
         .await?
         .ok_or_else(crate::Error::permission_denied)?;
@@ -86,7 +87,7 @@ pub async fn register_test_leases(
                 extra_ops: Vec::new(),
             })
             .collect();
-        sr.store_leases(leases).await?;
+        sr.inner.leases.store_leases(leases).await?;
         done += n;
     }
     Ok(())

@@ -297,13 +297,13 @@ pub(crate) struct IdentityStore {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw)
-        .map_err(|e| Error::storage(format!("identity record `{key}` is corrupt")).with_source(e))
+    crate::util::json::decode(raw, || {
+        Error::storage(format!("identity record `{key}` is corrupt"))
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v)
-        .map_err(|e| Error::internal("cannot encode identity record").with_source(e))
+    crate::util::json::encode(v, || Error::internal("cannot encode identity record"))
 }
 
 impl IdentityStore {

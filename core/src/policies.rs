@@ -588,15 +588,16 @@ async fn capabilities(sr: &Strongroom, req: &Request, path: &str) -> Result<Resp
     let invalid =
         |what: &str| Error::invalid_input(format!("1 error occurred:\n\t* invalid {what}\n\n"));
     let entry = match path {
-        "capabilities-self" => sr.token_lookup(req.token_str()).await?,
+        "capabilities-self" => sr.token_site().token_lookup(req.token_str()).await?,
         "capabilities" => {
             let t = params::string(&req.data, "token")?.unwrap_or_default();
-            sr.token_lookup(&t).await?
+            sr.token_site().token_lookup(&t).await?
         }
         _ => {
             let a = params::string(&req.data, "accessor")?.unwrap_or_default();
             Some(
-                sr.token_by_accessor(&a)
+                sr.token_site()
+                    .token_by_accessor(&a)
                     .await?
                     .ok_or_else(|| invalid("accessor"))?,
             )

@@ -15,6 +15,9 @@ use crate::secrets::{self, Engine, EngineContext};
 use crate::storage::Backend;
 use crate::storage::view::View;
 
+/// The mount type of `identity/` (served by the pipeline, never instantiated as an engine).
+pub(crate) const IDENTITY_KIND: &str = "identity";
+
 /// Where the secrets mount table is stored (behind the barrier).
 pub(crate) const MOUNTS_PATH: &str = "core/mounts";
 /// Where the auth mount table is stored (behind the barrier).
@@ -137,7 +140,7 @@ impl MountEntry {
                 if self.kind == "system" {
                     cfg.insert("passthrough_request_headers".into(), json!(["Accept"]));
                 }
-                if self.kind == crate::strongroom::IDENTITY_KIND {
+                if self.kind == IDENTITY_KIND {
                     cfg.insert(
                         "passthrough_request_headers".into(),
                         json!(["Authorization"]),
@@ -229,7 +232,7 @@ impl Router {
         // So is `identity/`.
         for e in entries
             .iter()
-            .filter(|e| e.kind != "system" && e.kind != crate::strongroom::IDENTITY_KIND)
+            .filter(|e| e.kind != "system" && e.kind != IDENTITY_KIND)
         {
             let reused = previous
                 .and_then(|r| r.mounts.get(&e.path))

@@ -45,7 +45,7 @@ impl Default for Scheduler {
 impl Scheduler {
     /// Start the runner for `inner` (once; a second call does nothing).
     pub(crate) fn start(&self, inner: &std::sync::Arc<Inner>, maintenance_every: Duration) {
-        if !inner.leases.config.background {
+        if !inner.leases.config().background {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -59,7 +59,7 @@ impl Scheduler {
             return;
         }
         let weak: Weak<Inner> = std::sync::Arc::downgrade(inner);
-        let tick = inner.leases.config.tick.max(Duration::from_millis(10));
+        let tick = inner.leases.config().tick.max(Duration::from_millis(10));
         let mut stop = self.stop.subscribe();
         *slot = Some(handle.spawn(async move {
             let mut interval = tokio::time::interval(tick);

@@ -90,8 +90,9 @@ async fn leader(sr: &Strongroom) -> Result<Data> {
     // Another process may have taken over since this one last looked.
     sr.sync_store().await?;
     sr.inner
+        .leases
         .leadership
-        .leader(sr.inner.storage.as_ref(), &sr.inner.leases.holder)
+        .leader(sr.inner.storage.as_ref(), sr.inner.leases.holder())
         .await
 }
 
@@ -101,7 +102,7 @@ async fn health(sr: &Strongroom) -> Result<Response> {
     let ha = sr.inner.ha.is_some();
     // OpenBao: a sealed node counts as a standby; with HA, so does every node but the one
     // holding the lock, and the performance replication mode reads `primary`.
-    let standby = st.sealed || (ha && !sr.inner.leadership.is_leading());
+    let standby = st.sealed || (ha && !sr.inner.leases.leadership.is_leading());
     let replication = match (st.sealed, ha) {
         (true, _) => "unknown",
         (false, true) => "primary",
@@ -195,6 +196,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             let now = sr.inner.clock.now();
             let d = sr
                 .inner
+                .leases
                 .leadership
                 .ha_status(sr.inner.storage.as_ref(), sr.inner.ha.as_ref(), now)
                 .await?;
@@ -218,10 +220,22 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             if let Some(resp) = crate::password_policy::handle(sr, req, path).await? {
                 return Ok(resp);
             }
-            if let Some(resp) = crate::leases::endpoints::handle(sr, req, path).await? {
+            if let Some(resp) =
+                crate::leases::endpoints::handle(&sr.inner.leases, req, path).await?
+            {
                 return Ok(resp);
             }
-            if let Some(resp) = crate::auth::lockout::handle(sr, req, path).await? {
+            if let Some(resp) = crate::auth::lockout::handle(
+                &crate::auth::lockout::Site {
+                    storage: sr.inner.storage.as_ref(),
+                    lockouts: &sr.inner.user_lockouts,
+                    clock: &sr.inner.clock,
+                },
+                req,
+                path,
+            )
+            .await?
+            {
                 return Ok(resp);
             }
             if let Some(rest) = path.strip_prefix("mounts/") {
@@ -257,6 +271,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request) -> Result<Response> {
             }
             if path == "internal/ui/mounts" && op == Operation::Read {
                 let entry = sr
+                    .token_site()
                     .token_lookup(req.token_str())
                     .await?
                     .ok_or_else(Error::permission_denied)?;

@@ -3,6 +3,7 @@
 pub(crate) mod blocking;
 pub(crate) mod bounded;
 pub(crate) mod duration;
+pub(crate) mod json;
 pub(crate) mod names;
 pub(crate) mod params;
 pub(crate) mod ttl;
@@ -39,6 +40,20 @@ pub(crate) fn fast_uuid() -> String {
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()
+}
+
+/// A `LIST` answer: `keys`, or nothing when there are none (404, as OpenBao answers an empty
+/// list).
+pub(crate) fn list_response(keys: Vec<String>) -> Option<crate::request::Response> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut d = crate::request::Data::new();
+    d.insert(
+        "keys".into(),
+        serde_json::Value::Array(keys.into_iter().map(serde_json::Value::String).collect()),
+    );
+    Some(crate::request::Response::with_data(d))
 }
 
 #[cfg(test)]

@@ -8,14 +8,15 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
+use crate::clock::SharedClock;
 use crate::clock::rfc3339;
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::RESPONSE_WRAPPING_POLICY_NAME;
 use crate::request::{Data, Operation, Request, Response, WrapInfo};
+use crate::storage::Backend;
 use crate::storage::TxnOp;
-use crate::strongroom::Strongroom;
-use crate::token::TokenEntry;
 use crate::token::endpoints::Caller;
+use crate::token::{TokenEntry, TokenStore};
 
 /// OpenBao's `consts.ErrInvalidWrappingToken`.
 pub(crate) const INVALID_TOKEN: &str = "wrapping token is not valid or does not exist";
@@ -66,12 +67,25 @@ fn named_token(req: &Request) -> Result<(String, bool)> {
     }
 }
 
-impl Strongroom {
+/// What response wrapping works on, and nothing more: the token store (wrapping tokens and
+/// their cubbyholes), the storage behind the barrier and the clock. The pipeline hands one
+/// out per call ([`crate::Strongroom`] is not reachable from here).
+pub(crate) struct Wrapping<'a> {
+    pub(crate) tokens: &'a TokenStore,
+    pub(crate) storage: &'a dyn Backend,
+    pub(crate) clock: &'a SharedClock,
+}
+
+impl Wrapping<'_> {
     /// The live wrapping token a request names, as OpenBao checks it before `lookup`, `unwrap`
     /// and `rewrap` run.
     async fn wrapping_token(&self, req: &Request) -> Result<(TokenEntry, bool)> {
         let (id, third_party) = named_token(req)?;
-        match self.token_lookup(&id).await? {
+        match self
+            .tokens
+            .lookup(self.storage, &id, self.clock.now())
+            .await?
+        {
             Some(e) if is_wrapping(&e) => Ok(((*e).clone(), third_party)),
             _ => Err(invalid()),
         }
@@ -197,9 +211,8 @@ impl Strongroom {
         }
         let (entry, _) = self.wrapping_token(req).await?;
         // Counting the use first makes a concurrent second unwrap fail.
-        self.inner
-            .tokens
-            .use_once(self.inner.storage.as_ref(), &entry)
+        self.tokens
+            .use_once(self.storage, &entry)
             .await
             .map_err(|e| {
                 if e.code() == ErrorCode::PermissionDenied {
@@ -215,17 +228,17 @@ impl Strongroom {
     /// last use, which the pipeline revokes.
     async fn close_wrapping_token(&self, caller: &Caller, salted: &str) -> Result<()> {
         if caller.entry.salted_id != salted {
-            self.token_revoke_one(salted).await?;
+            self.tokens.revoke_one(self.storage, salted).await?;
         }
         Ok(())
     }
 
     /// One JSON entry of a token's cubbyhole.
     async fn cubbyhole_entry(&self, salted: &str, key: &str) -> Result<Option<Data>> {
-        let Some(cubby) = self.inner.tokens.cubbyhole_of(salted)? else {
+        let Some(cubby) = self.tokens.cubbyhole_of(salted)? else {
             return Ok(None);
         };
-        match self.inner.storage.get(&format!("{cubby}{key}")).await? {
+        match self.storage.get(&format!("{cubby}{key}")).await? {
             None => Ok(None),
             Some(raw) => serde_json::from_slice(&raw)
                 .map(Some)
@@ -272,7 +285,7 @@ impl Strongroom {
         response: String,
         wrapped_accessor: String,
     ) -> Result<WrapInfo> {
-        let now = self.inner.clock.now();
+        let now = self.clock.now();
         let mut entry =
             crate::token::new_entry(now, path, vec![RESPONSE_WRAPPING_POLICY_NAME.into()]);
         entry.num_uses = 1;
@@ -281,13 +294,12 @@ impl Strongroom {
         entry.explicit_max_ttl = ttl.as_secs();
         entry.expire_at_ns = Some(crate::clock::expiry_ns(now, ttl)?);
         entry.renewable = false;
-        let storage = self.inner.storage.as_ref();
-        let (id, accessor) = self.inner.tokens.store_new(storage, entry, None).await?;
-        let salted = self.inner.tokens.salt_id(&id)?;
+        let storage = self.storage;
+        let (id, accessor) = self.tokens.store_new(storage, entry, None).await?;
+        let salted = self.tokens.salt_id(&id)?;
         let creation_time = rfc3339(now);
         let stored = async {
             let cubby = self
-                .inner
                 .tokens
                 .cubbyhole_of(&salted)?
                 .ok_or_else(|| Error::internal("there is no cubbyhole mount"))?;
@@ -315,7 +327,7 @@ impl Strongroom {
         .await;
         if let Err(e) = stored {
             // No token may be handed out without its response.
-            self.token_revoke_one(&salted).await?;
+            self.tokens.revoke_one(self.storage, &salted).await?;
             return Err(e);
         }
         Ok(WrapInfo {

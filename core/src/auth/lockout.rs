@@ -30,7 +30,6 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::request::{Operation, Request, Response};
 use crate::router::{self, MountEntry};
 use crate::storage::{Backend, Page, TxnOp};
-use crate::strongroom::Strongroom;
 
 /// OpenBao's defaults (`configutil.UserLockout*Default`).
 pub(crate) const DEFAULT_THRESHOLD: u64 = 5;
@@ -228,7 +227,7 @@ pub(crate) fn decode_entry(raw: &[u8]) -> Result<()> {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::internal("cannot encode lockout entry").with_source(e))
+    crate::util::json::encode(v, || Error::internal("cannot encode lockout entry"))
 }
 
 /// Whether `last` (unix seconds) is less than `d` before `now`.
@@ -472,16 +471,16 @@ async fn locked_aliases(
 }
 
 /// `GET sys/locked-users[?mount_accessor=]`, in OpenBao's shape (one namespace, root).
-async fn list(sr: &Strongroom, filter: Option<&str>) -> Result<Response> {
-    let storage = sr.inner.storage.as_ref();
+async fn list(site: &Site<'_>, filter: Option<&str>) -> Result<Response> {
+    let storage = site.storage;
     let table = router::load_auth_table(storage).await?;
-    let lockouts = &sr.inner.user_lockouts;
+    let lockouts = site.lockouts;
     let duration_of = |accessor: &str| match table.iter().find(|e| e.accessor == accessor) {
         Some(e) => lockouts.policy(e).map_or(DEFAULT_DURATION, |p| p.duration),
         // A mount that is gone has the `all` settings (OpenBao: an empty mount entry).
         None => lockouts.configured("").0.duration,
     };
-    let now = sr.inner.clock.now().unix_timestamp();
+    let now = site.clock.now().unix_timestamp();
     let accessors = match filter {
         Some(a) => vec![a.to_string()],
         None => storage
@@ -523,15 +522,23 @@ async fn list(sr: &Strongroom, filter: Option<&str>) -> Result<Response> {
     }))))
 }
 
+/// What the `sys/locked-users` endpoints work on: the storage behind the barrier, the
+/// configured lockouts and the clock.
+pub(crate) struct Site<'a> {
+    pub(crate) storage: &'a dyn Backend,
+    pub(crate) lockouts: &'a ConfiguredLockouts,
+    pub(crate) clock: &'a crate::clock::SharedClock,
+}
+
 /// The `sys/locked-users` endpoints (`path` is relative to `sys/`). Neither needs sudo in
 /// OpenBao: they are not among its root paths.
-pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result<Option<Response>> {
+pub(crate) async fn handle(site: &Site<'_>, req: &Request, path: &str) -> Result<Option<Response>> {
     if path == "locked-users" {
         if req.operation != Operation::Read {
             return Err(Error::unsupported_operation());
         }
         let filter = crate::util::params::string(&req.data, "mount_accessor")?;
-        return list(sr, filter.as_deref().filter(|a| !a.is_empty()))
+        return list(site, filter.as_deref().filter(|a| !a.is_empty()))
             .await
             .map(Some);
     }
@@ -552,7 +559,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
         accessor: accessor.to_string(),
         alias: alias.to_string(),
     };
-    unlock(sr.inner.storage.as_ref(), &user).await?;
+    unlock(site.storage, &user).await?;
     Ok(Some(Response::default()))
 }
 
@@ -666,11 +673,11 @@ fn go_type(v: &Value) -> &'static str {
 /// The lockout a login is subject to: the user it is for and the settings in force. `None`
 /// when the method has no alias for the request or lockout is off for the mount.
 pub(crate) fn for_login(
-    sr: &Strongroom,
+    lockouts: &ConfiguredLockouts,
     entry: &MountEntry,
     alias: Option<String>,
 ) -> Option<(LoginUser, Policy)> {
-    let policy = sr.inner.user_lockouts.policy(entry)?;
+    let policy = lockouts.policy(entry)?;
     let alias = alias.filter(|a| !a.is_empty())?;
     Some((
         LoginUser {

@@ -12,11 +12,11 @@ use zeroize::Zeroizing;
 
 use super::Client;
 use crate::error::{Error, ErrorCode, Result};
+use crate::pipeline::FastGate;
 use crate::request::{Data, Operation, Request};
 use crate::secrets::transit::asym::SignOptions;
 use crate::secrets::transit::hmac::HmacAlgorithm;
 use crate::secrets::transit::key::TransitKey;
-use crate::strongroom::FastGate;
 
 /// A `vault:v<N>:...` ciphertext (not secret: safe to store and log).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -152,13 +152,9 @@ fn kv_pairs(d: &Data, field: &str) -> Result<Option<BTreeMap<String, String>>> {
     }
 }
 
-fn string_list(d: &Data, field: &str) -> Result<Option<Vec<String>>> {
-    crate::token::roles::string_list(d, field)
-}
-
 /// Policies as OpenBao stores them on entities and groups: sorted, without duplicates.
 fn policy_list(d: &Data) -> Result<Option<Vec<String>>> {
-    Ok(string_list(d, "policies")?.map(|mut v| {
+    Ok(params::string_list(d, "policies")?.map(|mut v| {
         v.sort();
         v.dedup();
         v
@@ -430,9 +426,9 @@ fn entity_list(sr: &Strongroom, by_id: bool) -> Result<Option<Response>> {
 
 async fn entity_merge(sr: &Strongroom, req: &Request) -> Result<Option<Response>> {
     let d = &req.data;
-    let from = string_list(d, "from_entity_ids")?.unwrap_or_default();
+    let from = params::string_list(d, "from_entity_ids")?.unwrap_or_default();
     let to = params::string(d, "to_entity_id")?.unwrap_or_default();
-    let keep = string_list(d, "conflicting_alias_ids_to_keep")?.unwrap_or_default();
+    let keep = params::string_list(d, "conflicting_alias_ids_to_keep")?.unwrap_or_default();
     if to.is_empty() {
         return Err(Error::invalid_input("missing entity id to merge to"));
     }
@@ -707,8 +703,8 @@ async fn group_write(sr: &Strongroom, req: &Request, t: Target<'_>) -> Result<Op
     let kind = params::string(d, "type")?.filter(|s| !s.is_empty());
     let metadata = kv_pairs(d, "metadata")?;
     let policies = policy_list(d)?;
-    let members = string_list(d, "member_entity_ids")?;
-    let member_groups = string_list(d, "member_group_ids")?;
+    let members = params::string_list(d, "member_entity_ids")?;
+    let member_groups = params::string_list(d, "member_group_ids")?;
     if let Target::Name(n) = t {
         name = Some(n.to_string());
     }

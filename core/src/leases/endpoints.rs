@@ -2,18 +2,23 @@
 //! legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix` and `sys/revoke-force` are gone in
 //! OpenBao (404 `unsupported path`), and so they are here.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::request::{Operation, Request, Response};
 use crate::storage::Page;
-use crate::strongroom::Strongroom;
 use crate::util::params;
 
-use super::{ID_PREFIX, QUOTA_PREFIX, Quota};
+use super::{ID_PREFIX, Leases, QUOTA_PREFIX, Quota};
 
 /// Handle `path` (relative to `sys/`) if it is a lease or quota endpoint.
-pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result<Option<Response>> {
+pub(crate) async fn handle(
+    leases: &Arc<Leases>,
+    req: &Request,
+    path: &str,
+) -> Result<Option<Response>> {
     let op = req.operation;
     let is_write = matches!(op, Operation::Update | Operation::Create);
     let resp = match path {
@@ -26,12 +31,11 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
         }
         "leases/lookup" if is_write => {
             let id = lease_id_param(req, "")?;
-            Response::with_data(sr.lease_lookup(&id).await?)
+            Response::with_data(leases.lease_lookup(&id).await?)
         }
         p if p.starts_with("leases/lookup/") && op == Operation::List => {
             let prefix = p.trim_start_matches("leases/lookup/");
-            let keys = sr
-                .inner
+            let keys = leases
                 .storage
                 .list(&format!("{ID_PREFIX}{prefix}"), &Page::all())
                 .await?;
@@ -44,39 +48,39 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
             let url = sub(p, "leases/renew/").unwrap_or("");
             let id = lease_id_param(req, url)?;
             let increment = params::duration(&req.data, "increment")?.unwrap_or_default();
-            sr.lease_renew(&id, increment).await?
+            leases.lease_renew(&id, increment).await?
         }
         p if is_write && (p == "leases/revoke" || sub(p, "leases/revoke/").is_some()) => {
             let url = sub(p, "leases/revoke/").unwrap_or("");
             let id = lease_id_param(req, url)?;
             if params::bool(&req.data, "sync")?.unwrap_or(true) {
-                sr.lease_revoke_now(&id, false).await?;
+                leases.lease_revoke_now(&id, false).await?;
                 Response::default()
             } else {
-                sr.lease_expire_now(&id).await?;
+                leases.lease_expire_now(&id).await?;
                 accepted()
             }
         }
         p if is_write && sub(p, "leases/revoke-prefix/").is_some() => {
             let prefix = sub(p, "leases/revoke-prefix/").unwrap_or("");
             if params::bool(&req.data, "sync")?.unwrap_or(true) {
-                sr.lease_revoke_prefix(prefix, false).await?;
+                leases.lease_revoke_prefix(prefix, false).await?;
                 Response::default()
             } else {
                 let prefix = format!("{}/", prefix.trim_end_matches('/'));
-                for id in sr.lease_ids_under(&prefix).await? {
-                    sr.lease_expire_now(&id).await?;
+                for id in leases.lease_ids_under(&prefix).await? {
+                    leases.lease_expire_now(&id).await?;
                 }
                 accepted()
             }
         }
         p if is_write && sub(p, "leases/revoke-force/").is_some() => {
             let prefix = sub(p, "leases/revoke-force/").unwrap_or("");
-            sr.lease_revoke_prefix(prefix, true).await?;
+            leases.lease_revoke_prefix(prefix, true).await?;
             Response::default()
         }
         "leases/tidy" if is_write => {
-            let removed = sr.lease_tidy().await?;
+            let removed = leases.lease_tidy().await?;
             tracing::info!(removed, "lease tidy finished");
             let mut r = accepted();
             r.warn("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs.");
@@ -84,16 +88,16 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
         }
         "leases/count" if op == Operation::Read => {
             irrevocable_type(req)?;
-            let leases = sr.irrevocable_leases(None).await?;
+            let found = leases.irrevocable_leases(None).await?;
             let mut counts = serde_json::Map::new();
-            for l in &leases {
-                let mount = mount_of(sr, &l.path);
+            for l in &found {
+                let mount = mount_of(leases, &l.path);
                 let n = counts.get(&mount).and_then(Value::as_u64).unwrap_or(0);
                 counts.insert(mount, json!(n + 1));
             }
             Response::with_data(crate::data(json!({
                 "counts": counts,
-                "lease_count": leases.len(),
+                "lease_count": found.len(),
             })))
         }
         "leases" if op == Operation::Read => {
@@ -106,23 +110,23 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
                         .map_err(|_| Error::invalid_input("invalid limit"))?,
                 ),
             };
-            let leases = sr
+            let found = leases
                 .irrevocable_leases(limit.map(|l| l.saturating_add(1)))
                 .await?;
             let mut r = Response::default();
-            let shown: Vec<Value> = leases
+            let shown: Vec<Value> = found
                 .iter()
                 .take(limit.unwrap_or(usize::MAX))
                 .map(|l| {
                     json!({
                         "lease_id": l.lease_id,
-                        "mount_id": mount_of(sr, &l.path),
+                        "mount_id": mount_of(leases, &l.path),
                         "error": l.revoke_err,
                         "expire_time": crate::clock::rfc3339(super::from_nanos(l.expire_time)),
                     })
                 })
                 .collect();
-            if limit.is_some_and(|l| leases.len() > l) {
+            if limit.is_some_and(|l| found.len() > l) {
                 r.warn(
                     "There are more irrevocable leases than shown; use limit=none to see them all",
                 );
@@ -134,8 +138,7 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
             r
         }
         "quotas/lease-count" | "quotas/lease-count/" if op == Operation::List => {
-            let keys: Vec<String> = sr
-                .inner
+            let keys: Vec<String> = leases
                 .storage
                 .list(QUOTA_PREFIX, &Page::all())
                 .await?
@@ -152,15 +155,15 @@ pub(crate) async fn handle(sr: &Strongroom, req: &Request, path: &str) -> Result
             if name.is_empty() || name.contains('/') {
                 return Err(Error::invalid_input("quota name is invalid"));
             }
-            quota(sr, req, name).await?
+            quota(leases, req, name).await?
         }
         _ => return Ok(None),
     };
     Ok(Some(resp))
 }
 
-async fn quota(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
-    let storage = sr.inner.storage.as_ref();
+async fn quota(leases: &Arc<Leases>, req: &Request, name: &str) -> Result<Response> {
+    let storage = leases.storage.as_ref();
     let key = format!("{QUOTA_PREFIX}{name}");
     match req.operation {
         Operation::Read => {
@@ -169,7 +172,7 @@ async fn quota(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
             };
             let q: Quota = serde_json::from_slice(&raw)
                 .map_err(|e| Error::storage("corrupt quota").with_source(e))?;
-            let counter = sr.quota_count(name).await?;
+            let counter = leases.quota_count(name).await?;
             Ok(Response::with_data(crate::data(json!({
                 "name": q.name,
                 "path": q.path,
@@ -220,24 +223,25 @@ async fn quota(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
                 } else {
                     format!("{path}/")
                 };
-                let router = sr.router()?;
+                let router = leases.host.router()?;
                 if router.route(&mount_path).is_none() && router.route(&path).is_none() {
                     return Err(Error::invalid_input(format!(
                         "invalid mount path \"{path}\""
                     )));
                 }
             }
-            sr.quota_put(Quota {
-                name: name.to_string(),
-                path,
-                role,
-                max_leases: max,
-            })
-            .await?;
+            leases
+                .quota_put(Quota {
+                    name: name.to_string(),
+                    path,
+                    role,
+                    max_leases: max,
+                })
+                .await?;
             Ok(Response::default())
         }
         Operation::Delete => {
-            sr.quota_delete(name).await?;
+            leases.quota_delete(name).await?;
             Ok(Response::default())
         }
         _ => Err(Error::unsupported_operation()),
@@ -286,8 +290,10 @@ fn irrevocable_type(req: &Request) -> Result<()> {
 }
 
 /// The accessor of the mount a lease path belongs to ("" when the mount is gone).
-fn mount_of(sr: &Strongroom, path: &str) -> String {
-    sr.router()
+fn mount_of(leases: &Arc<Leases>, path: &str) -> String {
+    leases
+        .host
+        .router()
         .ok()
         .and_then(|r| r.route(path).map(|(m, _)| m.entry.accessor.clone()))
         .unwrap_or_default()

@@ -8,11 +8,16 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::roles::{self, Role, glob_match, parse_string_list};
-use super::{TokenEntry, new_entry};
+use super::{TokenEntry, TokenStore, new_entry};
+use crate::auth::AuthMethods;
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::identity::IdentityStore;
 use crate::request::{Auth, Data, Operation, Request, Response};
-use crate::strongroom::Strongroom;
+use crate::router;
+use crate::storage::Backend;
 use crate::util::params;
+use crate::util::ttl::TtlLimits;
 use crate::util::ttl::{self, TtlRequest};
 
 /// Who is calling: their token entry, the raw id (for lookup-self) and whether the ACL gave
@@ -23,11 +28,101 @@ pub(crate) struct Caller {
     pub sudo: bool,
 }
 
+/// What the token endpoints work on, and nothing more: the token store, the storage behind
+/// the barrier, the clock, the identity store (a login's entity) and the auth methods (a
+/// login token's renewal terms). The pipeline builds one per call
+/// (`Strongroom::token_site`); nothing here reaches the engine facade.
+pub(crate) struct TokenSite<'a> {
+    pub(crate) tokens: &'a TokenStore,
+    pub(crate) storage: &'a dyn Backend,
+    pub(crate) clock: &'a SharedClock,
+    pub(crate) identity: &'a IdentityStore,
+    pub(crate) auth: &'a AuthMethods,
+}
+
+impl TokenSite<'_> {
+    /// Resolve a token id (unknown, expired and malformed are all `None`).
+    pub(crate) async fn token_lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>> {
+        self.tokens.lookup(self.storage, id, self.clock.now()).await
+    }
+
+    pub(crate) async fn token_by_accessor(
+        &self,
+        accessor: &str,
+    ) -> Result<Option<Arc<TokenEntry>>> {
+        let now = self.clock.now();
+        Ok(self
+            .tokens
+            .by_accessor(self.storage, accessor)
+            .await?
+            .filter(|e| !e.expired(now))
+            .map(Arc::new))
+    }
+
+    /// Revoke a token and every token below it.
+    pub(crate) async fn token_revoke_tree(&self, salted: &str) -> Result<()> {
+        self.tokens.revoke_tree(self.storage, salted).await
+    }
+
+    /// Revoke one token; its children become orphans.
+    pub(crate) async fn token_revoke_one(&self, salted: &str) -> Result<()> {
+        self.tokens.revoke_one(self.storage, salted).await
+    }
+
+    pub(crate) async fn token_accessors(&self) -> Result<Vec<String>> {
+        self.tokens.accessors(self.storage).await
+    }
+
+    pub(crate) async fn token_tidy(&self) -> Result<usize> {
+        self.tokens.tidy(self.storage, self.clock.now()).await
+    }
+
+    /// TTL defaults for tokens: the `token/` auth mount's tuning, else the system's 768h.
+    pub(crate) async fn token_limits(&self) -> Result<TtlLimits> {
+        let table = router::load_auth_table(self.storage).await?;
+        let e = table
+            .iter()
+            .find(|e| e.path == "token/")
+            .cloned()
+            .unwrap_or_else(router::token_auth_entry);
+        Ok(TtlLimits {
+            default_ttl: e.default_ttl(),
+            max_ttl: e.max_ttl(),
+        })
+    }
+
+    /// Whether an ACL policy with this name exists.
+    pub(crate) async fn policy_exists(&self, name: &str) -> Result<bool> {
+        crate::policies::exists(self.storage, name, self.clock.now()).await
+    }
+
+    /// The renew hook of the token store: for a token issued by a login, the auth mount's TTL
+    /// limits and the method's current terms (the method may refuse). `None` for tokens the
+    /// token store issued itself.
+    pub(crate) async fn login_renew_bounds(
+        &self,
+        token: &TokenEntry,
+    ) -> Result<Option<(TtlLimits, crate::auth::RenewTerms)>> {
+        let Some((m, _)) = self.auth.route(&token.path)? else {
+            return Ok(None);
+        };
+        let terms = m.method.renew(&m.mounted.ctx, token).await?;
+        let e = &m.mounted.entry;
+        Ok(Some((
+            TtlLimits {
+                default_ttl: e.default_ttl(),
+                max_ttl: e.max_ttl(),
+            },
+            terms,
+        )))
+    }
+}
+
 /// OpenBao's warning for custom ids.
 const CUSTOM_ID_WARNING: &str = "Supplying a custom ID for the token uses the weaker SHA1 hashing instead of the more secure SHA2-256 HMAC for token obfuscation. SHA1 hashed tokens on the wire leads to less secure lookups.";
 
 pub(crate) async fn handle(
-    sr: &Strongroom,
+    sr: &TokenSite<'_>,
     caller: &Caller,
     req: &Request,
     rel: &str,
@@ -134,7 +229,7 @@ pub(crate) async fn handle(
             Ok(r)
         }
         "roles/" if op == Operation::List => {
-            let keys = roles::list(sr.inner.storage.as_ref()).await?;
+            let keys = roles::list(sr.storage).await?;
             if keys.is_empty() {
                 return Err(Error::not_found("no roles"));
             }
@@ -147,7 +242,7 @@ pub(crate) async fn handle(
             if let Some(rest) = rel.strip_prefix("create/") {
                 if write {
                     let name = rest.split('/').next().unwrap_or("");
-                    let role = roles::get(sr.inner.storage.as_ref(), name)
+                    let role = roles::get(sr.storage, name)
                         .await?
                         .ok_or_else(|| Error::invalid_input(format!("unknown role {name}")))?;
                     return create(sr, caller, req, Some(role), false).await;
@@ -170,12 +265,12 @@ fn revoke_batch_check(e: &TokenEntry) -> Result<()> {
     Ok(())
 }
 
-fn lookup_response(sr: &Strongroom, e: &TokenEntry, id: &str) -> Result<Response> {
-    let mut d = e.lookup_json(id, sr.inner.clock.now());
+fn lookup_response(sr: &TokenSite<'_>, e: &TokenEntry, id: &str) -> Result<Response> {
+    let mut d = e.lookup_json(id, sr.clock.now());
     // The entity's and its groups' policies as they are now (entity's first), shown with
     // the (empty) external namespace policies only when there are some, as OpenBao does.
     if !e.entity_id.is_empty() {
-        if let Some(r) = sr.inner.identity.resolve(&e.entity_id)? {
+        if let Some(r) = sr.identity.resolve(&e.entity_id)? {
             if !r.identity_policies.is_empty() {
                 d.insert(
                     "identity_policies".into(),
@@ -196,8 +291,8 @@ pub(crate) const NAME_RULES: &[crate::util::names::NameRule] = &[
     crate::util::names::NameRule::exact("create/"),
 ];
 
-async fn role_endpoint(sr: &Strongroom, req: &Request, name: &str) -> Result<Response> {
-    let storage = sr.inner.storage.as_ref();
+async fn role_endpoint(sr: &TokenSite<'_>, req: &Request, name: &str) -> Result<Response> {
+    let storage = sr.storage;
     if name.is_empty() || name.contains('/') {
         return Err(Error::invalid_input("role name is invalid"));
     }
@@ -235,7 +330,7 @@ fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
 }
 
 async fn create(
-    sr: &Strongroom,
+    sr: &TokenSite<'_>,
     caller: &Caller,
     req: &Request,
     role: Option<Role>,
@@ -451,7 +546,7 @@ async fn create(
     }
 
     // TTL.
-    let now = sr.inner.clock.now();
+    let now = sr.clock.now();
     let limits = sr.token_limits().await?;
     let is_root = policies.iter().any(|p| p == "root");
     let (ttl, ttl_warnings) =
@@ -511,8 +606,7 @@ async fn create(
     let identity_policies = match entity_id.as_str() {
         "" => Vec::new(),
         id => sorted_unique(
-            sr.inner
-                .identity
+            sr.identity
                 .resolve(id)?
                 .map(|r| r.identity_policies.clone())
                 .unwrap_or_default(),
@@ -543,25 +637,22 @@ async fn create(
 /// The one function every token goes through (`auth/token/create*` and every login), so the
 /// lease manager sees them all. Returns the client token and its accessor.
 pub(crate) async fn issue(
-    sr: &Strongroom,
+    sr: &TokenSite<'_>,
     mut entry: TokenEntry,
     id: Option<String>,
 ) -> Result<(String, String)> {
     if entry.is_batch() {
         entry.accessor.clear();
-        Ok((sr.inner.tokens.seal_batch(&entry)?, String::new()))
+        Ok((sr.tokens.seal_batch(&entry)?, String::new()))
     } else {
-        sr.inner
-            .tokens
-            .store_new(sr.inner.storage.as_ref(), entry, id)
-            .await
+        sr.tokens.store_new(sr.storage, entry, id).await
     }
 }
 
 /// Create the token a login grants: an orphan, on the login path, with the method's
 /// policies, TTLs (capped by the auth mount's tuning), use count, CIDR binding and metadata.
 pub(crate) async fn create_login_token(
-    sr: &Strongroom,
+    sr: &TokenSite<'_>,
     mount: &crate::router::MountEntry,
     path: &str,
     grant: crate::auth::Grant,
@@ -575,7 +666,7 @@ pub(crate) async fn create_login_token(
     if policies.iter().any(|p| p == "root") {
         policies = vec!["root".to_string()];
     }
-    let now = sr.inner.clock.now();
+    let now = sr.clock.now();
     let limits = crate::util::ttl::TtlLimits {
         default_ttl: mount.default_ttl(),
         max_ttl: mount.max_ttl(),
@@ -599,17 +690,16 @@ pub(crate) async fn create_login_token(
     let (entity_id, identity_policies) = match &grant.alias {
         Some(alias) => {
             let id = sr
-                .inner
                 .identity
                 .login_entity(
-                    sr.inner.storage.as_ref(),
+                    sr.storage,
                     &crate::clock::rfc3339(now),
                     &mount.accessor,
                     &alias.name,
                     &alias.metadata,
                 )
                 .await?;
-            let resolved = sr.inner.identity.resolve(&id)?;
+            let resolved = sr.identity.resolve(&id)?;
             // A disabled entity cannot log in (OpenBao: 403 `permission denied`).
             if resolved.as_ref().is_some_and(|r| r.disabled) {
                 return Err(Error::permission_denied());
@@ -687,11 +777,16 @@ fn positive_duration(d: &Data, field: &str, name: &str) -> Result<Option<Duratio
 
 /// Renew `e`; the answer carries `token_id` (the token as the caller gave it) in
 /// `auth.client_token`, as OpenBao's does, so a client that stores the renewed token keeps it.
-async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request, token_id: &str) -> Result<Response> {
+async fn renew(
+    sr: &TokenSite<'_>,
+    e: &TokenEntry,
+    req: &Request,
+    token_id: &str,
+) -> Result<Response> {
     if e.is_batch() {
         return Err(Error::invalid_input("batch tokens cannot be renewed"));
     }
-    let now = sr.inner.clock.now();
+    let now = sr.clock.now();
     if e.expired(now) {
         return Err(Error::invalid_input("lease expired"));
     }
@@ -722,10 +817,7 @@ async fn renew(sr: &Strongroom, e: &TokenEntry, req: &Request, token_id: &str) -
     let mut updated = e.clone();
     updated.expire_at_ns = Some(crate::clock::expiry_ns(now, ttl)?);
     updated.last_renewal_time = Some(now.unix_timestamp());
-    sr.inner
-        .tokens
-        .update(sr.inner.storage.as_ref(), &updated)
-        .await?;
+    sr.tokens.update(sr.storage, &updated).await?;
     Ok(Response {
         auth: Some(Auth {
             client_token: SecretString::from(token_id),

@@ -1,7 +1,7 @@
 //! Token roles (`auth/token/roles/:name`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::request::Data;
@@ -29,28 +29,8 @@ pub(crate) struct Role {
     pub token_bound_cidrs: Vec<String>,
 }
 
-pub(crate) fn string_list(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
-    match data.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(
-            a.iter()
-                .filter_map(|v| v.as_str().map(|s| s.trim().to_string()))
-                .filter(|s| !s.is_empty())
-                .collect(),
-        )),
-        Some(Value::String(s)) => Ok(Some(
-            s.split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect(),
-        )),
-        Some(_) => Err(Error::invalid_input(format!(
-            "Field validation failed: error converting input for field \"{field}\": expected a list of strings"
-        ))),
-    }
-}
-
-pub(crate) use string_list as parse_string_list;
+pub(crate) use crate::util::params::string_list;
+pub(crate) use crate::util::params::string_list as parse_string_list;
 
 fn valid_suffix(s: &str) -> bool {
     let w = |c: char| c.is_ascii_alphanumeric() || c == '_';

@@ -138,3 +138,26 @@ pub(crate) fn int_list(data: &Data, field: &str) -> Result<Vec<i64>> {
         Some(v) => Ok(vec![parse_one(v)?]),
     }
 }
+
+/// A list of strings: a JSON array, or a comma-separated string (OpenBao's
+/// `TypeCommaStringSlice`); items are trimmed and empty ones dropped.
+pub(crate) fn string_list(data: &Data, field: &str) -> Result<Option<Vec<String>>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(
+            a.iter()
+                .filter_map(|v| v.as_str().map(|s| s.trim().to_string()))
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )),
+        Some(Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )),
+        Some(_) => Err(Error::invalid_input(format!(
+            "Field validation failed: error converting input for field \"{field}\": expected a list of strings"
+        ))),
+    }
+}

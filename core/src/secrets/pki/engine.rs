@@ -156,13 +156,6 @@ fn data(v: Value) -> Option<Response> {
     }
 }
 
-fn list_response(keys: Vec<String>) -> Option<Response> {
-    if keys.is_empty() {
-        return None;
-    }
-    data(json!({ "keys": keys }))
-}
-
 /// OpenBao's `format`: `pem` (default), `der` (base64 DER in place of each PEM) or
 /// `pem_bundle` (the certificate field carries the key, the certificate and its issuer).
 fn apply_format(d: &Data, out: &mut Value) -> Result<()> {
@@ -1431,7 +1424,7 @@ impl Pki {
 
     async fn list_certs(&self, ctx: &EngineContext, prefix: &str) -> Result<Option<Response>> {
         let keys = ctx.storage.list(prefix, &Page::all()).await?;
-        Ok(list_response(
+        Ok(crate::util::list_response(
             keys.into_iter().map(|k| k.replace('-', ":")).collect(),
         ))
     }
@@ -2307,7 +2300,7 @@ impl Engine for Pki {
             ("key", r) if read && !r.is_empty() => self.key_read(ctx, r).await,
             ("roles", "") if list => {
                 let keys = ctx.storage.list(store::ROLE_PREFIX, &Page::all()).await?;
-                Ok(list_response(keys))
+                Ok(crate::util::list_response(keys))
             }
             ("roles", name) if !name.is_empty() && !list => self.roles_path(ctx, req, name).await,
             ("issue", role) if write && !role.is_empty() => {

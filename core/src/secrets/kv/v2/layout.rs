@@ -386,7 +386,7 @@ pub(super) async fn load_config(storage: &View) -> Result<MountConfig> {
 
 /// Encode a record for storage.
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::internal("cannot encode kv record").with_source(e))
+    crate::util::json::encode(value, || Error::internal("cannot encode kv record"))
 }
 
 /// Apply `ops` after checking that `metadata/<key>` still holds `prev` (`None` = absent).
