@@ -492,7 +492,10 @@ fn agent_only_binary_takes_the_agent_command_line() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Strongroom v"));
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(bin)
-        .arg(format!("-config={}", dir.path().join("missing.hcl").display()))
+        .arg(format!(
+            "-config={}",
+            dir.path().join("missing.hcl").display()
+        ))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
