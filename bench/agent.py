@@ -10,10 +10,13 @@
 2. KV change -> rewritten file: with `static_secret_render_interval`, the time from the
    write's answer to the file showing the new value, over several writes at random moments.
 
-Usage: bench/agent.py [--bin target/release/strongroom] [--interval 2] [--trials 10]
+Usage: bench/agent.py [--bin target/release/strongroom] [--agent-bin target/release/strongroom-agent]
+                      [--interval 2] [--trials 10]
+The server is always `--bin`; the agent is `--agent-bin` when given (the agent-only binary the
+injector runs, `strongroom-agent -config=...`), else `--bin agent`.
 Environment: STRONGROOM_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres;
 trust auth: the engine's admin connection uses it). Build first: cargo build --release -p
-strongroom-server. Prints a Markdown table.
+strongroom-server --bins. Prints a Markdown table.
 """
 
 import argparse
@@ -113,9 +116,9 @@ def write_agent(work, name, templates, extra=""):
     return path
 
 
-def start_agent(bin_path, addr, config, work, name):
+def start_agent(agent_cmd, addr, config, work, name):
     env = dict(os.environ, VAULT_ADDR=addr, BAO_ADDR=addr)
-    return subprocess.Popen([bin_path, "agent", f"-config={config}", "-log-level=warn"], env=env,
+    return subprocess.Popen(agent_cmd + [f"-config={config}", "-log-level=warn"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"{name}.log"), "w"))
 
 
@@ -130,7 +133,7 @@ def wait_files(paths, proc, timeout=60):
     sys.exit("the agent did not write every file in time")
 
 
-def leased(bin_path, work, rows):
+def leased(bin_path, agent_cmd, work, rows):
     proc, addr, audit = start_server(bin_path, work)
     agent = None
     prefix = f"benchagent{random.randrange(10**6)}"
@@ -155,7 +158,7 @@ def leased(bin_path, work, rows):
         config = write_agent(work, "leased", templates)
         before = len(audit_requests(audit))
         t0 = time.monotonic()
-        agent = start_agent(bin_path, addr, config, work, "leased")
+        agent = start_agent(agent_cmd, addr, config, work, "leased")
         wait_files(files, agent)
         rendered = time.monotonic() - t0
         time.sleep(1)  # let the last writes settle
@@ -211,7 +214,7 @@ def summary(entries):
     return ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())) or "none"
 
 
-def kv_latency(bin_path, work, interval, trials, rows):
+def kv_latency(bin_path, agent_cmd, work, interval, trials, rows):
     proc, addr, _ = start_server(bin_path, work)
     agent = None
     try:
@@ -219,7 +222,7 @@ def kv_latency(bin_path, work, interval, trials, rows):
         dest = os.path.join(work, "kv.txt")
         config = write_agent(work, "kv", [(dest, '{{ with secret "secret/data/app" }}{{ .Data.data.v }}{{ end }}')],
                              f'template_config {{\n  static_secret_render_interval = "{interval}s"\n}}\n')
-        agent = start_agent(bin_path, addr, config, work, "kv")
+        agent = start_agent(agent_cmd, addr, config, work, "kv")
         wait_files([dest], agent)
         lat = []
         for n in range(1, trials + 1):
@@ -250,18 +253,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                   "release", "strongroom"))
+    ap.add_argument("--agent-bin", default=None,
+                    help="agent-only binary (strongroom-agent); default: `--bin agent`")
     ap.add_argument("--interval", type=int, default=2)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--skip-leased", action="store_true")
     a = ap.parse_args()
+    agent_cmd = [a.agent_bin] if a.agent_bin else [a.bin, "agent"]
     rows = []
     with tempfile.TemporaryDirectory() as work:
         if not a.skip_leased:
             os.makedirs(os.path.join(work, "leased"))
-            leased(a.bin, os.path.join(work, "leased"), rows)
+            leased(a.bin, agent_cmd, os.path.join(work, "leased"), rows)
         os.makedirs(os.path.join(work, "kv"))
-        kv_latency(a.bin, os.path.join(work, "kv"), a.interval, a.trials, rows)
-    print(f"binary: {a.bin}\n")
+        kv_latency(a.bin, agent_cmd, os.path.join(work, "kv"), a.interval, a.trials, rows)
+    print(f"server: {a.bin}; agent: {' '.join(agent_cmd)}\n")
     print("| figure | measured |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")

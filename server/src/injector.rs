@@ -230,6 +230,19 @@ fn resources(a: &BTreeMap<String, String>) -> Value {
     json!({ "limits": limits, "requests": requests })
 }
 
+/// What an agent container runs (`sh -ec`): the config from the environment into a file, then
+/// `strongroom-agent`, the agent-only binary (a fraction of `strongroom`'s resident memory in
+/// every pod), or `strongroom agent` in an image that has only the full binary.
+fn agent_script() -> String {
+    let config = format!("{HOME}/config.hcl");
+    format!(
+        "echo ${{{CONFIG_ENV}?}} | base64 -d > {config} && \
+         if command -v strongroom-agent >/dev/null 2>&1; \
+         then exec strongroom-agent -config={config}; \
+         else exec strongroom agent -config={config}; fi"
+    )
+}
+
 fn agent_container(
     name: &str,
     home_volume: &str,
@@ -259,7 +272,7 @@ fn agent_container(
         "name": name,
         "image": settings.agent_image,
         "command": ["/bin/sh", "-ec"],
-        "args": [format!("echo ${{{CONFIG_ENV}?}} | base64 -d > {HOME}/config.hcl && exec strongroom agent -config={HOME}/config.hcl")],
+        "args": [agent_script()],
         "env": [{"name": CONFIG_ENV, "value": B64.encode(config)}],
         "resources": resources(a),
         "volumeMounts": mounts,

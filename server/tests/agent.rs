@@ -474,3 +474,30 @@ fn bad_configs_fail_with_a_clear_message() {
     let out = agent(&dir.path().join("missing.hcl")).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
 }
+
+/// `strongroom-agent`, the agent-only binary the injected containers run: `strongroom agent`'s
+/// command line (a leading `agent` accepted), the same help and the same errors.
+#[test]
+fn agent_only_binary_takes_the_agent_command_line() {
+    let bin = env!("CARGO_BIN_EXE_strongroom-agent");
+    for args in [&["-h"][..], &["agent", "-h"][..]] {
+        let out = Command::new(bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            strongroom_server::agent::AGENT_HELP
+        );
+    }
+    let out = Command::new(bin).arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Strongroom v"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .arg(format!(
+            "-config={}",
+            dir.path().join("missing.hcl").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}

@@ -186,11 +186,16 @@ async fn seed_deployment_is_injected_once_and_its_init_config_renders_the_file()
     for (c, name) in [(init, "vault-agent-init"), (sidecar, "vault-agent")] {
         assert_eq!(c["name"], name);
         assert_eq!(c["image"], "strongroom:0.1");
+        // The agent-only binary when the image has it, else the full one.
+        let script = c["args"][0].as_str().unwrap();
+        assert!(script.contains("command -v strongroom-agent"), "{script}");
         assert!(
-            c["args"][0]
-                .as_str()
-                .unwrap()
-                .contains("strongroom agent -config=/home/vault/config.hcl")
+            script.contains("then exec strongroom-agent -config=/home/vault/config.hcl;"),
+            "{script}"
+        );
+        assert!(
+            script.contains("else exec strongroom agent -config=/home/vault/config.hcl;"),
+            "{script}"
         );
         assert_eq!(
             c["resources"],
@@ -293,9 +298,10 @@ async fn seed_deployment_is_injected_once_and_its_init_config_renders_the_file()
         .replace("/home/vault", &fs.join("home").display().to_string());
     std::fs::write(dir.path().join("agent.hcl"), &local).unwrap();
     let config = dir.path().join("agent.hcl");
+    // The binary the injected containers run when the image has it (the agent-only one).
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_strongroom"))
-            .args(["agent", "-config", config.to_str().unwrap()])
+        Command::new(env!("CARGO_BIN_EXE_strongroom-agent"))
+            .args(["-config", config.to_str().unwrap()])
             .env_remove("VAULT_ADDR")
             .env_remove("VAULT_TOKEN")
             .output()

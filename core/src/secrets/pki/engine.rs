@@ -114,12 +114,59 @@ fn pkcs8_wanted(d: &Data) -> Result<bool> {
 /// Every issuer of a mount by id.
 type IssuerMap = Arc<HashMap<String, Arc<LoadedIssuer>>>;
 
+/// A small config entry (`config/issuers`, `config/urls`) kept decoded after its first read:
+/// every `issue` needs both, and reading them from the store costs a decryption and a JSON
+/// parse each. [`Cached::forget`] after every write of the entry; the generation stops a read
+/// that started before a write from putting the old value back after it.
+struct Cached<T> {
+    slot: RwLock<(u64, Option<T>)>,
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached {
+            slot: RwLock::new((0, None)),
+        }
+    }
+}
+
+impl<T: Clone + Default + serde::de::DeserializeOwned> Cached<T> {
+    /// The entry at `path` (its default when absent).
+    async fn get(&self, ctx: &EngineContext, path: &str) -> Result<T> {
+        let generation = {
+            let slot = self.slot.read().or_else(crate::util::unpoison)?;
+            if let Some(v) = &slot.1 {
+                return Ok(v.clone());
+            }
+            slot.0
+        };
+        let v: T = store::get(ctx, path).await?.unwrap_or_default();
+        let mut slot = self.slot.write().or_else(crate::util::unpoison)?;
+        if slot.0 == generation {
+            slot.1 = Some(v.clone());
+        }
+        Ok(v)
+    }
+
+    /// Drops the decoded copy (the entry was written or deleted).
+    fn forget(&self) -> Result<()> {
+        let mut slot = self.slot.write().or_else(crate::util::unpoison)?;
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = None;
+        Ok(())
+    }
+}
+
 /// One PKI mount.
 #[derive(Default)]
 pub(crate) struct Pki {
     write: tokio::sync::Mutex<()>,
     issuers: RwLock<Option<IssuerMap>>,
     roles: RwLock<HashMap<String, Arc<Role>>>,
+    /// `config/issuers` (the default issuer).
+    issuers_config: Cached<DefaultConfig>,
+    /// `config/urls`.
+    urls_config: Cached<UrlsConfig>,
     pub(crate) crl: CrlCache,
 }
 
@@ -413,9 +460,10 @@ impl Pki {
         })
     }
 
+    /// Drops the decoded issuers and the default-issuer config (after any write to either).
     fn forget_issuers(&self) -> Result<()> {
         *self.issuers.write().or_else(crate::util::unpoison)? = None;
-        Ok(())
+        self.issuers_config.forget()
     }
 
     /// The issuer `reference` names: `default`, an id or a name.
@@ -426,9 +474,7 @@ impl Pki {
     ) -> Result<Arc<LoadedIssuer>> {
         let all = self.issuers(ctx).await?;
         let id = if reference == "default" || reference.is_empty() {
-            let cfg: DefaultConfig = store::get(ctx, store::ISSUERS_CONFIG)
-                .await?
-                .unwrap_or_default();
+            let cfg = self.issuers_config.get(ctx, store::ISSUERS_CONFIG).await?;
             if cfg.default.is_empty() {
                 return Err(Error::invalid_input(
                     "no default issuer currently configured",
@@ -500,10 +546,8 @@ impl Pki {
         Ok(Some(r))
     }
 
-    async fn urls(ctx: &EngineContext) -> Result<UrlsConfig> {
-        Ok(store::get(ctx, store::URLS_CONFIG)
-            .await?
-            .unwrap_or_default())
+    async fn urls(&self, ctx: &EngineContext) -> Result<UrlsConfig> {
+        self.urls_config.get(ctx, store::URLS_CONFIG).await
     }
 
     /// Store a new key; returns its id.
@@ -583,7 +627,7 @@ impl Pki {
         let subject = subject_from(d, cn.clone())?;
         let exclude = fields::boolean(d, "exclude_cn_from_sans")?.unwrap_or(false);
         let sans = sans_from(d, &cn, exclude)?;
-        let urls = Self::urls(ctx).await?;
+        let urls = self.urls(ctx).await?;
         let key = PrivateKey::generate(key_kind)?;
         let serial = crypto::new_serial();
         let t = Template {
@@ -790,7 +834,7 @@ impl Pki {
         }
         let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der)
             .map_err(|_| Error::invalid_input("unsupported public key in csr"))?;
-        let urls = Self::urls(ctx).await?;
+        let urls = self.urls(ctx).await?;
         let serial = crypto::new_serial();
         let t = Template {
             subject: subject_from(d, cn)?,
@@ -930,7 +974,7 @@ impl Pki {
             "mapping": mapping,
         }))
         .unwrap_or_default();
-        let urls = Self::urls(ctx).await?;
+        let urls = self.urls(ctx).await?;
         if urls.issuing_certificates.is_empty() && urls.ocsp_servers.is_empty() {
             resp.warnings.push(AIA_WARNING.into());
         }
@@ -1094,7 +1138,7 @@ impl Pki {
         for oid in &role.ext_key_usage_oids {
             eku.push(ExtendedKeyUsagePurpose::Other(parse_oid(oid)?));
         }
-        let urls = Self::urls(ctx).await?;
+        let urls = self.urls(ctx).await?;
         let serial = crypto::new_serial();
         let subject = Subject {
             common_name: cn,
@@ -1801,7 +1845,7 @@ impl Pki {
             ca: None,
             key_usage,
             ext_key_usage: eku,
-            urls: Self::urls(ctx).await?,
+            urls: self.urls(ctx).await?,
             serial: serial.clone(),
         };
         let der = t.signed_by(&spki, signer)?;
@@ -1868,7 +1912,7 @@ impl Pki {
             ca: Some(-1),
             key_usage: ca_usage(),
             ext_key_usage: Vec::new(),
-            urls: Self::urls(ctx).await?,
+            urls: self.urls(ctx).await?,
             serial: crypto::serial_bytes(&info.serial),
         };
         let signed = t.signed_by(&spki, signer)?;
@@ -2094,6 +2138,7 @@ impl Pki {
                 cfg.default_follows_latest_issuer = b;
             }
             store::put(ctx, path, &cfg).await?;
+            self.issuers_config.forget()?;
         }
         if which == "issuers" {
             Ok(data(
@@ -2105,7 +2150,7 @@ impl Pki {
     }
 
     async fn config_urls(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
-        let mut cfg = Self::urls(ctx).await?;
+        let mut cfg = self.urls(ctx).await?;
         if matches!(
             req.operation,
             Operation::Create | Operation::Update | Operation::Patch
@@ -2142,6 +2187,7 @@ impl Pki {
                 }
             }
             store::put(ctx, store::URLS_CONFIG, &cfg).await?;
+            self.urls_config.forget()?;
             return Ok(None);
         }
         Ok(data(json!({
