@@ -173,10 +173,16 @@ const SYNC = new Set([
   'KeeperHandle.current', 'KeeperHandle.stop'
 ])
 
+// Promise-returning methods whose native side hands back the value itself when the call
+// finished at once (no I/O: transit on a key in memory, a cached KV read), which spares the
+// Promise napi would settle from another thread; the layer resolves its Promise with it.
+const SETTLED = new Set(['Kv.get', 'Transit.encrypt', 'Transit.decrypt', 'Transit.hmac'])
+
 function wrapper(fn, qualified) {
   let w = WRAPPERS.get(fn)
   if (w) return w
   const sync = SYNC.has(qualified)
+  const settled = SETTLED.has(qualified)
   const after = RESULTS[qualified]
   const done = after ? (v) => after(wrapValue(v)) : wrapValue
   w = function (...args) {
@@ -189,6 +195,13 @@ function wrapper(fn, qualified) {
       return Promise.reject(mapError(e))
     }
     if (r !== null && typeof r === "object" && typeof r.then === "function") return r.then(done, rethrow)
+    if (settled) {
+      try {
+        return Promise.resolve(done(r))
+      } catch (e) {
+        return Promise.reject(mapError(e))
+      }
+    }
     return done(r)
   }
   Object.defineProperty(w, 'name', { value: fn.name })

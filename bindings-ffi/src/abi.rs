@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
@@ -156,7 +157,34 @@ pub(crate) enum Kind {
     Batch,
 }
 
-static LIVE: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);
+/// The registry's hasher: its keys are addresses the library made itself (no attacker picks
+/// them), so SipHash's flooding resistance buys nothing, and it was a few percent of every
+/// call that hands out a string (one insert and one removal).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing; the rotation brings the well-mixed high bits down, since the
+        // table takes its bucket index from the low bits and its tag from the top ones.
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ h.rotate_right(29);
+    }
+}
+
+type Registry = HashMap<usize, Kind, BuildHasherDefault<AddrHasher>>;
+
+static LIVE: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// The registry keeps addresses bit-inverted: a leak checker (LeakSanitizer, valgrind) that
 /// scans memory for pointers must not take the registry for an owner, or a buffer the caller
@@ -167,7 +195,7 @@ fn key(addr: usize) -> usize {
 
 fn register(addr: usize, kind: Kind) {
     let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    live.get_or_insert_with(HashMap::new)
+    live.get_or_insert_with(Registry::default)
         .insert(key(addr), kind);
 }
 

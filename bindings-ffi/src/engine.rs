@@ -45,34 +45,55 @@ impl Handle for sr_strongroom {
 /// `sr_client_free`. Safe to use from many threads at once.
 pub struct sr_client {
     client: strongroom::Client,
-    /// The transit handles used so far, by mount: a handle remembers its policy decisions
-    /// (the core's fast path), so keeping it makes repeated calls as fast as the typed API's.
-    transits: Mutex<Vec<(String, Arc<strongroom::Transit>)>>,
+    /// The transit and KV handles used so far, by mount: a handle remembers its policy
+    /// decisions (the core's fast path), so keeping it makes repeated calls as fast as the
+    /// typed API's.
+    transits: Handles<strongroom::Transit>,
+    kvs: Handles<strongroom::Kv>,
 }
 
-/// How many transit mounts a client keeps handles for.
-const TRANSIT_HANDLES: usize = 8;
+/// How many mounts of each kind a client keeps handles for.
+const HANDLES: usize = 8;
+
+/// Engine handles by mount, made on first use and kept (the oldest dropped past [`HANDLES`]).
+struct Handles<T>(Mutex<Vec<(String, Arc<T>)>>);
+
+impl<T> Handles<T> {
+    fn new() -> Handles<T> {
+        Handles(Mutex::new(Vec::new()))
+    }
+
+    fn get(&self, mount: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, h)) = t.iter().find(|(m, _)| m == mount) {
+            return h.clone();
+        }
+        let h = Arc::new(make());
+        if t.len() >= HANDLES {
+            t.remove(0);
+        }
+        t.push((mount.to_string(), h.clone()));
+        h
+    }
+}
 
 impl sr_client {
     fn new(client: strongroom::Client) -> sr_client {
         sr_client {
             client,
-            transits: Mutex::new(Vec::new()),
+            transits: Handles::new(),
+            kvs: Handles::new(),
         }
     }
 
     /// The transit handle for `mount`, made on first use and kept.
     pub(crate) fn transit(&self, mount: &str) -> Arc<strongroom::Transit> {
-        let mut t = self.transits.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, h)) = t.iter().find(|(m, _)| m == mount) {
-            return h.clone();
-        }
-        let h = Arc::new(self.client.transit(mount));
-        if t.len() >= TRANSIT_HANDLES {
-            t.remove(0);
-        }
-        t.push((mount.to_string(), h.clone()));
-        h
+        self.transits.get(mount, || self.client.transit(mount))
+    }
+
+    /// The KV handle for `mount`, made on first use and kept.
+    pub(crate) fn kv(&self, mount: &str) -> Arc<strongroom::Kv> {
+        self.kvs.get(mount, || self.client.kv(mount))
     }
 }
 

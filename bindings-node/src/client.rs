@@ -1,7 +1,10 @@
 //! `Client` and the typed engine handles `Kv`, `Transit`, `Sys`, `Tokens`: each wraps one core
 //! handle; a method converts its arguments, makes one core call and converts the result.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use napi::Env;
 use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
 use napi_derive::napi;
 use secrecy::ExposeSecret;
@@ -9,7 +12,8 @@ use serde_json::{Value, json};
 use strongroom::{Ciphertext, EncryptOptions, Operation, Request};
 
 use crate::convert::{
-    Result, Secret, call, data_arg, date, err, invalid, opt_date, opt_duration, secs, str_map,
+    Result, Secret, Settled, call, data_arg, date, err, invalid, opt_date, opt_duration, secs,
+    settle, str_map,
 };
 use crate::database::Database;
 use crate::leases::Leases;
@@ -173,7 +177,7 @@ impl Client {
     #[napi]
     pub fn kv(&self, mount: Option<String>) -> Kv {
         Kv {
-            inner: self.inner.kv(mount.as_deref().unwrap_or("secret")),
+            inner: Arc::new(self.inner.kv(mount.as_deref().unwrap_or("secret"))),
         }
     }
 
@@ -181,7 +185,7 @@ impl Client {
     #[napi]
     pub fn transit(&self, mount: Option<String>) -> Transit {
         Transit {
-            inner: self.inner.transit(mount.as_deref().unwrap_or("transit")),
+            inner: Arc::new(self.inner.transit(mount.as_deref().unwrap_or("transit"))),
         }
     }
 
@@ -345,31 +349,37 @@ fn version_number(n: f64) -> Result<u64> {
 /// Typed access to a KV version 2 mount.
 #[napi]
 pub struct Kv {
-    inner: strongroom::Kv,
+    /// Shared with the calls in flight (a hot call's future owns a reference).
+    inner: Arc<strongroom::Kv>,
 }
 
 #[napi]
 impl Kv {
     /// The latest version of `key` (or `options.version`); `null` when missing or deleted.
-    #[napi]
-    pub async fn get(
+    /// Settled at once when the read needs no I/O (see `settle`).
+    #[napi(ts_return_type = "Promise<KvSecret | null>")]
+    pub fn get(
         &self,
+        env: Env,
         key: String,
         options: Option<KvGetOptions>,
-    ) -> Result<Option<KvSecret>> {
+    ) -> Result<Settled<Option<KvSecret>>> {
         let version = options
             .and_then(|o| o.version)
             .map(version_number)
             .transpose()?;
-        let s = match version {
-            Some(v) => call(self.inner.get_version(&key, v)).await?,
-            None => call(self.inner.get(&key)).await?,
-        };
-        Ok(s.map(|s| KvSecret {
-            data: Value::Object(s.data.expose().clone()),
-            version: s.metadata.version as f64,
-            metadata: kv_version(&s.metadata),
-        }))
+        let kv = self.inner.clone();
+        settle(&env, async move {
+            let s = match version {
+                Some(v) => call(kv.get_version(&key, v)).await?,
+                None => call(kv.get(&key)).await?,
+            };
+            Ok(s.map(|s| KvSecret {
+                data: Value::Object(s.data.expose().clone()),
+                version: s.metadata.version as f64,
+                metadata: kv_version(&s.metadata),
+            }))
+        })
     }
 
     /// Write `data` as a new version; with `options.cas`, only if the current version is `cas`.
@@ -557,7 +567,8 @@ fn batch_item<T>(r: strongroom::Result<T>, one: impl Fn(T) -> Either<String, Buf
 /// Encryption as a service on a transit mount.
 #[napi]
 pub struct Transit {
-    inner: strongroom::Transit,
+    /// Shared with the calls in flight (a hot call's future owns a reference).
+    inner: Arc<strongroom::Transit>,
 }
 
 #[napi]
@@ -582,18 +593,23 @@ impl Transit {
         call(self.inner.rotate(&name)).await
     }
 
-    /// Encrypt `plaintext`; resolves to the `vault:v<n>:...` ciphertext.
-    #[napi]
-    pub async fn encrypt(
+    /// Encrypt `plaintext`; resolves to the `vault:v<n>:...` ciphertext. Settled at once when
+    /// the key is in memory (see `settle`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn encrypt(
         &self,
+        env: Env,
         key: String,
         plaintext: Uint8Array,
         options: Option<EncryptOptionsJs>,
-    ) -> Result<String> {
+    ) -> Result<Settled<String>> {
         let opts = encrypt_options(options);
-        call(self.inner.encrypt_with(&key, &plaintext, &opts))
-            .await
-            .map(|c| c.as_str().to_string())
+        let t = self.inner.clone();
+        settle(&env, async move {
+            call(t.encrypt_with(&key, &plaintext, &opts))
+                .await
+                .map(|c| c.as_str().to_string())
+        })
     }
 
     /// `encrypt`, synchronously (for small inputs: it holds the JavaScript thread meanwhile).
@@ -610,21 +626,23 @@ impl Transit {
             .map_err(err)
     }
 
-    /// Decrypt a ciphertext; resolves to the plaintext.
-    #[napi]
-    pub async fn decrypt(
+    /// Decrypt a ciphertext; resolves to the plaintext. Settled at once when the key is in
+    /// memory (see `settle`).
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn decrypt(
         &self,
+        env: Env,
         key: String,
         ciphertext: String,
         options: Option<EncryptOptionsJs>,
-    ) -> Result<Buffer> {
+    ) -> Result<Settled<Buffer>> {
         let opts = encrypt_options(options);
-        call(
-            self.inner
-                .decrypt_with(&key, &Ciphertext::new(ciphertext), &opts),
-        )
-        .await
-        .map(|p| Buffer::from(p.expose().to_vec()))
+        let t = self.inner.clone();
+        settle(&env, async move {
+            call(t.decrypt_with(&key, &Ciphertext::new(ciphertext), &opts))
+                .await
+                .map(|p| Buffer::from(p.expose().to_vec()))
+        })
     }
 
     /// `decrypt`, synchronously (for small inputs).
@@ -710,10 +728,12 @@ impl Transit {
         call(self.inner.verify(&key, &input, &signature)).await
     }
 
-    /// The HMAC-SHA256 of `input`: `vault:v<n>:<base64>`.
-    #[napi]
-    pub async fn hmac(&self, key: String, input: Uint8Array) -> Result<String> {
-        call(self.inner.hmac(&key, &input)).await
+    /// The HMAC-SHA256 of `input`: `vault:v<n>:<base64>`. Settled at once when the key is in
+    /// memory (see `settle`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn hmac(&self, env: Env, key: String, input: Uint8Array) -> Result<Settled<String>> {
+        let t = self.inner.clone();
+        settle(&env, async move { call(t.hmac(&key, &input)).await })
     }
 
     /// `hmac`, synchronously (for small inputs).

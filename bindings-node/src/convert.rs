@@ -2,10 +2,14 @@
 //! to turn into `StrongroomError` subclasses), JSON data, durations, RFC 3339 times as `Date`,
 //! and [`Secret`], the redacted wrapper for tokens and passwords.
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use napi::bindgen_prelude::Either;
+use napi::Env;
+use napi::bindgen_prelude::{AsyncBlock, AsyncBlockBuilder, Either, ToNapiValue};
 use napi_derive::napi;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -35,6 +39,38 @@ pub(crate) fn invalid(message: impl AsRef<str>) -> napi::Error {
 /// Run a core call and tag its error.
 pub(crate) async fn call<T>(fut: impl Future<Output = strongroom::Result<T>>) -> Result<T> {
     fut.await.map_err(err)
+}
+
+/// What a hot call returns for its Promise: the value itself when the call finished at once,
+/// else a Promise napi settles later. The JS layer (`index.js`) resolves its Promise with
+/// either.
+pub(crate) type Settled<T> = Either<T, AsyncBlock<T>>;
+
+/// Run a Promise-returning call without a thread hop when it can be: its first poll runs here
+/// on the JavaScript thread (with napi's runtime entered), where the calls that need no I/O
+/// finish (transit on a key in memory, a KV read of a cached entry, a few microseconds), and
+/// the value is handed back as is. A call that must wait continues on napi's tokio runtime and
+/// settles a Promise through a threadsafe function, as an `async fn` does. Only for calls that
+/// do no blocking work in a poll: the event loop must never wait on I/O.
+pub(crate) fn settle<T, F>(env: &Env, fut: F) -> Result<Settled<T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let first = catch_unwind(AssertUnwindSafe(|| {
+        napi::bindgen_prelude::within_runtime_if_available(|| {
+            fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        })
+    }));
+    match first {
+        Ok(Poll::Ready(r)) => r.map(Either::A),
+        Ok(Poll::Pending) => AsyncBlockBuilder::new(fut).build(env).map(Either::B),
+        Err(_) => Err(error(
+            ErrorCode::Internal,
+            "the engine panicked during this call (a bug: please report it)",
+        )),
+    }
 }
 
 /// One entry of the core's error code table.

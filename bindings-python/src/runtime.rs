@@ -124,10 +124,20 @@ where
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Called from inside the runtime (a callback on one of its threads).
-                tokio::task::block_in_place(|| rt.block_on(fut))
-            } else {
-                rt.block_on(fut)
+                return tokio::task::block_in_place(|| rt.block_on(fut));
             }
+            let mut fut = std::pin::pin!(fut);
+            // Calls that need no I/O (transit on a key in memory, a KV read of a cached entry)
+            // finish in their first poll: run it here with the runtime's context entered,
+            // which costs far less than a full `block_on`; the rest continue in `block_on`,
+            // which polls again at once (with its own waker).
+            {
+                let _entered = rt.enter();
+                if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                    return v;
+                }
+            }
+            rt.block_on(fut)
         }))
         .unwrap_or_else(|_| Err(engine_panicked()))
     })

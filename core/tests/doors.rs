@@ -333,3 +333,75 @@ async fn typed_calls_and_handle_agree_for_every_token() {
         assert_eq!(h, Err(ErrorCode::Sealed), "{call}");
     }
 }
+
+/// A KV handle remembers its fast-path decisions, as the transit handle does; every change
+/// they rest on ends them: the token revoked or expired, the policy narrowed, the mount gone,
+/// the store sealed. Reads through a remembered decision answer as `handle` answers: a
+/// deleted version and a missing key are `None`.
+#[tokio::test]
+async fn a_reused_kv_handle_follows_every_change() {
+    let f = fixture().await;
+    let denied = |r: strongroom::Result<Option<strongroom::KvSecret>>| {
+        assert_eq!(r.unwrap_err().code(), ErrorCode::PermissionDenied);
+    };
+
+    // Revocation.
+    let t = token(&f, Kind::Allowed).await;
+    let kv = f.sr.client(&t).kv("secret");
+    assert!(kv.get("a").await.unwrap().is_some());
+    assert!(kv.get("a").await.unwrap().is_some());
+    f.root.token().revoke(&t).await.unwrap();
+    denied(kv.get("a").await);
+
+    // Expiry on the virtual clock, with nothing else changing.
+    let t = create(&f.root, json!({"policies": ["use"], "ttl": "1m"})).await;
+    let kv = f.sr.client(&t).kv("secret");
+    assert!(kv.get("a").await.unwrap().is_some());
+    f.clock.advance(Duration::from_secs(61));
+    denied(kv.get("a").await);
+
+    // A deleted version and a missing key, as `handle` answers them.
+    let t = token(&f, Kind::Allowed).await;
+    let c = f.sr.client(&t);
+    let kv = c.kv("secret");
+    f.root
+        .kv("secret")
+        .put("gone", &data(json!({"v": 1})))
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get("gone").await.unwrap().unwrap().data.expose()["v"],
+        json!(1)
+    );
+    f.root.kv("secret").delete("gone").await.unwrap();
+    assert!(kv.get("gone").await.unwrap().is_none());
+    assert!(kv.get("never").await.unwrap().is_none());
+    assert!(c.read("secret/data/never").await.unwrap().is_none());
+
+    // The policy narrowed to another path.
+    let narrowed = r#"path "secret/data/b" { capabilities = ["read"] }"#;
+    f.root
+        .write("sys/policies/acl/use", data(json!({ "policy": narrowed })))
+        .await
+        .unwrap();
+    denied(kv.get("a").await);
+
+    // The mount gone: the same answer as through `handle`.
+    let kv = f.root.kv("secret");
+    assert!(kv.get("a").await.unwrap().is_some());
+    f.root.sys().disable_mount("secret").await.unwrap();
+    let typed = kv.get("a").await.unwrap_err().code();
+    let through = f.root.read("secret/data/a").await.unwrap_err().code();
+    assert_eq!(typed, through);
+
+    // Sealed.
+    f.root
+        .sys()
+        .enable_mount("secret", "kv", &[("version", "2")])
+        .await
+        .unwrap();
+    kv.put("a", &data(json!({"v": 1}))).await.unwrap();
+    assert!(kv.get("a").await.unwrap().is_some());
+    f.sr.seal().await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap_err().code(), ErrorCode::Sealed);
+}

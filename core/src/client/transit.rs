@@ -1,7 +1,7 @@
 //! Typed access to a transit mount: `client.transit("transit")`.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::Client;
+use super::{Client, Gates};
 use crate::error::{Error, ErrorCode, Result};
 use crate::pipeline::FastGate;
 use crate::request::{Data, Operation, Request};
@@ -227,16 +227,7 @@ pub struct Transit {
     client: Client,
     mount: String,
     /// Fast-path decisions already made with this handle (see [`Transit::fast_key`]).
-    gates: Arc<Mutex<Vec<CachedGate>>>,
-}
-
-/// How many `(operation, key)` decisions one handle remembers.
-const GATE_CACHE: usize = 16;
-
-struct CachedGate {
-    op: &'static str,
-    key: String,
-    gate: FastGate,
+    gates: Arc<Gates>,
 }
 
 impl fmt::Debug for Transit {
@@ -261,28 +252,6 @@ impl Transit {
         format!("{}/{op}/{key}", self.mount)
     }
 
-    fn cached_gate(&self, op: &str, key: &str) -> Result<Option<FastGate>> {
-        let gates = self.gates.lock().or_else(crate::util::unpoison)?;
-        Ok(gates
-            .iter()
-            .find(|g| g.op == op && g.key == key)
-            .map(|g| g.gate.clone()))
-    }
-
-    fn remember_gate(&self, op: &'static str, key: &str, gate: FastGate) -> Result<()> {
-        let mut gates = self.gates.lock().or_else(crate::util::unpoison)?;
-        gates.retain(|g| !(g.op == op && g.key == key));
-        if gates.len() >= GATE_CACHE {
-            gates.remove(0);
-        }
-        gates.push(CachedGate {
-            op,
-            key: key.to_string(),
-            gate,
-        });
-        Ok(())
-    }
-
     /// The fast path: the pipeline's seal, token and policy checks for `op/key`, then the key
     /// straight from the engine's memory, with no JSON or base64 in between. `None` when the
     /// call must take the full pipeline (audit devices, limited-use tokens, policies that
@@ -292,27 +261,12 @@ impl Transit {
     /// changed (no token, policy or mount change: [`crate::Strongroom::gate_epoch`]) and the token
     /// has not expired, so a repeated call skips the token HMAC, the routing and the ACL walk.
     async fn fast_key(&self, op: &'static str, key: &str) -> Result<Option<Arc<TransitKey>>> {
-        let sr = &self.client.sr;
-        let Some(epoch) = sr.fast_gate_epoch().await? else {
+        let Some(gate) = self
+            .gates
+            .decide(&self.client, &self.mount, Operation::Update, op, key)
+            .await?
+        else {
             return Ok(None);
-        };
-        let gate = match self.cached_gate(op, key)? {
-            Some(g) if sr.fast_gate_holds(&g, epoch)? => g,
-            _ => {
-                let Some(g) = sr
-                    .fast_gate(
-                        epoch,
-                        self.client.token.expose_secret(),
-                        Operation::Update,
-                        &self.path(op, key),
-                    )
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                self.remember_gate(op, key, g.clone())?;
-                g
-            }
         };
         // Gone since the decision (sealed, unmounted): the full pipeline answers.
         let Some(mount) = gate.mount.upgrade() else {
@@ -325,10 +279,13 @@ impl Transit {
     }
 
     async fn write(&self, path: String, body: Data) -> Result<Data> {
-        let resp = self
-            .client
-            .handle(Request::new(Operation::Update, path).with_data(body))
-            .await?;
+        // Boxed: the pipeline's future is large, and the fast paths that fall back to this
+        // would otherwise carry it on every call (a binding moves it once per call).
+        let resp = Box::pin(
+            self.client
+                .handle(Request::new(Operation::Update, path).with_data(body)),
+        )
+        .await?;
         Ok(resp.data.unwrap_or_default())
     }
 
@@ -689,7 +646,7 @@ mod tests {
         let t = root.transit("transit");
         t.create_key("k", &KeyConfig::default()).await.unwrap();
         t.encrypt("k", b"hello").await.unwrap();
-        let remembered = t.gates.lock().unwrap()[0].gate.mount.clone();
+        let remembered = t.gates.mounts()[0].clone();
         assert!(
             remembered.upgrade().is_some(),
             "the decision was remembered"
