@@ -5,6 +5,13 @@
 #
 # Usage: bench/memory.sh            Environment: TOKENS=100000 CLIENTS=8 PORT=18600
 #                                   NO_BUILD=1 (use the release binary as it is)
+#                                   SR=<binary> (another build, e.g. one without mimalloc)
+#                                   WRAP="heaptrack -o /tmp/sr" (run the server under a tool)
+#                                   HOLD=60 (keep the server up this long at the end, to look)
+#
+# Besides VmRSS it prints the resident memory split as the kernel counts it: RssAnon (the
+# heap: what the allocator holds) and RssFile (file pages mapped in, e.g. SQLite's mmap of
+# the database), so a figure can be told apart from the page cache it maps.
 set -euo pipefail
 
 TOKENS=${TOKENS:-100000}
@@ -25,7 +32,7 @@ if [ -z "${NO_BUILD:-}" ]; then
     say "building strongroom (release)"
     (cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p strongroom-server --bin strongroom)
 fi
-SR=$TARGET_DIR/release/strongroom
+SR=${SR:-$TARGET_DIR/release/strongroom}
 
 cat >"$WORK/server.hcl" <<EOF
 storage "sqlite" { path = "$WORK/strongroom.db" }
@@ -34,20 +41,42 @@ listener "tcp" {
   tls_disable = true
 }
 EOF
-"$SR" server -config "$WORK/server.hcl" -log-level=warn >"$WORK/server.log" 2>&1 &
+${WRAP:-} "$SR" server -config "$WORK/server.hcl" -log-level=warn >"$WORK/server.log" 2>&1 &
 SR_PID=$!
 
 python3 - "$PORT" "$TOKENS" "$CLIENTS" "$SR_PID" <<'EOF' || { echo "the server log:" >&2; cat "$WORK/server.log" >&2; exit 1; }
-import http.client, json, sys, threading, time
+import http.client, json, os, sys, threading, time
 
 port, total, clients, pid = (int(a) for a in sys.argv[1:5])
 
-def rss_mib():
-    with open(f"/proc/{pid}/status") as f:
+def server_pid():
+    # Under a wrapper (heaptrack, valgrind) the server is the wrapper's descendant.
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        kids = []
+    return kids[-1] if kids and WRAPPED else pid
+
+WRAPPED = bool(os.environ.get("WRAP"))
+
+def rss():
+    """VmRSS, RssAnon and RssFile in MiB."""
+    out = {}
+    with open(f"/proc/{server_pid()}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise SystemExit("server is gone")
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                out[k] = int(v.split()[0]) / 1024
+    if "VmRSS" not in out:
+        raise SystemExit("server is gone")
+    return out
+
+def show(r):
+    return f"{r['VmRSS']:.1f} MiB"
+
+def split(r):
+    return f"{r.get('RssAnon', 0):.1f} / {r.get('RssFile', 0):.1f}"
 
 def call(conn, method, path, body=None, token=None):
     headers = {"Content-Type": "application/json"}
@@ -74,7 +103,7 @@ init = call(fresh(), "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_thresho
 call(fresh(), "PUT", "/v1/sys/unseal", {"key": init["keys"][0]})
 root = init["root_token"]
 time.sleep(1)
-empty = rss_mib()
+empty = rss()
 
 per = total // clients
 def worker():
@@ -87,7 +116,7 @@ for t in threads: t.start()
 for t in threads: t.join()
 created = time.monotonic() - t0
 time.sleep(1)
-full = rss_mib()
+full = rss()
 
 t0 = time.monotonic()
 call(fresh(), "PUT", "/v1/sys/leases/revoke-prefix/auth/token/create", {"sync": True}, root)
@@ -100,12 +129,18 @@ left = len(json.loads(body)["data"]["keys"]) if r.status == 200 else 0
 if left:
     raise SystemExit(f"{left} leases left after revoke-prefix")
 time.sleep(2)
-after = rss_mib()
+after = rss()
 n = per * clients
 print()
 print(f"{n:,} token leases over HTTP on SQLite, {clients} clients")
 print()
 print("| RSS empty | RSS with the leases | RSS after revoking them all | create rate | revoke-prefix time |")
 print("|---:|---:|---:|---:|---:|")
-print(f"| {empty:.1f} MiB | {full:.1f} MiB | {after:.1f} MiB | {n / created:,.0f}/s | {revoked:.2f} s ({n / revoked:,.0f}/s) |")
+print(f"| {show(empty)} | {show(full)} | {show(after)} | {n / created:,.0f}/s | {revoked:.2f} s ({n / revoked:,.0f}/s) |")
+print()
+print(f"RssAnon / RssFile (MiB): empty {split(empty)}, with the leases {split(full)}, after {split(after)}")
+hold = int(os.environ.get("HOLD", "0"))
+if hold:
+    print(f"holding the server (pid {server_pid()}) for {hold} s", file=sys.stderr, flush=True)
+    time.sleep(hold)
 EOF

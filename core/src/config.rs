@@ -141,7 +141,7 @@ impl Config {
             unseal_key: None,
             max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
             cache_entries: 65_536,
-            cache_bytes: 32 << 20,
+            cache_bytes: 16 << 20,
             decoded_cache_entries: 4_096,
             decoded_cache_bytes: 16 << 20,
             token_cache_bytes: 16 << 20,
@@ -292,7 +292,7 @@ impl Config {
     }
 
     /// About how many bytes the storage read cache holds (keys, ciphertext and bookkeeping;
-    /// 32 MiB by default, 0 disables it). Whichever of this and
+    /// 16 MiB by default, 0 disables it). Whichever of this and
     /// [`Config::cache_entries`] is reached first bounds the cache, so memory stays flat
     /// however much is stored.
     ///

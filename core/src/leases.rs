@@ -41,6 +41,7 @@ pub(crate) mod endpoints;
 mod expiry;
 mod index;
 mod leader;
+mod prefix;
 mod quotas;
 mod record;
 mod registration;
@@ -309,6 +310,11 @@ pub(crate) trait LeaseHost: Send + Sync {
     async fn token(&self, salted: &str) -> Result<Option<TokenEntry>>;
     /// Revoke a token and every token below it (what revoking an auth lease means).
     async fn revoke_token_tree(&self, salted: &str) -> Result<()>;
+    /// The deletions that revoke a token with no children (to commit with its lease's, in one
+    /// transaction); `None` when it has children or needs more than deletions.
+    async fn leaf_token_ops(&self, salted: &str) -> Result<Option<Vec<crate::storage::TxnOp>>>;
+    /// Drop a token from the token store's cache once its deletion is committed.
+    fn forget_token(&self, salted: &str) -> Result<()>;
 }
 
 /// The lease subsystem as the engine holds it: the manager's state, the storage view and

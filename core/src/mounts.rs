@@ -382,6 +382,18 @@ impl LeaseHost for EngineHost {
     async fn revoke_token_tree(&self, salted: &str) -> Result<()> {
         self.engine()?.token_site().token_revoke_tree(salted).await
     }
+
+    async fn leaf_token_ops(&self, salted: &str) -> Result<Option<Vec<crate::storage::TxnOp>>> {
+        let sr = self.engine()?;
+        sr.inner
+            .tokens
+            .leaf_revocation_ops(sr.inner.storage.as_ref(), salted)
+            .await
+    }
+
+    fn forget_token(&self, salted: &str) -> Result<()> {
+        self.engine()?.inner.tokens.forget(salted)
+    }
 }
 
 /// Delete every entry under `prefix` (a removed mount's data), a thousand per transaction.

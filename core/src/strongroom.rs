@@ -339,7 +339,12 @@ impl Strongroom {
     /// # Ok(()) }
     /// ```
     pub fn advertise(&self, api_addr: &str, cluster_addr: &str) {
-        if let Err(e) = self.inner.leases.leadership.advertise(api_addr, cluster_addr) {
+        if let Err(e) = self
+            .inner
+            .leases
+            .leadership
+            .advertise(api_addr, cluster_addr)
+        {
             tracing::warn!(error = %e.message(), "could not record the advertised addresses");
         }
     }

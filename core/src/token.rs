@@ -471,9 +471,45 @@ impl TokenStore {
     /// Delete one token: entry, accessor, its parent index entry, and its own child index
     /// (children become orphans).
     pub(crate) async fn revoke_one(&self, storage: &dyn Backend, salted: &str) -> Result<()> {
-        let Some(entry) = self.get_salted(storage, salted).await? else {
+        let Some(ops) = self.revoke_one_ops(storage, salted).await? else {
             self.uncache(salted)?;
             return Ok(());
+        };
+        storage.transaction(ops).await?;
+        self.uncache(salted)
+    }
+
+    /// The deletions that revoke a token without children, for a caller that commits them
+    /// with others (then calls [`TokenStore::forget`]); `None` when the token has children
+    /// (revoke its tree instead). A token already gone needs no deletion.
+    pub(crate) async fn leaf_revocation_ops(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+    ) -> Result<Option<Vec<TxnOp>>> {
+        if !self.children(storage, salted).await?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.revoke_one_ops(storage, salted)
+                .await?
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// Drop a token from the cache after its revocation was committed elsewhere.
+    pub(crate) fn forget(&self, salted: &str) -> Result<()> {
+        self.uncache(salted)
+    }
+
+    /// What [`TokenStore::revoke_one`] commits; `None` when the token is gone.
+    async fn revoke_one_ops(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+    ) -> Result<Option<Vec<TxnOp>>> {
+        let Some(entry) = self.get_salted(storage, salted).await? else {
+            return Ok(None);
         };
         let mut ops = vec![TxnOp::Delete {
             key: format!("{ID_PREFIX}{salted}"),
@@ -512,8 +548,7 @@ impl TokenStore {
                 self.uncache(&child)?;
             }
         }
-        storage.transaction(ops).await?;
-        self.uncache(salted)
+        Ok(Some(ops))
     }
 
     /// Every accessor (for `LIST auth/token/accessors`): the accessor itself is not stored in

@@ -285,6 +285,73 @@ async fn revoking_or_expiring_a_token_revokes_its_leases() {
     );
 }
 
+/// revoke-prefix over more token leases than one page of ids and one batch of deletions:
+/// every token goes, a token with a child takes its tree with it, a token's own secret lease is
+/// queued for the runner, and no lease record is left.
+#[tokio::test]
+async fn revoke_prefix_of_many_token_leases_takes_trees_and_queues_their_secrets() {
+    let (sr, root, _clock) = setup().await;
+    root.sys()
+        .write_policy(
+            "tl",
+            r#"path "tl/*" { capabilities = ["create", "update", "list"] }
+path "auth/token/create" { capabilities = ["create", "update"] }"#,
+        )
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..600 {
+        let r = root
+            .write(
+                "auth/token/create",
+                data(json!({"policies": ["tl"], "ttl": "1h"})),
+            )
+            .await
+            .unwrap();
+        tokens.push(r.auth.unwrap().client_token);
+    }
+    let child = sr
+        .client(&tokens[0])
+        .write(
+            "auth/token/create",
+            data(json!({"policies": ["tl"], "ttl": "1h"})),
+        )
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    issue(&sr.client(&tokens[1]), "s", json!({"ttl": "1h"})).await;
+    assert_eq!(
+        listed(&root, "sys/leases/lookup/auth/token/create/")
+            .await
+            .len(),
+        601
+    );
+    root.leases()
+        .revoke_prefix("auth/token/create")
+        .await
+        .unwrap();
+    assert!(
+        listed(&root, "sys/leases/lookup/auth/token/create/")
+            .await
+            .is_empty()
+    );
+    for t in tokens.iter().chain([&child]) {
+        let e = sr
+            .client(t)
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied);
+    }
+    // The secret's token is gone: the runner revokes it now, whatever its TTL says.
+    assert_eq!(listed(&root, "tl/live/").await, vec!["s"]);
+    let report = sr.run_expiry().await.unwrap();
+    assert_eq!(report.revoked, 1);
+    assert!(listed(&root, "tl/live/").await.is_empty());
+}
+
 #[tokio::test]
 async fn a_poison_lease_never_delays_the_others_and_ends_irrevocable() {
     let (sr, root, clock) = setup().await;

@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 
 use super::Client;
 use crate::error::Result;
+use crate::pipeline::FastGate;
 use crate::request::Operation;
-use crate::strongroom::FastGate;
 
 /// How many decisions one handle remembers.
 const GATE_CACHE: usize = 16;

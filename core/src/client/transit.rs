@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 
 use super::{Client, Gates};
 use crate::error::{Error, ErrorCode, Result};
-use crate::pipeline::FastGate;
 use crate::request::{Data, Operation, Request};
 use crate::secrets::transit::asym::SignOptions;
 use crate::secrets::transit::hmac::HmacAlgorithm;

@@ -532,31 +532,7 @@ impl Leases {
         } else {
             format!("{prefix}/")
         };
-        // On the runner's bounded pool of workers (10k leases one after another take minutes
-        // against a database); the first error is returned once the others have finished.
-        let sem = Arc::new(tokio::sync::Semaphore::new(
-            self.leases_mgr().config.workers.max(1),
-        ));
-        let mut jobs: tokio::task::JoinSet<Result<()>> = tokio::task::JoinSet::new();
-        for id in self.lease_ids_under(&prefix).await? {
-            let permit = sem
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::internal("revocation pool closed"))?;
-            let sr = Arc::clone(self);
-            jobs.spawn(async move {
-                let _permit = permit;
-                sr.lease_revoke_now(&id, force).await
-            });
-        }
-        let mut first_err = None;
-        while let Some(done) = jobs.join_next().await {
-            let r = done.unwrap_or_else(|e| Err(Error::internal(format!("revocation task: {e}"))));
-            if let Err(e) = r {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        // Streamed, on the runner's pool, deletions batched: see `prefix`.
+        self.revoke_leases_under(&prefix, force).await
     }
 }

@@ -211,6 +211,19 @@ impl SyncLevel {
     }
 }
 
+/// The writer gives its page cache back after this long without a write: the cache speeds a
+/// busy writer up, and an idle one would otherwise keep it (up to `WRITER_CACHE_KIB`) for good,
+/// e.g. after a mass revocation.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+/// Free what the connection's page cache holds (`sqlite3_db_release_memory`); the next
+/// transaction reads the pages it needs again, from the OS page cache.
+fn release_page_cache(conn: &Connection) {
+    if let Err(e) = conn.release_memory() {
+        tracing::debug!(error = %e, "sqlite writer: could not release its page cache");
+    }
+}
+
 fn run(
     conn: &Connection,
     queue: &mpsc::Receiver<Job>,
@@ -219,7 +232,21 @@ fn run(
     watch: &mut Watch<'_>,
     sync: &mut SyncLevel,
 ) {
-    while let Ok(first) = queue.recv() {
+    // Whether the page cache was given back since the last commit.
+    let mut released = true;
+    loop {
+        let first = match queue.recv_timeout(IDLE_RELEASE) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !released {
+                    release_page_cache(conn);
+                    released = true;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        released = false;
         let mut bytes = first.write.bytes();
         let mut group = vec![first];
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {

@@ -1,0 +1,199 @@
+//! `revoke-prefix` / `revoke-force` over many leases, in memory that does not grow with their
+//! number and in few transactions.
+//!
+//! The lease ids are read a page at a time (never all at once), revoked on the runner's bounded
+//! pool of workers with each finished job collected at once (a join set that is only drained at
+//! the end keeps every finished task's memory until then: 100k token leases held hundreds of
+//! MiB), and the storage deletions of revoked leases are committed in batches, as the expiry
+//! runner commits them. A token lease whose token has no children is revoked in the same batch:
+//! the token's deletion and its lease's are one transaction, so a crash leaves both or neither.
+//!
+//! The saga is the runner's: the engine first, then the records. A crash before a batch's
+//! commit leaves revoked leases recorded, and the next revocation (or the runner, when they
+//! expire) revokes them again, which engines allow.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::index::deletion_ops;
+use super::{ID_PREFIX, Leases};
+use crate::error::{Error, Result};
+use crate::storage::{Page, TxnOp};
+
+/// Lease ids read per storage page.
+const ID_PAGE: usize = 512;
+/// Revoked leases whose deletions share one transaction.
+const BATCH: usize = 256;
+
+/// A lease revoked by a job: its id, and the deletions still to commit (`None` when the job
+/// committed them itself, e.g. for a lease counted in a quota).
+type Revoked = Option<(String, Option<Pending>)>;
+
+/// Deletions to commit for one revoked lease, and the token (salted id) to forget from the
+/// token store's cache once they are committed.
+struct Pending {
+    ops: Vec<TxnOp>,
+    token: Option<String>,
+}
+
+/// Deletions of revoked leases waiting for their transaction.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<TxnOp>,
+    ids: Vec<String>,
+    tokens: Vec<String>,
+}
+
+impl Batch {
+    fn add(
+        &mut self,
+        sr: &Leases,
+        first_err: &mut Option<Error>,
+        joined: std::result::Result<Result<Revoked>, tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((id, None)))) => sr.lease_revoked(id),
+            Ok(Ok(Some((id, Some(p))))) => {
+                self.ops.extend(p.ops);
+                self.ids.push(id);
+                self.tokens.extend(p.token);
+            }
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(Error::internal(format!("revocation task: {e}")));
+            }
+        }
+    }
+
+    async fn flush_if_full(&mut self, sr: &Leases, first_err: &mut Option<Error>) {
+        if self.ids.len() >= BATCH {
+            self.flush(sr, first_err).await;
+        }
+    }
+
+    async fn flush(&mut self, sr: &Leases, first_err: &mut Option<Error>) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.ops);
+        let ids = std::mem::take(&mut self.ids);
+        let tokens = std::mem::take(&mut self.tokens);
+        let committed = sr.storage.transaction(ops).await;
+        // Forgotten either way: a failed commit may still have reached the disk.
+        for t in &tokens {
+            if let Err(e) = sr.host.forget_token(t) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match committed {
+            Ok(()) => {
+                for id in ids {
+                    sr.lease_revoked(id);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+}
+
+impl Leases {
+    /// Revoke every lease whose id starts with `prefix` (a path prefix ending in `/`, or
+    /// empty). The first error is returned once every other lease has been tried.
+    pub(crate) async fn revoke_leases_under(
+        self: &Arc<Self>,
+        prefix: &str,
+        force: bool,
+    ) -> Result<()> {
+        let full = format!("{ID_PREFIX}{prefix}");
+        let workers = self.leases_mgr().config.workers.max(1);
+        let mut jobs: JoinSet<Result<Revoked>> = JoinSet::new();
+        let mut batch = Batch::default();
+        let mut first_err = None;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .storage
+                .scan(
+                    &full,
+                    &Page {
+                        after: after.take(),
+                        limit: Some(ID_PAGE),
+                    },
+                )
+                .await?;
+            let done = page.len() < ID_PAGE;
+            after = page.last().cloned();
+            for rel in page {
+                while jobs.len() >= workers {
+                    if let Some(joined) = jobs.join_next().await {
+                        batch.add(self, &mut first_err, joined);
+                    }
+                }
+                batch.flush_if_full(self, &mut first_err).await;
+                let sr = Arc::clone(self);
+                let id = format!("{prefix}{rel}");
+                jobs.spawn(async move { sr.revoke_one_for_batch(&id, force).await });
+            }
+            if done {
+                break;
+            }
+        }
+        while let Some(joined) = jobs.join_next().await {
+            batch.add(self, &mut first_err, joined);
+            batch.flush_if_full(self, &mut first_err).await;
+        }
+        batch.flush(self, &mut first_err).await;
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Revoke one lease in its engine and hand back the deletions to batch (see the module).
+    async fn revoke_one_for_batch(&self, lease_id: &str, force: bool) -> Result<Revoked> {
+        let Some(rec) = self.lease_record(lease_id).await? else {
+            return Ok(None);
+        };
+        // A token without children: its deletion joins the lease's, in the batch.
+        if rec.is_auth() && rec.quotas.is_empty() {
+            if let Some(mut ops) = self.host.leaf_token_ops(&rec.token).await? {
+                ops.extend(deletion_ops(&rec, None));
+                return Ok(Some((
+                    rec.lease_id.clone(),
+                    Some(Pending {
+                        ops,
+                        token: Some(rec.token.clone()),
+                    }),
+                )));
+            }
+        }
+        match self.revoke_in_engine(&rec).await {
+            Ok(()) => {}
+            Err(e) if force => {
+                tracing::warn!(lease_id, error = %e.message(), "revoke-force: ignoring revocation error");
+            }
+            Err(e) => {
+                return Err(Error::invalid_input(format!(
+                    "failed to revoke entry: resp: (*logical.Response)(nil) err: {}",
+                    e.message()
+                )));
+            }
+        }
+        if rec.quotas.is_empty() {
+            return Ok(Some((
+                rec.lease_id.clone(),
+                Some(Pending {
+                    ops: deletion_ops(&rec, None),
+                    token: None,
+                }),
+            )));
+        }
+        // Counted in a quota: the counter is updated with the deletion, checked against
+        // other processes, so it is committed here.
+        self.delete_lease(&rec, None).await?;
+        Ok(Some((rec.lease_id.clone(), None)))
+    }
+}
