@@ -315,6 +315,9 @@ pub(crate) trait LeaseHost: Send + Sync {
     async fn leaf_token_ops(&self, salted: &str) -> Result<Option<Vec<crate::storage::TxnOp>>>;
     /// Drop a token from the token store's cache once its deletion is committed.
     fn forget_token(&self, salted: &str) -> Result<()>;
+    /// Whether a token has children now (one created since [`LeaseHost::leaf_token_ops`]
+    /// looked must be revoked with it).
+    async fn token_has_children(&self, salted: &str) -> Result<bool>;
 }
 
 /// The lease subsystem as the engine holds it: the manager's state, the storage view and

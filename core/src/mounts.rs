@@ -394,6 +394,16 @@ impl LeaseHost for EngineHost {
     fn forget_token(&self, salted: &str) -> Result<()> {
         self.engine()?.inner.tokens.forget(salted)
     }
+
+    async fn token_has_children(&self, salted: &str) -> Result<bool> {
+        let sr = self.engine()?;
+        Ok(!sr
+            .inner
+            .tokens
+            .children(sr.inner.storage.as_ref(), salted)
+            .await?
+            .is_empty())
+    }
 }
 
 /// Delete every entry under `prefix` (a removed mount's data), a thousand per transaction.

@@ -450,7 +450,11 @@ impl TokenStore {
         Ok(())
     }
 
-    async fn children(&self, storage: &dyn Backend, salted: &str) -> Result<Vec<String>> {
+    pub(crate) async fn children(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+    ) -> Result<Vec<String>> {
         let prefix = format!("{PARENT_PREFIX}{salted}/");
         let mut out = Vec::new();
         let mut page = Page {

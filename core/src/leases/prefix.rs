@@ -82,6 +82,23 @@ impl Batch {
         let ops = std::mem::take(&mut self.ops);
         let ids = std::mem::take(&mut self.ids);
         let tokens = std::mem::take(&mut self.tokens);
+        // A token that was childless when its job ran may have created a child since (it
+        // stayed valid until this commit): revoke that tree first, or the child would outlive
+        // its parent. The batch's deletions of the token are idempotent.
+        // If that fails, nothing is committed: the leases stay recorded and are revoked again
+        // by the next revocation or the runner.
+        for t in &tokens {
+            let grown = sr.host.token_has_children(t).await;
+            let revoked = match grown {
+                Ok(false) => Ok(()),
+                Ok(true) => sr.host.revoke_token_tree(t).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = revoked {
+                first_err.get_or_insert(e);
+                return;
+            }
+        }
         let committed = sr.storage.transaction(ops).await;
         // Forgotten either way: a failed commit may still have reached the disk.
         for t in &tokens {
@@ -195,5 +212,72 @@ impl Leases {
         // other processes, so it is committed here.
         self.delete_lease(&rec, None).await?;
         Ok(Some((rec.lease_id.clone(), None)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Operation;
+    use serde_json::json;
+
+    /// A token's job ran while it had no children, then it created one before the batch was
+    /// committed: the child is revoked with it, not left valid under a deleted parent.
+    #[tokio::test]
+    async fn a_child_created_while_its_parent_waits_in_a_batch_is_revoked_with_it() -> Result<()> {
+        let sr = crate::Strongroom::open(crate::Config::dev()).await?;
+        let root_token = sr
+            .dev_root_token()
+            .ok_or_else(|| Error::internal("no dev root token"))?;
+        let root = sr.client(root_token);
+        let created = root
+            .write("auth/token/create", crate::data(json!({"ttl": "1h"})))
+            .await?;
+        let parent = created
+            .auth
+            .ok_or_else(|| Error::internal("no auth"))?
+            .client_token;
+        let leases = Arc::clone(&sr.inner.leases);
+        let ids = leases.lease_ids_under("auth/token/create/").await?;
+        let [id] = ids.as_slice() else {
+            return Err(Error::internal(format!(
+                "expected one token lease: {ids:?}"
+            )));
+        };
+        let revoked = leases.revoke_one_for_batch(id, false).await?;
+        assert!(
+            matches!(&revoked, Some((_, Some(p))) if p.token.is_some()),
+            "a childless token's deletion is batched"
+        );
+
+        // The parent is still valid until the batch commits: it makes a child.
+        let child = sr
+            .client(parent.clone())
+            .write("auth/token/create", crate::data(json!({"ttl": "10m"})))
+            .await?
+            .auth
+            .ok_or_else(|| Error::internal("no auth"))?
+            .client_token;
+
+        let mut batch = Batch::default();
+        let mut first_err = None;
+        batch.add(&leases, &mut first_err, Ok(Ok(revoked)));
+        batch.flush(&leases, &mut first_err).await;
+        assert!(first_err.is_none(), "{first_err:?}");
+
+        for token in [parent, child] {
+            let r = sr
+                .client(token)
+                .handle(crate::Request::new(
+                    Operation::Read,
+                    "auth/token/lookup-self",
+                ))
+                .await;
+            assert_eq!(
+                r.err().map(|e| e.code()),
+                Some(crate::ErrorCode::PermissionDenied)
+            );
+        }
+        Ok(())
     }
 }
