@@ -48,7 +48,10 @@ mod registration;
 
 pub(crate) use index::{token_lease_ops, token_revocation_ops};
 pub(crate) use quotas::Quota;
+// Reached from outside only by the benches and fuzz targets.
+#[cfg(feature = "bench-internals")]
 pub(crate) use record::decode_record;
+#[cfg(feature = "bench-internals")]
 pub(crate) use registration::NewLease;
 
 /// Lease records, keyed by lease id.
