@@ -451,19 +451,29 @@ impl Leases {
         let Some((mount, rel)) = router.route(&rec.path) else {
             return Err(Error::unsupported_path(&rec.path));
         };
-        let leased = crate::secrets::LeasedSecret {
-            lease_id: &rec.lease_id,
-            path: rel,
-            internal: &rec.internal_data,
-            issue_time: from_nanos(rec.issue_time).into(),
-            expire_time: from_nanos(rec.expire_time).into(),
-        };
+        let leased = rec.leased(rel);
         let timeout = self.leases_mgr().config.revoke_timeout;
         match tokio::time::timeout(timeout, mount.engine.revoke(&mount.ctx, &leased)).await {
             Ok(r) => r,
             Err(_) => Err(Error::unavailable(format!(
                 "revocation timed out after {}",
                 ttl::human(timeout)
+            ))),
+        }
+    }
+
+    /// [`Leases::revoke_in_engine`] for a caller's revocation: with `force` an engine error is
+    /// logged and ignored, else it fails the call with OpenBao's text.
+    pub(super) async fn revoke_on_request(&self, rec: &LeaseRecord, force: bool) -> Result<()> {
+        match self.revoke_in_engine(rec).await {
+            Ok(()) => Ok(()),
+            Err(e) if force => {
+                tracing::warn!(lease_id = %rec.lease_id, error = %e.message(), "revoke-force: ignoring revocation error");
+                Ok(())
+            }
+            Err(e) => Err(Error::invalid_input(format!(
+                "failed to revoke entry: resp: (*logical.Response)(nil) err: {}",
+                e.message()
             ))),
         }
     }
@@ -475,18 +485,7 @@ impl Leases {
         let Some(rec) = self.lease_record(lease_id).await? else {
             return Ok(());
         };
-        match self.revoke_in_engine(&rec).await {
-            Ok(()) => {}
-            Err(e) if force => {
-                tracing::warn!(lease_id, error = %e.message(), "revoke-force: ignoring revocation error");
-            }
-            Err(e) => {
-                return Err(Error::invalid_input(format!(
-                    "failed to revoke entry: resp: (*logical.Response)(nil) err: {}",
-                    e.message()
-                )));
-            }
-        }
+        self.revoke_on_request(&rec, force).await?;
         self.delete_lease(&rec, None).await?;
         self.lease_revoked(rec.lease_id.clone());
         Ok(())

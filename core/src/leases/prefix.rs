@@ -187,18 +187,7 @@ impl Leases {
                 )));
             }
         }
-        match self.revoke_in_engine(&rec).await {
-            Ok(()) => {}
-            Err(e) if force => {
-                tracing::warn!(lease_id, error = %e.message(), "revoke-force: ignoring revocation error");
-            }
-            Err(e) => {
-                return Err(Error::invalid_input(format!(
-                    "failed to revoke entry: resp: (*logical.Response)(nil) err: {}",
-                    e.message()
-                )));
-            }
-        }
+        self.revoke_on_request(&rec, force).await?;
         if rec.quotas.is_empty() {
             return Ok(Some((
                 rec.lease_id.clone(),

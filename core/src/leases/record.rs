@@ -68,6 +68,17 @@ impl std::fmt::Debug for LeaseRecord {
 }
 
 impl LeaseRecord {
+    /// The lease as its engine sees it, `rel` being its path inside the mount.
+    pub(super) fn leased<'a>(&'a self, rel: &'a str) -> crate::secrets::LeasedSecret<'a> {
+        crate::secrets::LeasedSecret {
+            lease_id: &self.lease_id,
+            path: rel,
+            internal: &self.internal_data,
+            issue_time: from_nanos(self.issue_time).into(),
+            expire_time: from_nanos(self.expire_time).into(),
+        }
+    }
+
     pub(super) fn is_auth(&self) -> bool {
         self.kind == "auth"
     }
@@ -168,13 +179,7 @@ impl Leases {
         let (mount, rel) = router
             .route(&rec.path)
             .ok_or_else(|| Error::invalid_input("lease not found"))?;
-        let leased = crate::secrets::LeasedSecret {
-            lease_id: &rec.lease_id,
-            path: rel,
-            internal: &rec.internal_data,
-            issue_time: from_nanos(rec.issue_time).into(),
-            expire_time: from_nanos(rec.expire_time).into(),
-        };
+        let leased = rec.leased(rel);
         let bounds = mount.engine.renew(&mount.ctx, &leased, increment).await?;
         let limits = TtlLimits {
             default_ttl: mount.ctx.default_lease_ttl,
