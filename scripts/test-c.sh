@@ -29,8 +29,8 @@ trap cleanup EXIT
 echo "== C: the committed header is what cbindgen generates"
 cargo test -q --manifest-path bindings-ffi/header-check/Cargo.toml --target-dir "$target/header-check"
 
-echo "== C: build libstrongroom_ffi (debug)"
-cargo build -q -p strongroom-ffi
+echo "== C: build libstrongroom_ffi (debug; scripts/build-debug.sh)"
+./scripts/build-debug.sh
 
 flags=$(PKG_CONFIG_PATH="$(pwd)/bindings-ffi" pkg-config --define-variable=libdir="$target/debug" --cflags --libs strongroom)
 san=(-Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)

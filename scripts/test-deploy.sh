@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/kubernetes-validate" ] || ! cmp -s "$req" "$venv/requiremen
   cp "$req" "$venv/requirements-test.txt"
 fi
 
-cargo build -q -p strongroom-server --bin strongroom
+./scripts/build-debug.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

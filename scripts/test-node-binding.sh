@@ -27,8 +27,8 @@ echo "== tsc --strict --noEmit (test/typed.ts, examples/node/quickstart.mjs agai
 npx tsc -p tsconfig.json
 
 # The Kubernetes API stand-in (an example of the core crate) for the Kubernetes login test.
-echo "== cargo build -p strongroom --example k8s_standin"
-(cd .. && cargo build -q -p strongroom --example k8s_standin)
+echo "== build the Kubernetes API stand-in (scripts/build-debug.sh)"
+../scripts/build-debug.sh
 target_dir="$(cd .. && cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 export STRONGROOM_K8S_STANDIN_BIN="$target_dir/debug/examples/k8s_standin"
 [ -x "$STRONGROOM_K8S_STANDIN_BIN" ] || { echo "stand-in not found at $STRONGROOM_K8S_STANDIN_BIN" >&2; exit 1; }

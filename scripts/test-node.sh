@@ -11,9 +11,8 @@ command -v node >/dev/null || { echo "node is not installed; the Node client tes
 echo "== npm install (tests/node)"
 (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 
-echo "== cargo build -p strongroom-server, and the Kubernetes API stand-in (an example of the core crate)"
-cargo build -q -p strongroom-server
-cargo build -q -p strongroom --example k8s_standin
+echo "== build the server and the Kubernetes API stand-in (scripts/build-debug.sh)"
+./scripts/build-debug.sh
 target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 export STRONGROOM_BIN="$target_dir/debug/strongroom"
 [ -x "$STRONGROOM_BIN" ] || { echo "server binary not found at $STRONGROOM_BIN" >&2; exit 1; }

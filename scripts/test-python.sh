@@ -25,13 +25,14 @@ echo "== pip install (tests/python/requirements.txt, bindings-python/tests/requi
   -r bindings-python/tests/requirements.txt
 export STRONGROOM_TEST_POSTGRES_URL="${STRONGROOM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+# maturin builds this one package, so its features are resolved as for the wheel users get
+# (tokio without parking_lot: the fork test below depends on it), not as in the workspace.
 echo "== maturin develop (the Python binding, debug build) into $venv"
 (cd bindings-python && VIRTUAL_ENV="$(cd ../"$venv" && pwd)" PATH="$(cd ../"$venv" && pwd)/bin:$PATH" \
   maturin develop -q)
 
-echo "== cargo build -p strongroom-server, and the Kubernetes API stand-in (an example of the core crate)"
-cargo build -q -p strongroom-server
-cargo build -q -p strongroom --example k8s_standin
+echo "== build the server and the Kubernetes API stand-in (scripts/build-debug.sh)"
+./scripts/build-debug.sh
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export STRONGROOM_BIN="$target_dir/debug/strongroom"

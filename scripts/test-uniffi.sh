@@ -20,10 +20,9 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "== uniffi: build libstrongroom_uniffi and uniffi-bindgen (debug)"
-cargo build -q -p strongroom-uniffi --lib --bin uniffi-bindgen
+# With the Kubernetes API stand-in (an example of the core crate) for the Kubernetes login test.
+./scripts/build-debug.sh
 lib="$target/debug/libstrongroom_uniffi.so"
-# The Kubernetes API stand-in (an example of the core crate) for the Kubernetes login test.
-cargo build -q -p strongroom --example k8s_standin
 export STRONGROOM_K8S_STANDIN_BIN="$target/debug/examples/k8s_standin"
 
 echo "== uniffi: generate Kotlin, Swift and Python from the library"
