@@ -95,7 +95,10 @@ export type CredentialKeeper = KeeperHandle
 
 /** Typed access to a KV version 2 mount. */
 export declare class Kv {
-  /** The latest version of `key` (or `options.version`); `null` when missing or deleted. */
+  /**
+   * The latest version of `key` (or `options.version`); `null` when missing or deleted.
+   * Settled at once when the read needs no I/O (see `settle`).
+   */
   get(key: string, options?: KvGetOptions | undefined | null): Promise<KvSecret | null>
   /** Write `data` as a new version; with `options.cas`, only if the current version is `cas`. */
   put(key: string, data: any, options?: KvPutOptions | undefined | null): Promise<KvVersion>
@@ -264,11 +267,17 @@ export declare class Transit {
   createKey(name: string, options?: CreateKeyOptions | undefined | null): Promise<void>
   /** Add a key version; resolves to the latest version number. */
   rotate(name: string): Promise<number>
-  /** Encrypt `plaintext`; resolves to the `vault:v<n>:...` ciphertext. */
+  /**
+   * Encrypt `plaintext`; resolves to the `vault:v<n>:...` ciphertext. Settled at once when
+   * the key is in memory (see `settle`).
+   */
   encrypt(key: string, plaintext: Uint8Array, options?: EncryptOptionsJs | undefined | null): Promise<string>
   /** `encrypt`, synchronously (for small inputs: it holds the JavaScript thread meanwhile). */
   encryptSync(key: string, plaintext: Uint8Array, options?: EncryptOptionsJs | undefined | null): string
-  /** Decrypt a ciphertext; resolves to the plaintext. */
+  /**
+   * Decrypt a ciphertext; resolves to the plaintext. Settled at once when the key is in
+   * memory (see `settle`).
+   */
   decrypt(key: string, ciphertext: string, options?: EncryptOptionsJs | undefined | null): Promise<Buffer>
   /** `decrypt`, synchronously (for small inputs). */
   decryptSync(key: string, ciphertext: string, options?: EncryptOptionsJs | undefined | null): Buffer
@@ -284,7 +293,10 @@ export declare class Transit {
   sign(key: string, input: Uint8Array): Promise<string>
   /** Whether `signature` is valid for `input`. */
   verify(key: string, input: Uint8Array, signature: string): Promise<boolean>
-  /** The HMAC-SHA256 of `input`: `vault:v<n>:<base64>`. */
+  /**
+   * The HMAC-SHA256 of `input`: `vault:v<n>:<base64>`. Settled at once when the key is in
+   * memory (see `settle`).
+   */
   hmac(key: string, input: Uint8Array): Promise<string>
   /** `hmac`, synchronously (for small inputs). */
   hmacSync(key: string, input: Uint8Array): string

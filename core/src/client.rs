@@ -229,6 +229,42 @@ fn secret_of(resp: Option<Response>) -> Result<Option<KvSecret>> {
     Ok(Some(KvSecret { data, metadata }))
 }
 
+/// A version's `metadata` answer as a [`KvVersion`] (what `decode` makes of it, field by field).
+fn kv_version_of(d: &Data) -> Result<KvVersion> {
+    let bad = || Error::internal("unexpected kv metadata shape");
+    let text = |k: &str| match d.get(k) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None => Ok(String::new()),
+        Some(_) => Err(bad()),
+    };
+    let custom_metadata = match d.get("custom_metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(
+            m.iter()
+                .map(|(k, v)| {
+                    v.as_str()
+                        .map(|s| (k.clone(), s.to_string()))
+                        .ok_or_else(bad)
+                })
+                .collect::<Result<BTreeMap<_, _>>>()?,
+        ),
+        Some(_) => return Err(bad()),
+    };
+    Ok(KvVersion {
+        version: d.get("version").and_then(Value::as_u64).ok_or_else(bad)?,
+        created_time: match d.get("created_time") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(bad()),
+        },
+        deletion_time: text("deletion_time")?,
+        destroyed: match d.get("destroyed") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(bad)?,
+        },
+        custom_metadata,
+    })
+}
+
 fn keys_of(r: &Response) -> Vec<String> {
     r.get("keys")
         .and_then(Value::as_array)
@@ -425,17 +461,18 @@ impl Kv {
     /// The latest version; `None` when missing, deleted or destroyed.
     pub async fn get(&self, key: &str) -> Result<Option<KvSecret>> {
         if let Some(found) = self.fast_get(key).await? {
-            return secret_of(found);
+            return Ok(found);
         }
         self.get_req(Request::read(self.path("data", key))).await
     }
 
     /// The fast path of [`Kv::get`]: the pipeline's seal, token and policy checks for a read of
     /// `data/<key>` (remembered on this handle, see [`Gates`]), then the KV v2 engine itself,
-    /// with no request id, routing or audit step in between. `None` when the call must take
-    /// the full pipeline (audit devices, a limited-use token, a policy that inspects
+    /// with no request id, routing or audit step in between, and the secret built from what
+    /// the engine decoded (no answer maps to build and take apart). `None` when the call must
+    /// take the full pipeline (audit devices, a limited-use token, a policy that inspects
     /// parameters, a mount that is not KV version 2); `Some(None)` when nothing is there.
-    async fn fast_get(&self, key: &str) -> Result<Option<Option<Response>>> {
+    async fn fast_get(&self, key: &str) -> Result<Option<Option<KvSecret>>> {
         let key = key.trim_start_matches('/');
         let Some(gate) = self
             .gates
@@ -448,33 +485,35 @@ impl Kv {
         let Some(mount) = gate.mount.upgrade() else {
             return Ok(None);
         };
-        let v2 = mount.entry.kind == "kv"
-            && mount
-                .entry
-                .options
-                .as_ref()
-                .and_then(|o| o.get("version"))
-                .is_some_and(|v| v == "2");
-        if !v2 {
+        let Some(engine) = mount.engine.as_kv_v2() else {
             return Ok(None);
-        }
+        };
         let path = self.path("data", key);
-        // The path relative to the mount the decision routed to, as the pipeline hands it on.
-        let Some(rel) = path.strip_prefix(mount.entry.path.as_str()) else {
+        // The key as the engine sees it: the path relative to the mount the decision routed
+        // to, as the pipeline hands it on.
+        let Some(key) = path
+            .strip_prefix(mount.entry.path.as_str())
+            .and_then(|rel| rel.strip_prefix("data/"))
+        else {
             return Ok(None);
         };
         // Counted as a call in flight, as `handle` counts it, so shutdown waits for the read.
         let _in_flight = self.client.sr.inner.calls.enter()?;
-        let mut req = Request::read(rel);
-        req.display_name.clone_from(&gate.entry.display_name);
-        match mount.engine.handle(&mount.ctx, &req).await {
-            // A KV v2 read never returns a lease; the pipeline would register one.
-            Ok(Some(r)) if r.lease.is_some() => Ok(None),
-            Ok(Some(r)) => Ok(Some(none_if_missing(Ok(r))?)),
-            Ok(None) => Ok(Some(None)),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(Some(None)),
-            Err(e) => Err(e),
-        }
+        let read = match engine.read_version(&mount.ctx, key, None).await {
+            Ok(r) => r,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(Some(None)),
+            Err(e) => return Err(e),
+        };
+        let crate::secrets::kv::v2::VersionRead::Found { data, .. } = &read else {
+            return Ok(Some(None));
+        };
+        let Some(metadata) = read.metadata() else {
+            return Ok(Some(None));
+        };
+        Ok(Some(Some(KvSecret {
+            data: SecretData::new(data.0.clone()),
+            metadata: kv_version_of(metadata)?,
+        })))
     }
 
     /// A given version; `None` when missing, deleted or destroyed.

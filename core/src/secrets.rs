@@ -80,6 +80,11 @@ pub(crate) trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// This engine as a KV version 2 engine, for the typed API's fast path.
+    fn as_kv_v2(&self) -> Option<&kv::v2::KvV2> {
+        None
+    }
+
     /// Periodic work (transit auto-rotation, ...), run from
     /// [`crate::Strongroom::run_maintenance`] by the process that does housekeeping. Time comes
     /// from `ctx.clock`, so tests drive it with the virtual clock. The default does nothing.

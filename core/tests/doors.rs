@@ -405,3 +405,64 @@ async fn a_reused_kv_handle_follows_every_change() {
     f.sr.seal().await.unwrap();
     assert_eq!(kv.get("a").await.unwrap_err().code(), ErrorCode::Sealed);
 }
+
+/// The typed KV read builds its secret from what the engine decoded, the pipeline from the
+/// read's answer: both give the same data and version metadata (custom metadata, a scheduled
+/// deletion time, the latest of several versions), and the same `None` once it is destroyed.
+#[tokio::test]
+async fn the_typed_kv_read_and_the_pipeline_give_the_same_secret() {
+    let f = fixture().await;
+    let kv = f.root.kv("secret");
+    kv.put("m", &data(json!({"user": "app", "n": 1})))
+        .await
+        .unwrap();
+    kv.put(
+        "m",
+        &data(json!({"user": "app", "n": 2, "nested": {"a": [1, "x"]}})),
+    )
+    .await
+    .unwrap();
+    f.root
+        .write(
+            "secret/metadata/m",
+            data(json!({
+                "custom_metadata": {"owner": "team-a", "tier": "gold"},
+                "delete_version_after": "1h",
+            })),
+        )
+        .await
+        .unwrap();
+    kv.put("m", &data(json!({"user": "app", "n": 3})))
+        .await
+        .unwrap();
+
+    let fast = kv.get("m").await.unwrap().unwrap();
+    let fast_again = kv.get("m").await.unwrap().unwrap(); // from the remembered decision
+    let through = kv.get_version("m", 3).await.unwrap().unwrap(); // the pipeline
+    for got in [&fast, &fast_again] {
+        assert_eq!(got.data, through.data);
+        assert_eq!(got.metadata, through.metadata);
+    }
+    assert_eq!(fast.metadata.version, 3);
+    assert_eq!(fast.data.expose()["n"], json!(3));
+    assert!(
+        !fast.metadata.deletion_time.is_empty(),
+        "{:?}",
+        fast.metadata
+    );
+    assert_eq!(
+        fast.metadata
+            .custom_metadata
+            .as_ref()
+            .and_then(|m| m.get("tier"))
+            .map(String::as_str),
+        Some("gold")
+    );
+
+    f.root
+        .write("secret/destroy/m", data(json!({"versions": [3]})))
+        .await
+        .unwrap();
+    assert!(kv.get("m").await.unwrap().is_none());
+    assert!(kv.get_version("m", 3).await.unwrap().is_none());
+}

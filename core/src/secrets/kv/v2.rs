@@ -20,6 +20,7 @@ mod layout;
 #[cfg(feature = "bench-internals")]
 pub(crate) use layout::decode_data;
 mod metadata;
+pub(crate) use data::VersionRead;
 mod subkeys;
 mod versions;
 
@@ -95,6 +96,20 @@ fn invalid_path(op: Operation) -> Response {
     ))
 }
 
+impl KvV2 {
+    /// Version `version` (`None`: the latest) of `key` as decoded from storage, for the typed
+    /// API's fast path: what `GET data/<key>` answers, without building the answer's maps.
+    pub(crate) async fn read_version(
+        &self,
+        ctx: &EngineContext,
+        key: &str,
+        version: Option<u64>,
+    ) -> Result<VersionRead> {
+        layout::check_key(key)?;
+        data::read_version(ctx, key, version).await
+    }
+}
+
 #[async_trait]
 impl Engine for KvV2 {
     async fn handle(&self, ctx: &EngineContext, req: &Request) -> Result<Option<Response>> {
@@ -132,6 +147,10 @@ impl Engine for KvV2 {
             (Route::Invalid, op) => Ok(Some(invalid_path(op))),
             _ => Err(Error::unsupported_operation()),
         }
+    }
+
+    fn as_kv_v2(&self) -> Option<&KvV2> {
+        Some(self)
     }
 
     async fn exists(&self, ctx: &EngineContext, req: &Request) -> Result<Option<bool>> {

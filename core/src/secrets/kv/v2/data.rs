@@ -1,11 +1,14 @@
 //! `<mount>/data/<key>`: read a version, write a new one, merge-patch the latest, soft-delete the
 //! latest.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::layout::{
-    KeyMeta, MAX_ATTEMPTS, MountConfig, canonical, commit, contention, decode_data, deletion_time,
-    encode, load_config, load_meta, load_meta_decoded, meta_key, now_nanos, version_key,
+    KeyMeta, MAX_ATTEMPTS, MountConfig, ReadMeta, canonical, commit, contention, decode_data,
+    deletion_time, encode, load_config, load_meta, load_meta_decoded, meta_key, now_nanos,
+    version_key,
 };
 use crate::barrier::decoded::SecretData;
 use crate::error::{Error, Result};
@@ -43,25 +46,52 @@ pub(super) fn not_found_empty() -> Response {
     }
 }
 
-/// `GET data/<key>[?version=N]`: at most two storage reads (metadata, then the version).
-pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<Option<Response>> {
-    let version = version_param(req)?;
+/// What a read of a version found, as decoded (and cached) from storage.
+pub(crate) enum VersionRead {
+    /// No such key or version.
+    Missing,
+    /// The version is deleted or destroyed.
+    Gone { meta: Arc<ReadMeta>, number: u64 },
+    Found {
+        meta: Arc<ReadMeta>,
+        number: u64,
+        data: Arc<SecretData>,
+    },
+}
+
+impl VersionRead {
+    /// The version's `metadata` answer (`created_time`, `deletion_time`, `destroyed`,
+    /// `version`, `custom_metadata`), formatted once per metadata record.
+    pub(crate) fn metadata(&self) -> Option<&Data> {
+        match self {
+            VersionRead::Missing => None,
+            VersionRead::Gone { meta, number } | VersionRead::Found { meta, number, .. } => {
+                meta.version_data.get(number)
+            }
+        }
+    }
+}
+
+/// Version `version` (`None`: the latest) of `key`: at most two storage reads (metadata, then
+/// the version), both served from the decoded cache while unchanged.
+pub(crate) async fn read_version(
+    ctx: &EngineContext,
+    key: &str,
+    version: Option<u64>,
+) -> Result<VersionRead> {
     for _ in 0..READ_ATTEMPTS {
-        let Some(read) = load_meta_decoded(&ctx.storage, key).await? else {
-            return Ok(None);
+        let Some(meta) = load_meta_decoded(&ctx.storage, key).await? else {
+            return Ok(VersionRead::Missing);
         };
-        let number = version.unwrap_or(read.meta.current_version);
-        let (Some(vm), Some(metadata)) = (
-            read.meta.versions.get(&number),
-            read.version_data.get(&number).cloned(),
-        ) else {
-            return Ok(None);
+        let number = version.unwrap_or(meta.meta.current_version);
+        let Some(vm) = meta.meta.versions.get(&number) else {
+            return Ok(VersionRead::Missing);
         };
-        let mut out = Data::new();
+        if !meta.version_data.contains_key(&number) {
+            return Ok(VersionRead::Missing);
+        }
         if vm.is_gone(now_nanos(ctx)) {
-            out.insert("data".into(), Value::Null);
-            out.insert("metadata".into(), Value::Object(metadata));
-            return Ok(Some(gone(out)));
+            return Ok(VersionRead::Gone { meta, number });
         }
         // The version may be pruned or destroyed between the two reads: start over then.
         let version_data = ctx
@@ -70,14 +100,35 @@ pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<O
                 decode_data(raw).map(SecretData)
             })
             .await?;
-        let Some(secret) = version_data else {
+        let Some(data) = version_data else {
             continue;
         };
-        out.insert("data".into(), Value::Object(secret.0.clone()));
-        out.insert("metadata".into(), Value::Object(metadata));
-        return Ok(Some(Response::with_data(out)));
+        return Ok(VersionRead::Found { meta, number, data });
     }
     Err(Error::storage("could not find version data"))
+}
+
+/// `GET data/<key>[?version=N]`.
+pub(super) async fn read(ctx: &EngineContext, key: &str, req: &Data) -> Result<Option<Response>> {
+    let version = version_param(req)?;
+    let read = read_version(ctx, key, version).await?;
+    let Some(metadata) = read.metadata().cloned() else {
+        return Ok(None);
+    };
+    let mut out = Data::new();
+    match read {
+        VersionRead::Missing => Ok(None),
+        VersionRead::Gone { .. } => {
+            out.insert("data".into(), Value::Null);
+            out.insert("metadata".into(), Value::Object(metadata));
+            Ok(Some(gone(out)))
+        }
+        VersionRead::Found { data, .. } => {
+            out.insert("data".into(), Value::Object(data.0.clone()));
+            out.insert("metadata".into(), Value::Object(metadata));
+            Ok(Some(Response::with_data(out)))
+        }
+    }
 }
 
 /// What the request said about check-and-set.

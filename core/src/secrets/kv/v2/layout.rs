@@ -344,10 +344,10 @@ pub(super) async fn load_meta(
 
 /// A secret's metadata as reads use it: decoded, with each version's `metadata` answer
 /// formatted once (formatting times costs more than copying the result).
-pub(super) struct ReadMeta {
-    pub meta: KeyMeta,
+pub(crate) struct ReadMeta {
+    pub(super) meta: KeyMeta,
     /// [`VersionMeta::to_data`] of every version in the table.
-    pub version_data: BTreeMap<u64, Data>,
+    pub(super) version_data: BTreeMap<u64, Data>,
 }
 
 /// A secret's metadata for reading, from the decoded cache when it is unchanged in storage
