@@ -8,6 +8,11 @@
 #                                   SR=<binary> (another build, e.g. one without mimalloc)
 #                                   WRAP="heaptrack -o /tmp/sr" (run the server under a tool)
 #                                   HOLD=60 (keep the server up this long at the end, to look)
+#                                   PERF=/tmp/revoke.data (`perf record -g` of the server
+#                                   during the revocation only)
+#
+# The server's CPU seconds (utime + stime) over the creates and over the revocation are
+# printed beside the wall times: on a shared machine they are the fairer figure.
 #
 # Besides VmRSS it prints the resident memory split as the kernel counts it: RssAnon (the
 # heap: what the allocator holds) and RssFile (file pages mapped in, e.g. SQLite's mmap of
@@ -45,7 +50,7 @@ ${WRAP:-} "$SR" server -config "$WORK/server.hcl" -log-level=warn >"$WORK/server
 SR_PID=$!
 
 python3 - "$PORT" "$TOKENS" "$CLIENTS" "$SR_PID" <<'EOF' || { echo "the server log:" >&2; cat "$WORK/server.log" >&2; exit 1; }
-import http.client, json, os, sys, threading, time
+import http.client, json, os, signal, subprocess, sys, threading, time
 
 port, total, clients, pid = (int(a) for a in sys.argv[1:5])
 
@@ -71,6 +76,16 @@ def rss():
     if "VmRSS" not in out:
         raise SystemExit("server is gone")
     return out
+
+def cpu():
+    """User + system CPU seconds of the server so far (/proc/<pid>/stat utime + stime)."""
+    with open(f"/proc/{server_pid()}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 def show(r):
     return f"{r['VmRSS']:.1f} MiB"
@@ -112,15 +127,29 @@ def worker():
         call(conn, "POST", "/v1/auth/token/create", {"policies": ["default"], "ttl": "768h"}, root)
 threads = [threading.Thread(target=worker) for _ in range(clients)]
 t0 = time.monotonic()
+c0 = cpu()
 for t in threads: t.start()
 for t in threads: t.join()
 created = time.monotonic() - t0
+created_cpu = cpu() - c0
 time.sleep(1)
 full = rss()
 
+load_before = load()
+perf = None
+if os.environ.get("PERF"):
+    perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", os.environ["PERF"],
+                             "-p", str(server_pid())], stderr=subprocess.DEVNULL)
+    time.sleep(1)
 t0 = time.monotonic()
+c0 = cpu()
 call(fresh(), "PUT", "/v1/sys/leases/revoke-prefix/auth/token/create", {"sync": True}, root)
 revoked = time.monotonic() - t0
+revoked_cpu = cpu() - c0
+if perf:
+    perf.send_signal(signal.SIGINT)
+    perf.wait()
+load_after = load()
 c = fresh()
 c.request("LIST", "/v1/sys/leases/lookup/auth/token/create/", headers={"X-Vault-Token": root})
 r = c.getresponse()
@@ -134,13 +163,16 @@ n = per * clients
 print()
 print(f"{n:,} token leases over HTTP on SQLite, {clients} clients")
 print()
-print("| RSS empty | RSS with the leases | RSS after revoking them all | create rate | revoke-prefix time |")
-print("|---:|---:|---:|---:|---:|")
-print(f"| {show(empty)} | {show(full)} | {show(after)} | {n / created:,.0f}/s | {revoked:.2f} s ({n / revoked:,.0f}/s) |")
+print("| RSS empty | RSS with the leases | RSS after revoking them all | create rate (server CPU per create) | revoke-prefix time | revoke-prefix server CPU |")
+print("|---:|---:|---:|---:|---:|---:|")
+print(f"| {show(empty)} | {show(full)} | {show(after)} | {n / created:,.0f}/s ({created_cpu / n * 1e6:,.0f} µs) "
+      f"| {revoked:.2f} s ({n / revoked:,.0f}/s) | {revoked_cpu:.2f} s ({revoked_cpu / n * 1e6:,.0f} µs per lease) |")
 print()
 print(f"RssAnon / RssFile (MiB): empty {split(empty)}, with the leases {split(full)}, after {split(after)}")
+print(f"load average (1/5/15 min) before the revocation {load_before}, after it {load_after}")
 hold = int(os.environ.get("HOLD", "0"))
 if hold:
+    sys.stdout.flush()
     print(f"holding the server (pid {server_pid()}) for {hold} s", file=sys.stderr, flush=True)
     time.sleep(hold)
 EOF

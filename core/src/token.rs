@@ -491,11 +491,13 @@ impl TokenStore {
         storage: &dyn Backend,
         salted: &str,
     ) -> Result<Option<Vec<TxnOp>>> {
-        if !self.children(storage, salted).await?.is_empty() {
+        let children = self.children(storage, salted).await?;
+        if !children.is_empty() {
             return Ok(None);
         }
+        // Listed once: a mass revocation spends most of its reads here.
         Ok(Some(
-            self.revoke_one_ops(storage, salted)
+            self.revoke_one_ops_with(storage, salted, children)
                 .await?
                 .unwrap_or_default(),
         ))
@@ -511,6 +513,17 @@ impl TokenStore {
         &self,
         storage: &dyn Backend,
         salted: &str,
+    ) -> Result<Option<Vec<TxnOp>>> {
+        let children = self.children(storage, salted).await?;
+        self.revoke_one_ops_with(storage, salted, children).await
+    }
+
+    /// [`TokenStore::revoke_one_ops`] with the token's `children` already listed.
+    async fn revoke_one_ops_with(
+        &self,
+        storage: &dyn Backend,
+        salted: &str,
+        children: Vec<String>,
     ) -> Result<Option<Vec<TxnOp>>> {
         let Some(entry) = self.get_salted(storage, salted).await? else {
             return Ok(None);
@@ -538,7 +551,7 @@ impl TokenStore {
                 });
             }
         }
-        for child in self.children(storage, salted).await? {
+        for child in children {
             ops.push(TxnOp::Delete {
                 key: format!("{PARENT_PREFIX}{salted}/{child}"),
             });
