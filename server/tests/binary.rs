@@ -528,7 +528,11 @@ async fn required_file_audit_keeps_every_answered_call_after_kill_9() {
         t.await.unwrap();
     }
     let answered = answered.lock().unwrap().clone();
-    assert!(answered.len() >= 300, "only {} calls answered", answered.len());
+    assert!(
+        answered.len() >= 300,
+        "only {} calls answered",
+        answered.len()
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let mut logged = std::collections::HashMap::<String, (bool, bool)>::new();
     for line in text.lines() {
