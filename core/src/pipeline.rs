@@ -264,6 +264,7 @@ impl Strongroom {
         crate::token::endpoints::TokenSite {
             tokens: &self.inner.tokens,
             storage: self.inner.storage.as_ref(),
+            barrier: &self.inner.barrier,
             clock: &self.inner.clock,
             identity: &self.inner.identity,
             auth: &self.inner.auth,

@@ -330,13 +330,16 @@ pub(crate) async fn load_table(storage: &dyn Backend) -> Result<Vec<MountEntry>>
     }
 }
 
+/// Decode the stored auth table (as stored: the `token/` entry may be missing).
+pub(crate) fn decode_auth_table(raw: &[u8]) -> Result<Vec<MountEntry>> {
+    serde_json::from_slice(raw).map_err(|_| Error::storage("auth table is corrupt"))
+}
+
 /// Read the stored auth table (the `token/` entry is always there).
 pub(crate) async fn load_auth_table(storage: &dyn Backend) -> Result<Vec<MountEntry>> {
     let mut v: Vec<MountEntry> = match storage.get(AUTH_PATH).await? {
         None => Vec::new(),
-        Some(raw) => {
-            serde_json::from_slice(&raw).map_err(|_| Error::storage("auth table is corrupt"))?
-        }
+        Some(raw) => decode_auth_table(&raw)?,
     };
     if !v.iter().any(|e| e.path == "token/") {
         v.push(token_auth_entry());

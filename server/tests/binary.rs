@@ -469,3 +469,95 @@ fn hangup(p: &Process) {
             .success()
     );
 }
+
+/// A required file audit device: every call the server answered has its request and response
+/// lines in the file after a `kill -9`, whether the caller wrote its own lines (an idle
+/// device) or the writer thread did (a busy one). Calls are in flight when the process dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_file_audit_keeps_every_answered_call_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let cfg = dir.path().join("audit.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "audit \"file\" \"cfgfile\" {{\n  options {{ file_path = \"{}\" }}\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut p = Process::start(&[
+        "server",
+        "-dev",
+        "-dev-root-token-id=root",
+        "-dev-listen-address=127.0.0.1:0",
+        "-config",
+        cfg.to_str().unwrap(),
+    ]);
+    let http = client();
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (http, url, answered) = (http.clone(), p.url.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("k{t}x{i}");
+                let r = http
+                    .post(format!("{url}/v1/secret/data/{key}"))
+                    .header("X-Vault-Token", "root")
+                    .json(&json!({"data": {"v": "x"}}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == StatusCode::OK => answered.lock().unwrap().push(key),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Let a few hundred calls through, then kill the server in the middle of others.
+    for _ in 0..500 {
+        if answered.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(
+        answered.len() >= 300,
+        "only {} calls answered",
+        answered.len()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut logged = std::collections::HashMap::<String, (bool, bool)>::new();
+    for line in text.lines() {
+        // A line cut by the kill can only be one whose call was never answered.
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(key) = v["request"]["path"]
+            .as_str()
+            .and_then(|p| p.strip_prefix("secret/data/"))
+        else {
+            continue;
+        };
+        let seen = logged.entry(key.to_string()).or_default();
+        match v["type"].as_str() {
+            Some("request") => seen.0 = true,
+            Some("response") => seen.1 = true,
+            other => panic!("unexpected entry type {other:?}"),
+        }
+    }
+    for key in &answered {
+        assert_eq!(
+            logged.get(key),
+            Some(&(true, true)),
+            "the answered call on {key} is not in the audit log"
+        );
+    }
+}

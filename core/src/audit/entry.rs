@@ -386,14 +386,28 @@ pub(crate) fn write_entry_reusing(
             buf.extend_from_slice(part);
         }
         None => {
-            // The token and its accessor each appear twice in a line: hash them once.
+            // The token and its accessor each appear twice in a line: hash them once (and
+            // once per token, not per request: the salt remembers the last pair).
             let token = input.request.token_str();
-            let token = (!token.is_empty()).then(|| h.secret(token));
             let accessor = input
                 .auth
                 .map(|a| a.accessor.as_str())
-                .filter(|a| !a.is_empty())
-                .map(|a| h.accessor(a));
+                .filter(|a| !a.is_empty());
+            let (token, accessor) = match (h.salt, accessor) {
+                (Some(salt), Some(acc)) if !token.is_empty() => {
+                    let (t, a) = salt.token_hmacs(token, acc);
+                    let a = if h.hmac_accessor {
+                        Shown::Hmac(a)
+                    } else {
+                        Shown::Clear(acc)
+                    };
+                    (Some(Shown::Hmac(t)), Some(a))
+                }
+                _ => (
+                    (!token.is_empty()).then(|| h.secret(token)),
+                    accessor.map(|a| h.accessor(a)),
+                ),
+            };
             let ids = Ids {
                 token: token.as_ref(),
                 accessor: accessor.as_ref(),

@@ -2,8 +2,10 @@
 //! value))`. Each device has its own salt, so the same secret hashes differently per device.
 
 use std::fmt;
+use std::sync::Mutex;
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{constant_time, hmac};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::storage::Backend;
@@ -15,6 +17,17 @@ const SALT_PREFIX: &str = "sys/audit-salt/";
 /// The HMAC key of one device.
 pub(crate) struct Salt {
     key: hmac::Key,
+    /// The last client token and accessor hashed by [`Salt::token_hmacs`], with their HMACs:
+    /// a client sends the same token request after request, and these two HMACs were half of
+    /// an audited request's hashing.
+    last_token: Mutex<Option<TokenHmacs>>,
+}
+
+struct TokenHmacs {
+    token: Zeroizing<String>,
+    accessor: String,
+    token_hex: [u8; 64],
+    accessor_hex: [u8; 64],
 }
 
 impl fmt::Debug for Salt {
@@ -28,7 +41,35 @@ impl Salt {
     pub(crate) fn new(salt: &[u8]) -> Salt {
         Salt {
             key: hmac::Key::new(hmac::HMAC_SHA256, salt),
+            last_token: Mutex::new(None),
         }
+    }
+
+    /// The hex HMACs of a client token and of its accessor, from the last pair hashed when it
+    /// is the same pair (the token compared in constant time, so the time taken says nothing
+    /// about the token remembered).
+    pub(crate) fn token_hmacs(&self, token: &str, accessor: &str) -> ([u8; 64], [u8; 64]) {
+        if let Ok(last) = self.last_token.lock() {
+            if let Some(l) = last.as_ref() {
+                if l.accessor == accessor
+                    && constant_time::verify_slices_are_equal(l.token.as_bytes(), token.as_bytes())
+                        .is_ok()
+                {
+                    return (l.token_hex, l.accessor_hex);
+                }
+            }
+        }
+        let token_hex = self.hmac_hex(token.as_bytes());
+        let accessor_hex = self.hmac_hex(accessor.as_bytes());
+        if let Ok(mut last) = self.last_token.lock() {
+            *last = Some(TokenHmacs {
+                token: Zeroizing::new(token.to_string()),
+                accessor: accessor.to_string(),
+                token_hex,
+                accessor_hex,
+            });
+        }
+        (token_hex, accessor_hex)
     }
 
     /// `hmac-sha256:<hex>` of `value`.
@@ -95,6 +136,26 @@ mod tests {
             "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(format!("{s:?}"), "Salt(<redacted>)");
+    }
+
+    #[test]
+    fn token_hmacs_are_the_hmacs_whatever_was_hashed_before() {
+        let s = Salt::new(b"Jefe");
+        let hex = |v: &str| s.hmac_hex(v.as_bytes());
+        for (token, accessor) in [
+            ("s.one", "acc1"),
+            ("s.one", "acc1"),
+            ("s.two", "acc1"),
+            ("s.two", "acc2"),
+            ("s.one", "acc1"),
+            ("s.on", "acc1"),
+        ] {
+            assert_eq!(
+                s.token_hmacs(token, accessor),
+                (hex(token), hex(accessor)),
+                "{token} {accessor}"
+            );
+        }
     }
 
     #[tokio::test]

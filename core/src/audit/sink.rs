@@ -22,6 +22,14 @@ pub(crate) trait Sink: Send + 'static {
         false
     }
 
+    /// Whether a caller may write its line itself when the device is idle, instead of
+    /// handing it to the device's writer thread: a destination where a write completes
+    /// without waiting on anyone else (a file; not a socket or a pipe, whose reader may stop
+    /// reading). No by default.
+    fn writes_inline(&self) -> bool {
+        false
+    }
+
     /// Close and reopen the destination (log rotation); the default does nothing.
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
@@ -49,6 +57,8 @@ pub(crate) struct FileSink {
     /// Permission bits set on the file after each open.
     mode: u32,
     file: Option<File>,
+    /// Whether the open file is a regular file (not a FIFO or a device).
+    regular: bool,
 }
 
 impl FileSink {
@@ -67,6 +77,7 @@ impl FileSink {
             path: path.to_path_buf(),
             mode,
             file: None,
+            regular: false,
         };
         sink.ensure_open().map_err(sanity)?;
         Ok(sink)
@@ -85,9 +96,10 @@ impl FileSink {
                 opts.mode(self.mode);
             }
             let file = opts.open(&self.path)?;
+            self.regular = file.metadata()?.is_file();
             // The file may have existed with another mode; /dev/null cannot be changed.
             #[cfg(unix)]
-            if self.path != Path::new("/dev/null") && file.metadata()?.is_file() {
+            if self.path != Path::new("/dev/null") && self.regular {
                 use std::os::unix::fs::PermissionsExt;
                 file.set_permissions(std::fs::Permissions::from_mode(self.mode))?;
             }
@@ -102,6 +114,11 @@ impl FileSink {
 impl Sink for FileSink {
     fn accepts_batches(&self) -> bool {
         true
+    }
+
+    /// A write to a regular file lands in the page cache; a FIFO's reader may stop reading.
+    fn writes_inline(&self) -> bool {
+        self.regular
     }
 
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
@@ -164,6 +181,10 @@ pub(crate) struct DiscardSink;
 
 impl Sink for DiscardSink {
     fn accepts_batches(&self) -> bool {
+        true
+    }
+
+    fn writes_inline(&self) -> bool {
         true
     }
 

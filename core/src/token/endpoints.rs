@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::roles::{self, Role, glob_match, parse_string_list};
 use super::{TokenEntry, TokenStore, new_entry};
 use crate::auth::AuthMethods;
+use crate::barrier::Barrier;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::identity::IdentityStore;
@@ -35,6 +36,8 @@ pub(crate) struct Caller {
 pub(crate) struct TokenSite<'a> {
     pub(crate) tokens: &'a TokenStore,
     pub(crate) storage: &'a dyn Backend,
+    /// The barrier `storage` is, for reads through its decoded-entry cache.
+    pub(crate) barrier: &'a Barrier,
     pub(crate) clock: &'a SharedClock,
     pub(crate) identity: &'a IdentityStore,
     pub(crate) auth: &'a AuthMethods,
@@ -78,17 +81,26 @@ impl TokenSite<'_> {
     }
 
     /// TTL defaults for tokens: the `token/` auth mount's tuning, else the system's 768h.
+    /// The stored table is decoded once per change (the barrier's decoded-entry cache), not
+    /// once per token created.
     pub(crate) async fn token_limits(&self) -> Result<TtlLimits> {
-        let table = router::load_auth_table(self.storage).await?;
-        let e = table
-            .iter()
-            .find(|e| e.path == "token/")
-            .cloned()
-            .unwrap_or_else(router::token_auth_entry);
-        Ok(TtlLimits {
+        let table = self
+            .barrier
+            .get_decoded(router::AUTH_PATH, router::decode_auth_table)
+            .await?;
+        let limits = |e: &router::MountEntry| TtlLimits {
             default_ttl: e.default_ttl(),
             max_ttl: e.max_ttl(),
-        })
+        };
+        Ok(
+            match table
+                .as_deref()
+                .and_then(|t| t.iter().find(|e| e.path == "token/"))
+            {
+                Some(e) => limits(e),
+                None => limits(&router::token_auth_entry()),
+            },
+        )
     }
 
     /// Whether an ACL policy with this name exists.
