@@ -61,6 +61,12 @@ release_pid=$!
 tmp=$(mktemp -d)
 trap 'kill -- -"$release_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
+# The agent's tests (and the Python pair tests) compare with OpenBao's own dev server.
+step "the bao CLI (OpenBao 2.7.2, the reference the tests compare with)"
+BAO_BIN="$(./scripts/ensure-bao.sh)"
+export BAO_BIN
+"$BAO_BIN" version
+
 step "cargo test"
 cargo test --workspace
 

