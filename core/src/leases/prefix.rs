@@ -5,8 +5,9 @@
 //! pool of workers with each finished job collected at once (a join set that is only drained at
 //! the end keeps every finished task's memory until then: 100k token leases held hundreds of
 //! MiB), and the storage deletions of revoked leases are committed in batches, as the expiry
-//! runner commits them; a batch's commit runs while the next batch's leases are revoked. A token lease whose token has no children is revoked in the same batch:
-//! the token's deletion and its lease's are one transaction, so a crash leaves both or neither.
+//! runner commits them; a batch's commit runs while the next batch's leases are revoked. A
+//! token lease whose token has no children is revoked in the same batch: the token's deletion
+//! and its lease's are one transaction, so a crash leaves both or neither.
 //!
 //! The saga is the runner's: the engine first, then the records. A crash before a batch's
 //! commit leaves revoked leases recorded, and the next revocation (or the runner, when they
@@ -297,19 +298,24 @@ mod tests {
         }
         assert_eq!(revoked.len(), n);
         for token in tokens {
-            let r = sr
-                .client(token)
-                .handle(crate::Request::new(
-                    Operation::Read,
-                    "auth/token/lookup-self",
-                ))
-                .await;
-            assert_eq!(
-                r.err().map(|e| e.code()),
-                Some(crate::ErrorCode::PermissionDenied)
-            );
+            assert_revoked(&sr, token).await;
         }
         Ok(())
+    }
+
+    /// `token` is refused: it was revoked.
+    async fn assert_revoked(sr: &crate::Strongroom, token: secrecy::SecretString) {
+        let r = sr
+            .client(token)
+            .handle(crate::Request::new(
+                Operation::Read,
+                "auth/token/lookup-self",
+            ))
+            .await;
+        assert_eq!(
+            r.err().map(|e| e.code()),
+            Some(crate::ErrorCode::PermissionDenied)
+        );
     }
 
     /// A token's job ran while it had no children, then it created one before the batch was
@@ -357,17 +363,7 @@ mod tests {
         assert!(first_err.is_none(), "{first_err:?}");
 
         for token in [parent, child] {
-            let r = sr
-                .client(token)
-                .handle(crate::Request::new(
-                    Operation::Read,
-                    "auth/token/lookup-self",
-                ))
-                .await;
-            assert_eq!(
-                r.err().map(|e| e.code()),
-                Some(crate::ErrorCode::PermissionDenied)
-            );
+            assert_revoked(&sr, token).await;
         }
         Ok(())
     }
