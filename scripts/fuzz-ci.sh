@@ -84,6 +84,13 @@ if [ "${#failed[@]}" -gt 0 ]; then
     tail -n 40 "$TARGET_DIR/logs/$t.log" >&2
     echo "inputs kept in $TARGET_DIR/artifacts/$t/:" >&2
     ls -l "$TARGET_DIR/artifacts/$t/" >&2 || true
+    # The input itself, in base64, so that it can be replayed from the CI log alone
+    # (base64 -d > input; cargo +nightly fuzz run ... <target> input).
+    for f in "$TARGET_DIR/artifacts/$t/"*; do
+      [ -f "$f" ] || continue
+      echo "-- $(basename "$f") (base64):" >&2
+      head -c 65536 "$f" | base64 >&2
+    done
   done
   exit 1
 fi

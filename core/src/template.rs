@@ -29,6 +29,7 @@
 //! # Ok::<(), strongroom::Error>(())
 //! ```
 
+mod budget;
 mod check;
 mod funcs;
 mod gotime;
@@ -401,7 +402,12 @@ pub struct Template {
     right_delimiter: String,
     left_delimiter: String,
     missing_key_is_error: bool,
+    /// The parsed template, as written (the trees checked at parse and replayed on failure).
     inner: gotmpl::Template,
+    /// The same trees with every function metered and every template call charged
+    /// ([`budget`]): what a render executes.
+    run: gotmpl::Template,
+    meter: budget::Meter,
     scope: Arc<Mutex<Scope>>,
     render_lock: Mutex<()>,
 }
@@ -553,6 +559,20 @@ fn strings_in(v: &Value, out: &mut Vec<Arc<str>>) {
     }
 }
 
+/// The most `range` iterations one render may run, all loops together.
+const MAX_RANGE_ITERS: u64 = 1_000_000;
+
+/// An empty template with the execution options every render uses.
+fn executable(name: &str, missing_key_is_error: bool) -> gotmpl::Template {
+    gotmpl::Template::new(name)
+        .missing_key(if missing_key_is_error {
+            MissingKey::Error
+        } else {
+            MissingKey::default()
+        })
+        .max_range_iters(MAX_RANGE_ITERS)
+}
+
 impl Template {
     /// Parses `source`; `name` (the destination, or `contents`) names it in errors. A syntax
     /// error names the line and column: ``template: config:2:14: unexpected "}" in operand``.
@@ -574,7 +594,7 @@ impl Template {
                 MissingKey::default()
             })
             // Range budget: a template is configuration, but a runaway one must not spin.
-            .max_range_iters(1_000_000)
+            .max_range_iters(MAX_RANGE_ITERS)
             .funcs(funcs.clone())
             .parse(source)
             .map_err(|e| Error::invalid_input(e.to_string()))?;
@@ -592,6 +612,15 @@ impl Template {
                 )));
             }
         }
+        let meter = budget::Meter::new();
+        let mut run = executable(name, options.error_on_missing_key)
+            .delims(&options.left_delimiter, &options.right_delimiter)
+            .funcs(budget::meter_funcs(funcs, &meter));
+        for tree_name in inner.templates() {
+            if let Some(tree) = inner.lookup(tree_name) {
+                run = run.add_parse_tree(tree_name, budget::tick_calls(tree));
+            }
+        }
         Ok(Template {
             name: name.to_string(),
             source: source.to_string(),
@@ -599,6 +628,8 @@ impl Template {
             right_delimiter: options.right_delimiter.clone(),
             missing_key_is_error: options.error_on_missing_key,
             inner,
+            run,
+            meter,
             scope,
             render_lock: Mutex::new(()),
         })
@@ -622,7 +653,15 @@ impl Template {
                 ..Scope::default()
             };
         }
-        let result = self.inner.execute_to_string(&Value::Nil);
+        self.meter.reset();
+        let mut out = budget::Output::default();
+        let result = self
+            .run
+            .execute_template_fmt(&mut out, &self.name, &Value::Nil);
+        if out.overflowed {
+            return Err(Error::invalid_input(budget::output_too_large(&self.name)));
+        }
+        let result = result.map(|()| out.text);
         let scope = std::mem::take(&mut *self.scope.lock().or_else(unpoison)?);
         if let Some(failure) = scope.failure {
             return Err(self.execution_error(&scope.brain, now, &failure));
@@ -699,7 +738,7 @@ impl Template {
             now: Some(now),
             ..Scope::default()
         }));
-        let mut funcs = vault_funcs(&scope);
+        let mut funcs = budget::meter_funcs(vault_funcs(&scope), &budget::Meter::new());
         let last = Arc::new(AtomicU64::new(u64::MAX));
         let seen = Arc::clone(&last);
         funcs.insert(
@@ -714,23 +753,18 @@ impl Template {
                 Ok(Value::String("".into()))
             }),
         );
-        let mut replay = gotmpl::Template::new(&self.name)
+        let mut replay = executable(&self.name, self.missing_key_is_error)
             .delims(&self.left_delimiter, &self.right_delimiter)
-            .missing_key(if self.missing_key_is_error {
-                MissingKey::Error
-            } else {
-                MissingKey::default()
-            })
-            .max_range_iters(1_000_000)
             .funcs(funcs);
         let names = self.inner.templates();
         for (i, name) in names.iter().enumerate() {
             if let Some(tree) = self.inner.lookup(name) {
-                replay = replay.add_parse_tree(name, locate::instrument(tree, i));
+                replay =
+                    replay.add_parse_tree(name, locate::instrument(&budget::tick_calls(tree), i));
             }
         }
         let failed = replay
-            .execute_template_to_string(&self.name, &Value::Nil)
+            .execute_template_fmt(&mut budget::Output::default(), &self.name, &Value::Nil)
             .is_err()
             || scope.lock().ok().is_some_and(|s| s.failure.is_some());
         let packed = last.load(Ordering::Relaxed);

@@ -77,10 +77,25 @@ pub(crate) fn helpers() -> FuncMap {
     add("file", |n, a| {
         arity(n, a, 1)?;
         let path = string_arg(n, a, 0)?;
-        // The path is template text, not a secret; the io error says why it failed.
-        std::fs::read_to_string(path)
-            .map(string)
-            .map_err(|e| err(n, format_args!("cannot read `{path}`: {e}")))
+        // The path is template text, not a secret; the io error says why it failed. At most
+        // one template value's worth is read (`/dev/zero` never ends).
+        let limit = u64::try_from(super::budget::MAX_VALUE_BYTES).unwrap_or(u64::MAX);
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                std::io::Read::read_to_string(&mut std::io::Read::take(f, limit + 1), &mut text)
+            })
+            .map_err(|e| err(n, format_args!("cannot read `{path}`: {e}")))?;
+        if text.len() > super::budget::MAX_VALUE_BYTES {
+            return Err(err(
+                n,
+                format_args!(
+                    "`{path}` is larger than {} MiB, the most one template value may hold",
+                    super::budget::MAX_VALUE_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(string(text))
     });
     add("toJSON", |n, a| {
         arity(n, a, 1)?;

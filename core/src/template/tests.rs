@@ -453,3 +453,72 @@ fn execution_errors_name_line_and_column() {
     // A render that succeeds costs no replay and says nothing about positions.
     assert_eq!(render(SEED, &seed_brain()).unwrap().lines().count(), 2);
 }
+
+/// Runaway and hostile templates stop with a clear error, quickly and in bounded memory (the
+/// fuzz target `template` found a short source that ran for minutes and took 1.9 GB).
+#[test]
+fn runaway_templates_stop_at_the_render_budget() {
+    let brain = Brain::default();
+    let refused = |src: &str, expect: &str| {
+        let e = render(src, &brain).unwrap_err().to_string();
+        assert!(e.contains(expect), "{src}\n  gave: {e}");
+    };
+    // A string squared four times (7 -> 49 -> 2401 -> 5.8 Mi -> 2^45 bytes) is refused before
+    // it is built.
+    refused(
+        r#"{{ $x := "aaaaaaa" }}{{ $x = replaceAll "a" $x $x }}{{ $x = replaceAll "a" $x $x }}{{ $x = replaceAll "a" $x $x }}{{ $x = replaceAll "a" $x $x }}{{ len $x }}"#,
+        "replaceAll: the result would be larger than 16 MiB",
+    );
+    // Exponentially many template calls from a short source, with no function and no range.
+    let mut chain = String::from(r#"{{ define "d30" }}x{{ end }}"#);
+    for i in (0..30).rev() {
+        let next = i + 1;
+        chain.push_str(&format!(
+            r#"{{{{ define "d{i}" }}}}{{{{ template "d{next}" }}}}{{{{ template "d{next}" }}}}{{{{ end }}}}"#
+        ));
+    }
+    chain.push_str(r#"{{ template "d0" }}"#);
+    refused(&chain, "used up its work budget");
+    // A big value written a million times: the output limit.
+    refused(
+        r#"{{ $x := printf "%60000d" 1 }}{{ range 1000000 }}{{ $x }}{{ end }}"#,
+        "rendered output is larger than 64 MiB",
+    );
+    // Comparing big strings a million times: built-ins are metered too.
+    refused(
+        r#"{{ $x := printf "%60000d" 1 }}{{ range 1000000 }}{{ if eq $x $x }}{{ end }}{{ end }}"#,
+        "eq: the template used up its work budget",
+    );
+    // printf widths that would allocate gigabytes.
+    refused(
+        r#"{{ $a := "aaaaaaaaaaaaaaaa" }}{{ $a = replaceAll "a" $a $a }}{{ $a = replaceAll "a" $a $a }}{{ $f := replaceAll "a" "%65535d" $a }}{{ printf $f }}"#,
+        "printf: the result would be larger than 16 MiB",
+    );
+    // A string cut into millions of one-character values, or parsed into millions of lists.
+    // ($a: 64 Ki, $b: 4 Mi characters.)
+    let big = r#"{{ $a := "aaaaaaaaaaaaaaaa" }}{{ $a = replaceAll "a" $a $a }}{{ $a = replaceAll "a" $a $a }}{{ $b := replaceAll "a" (printf "%064d" 0) $a }}"#;
+    refused(
+        &format!(r#"{big}{{{{ len (split "" $b) }}}}"#),
+        "split: the result would be larger than 16 MiB",
+    );
+    refused(
+        &format!(r#"{big}{{{{ parseJSON (replaceAll "0" "[]" $b) }}}}"#),
+        "parseJSON: the result would be larger than 16 MiB",
+    );
+    // A file that never ends.
+    refused(r#"{{ file "/dev/zero" }}"#, "is larger than 16 MiB");
+    // The same built-ins, metered, still answer as Go's do.
+    assert_eq!(
+        render(
+            r#"{{ eq 1 1 }} {{ ne "a" "b" }} {{ lt 1 2 }} {{ printf "%05d|%s" 42 "x" }} {{ print 1 "a" 2 }} {{ slice "hello" 1 3 }} {{ html "<a>" }} {{ js "'" }} {{ urlquery "a b" }} {{ len (slice (split "," "a,b,c") 1) }}"#,
+            &brain
+        )
+        .unwrap(),
+        r#"true true true 00042|x 1a2 el &lt;a&gt; \' a+b 2"#
+    );
+    // An error inside a metered built-in is the built-in's own.
+    let e = render(r#"{{ eq (split "," "a") 1 }}"#, &brain)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("eq"), "{e}");
+}
