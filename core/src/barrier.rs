@@ -439,6 +439,9 @@ impl Barrier {
         self.current()?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
+            if let TxnOp::Put { key, .. } | TxnOp::Delete { key } = &op {
+                self.decoded.forget(key);
+            }
             out.push(match op {
                 TxnOp::Put { key, value } => {
                     let value = self.encrypt(&key, &value)?;
@@ -532,11 +535,13 @@ impl Backend for Barrier {
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
         let blob = self.encrypt(key, value)?;
+        self.decoded.forget(key);
         self.backend.put(key, &blob).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.current()?;
+        self.decoded.forget(key);
         self.backend.delete(key).await
     }
 
@@ -651,6 +656,32 @@ mod tests {
         mem.put("logical/a", &raw).await.unwrap();
         let e = b.get_decoded("logical/a", decode).await.unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::Storage);
+        // This process's own delete, write or transaction drops the entry at once.
+        b.put("logical/a", b"three").await.unwrap();
+        b.get_decoded("logical/a", decode).await.unwrap().unwrap();
+        assert_eq!(b.decoded.len(), 1);
+        b.delete("logical/a").await.unwrap();
+        assert_eq!(b.decoded.len(), 0);
+        b.put("logical/a", b"four").await.unwrap();
+        b.get_decoded("logical/a", decode).await.unwrap().unwrap();
+        b.put("logical/a", b"five").await.unwrap();
+        assert_eq!(b.decoded.len(), 0);
+        b.get_decoded("logical/a", decode).await.unwrap().unwrap();
+        b.transaction(vec![TxnOp::Delete {
+            key: "logical/a".into(),
+        }])
+        .await
+        .unwrap();
+        assert_eq!(b.decoded.len(), 0);
+        b.put("logical/a", b"six").await.unwrap();
+        assert_eq!(
+            b.get_decoded("logical/a", decode)
+                .await
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "six"
+        );
         // Sealing drops every decoded entry.
         assert!(b.decoded.len() > 0);
         b.seal().unwrap();

@@ -3,9 +3,11 @@
 //!
 //! Each entry remembers the ciphertext it was decoded from, and is used only while storage (or
 //! the ciphertext cache below the barrier) still hands out exactly those bytes for that path.
-//! So it needs no invalidation of its own: a write by this process or another one changes the
-//! ciphertext (every encryption has a fresh nonce), and the next read decodes again. Bytes that
-//! match were authenticated with the path as associated data when the entry was made.
+//! So it needs no invalidation for correctness: a write by this process or another one changes
+//! the ciphertext (every encryption has a fresh nonce), and the next read decodes again. Bytes
+//! that match were authenticated with the path as associated data when the entry was made.
+//! This process's own writes and deletes drop the entry at once all the same, so a deleted
+//! secret's plaintext is wiped then (and mass revocations leave no dead entries behind).
 //!
 //! The trade-off: decoded secrets stay in this process's memory after the request that read
 //! them, up to the configured number of entries ([`crate::Config::decoded_cache_entries`]; 0
@@ -77,6 +79,15 @@ impl DecodedCache {
         let weight = weight.saturating_add(ciphertext.len());
         self.map()
             .insert(key.to_string(), Entry { ciphertext, value }, weight);
+    }
+
+    /// Drop the entry at `key`, if any: this process wrote or deleted it, so its plaintext
+    /// need not wait for eviction to be wiped (the ciphertext check alone would keep reads
+    /// right, not memory small).
+    pub(crate) fn forget(&self, key: &str) {
+        if self.enabled {
+            self.map().remove(key);
+        }
     }
 
     /// Drop everything (on seal).
