@@ -168,7 +168,9 @@ impl Config {
         Config::with_storage(StorageConfig::Sqlite(path.into()))
     }
 
-    /// A PostgreSQL database (`postgres://user@host:5432/db`).
+    /// A PostgreSQL database (`postgres://user@host:5432/db`, or libpq's `key=value` pairs).
+    /// TLS as libpq: `?sslmode=verify-full&sslrootcert=/etc/ca.pem` checks the server's
+    /// certificate and name; `require` encrypts without checking; the default is `prefer`.
     pub fn postgres(url: impl Into<String>) -> Config {
         Config::with_storage(StorageConfig::Postgres(url.into()))
     }

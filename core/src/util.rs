@@ -6,6 +6,8 @@ pub(crate) mod duration;
 pub(crate) mod json;
 pub(crate) mod names;
 pub(crate) mod params;
+#[cfg(feature = "postgres")]
+pub(crate) mod pgtls;
 pub(crate) mod ttl;
 
 /// A lock's guard even when a panic poisoned it, as `.or_else(unpoison)`.

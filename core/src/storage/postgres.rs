@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::{Backend, Page, TxnOp, child_of, prefix_end};
 use crate::error::{Error, Result};
@@ -207,7 +207,8 @@ impl PostgresBackend {
     /// `key=value` form), creating the `strongroom_kv` table if it does not exist yet.
     ///
     /// Must be called inside a Tokio runtime: the pool and the change listener run on it.
-    /// TLS is not supported yet. Fails with [`crate::ErrorCode::Unavailable`] when the server
+    /// TLS follows libpq's `sslmode` / `sslrootcert` / `sslcert` / `sslkey` parameters in the
+    /// url (`prefer` by default; see `util/pgtls.rs`). Fails with [`crate::ErrorCode::Unavailable`] when the server
     /// cannot be reached.
     #[cfg_attr(
         not(feature = "bench-internals"),
@@ -238,12 +239,15 @@ impl PostgresBackend {
                 "the postgresql backend must be opened inside a tokio runtime",
             ));
         }
+        let (url, tls) = crate::util::pgtls::split(url);
+        let (ssl_mode, connector) = crate::util::pgtls::connector(&tls)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             Error::invalid_input(
                 "invalid postgresql connection url (expected \
                  `postgres://user@host:port/database` or `key=value` pairs)",
             )
         })?;
+        config.ssl_mode(ssl_mode);
         if config.get_application_name().is_none() {
             config.application_name("strongroom");
         }
@@ -259,7 +263,7 @@ impl PostgresBackend {
 
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -273,9 +277,14 @@ impl PostgresBackend {
             .map_err(|e| Error::internal("could not build the postgresql pool").with_source(e))?;
         let changes = Arc::new(AtomicU64::new(0));
         let backend_endpoint = endpoint.clone();
-        let listener =
-            listener::Listener::start(config, endpoint, changes.clone(), sql.listen.clone())
-                .await?;
+        let listener = listener::Listener::start(
+            config,
+            connector,
+            endpoint,
+            changes.clone(),
+            sql.listen.clone(),
+        )
+        .await?;
         let backend = PostgresBackend {
             pool,
             endpoint: backend_endpoint,
@@ -790,6 +799,12 @@ fn pg_error(endpoint: &str, what: &str, err: &tokio_postgres::Error) -> Error {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // A TLS refusal (rustls) is an io error carrying why: say it, it is what to fix.
+            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                return Error::unavailable(format!(
+                    "postgresql at {endpoint}: the TLS handshake failed: {tls}"
+                ));
+            }
             return Error::unavailable(format!(
                 "postgresql at {endpoint} is unreachable: {}",
                 io.kind()

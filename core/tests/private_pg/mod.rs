@@ -116,6 +116,42 @@ impl PrivatePg {
         pg
     }
 
+    /// Like [`PrivatePg::start`], but the server speaks TLS with `cert_pem` / `key_pem` and
+    /// refuses every TCP connection that does not (`hostnossl … reject`).
+    #[allow(dead_code)]
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PrivatePg {
+        let pg = PrivatePg::start();
+        pg.kill();
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = pg.data.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
+            if is_root() {
+                let ok = Command::new("chown")
+                    .arg("postgres")
+                    .arg(&path)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "cannot hand {name} to the postgres user");
+            }
+        };
+        write("server.crt", cert_pem, 0o644);
+        write("server.key", key_pem, 0o600);
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            0o600,
+        );
+        let conf = pg.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        pg.up();
+        pg
+    }
+
     /// Start (again).
     pub fn up(&self) {
         let opts = format!(
@@ -168,10 +204,33 @@ impl PrivatePg {
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/<db>`.
+    #[allow(dead_code)]
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A connection over the cluster's Unix socket (allowed whatever the TCP rules say).
+    #[allow(dead_code)]
+    pub async fn connect_local(&self, db: &str) -> tokio_postgres::Client {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.data)
+            .port(self.port)
+            .user("postgres")
+            .dbname(db);
+        let (c, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the scratch PostgreSQL's socket in {}: {e}",
+                    self.data.display()
+                )
+            });
+        tokio::spawn(conn);
+        c
+    }
+
+    #[allow(dead_code)]
     pub async fn connect(&self, db: &str) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(&self.url(db), tokio_postgres::NoTls)
             .await

@@ -7,7 +7,6 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio::sync::Semaphore;
-use tokio_postgres::NoTls;
 
 use super::plugin::{
     ConnectionSettings, DropUser, NewUser, Plugin, pg_ident, unavailable, upstream,
@@ -45,6 +44,9 @@ impl Postgres {
             .connection_url
             .replace("{{username}}", "strongroom_user")
             .replace("{{password}}", "strongroom_password");
+        let (url, tls) = crate::util::pgtls::split(&url);
+        let (ssl_mode, connector) = crate::util::pgtls::connector(&tls)
+            .map_err(|e| Error::invalid_input(format!("error creating database object: {e}")))?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             Error::invalid_input(
                 "error creating database object: invalid connection_url (expected `postgresql://...` or `key=value` pairs)",
@@ -59,13 +61,14 @@ impl Postgres {
         if config.get_application_name().is_none() {
             config.application_name("vault");
         }
+        config.ssl_mode(ssl_mode);
         config.options("-c timezone=UTC");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

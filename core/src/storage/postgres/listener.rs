@@ -9,13 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Socket};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client, Config, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::pg_error;
 use crate::error::{Error, Result};
 
-type PgConnection = tokio_postgres::Connection<Socket, NoTlsStream>;
+type PgConnection =
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
 /// The application name of listening connections (visible in `pg_stat_activity`).
 pub(super) const APPLICATION_NAME: &str = "strongroom-listener";
@@ -48,16 +50,17 @@ impl Listener {
     /// listening in a background task.
     pub(super) async fn start(
         mut config: Config,
+        tls: MakeRustlsConnect,
         endpoint: String,
         changes: Arc<AtomicU64>,
         listen: String,
     ) -> Result<Listener> {
         config.application_name(APPLICATION_NAME);
         config.keepalives_idle(Duration::from_secs(30));
-        let (client, conn) = establish(&config, &endpoint, &changes, &listen).await?;
+        let (client, conn) = establish(&config, &tls, &endpoint, &changes, &listen).await?;
         let (sync, rx) = tokio::sync::mpsc::channel(1024);
         let task = tokio::spawn(supervise(
-            config, endpoint, changes, listen, client, conn, rx,
+            config, tls, endpoint, changes, listen, client, conn, rx,
         ));
         Ok(Listener {
             task: task.abort_handle(),
@@ -80,12 +83,13 @@ impl Listener {
 
 async fn establish(
     config: &Config,
+    tls: &MakeRustlsConnect,
     endpoint: &str,
     changes: &AtomicU64,
     listen: &str,
 ) -> Result<(Client, PgConnection)> {
     let (client, mut conn) = config
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
         .map_err(|e| pg_error(endpoint, "connection", &e))?;
     match drive_until(&mut conn, changes, client.batch_execute(listen)).await {
@@ -97,8 +101,13 @@ async fn establish(
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one task's whole state, moved in once"
+)]
 async fn supervise(
     config: Config,
+    tls: MakeRustlsConnect,
     endpoint: String,
     changes: Arc<AtomicU64>,
     listen: String,
@@ -113,7 +122,7 @@ async fn supervise(
         let mut pause = Duration::from_millis(50);
         loop {
             tokio::time::sleep(pause).await;
-            match establish(&config, &endpoint, &changes, &listen).await {
+            match establish(&config, &tls, &endpoint, &changes, &listen).await {
                 Ok((new_client, new_conn)) => {
                     client = new_client;
                     conn = new_conn;
