@@ -372,14 +372,18 @@ pub(crate) unsafe fn json_arg(p: *const c_char, what: &str) -> Result<strongroom
 
 /// Strings and byte buffers are handed out in allocations of whole 8-byte words, 8-aligned,
 /// their length kept in the registry: freeing needs no `strlen`, and zeroes a word at a time
-/// (a byte at a time was a tenth of a transit encrypt through the ABI).
+/// rather than a byte at a time (handing a ciphertext out and freeing it, with three copies
+/// and two byte-wise wipes, was a sixth of a transit encrypt through the ABI).
 const WORD: usize = std::mem::size_of::<u64>();
 
 fn out_layout(len: usize) -> Layout {
-    // `len` is the length of a value the library holds, far below `isize::MAX`; the fallback
-    // is never taken, and allocating it would fail cleanly.
     let size = len.max(1).div_ceil(WORD).saturating_mul(WORD);
-    Layout::from_size_align(size, WORD).unwrap_or_else(|_| Layout::new::<u64>())
+    match Layout::from_size_align(size, WORD) {
+        Ok(layout) => layout,
+        // Only for a length within a word of `isize::MAX`, which nothing held in memory has:
+        // abort, as a failed allocation does.
+        Err(_) => std::process::abort(),
+    }
 }
 
 /// A new allocation holding `bytes`, then a NUL when `nul`, then zeroes up to the next word.
