@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="$(realpath "${CARGO_TARGET_DIR:-target}")"
 seconds="${1:-3}"
-cargo build -q --release -p strongroom-ffi --example typed_bench
+cargo build -q --release -p strongroom-ffi --lib --example typed_bench
 mkdir -p "$target/c"
 cc -std=c11 -O2 -Wall -Werror -Ibindings-ffi/include bindings-ffi/bench/bench.c \
   "$target/release/libstrongroom_ffi.a" -lpthread -ldl -lm -o "$target/c/bench"

@@ -406,6 +406,23 @@ sr_result sr_transit_encrypt(const sr_client *client,
                              size_t len,
                              char **ciphertext_out);
 
+// Encrypt as `sr_transit_encrypt` does, writing the ciphertext into the caller's buffer
+// instead of handing out a string (nothing to free): `ciphertext` holds `capacity` bytes, not
+// overlapping the plaintext, and receives the NUL-terminated `vault:v<n>:...` text;
+// `*len_out` is its length without the NUL. A buffer too small (it needs `*len_out + 1`
+// bytes) is `SR_INVALID_INPUT` with `*len_out` set to the length needed. After any failure
+// the buffer holds an empty string (when `capacity` is not 0). For the AEAD key types
+// (`aes128-gcm96`, `aes256-gcm96`, `chacha20-poly1305`, `xchacha20-poly1305`) a buffer of
+// `len / 3 * 4 + 80` bytes always suffices.
+sr_result sr_transit_encrypt_into(const sr_client *client,
+                                  const char *mount,
+                                  const char *key,
+                                  const uint8_t *plaintext,
+                                  size_t len,
+                                  char *ciphertext,
+                                  size_t capacity,
+                                  size_t *len_out);
+
 // Decrypt a ciphertext; `*plaintext_out` / `*len_out` are the plaintext bytes (NULL / 0 when
 // empty). Free it with `sr_bytes_free`, which zeroes it.
 sr_result sr_transit_decrypt(const sr_client *client,

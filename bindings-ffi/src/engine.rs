@@ -2,7 +2,7 @@
 //! seal), clients and logins.
 
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -55,25 +55,65 @@ pub struct sr_client {
 /// How many mounts of each kind a client keeps handles for.
 const HANDLES: usize = 8;
 
-/// Engine handles by mount, made on first use and kept (the oldest dropped past [`HANDLES`]).
-struct Handles<T>(Mutex<Vec<(String, Arc<T>)>>);
+/// Engine handles by mount, made on first use and kept for the client's life. The first
+/// [`HANDLES`] mounts used get a slot, found again without a lock (a locked list and an `Arc`
+/// per call were a few percent of a transit encrypt); a call on any further mount makes a
+/// handle for that call only, which loses the remembered policy decisions, nothing else.
+struct Handles<T> {
+    /// Filled in order, under `fill`; never emptied.
+    slots: [OnceLock<(Box<str>, T)>; HANDLES],
+    fill: Mutex<()>,
+}
+
+/// A handle from [`Handles::get`]: kept by the client, or made for this call.
+pub(crate) enum Got<'a, T> {
+    Kept(&'a T),
+    Once(T),
+}
+
+impl<T> std::ops::Deref for Got<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self {
+            Got::Kept(t) => t,
+            Got::Once(t) => t,
+        }
+    }
+}
 
 impl<T> Handles<T> {
     fn new() -> Handles<T> {
-        Handles(Mutex::new(Vec::new()))
+        Handles {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+            fill: Mutex::new(()),
+        }
     }
 
-    fn get(&self, mount: &str, make: impl FnOnce() -> T) -> Arc<T> {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, h)) = t.iter().find(|(m, _)| m == mount) {
-            return h.clone();
+    fn find(&self, mount: &str) -> Option<&T> {
+        for slot in &self.slots {
+            match slot.get() {
+                Some((m, h)) if **m == *mount => return Some(h),
+                Some(_) => {}
+                // Slots fill in order: none after an empty one is filled.
+                None => return None,
+            }
         }
-        let h = Arc::new(make());
-        if t.len() >= HANDLES {
-            t.remove(0);
+        None
+    }
+
+    fn get(&self, mount: &str, make: impl FnOnce() -> T) -> Got<'_, T> {
+        if let Some(h) = self.find(mount) {
+            return Got::Kept(h);
         }
-        t.push((mount.to_string(), h.clone()));
-        h
+        let _fill = self.fill.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = self.find(mount) {
+            return Got::Kept(h);
+        }
+        match self.slots.iter().find(|s| s.get().is_none()) {
+            Some(slot) => Got::Kept(&slot.get_or_init(|| (mount.into(), make())).1),
+            None => Got::Once(make()),
+        }
     }
 }
 
@@ -87,12 +127,12 @@ impl sr_client {
     }
 
     /// The transit handle for `mount`, made on first use and kept.
-    pub(crate) fn transit(&self, mount: &str) -> Arc<strongroom::Transit> {
+    pub(crate) fn transit(&self, mount: &str) -> Got<'_, strongroom::Transit> {
         self.transits.get(mount, || self.client.transit(mount))
     }
 
     /// The KV handle for `mount`, made on first use and kept.
-    pub(crate) fn kv(&self, mount: &str) -> Arc<strongroom::Kv> {
+    pub(crate) fn kv(&self, mount: &str) -> Got<'_, strongroom::Kv> {
         self.kvs.get(mount, || self.client.kv(mount))
     }
 }

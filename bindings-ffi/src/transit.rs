@@ -6,8 +6,8 @@ use strongroom::{Ciphertext, Error, Result};
 use zeroize::Zeroize;
 
 use crate::abi::{
-    Handle, Kind, bytes_arg, bytes_out, free_handle, handle, into_handle, opt_str_arg, out_arg,
-    str_arg, string_out,
+    Handle, Kind, bytes_arg, bytes_out, ct_string_out, free_handle, handle, into_handle,
+    opt_str_arg, out_arg, str_arg, string_out,
 };
 use crate::client::with_client;
 use crate::engine::sr_client;
@@ -84,9 +84,74 @@ pub unsafe extern "C" fn sr_transit_encrypt(
             )
         };
         let ct = crate::abi::block_on(c.transit(mount).encrypt(key, pt))?;
-        *out = string_out(ct.as_str().to_string())?;
+        // A ciphertext is no secret: copied straight from the core's string, which is left
+        // as it is.
+        *out = ct_string_out(&ct);
         Ok(())
     })
+}
+
+/// Encrypt as `sr_transit_encrypt` does, writing the ciphertext into the caller's buffer
+/// instead of handing out a string (nothing to free): `ciphertext` holds `capacity` bytes, not
+/// overlapping the plaintext, and receives the NUL-terminated `vault:v<n>:...` text;
+/// `*len_out` is its length without the NUL. A buffer too small (it needs `*len_out + 1`
+/// bytes) is `SR_INVALID_INPUT` with `*len_out` set to the length needed. After any failure
+/// the buffer holds an empty string (when `capacity` is not 0). For the AEAD key types
+/// (`aes128-gcm96`, `aes256-gcm96`, `chacha20-poly1305`, `xchacha20-poly1305`) a buffer of
+/// `len / 3 * 4 + 80` bytes always suffices.
+#[unsafe(no_mangle)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the C signature: the `sr_transit_encrypt` arguments and a buffer"
+)]
+pub unsafe extern "C" fn sr_transit_encrypt_into(
+    client: *const sr_client,
+    mount: *const c_char,
+    key: *const c_char,
+    plaintext: *const u8,
+    len: usize,
+    ciphertext: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> sr_result {
+    let r = with_client(client, |c| {
+        // SAFETY: the header's contract: NULL or NUL-terminated strings, `len` readable bytes,
+        // a writable pointer.
+        let (len_out, mount, key, pt) = unsafe {
+            (
+                out_arg(len_out, 0, "len_out")?,
+                str_arg(mount, "mount")?,
+                str_arg(key, "key")?,
+                bytes_arg(plaintext, len, "plaintext")?,
+            )
+        };
+        if ciphertext.is_null() {
+            return Err(Error::invalid_input("`ciphertext` is NULL"));
+        }
+        let ct = crate::abi::block_on(c.transit(mount).encrypt(key, pt))?;
+        let text = ct.as_str().as_bytes();
+        *len_out = text.len();
+        if text.len() >= capacity {
+            return Err(Error::invalid_input(format!(
+                "the ciphertext buffer holds {capacity} bytes; this ciphertext needs {} (its \
+                 NUL included)",
+                text.len().saturating_add(1)
+            )));
+        }
+        // SAFETY: the caller promises `capacity` writable bytes at `ciphertext`, more than
+        // `text.len()` (checked above); `text` is the library's own string, no overlap.
+        unsafe {
+            let dst = ciphertext.cast::<u8>();
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
+            dst.add(text.len()).write(0);
+        }
+        Ok(())
+    });
+    if r != sr_result::SR_OK && !ciphertext.is_null() && capacity > 0 {
+        // SAFETY: as above: at least one writable byte; the plaintext is no longer read.
+        unsafe { ciphertext.write(0) };
+    }
+    r
 }
 
 /// Decrypt a ciphertext; `*plaintext_out` / `*len_out` are the plaintext bytes (NULL / 0 when
@@ -137,7 +202,7 @@ fn text_op(
                 bytes_arg(input, len, "input")?,
             )
         };
-        let text = crate::abi::block_on(f(&c.transit(mount), key, input))?;
+        let text = crate::abi::block_on(f(&*c.transit(mount), key, input))?;
         *out = string_out(text)?;
         Ok(())
     })
@@ -169,7 +234,7 @@ fn check_op(
                 str_arg(proof, "signature")?,
             )
         };
-        *out = crate::abi::block_on(f(&c.transit(mount), key, input, proof))?;
+        *out = crate::abi::block_on(f(&*c.transit(mount), key, input, proof))?;
         Ok(())
     })
 }

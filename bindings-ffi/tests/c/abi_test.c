@@ -237,6 +237,120 @@ static void test_ownership(void) {
   CHECK(strstr(sr_error_message(), "not a live sr_strongroom") != NULL);
 }
 
+/* ---- sr_transit_encrypt_into: the caller's buffer, its size, and every failure ---- */
+static void test_encrypt_into(void) {
+  sr_strongroom *sr = open_dev(NULL);
+  sr_client *c = root_client(sr);
+  write_json(c, "sys/mounts/transit", "{\"type\":\"transit\"}");
+  OK(sr_transit_create_key(c, "transit", "k", NULL));
+  OK(sr_transit_create_key(c, "transit", "x", "xchacha20-poly1305"));
+  const uint8_t *secret = (const uint8_t *)"top secret";
+
+  /* Written with its NUL; *len_out leaves the NUL out; it decrypts back. */
+  char buf[512];
+  size_t len = 99;
+  OK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, buf, sizeof buf, &len));
+  CHECK(strncmp(buf, "vault:v1:", 9) == 0 && strlen(buf) == len);
+  uint8_t *pt = NULL;
+  size_t n = 0;
+  OK(sr_transit_decrypt(c, "transit", "k", buf, &pt, &n));
+  CHECK(n == 10 && memcmp(pt, secret, 10) == 0);
+  sr_bytes_free(pt);
+
+  /* The documented size suffices for the AEAD types, the longest nonce included. */
+  static uint8_t big[3000];
+  memset(big, 'b', sizeof big);
+  size_t sizes[] = {0, 1, 2, 3, 10, 64, 1000, 2999};
+  const char *keys[] = {"k", "x"};
+  for (size_t k = 0; k < 2; k++) {
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      size_t cap = sizes[i] / 3 * 4 + 80;
+      char *out = malloc(cap);
+      CHECK(out != NULL);
+      OK(sr_transit_encrypt_into(c, "transit", keys[k], sizes[i] ? big : NULL, sizes[i], out, cap, &len));
+      CHECK(len + 1 <= cap && strlen(out) == len);
+      free(out);
+    }
+  }
+
+  /* Exactly the size needed fits; one byte less is SR_INVALID_INPUT, *len_out the length
+   * needed, the buffer an empty string, and the message names sizes, never the plaintext. */
+  OK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, buf, sizeof buf, &len));
+  size_t need = len + 1;
+  char *exact = malloc(need);
+  CHECK(exact != NULL);
+  OK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, exact, need, &len));
+  CHECK(len + 1 == need && strlen(exact) == len);
+  len = 0;
+  CHECK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, exact, need - 1, &len) == SR_INVALID_INPUT);
+  CHECK(len + 1 == need);
+  CHECK(exact[0] == 0);
+  CHECK(strstr(sr_error_message(), "buffer") != NULL);
+  CHECK(strstr(sr_error_message(), "top secret") == NULL);
+  free(exact);
+  /* A capacity of 0: nothing is written at all. */
+  char one = 'z';
+  len = 0;
+  CHECK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, &one, 0, &len) == SR_INVALID_INPUT);
+  CHECK(one == 'z' && len + 1 == need);
+
+  /* NULL arguments: refused; the buffer is left an empty string. */
+  memcpy(buf, "junk", 5);
+  len = 99;
+  CHECK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, NULL, sizeof buf, &len) == SR_INVALID_INPUT);
+  CHECK(strstr(sr_error_message(), "`ciphertext` is NULL") != NULL);
+  CHECK(len == 0);
+  CHECK(sr_transit_encrypt_into(c, "transit", "k", secret, 10, buf, sizeof buf, NULL) == SR_INVALID_INPUT);
+  CHECK(strstr(sr_error_message(), "out-parameter") != NULL);
+  CHECK(buf[0] == 0);
+  memcpy(buf, "junk", 5);
+  CHECK(sr_transit_encrypt_into(NULL, "transit", "k", secret, 10, buf, sizeof buf, &len) == SR_INVALID_INPUT);
+  CHECK(buf[0] == 0);
+  memcpy(buf, "junk", 5);
+  CHECK(sr_transit_encrypt_into(c, "transit", "k", NULL, 10, buf, sizeof buf, &len) == SR_INVALID_INPUT);
+  CHECK(buf[0] == 0);
+
+  /* The engine's refusals: no such mount, a token without the policy. */
+  memcpy(buf, "junk", 5);
+  CHECK(sr_transit_encrypt_into(c, "nowhere", "k", secret, 10, buf, sizeof buf, &len) != SR_OK);
+  CHECK(buf[0] == 0 && len == 0);
+  sr_client *nobody = NULL;
+  OK(sr_client_new(sr, "s.nobody", &nobody));
+  memcpy(buf, "junk", 5);
+  CHECK(sr_transit_encrypt_into(nobody, "transit", "k", secret, 10, buf, sizeof buf, &len) == SR_PERMISSION_DENIED);
+  CHECK(buf[0] == 0 && len == 0);
+  CHECK(strstr(sr_error_message(), "top secret") == NULL);
+  sr_client_free(nobody);
+
+  /* A client keeps handles for 8 mounts; calls on more mounts than that still work. */
+  for (int round = 0; round < 2; round++) {
+    for (int m = 0; m < 10; m++) {
+      char mount[16], path[40];
+      snprintf(mount, sizeof mount, "t%d", m);
+      if (round == 0) {
+        snprintf(path, sizeof path, "sys/mounts/%s", mount);
+        write_json(c, path, "{\"type\":\"transit\"}");
+        OK(sr_transit_create_key(c, mount, "k", NULL));
+      }
+      OK(sr_transit_encrypt_into(c, mount, "k", secret, 10, buf, sizeof buf, &len));
+      OK(sr_transit_decrypt(c, mount, "k", buf, &pt, &n));
+      CHECK(n == 10 && memcmp(pt, secret, 10) == 0);
+      sr_bytes_free(pt);
+    }
+  }
+
+  /* Names longer than the short-name path and non-ASCII UTF-8 names go the general way. */
+  const char *long_name = "a-key-name-longer-than-sixty-four-bytes-0123456789-0123456789-0123456789";
+  OK(sr_transit_create_key(c, "transit", long_name, NULL));
+  OK(sr_transit_encrypt_into(c, "transit", long_name, secret, 10, buf, sizeof buf, &len));
+  CHECK(strncmp(buf, "vault:v1:", 9) == 0);
+  CHECK(sr_transit_encrypt_into(c, "transit", "k\xff", secret, 10, buf, sizeof buf, &len) == SR_INVALID_INPUT);
+  CHECK(strstr(sr_error_message(), "UTF-8") != NULL);
+
+  sr_client_free(c);
+  OK(sr_close(sr));
+}
+
 /* ---- lifecycle on memory storage: init, unseal, seal ---- */
 static void test_memory_lifecycle(void) {
   sr_config *cfg = NULL;
@@ -577,6 +691,7 @@ int main(void) {
   struct { const char *name; void (*fn)(void); } tests[] = {
       {"errors", test_errors},
       {"ownership", test_ownership},
+      {"encrypt_into", test_encrypt_into},
       {"memory_lifecycle", test_memory_lifecycle},
       {"sqlite_key_file", test_sqlite_key_file},
       {"postgres_storage", test_postgres_storage},
