@@ -118,7 +118,7 @@ impl PrivatePg {
 
     /// Like [`PrivatePg::start`], but the server speaks TLS with `cert_pem` / `key_pem` and
     /// refuses every TCP connection that does not (`hostnossl … reject`).
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "each test binary uses a part of this module")]
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> PrivatePg {
         let pg = PrivatePg::start();
         pg.kill();
@@ -204,13 +204,13 @@ impl PrivatePg {
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/<db>`.
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "each test binary uses a part of this module")]
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
     /// A connection over the cluster's Unix socket (allowed whatever the TCP rules say).
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "each test binary uses a part of this module")]
     pub async fn connect_local(&self, db: &str) -> tokio_postgres::Client {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(&self.data)
@@ -230,7 +230,7 @@ impl PrivatePg {
         c
     }
 
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "each test binary uses a part of this module")]
     pub async fn connect(&self, db: &str) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(&self.url(db), tokio_postgres::NoTls)
             .await
