@@ -21,9 +21,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use gotmpl::parse::{
-    ActionNode, BranchNode, CommandNode, DefineNode, Expr, ListNode, Node, PipeNode, Pos,
-};
+use gotmpl::parse::{Expr, ListNode, Node};
 use gotmpl::{FuncMap, TemplateError, Value, ValueFunc};
 
 use crate::util::unpoison;
@@ -369,54 +367,12 @@ fn delegate_for(name: &str, arity: usize) -> gotmpl::Result<gotmpl::Template> {
 
 /// `list` with a [`TICK`] call before every `{{ template }}` call, at any depth.
 pub(crate) fn tick_calls(list: &ListNode) -> ListNode {
-    let mut nodes = Vec::with_capacity(list.nodes.len());
-    for node in &list.nodes {
-        match node {
-            Node::Template(t) => {
-                nodes.push(tick(t.pos));
-                nodes.push(node.clone());
-            }
-            Node::If(b) => nodes.push(Node::If(branch(b))),
-            Node::With(b) => nodes.push(Node::With(branch(b))),
-            Node::Range(b) => nodes.push(Node::Range(branch(b))),
-            Node::List(l) => nodes.push(Node::List(tick_calls(l))),
-            Node::Define(d) => nodes.push(Node::Define(DefineNode {
-                pos: d.pos,
-                name: d.name.clone(),
-                body: tick_calls(&d.body),
-            })),
-            Node::Action(_) | Node::Text(_) | Node::Break(_) | Node::Continue(_) => {
-                nodes.push(node.clone());
-            }
-        }
-    }
-    ListNode {
-        pos: list.pos,
-        nodes,
-    }
-}
-
-fn branch(b: &BranchNode) -> BranchNode {
-    BranchNode {
-        pos: b.pos,
-        pipe: b.pipe.clone(),
-        body: tick_calls(&b.body),
-        else_body: b.else_body.as_ref().map(tick_calls),
-    }
-}
-
-fn tick(pos: Pos) -> Node {
-    Node::Action(ActionNode {
-        pos,
-        pipe: PipeNode {
-            pos,
-            decl: Vec::new(),
-            commands: vec![CommandNode {
-                pos,
-                args: vec![Expr::Identifier(pos, TICK.into())],
-            }],
-            is_assign: false,
-        },
+    super::locate::insert_before(list, &|node| match node {
+        Node::Template(t) => Some(super::locate::call(
+            t.pos,
+            vec![Expr::Identifier(t.pos, TICK.into())],
+        )),
+        _ => None,
     })
 }
 

@@ -14,37 +14,39 @@ pub(crate) const MARKER: &str = "__strongroom_at";
 
 /// `list` with a marker before each action, branch and template call, at any depth.
 pub(crate) fn instrument(list: &ListNode, tree: usize) -> ListNode {
+    insert_before(list, &|node| {
+        let offset = match node {
+            Node::Action(a) => pipe_offset(&a.pipe, a.pos),
+            Node::If(b) | Node::With(b) | Node::Range(b) => pipe_offset(&b.pipe, b.pos),
+            Node::Template(t) => t.pos.offset,
+            _ => return None,
+        };
+        Some(marker(offset, tree))
+    })
+}
+
+/// `list` with the node `before` gives for a node inserted before it, at any depth (branch
+/// bodies, lists, `define`s): how a tree is instrumented without changing what it writes.
+pub(crate) fn insert_before(list: &ListNode, before: &dyn Fn(&Node) -> Option<Node>) -> ListNode {
     let mut nodes = Vec::with_capacity(list.nodes.len() * 2);
     for node in &list.nodes {
-        match node {
-            Node::Action(a) => {
-                nodes.push(marker(pipe_offset(&a.pipe, a.pos), tree));
-                nodes.push(node.clone());
-            }
-            Node::If(b) => {
-                nodes.push(marker(pipe_offset(&b.pipe, b.pos), tree));
-                nodes.push(Node::If(branch(b, tree)));
-            }
-            Node::With(b) => {
-                nodes.push(marker(pipe_offset(&b.pipe, b.pos), tree));
-                nodes.push(Node::With(branch(b, tree)));
-            }
-            Node::Range(b) => {
-                nodes.push(marker(pipe_offset(&b.pipe, b.pos), tree));
-                nodes.push(Node::Range(branch(b, tree)));
-            }
-            Node::Template(t) => {
-                nodes.push(marker(t.pos.offset, tree));
-                nodes.push(node.clone());
-            }
-            Node::List(l) => nodes.push(Node::List(instrument(l, tree))),
-            Node::Define(d) => nodes.push(Node::Define(DefineNode {
+        nodes.extend(before(node));
+        nodes.push(match node {
+            Node::If(b) => Node::If(branch(b, before)),
+            Node::With(b) => Node::With(branch(b, before)),
+            Node::Range(b) => Node::Range(branch(b, before)),
+            Node::List(l) => Node::List(insert_before(l, before)),
+            Node::Define(d) => Node::Define(DefineNode {
                 pos: d.pos,
                 name: d.name.clone(),
-                body: instrument(&d.body, tree),
-            })),
-            Node::Text(_) | Node::Break(_) | Node::Continue(_) => nodes.push(node.clone()),
-        }
+                body: insert_before(&d.body, before),
+            }),
+            Node::Action(_)
+            | Node::Template(_)
+            | Node::Text(_)
+            | Node::Break(_)
+            | Node::Continue(_) => node.clone(),
+        });
     }
     ListNode {
         pos: list.pos,
@@ -52,12 +54,12 @@ pub(crate) fn instrument(list: &ListNode, tree: usize) -> ListNode {
     }
 }
 
-fn branch(b: &BranchNode, tree: usize) -> BranchNode {
+fn branch(b: &BranchNode, before: &dyn Fn(&Node) -> Option<Node>) -> BranchNode {
     BranchNode {
         pos: b.pos,
         pipe: b.pipe.clone(),
-        body: instrument(&b.body, tree),
-        else_body: b.else_body.as_ref().map(|e| instrument(e, tree)),
+        body: insert_before(&b.body, before),
+        else_body: b.else_body.as_ref().map(|e| insert_before(e, before)),
     }
 }
 
@@ -71,19 +73,25 @@ fn pipe_offset(pipe: &PipeNode, fallback: Pos) -> usize {
 
 fn marker(offset: usize, tree: usize) -> Node {
     let pos = Pos::new(offset, 0);
+    call(
+        pos,
+        vec![
+            Expr::Identifier(pos, MARKER.into()),
+            Expr::Number(pos, Number::Int(i64::try_from(offset).unwrap_or(i64::MAX))),
+            Expr::Number(pos, Number::Int(i64::try_from(tree).unwrap_or(i64::MAX))),
+        ],
+    )
+}
+
+/// An action that calls a function (`args[0]`, with the rest as its arguments) and writes
+/// what it returns.
+pub(crate) fn call(pos: Pos, args: Vec<Expr>) -> Node {
     Node::Action(ActionNode {
         pos,
         pipe: PipeNode {
             pos,
             decl: Vec::new(),
-            commands: vec![CommandNode {
-                pos,
-                args: vec![
-                    Expr::Identifier(pos, MARKER.into()),
-                    Expr::Number(pos, Number::Int(i64::try_from(offset).unwrap_or(i64::MAX))),
-                    Expr::Number(pos, Number::Int(i64::try_from(tree).unwrap_or(i64::MAX))),
-                ],
-            }],
+            commands: vec![CommandNode { pos, args }],
             is_assign: false,
         },
     })

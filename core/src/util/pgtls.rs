@@ -206,7 +206,7 @@ pub(crate) fn connector(tls: &TlsParams) -> Result<(SslMode, MakeRustlsConnect)>
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
             let chain = read_certs("sslcert", cert)?;
-            let key = PrivateKeyDer::from_pem_file(cert_path(key))
+            let key = PrivateKeyDer::from_pem_file(Path::new(key))
                 .map_err(|e| Error::invalid_input(format!("sslkey {key}: {e}")))?;
             builder
                 .with_client_auth_cert(chain, key)
@@ -227,12 +227,8 @@ enum Verify {
     Full,
 }
 
-fn cert_path(p: &str) -> &Path {
-    Path::new(p)
-}
-
 fn read_certs(what: &str, path: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(cert_path(path))
+    let certs = CertificateDer::pem_file_iter(Path::new(path))
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::invalid_input(format!("{what} {path}: {e}")))?;
     if certs.is_empty() {
